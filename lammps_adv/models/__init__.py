@@ -1,0 +1,1 @@
+"""Energy models in PyTorch, exported to TorchScript under the model contract of docs/."""

@@ -1,0 +1,67 @@
+"""One catalogue of energy models by name.
+
+Spec strings (used by the CLI and the Python API):
+  bks            BKS + Saika-Voivod 30-6 core, Coulomb by Ewald (potentials/bks.lmp)
+  bks:pppm       the same with PPPM
+  bks-dsf        JAX MD's BKS form: DSF Coulomb, r^-24 core (potentials/bks_dsf.lmp)
+  lammps:FILE    any LAMMPS snippet file that sets pair_style/pair_coeff (types 1=Si, 2=O)
+
+Each entry sets up LAMMPS on an instance whose box and atoms exist (the snippet sets the
+charges it needs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lammps_adv import POTENTIALS
+
+
+class PotentialError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Potential:
+    spec: str
+    snippet: Path
+    description: str
+    variables: dict = field(default_factory=dict)   # LAMMPS index variables set before include
+    species: tuple = ("Si", "O")                     # LAMMPS type i+1 -> species[i]
+
+    def commands(self) -> list[str]:
+        """LAMMPS commands that install this potential."""
+        cmds = [f"variable {k} index {v}" for k, v in self.variables.items()]
+        return cmds + [f"include {self.snippet}"]
+
+    def apply(self, lmp) -> None:
+        lmp.commands_list(self.commands())
+
+
+_CATALOGUE = {
+    "bks": ("bks.lmp", {"bks_kspace": "ewald"},
+            "BKS silica + Saika-Voivod 30-6 core, Ewald Coulomb, 10 A cutoff"),
+    "bks:ewald": ("bks.lmp", {"bks_kspace": "ewald"},
+                  "BKS silica + Saika-Voivod 30-6 core, Ewald Coulomb, 10 A cutoff"),
+    "bks:pppm": ("bks.lmp", {"bks_kspace": "pppm"},
+                 "BKS silica + Saika-Voivod 30-6 core, PPPM Coulomb, 10 A cutoff"),
+    "bks-dsf": ("bks_dsf.lmp", {},
+                "BKS-DSF (JAX MD / Carre 2016): DSF Coulomb alpha 0.25, 8 A cutoff, r^-24 core"),
+}
+
+
+def names() -> list[str]:
+    return sorted(_CATALOGUE) + ["lammps:FILE"]
+
+
+def get(spec: str) -> Potential:
+    """Look up a potential by its spec string; a clear error for unknown ones."""
+    if spec in _CATALOGUE:
+        fname, variables, desc = _CATALOGUE[spec]
+        return Potential(spec, POTENTIALS / fname, desc, dict(variables))
+    if spec.startswith("lammps:"):
+        path = Path(spec.split(":", 1)[1]).resolve()
+        if not path.is_file():
+            raise PotentialError(f"potential snippet not found: {path}")
+        return Potential(spec, path, f"LAMMPS snippet {path.name}")
+    raise PotentialError(f"unknown potential {spec!r}; known: {', '.join(names())}")

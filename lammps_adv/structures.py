@@ -1,0 +1,179 @@
+"""Silica structures: alpha-quartz supercells, melt-quenched glass, LAMMPS data / extxyz I/O.
+
+Conventions shared with every deck and potential file: metal units, ``atom_style charge``,
+LAMMPS type 1 = Si, type 2 = O, with type labels ``Si`` and ``O``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.spacegroup import crystal
+
+from lammps_adv import INPUTS
+
+SPECIES = ("Si", "O")
+MASSES = {"Si": 28.0855, "O": 15.9994}   # g/mol
+AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
+
+# alpha-quartz, space group P3_221 (No. 154): Si on 3a (x, 0, 2/3), O on 6c, with the
+# room-temperature fractional parameters of Levien et al., Am. Mineral. 65, 920 (1980).
+QUARTZ_A, QUARTZ_C = 4.916, 5.405          # A
+QUARTZ_SI_X = 0.4697
+QUARTZ_O_XYZ = (0.4135, 0.2669, 0.1191 + 2.0 / 3.0)
+
+
+class StructureError(ValueError):
+    pass
+
+
+def quartz(nx: int = 1, ny: int = 1, nz: int = 1, handedness: str = "right") -> Atoms:
+    """alpha-quartz supercell of nx x ny x nz hexagonal cells (9 atoms each).
+
+    handedness "right" is P3_221 (No. 154), "left" its mirror image P3_121 (No. 152).
+    """
+    if handedness == "right":
+        sg, si, o = 154, (QUARTZ_SI_X, 0.0, 2.0 / 3.0), QUARTZ_O_XYZ
+    elif handedness == "left":
+        x, y, z = QUARTZ_O_XYZ
+        sg, si, o = 152, (QUARTZ_SI_X, 0.0, 1.0 / 3.0), (x, y, 1.0 - z)
+    else:
+        raise StructureError(f"handedness must be 'right' or 'left', not {handedness!r}")
+    cell = crystal(["Si", "O"], basis=[si, o], spacegroup=sg,
+                   cellpar=[QUARTZ_A, QUARTZ_A, QUARTZ_C, 90, 90, 120], primitive_cell=True)
+    return sort_species(cell.repeat((nx, ny, nz)))
+
+
+def sort_species(atoms: Atoms) -> Atoms:
+    """Si first, then O (a stable order, so atom IDs are reproducible)."""
+    order = np.argsort([SPECIES.index(s) for s in atoms.get_chemical_symbols()], kind="stable")
+    return atoms[order]
+
+
+def density(atoms: Atoms) -> float:
+    """Mass density in g/cm^3."""
+    return float(atoms.get_masses().sum() / atoms.get_volume() * AMU_PER_A3_TO_G_PER_CM3)
+
+
+def cubic_box_length(n_atoms: int, rho: float) -> float:
+    """Edge (A) of a cubic SiO2 box with n_atoms (a multiple of 3) at density rho (g/cm^3)."""
+    check_n_atoms(n_atoms)
+    mass = n_atoms // 3 * (MASSES["Si"] + 2 * MASSES["O"])
+    return float((mass * AMU_PER_A3_TO_G_PER_CM3 / rho) ** (1.0 / 3.0))
+
+
+def check_n_atoms(n_atoms: int) -> None:
+    if n_atoms < 3 or n_atoms % 3:
+        raise StructureError(f"SiO2 needs a number of atoms that is a multiple of 3, got {n_atoms}")
+
+
+# ---------------------------------------------------------------- LAMMPS data files
+def lammps_cell(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate a cell (rows a, b, c) into LAMMPS' lower-triangular form.
+
+    Returns (new_cell, rotation) with new_cell = cell @ rotation.
+    """
+    a, b, c = np.asarray(cell, dtype=float)
+    ax = np.linalg.norm(a)
+    bx = b @ a / ax
+    by = np.sqrt(b @ b - bx * bx)
+    cx = c @ a / ax
+    cy = (b @ c - bx * cx) / by
+    cz = np.sqrt(c @ c - cx * cx - cy * cy)
+    new = np.array([[ax, 0, 0], [bx, by, 0], [cx, cy, cz]])
+    rotation = np.linalg.solve(np.asarray(cell, dtype=float), new)
+    return new, rotation
+
+
+def write_lammps_data(path: str | Path, atoms: Atoms, charges: dict | None = None) -> Path:
+    """Write a LAMMPS data file (atom_style charge, type labels Si/O, masses)."""
+    path = Path(path)
+    symbols = atoms.get_chemical_symbols()
+    unknown = sorted(set(symbols) - set(SPECIES))
+    if unknown:
+        raise StructureError(f"only Si and O are supported, got {unknown}")
+    cell, rot = lammps_cell(atoms.cell.array)
+    pos = atoms.get_positions() @ rot
+    frac = np.linalg.solve(cell.T, pos.T).T % 1.0   # wrap into the box
+    pos = frac @ cell
+    charges = charges or {}
+    lines = [f"# SiO2, {len(atoms)} atoms, written by lammps-adv", "",
+             f"{len(atoms)} atoms", "2 atom types", "",
+             f"0.0 {cell[0, 0]:.12f} xlo xhi", f"0.0 {cell[1, 1]:.12f} ylo yhi",
+             f"0.0 {cell[2, 2]:.12f} zlo zhi"]
+    if np.any(np.abs(cell[np.tril_indices(3, -1)]) > 1e-12):
+        lines.append(f"{cell[1, 0]:.12f} {cell[2, 0]:.12f} {cell[2, 1]:.12f} xy xz yz")
+    lines += ["", "Atom Type Labels", "", "1 Si", "2 O", "", "Masses", "",
+              f"1 {MASSES['Si']}", f"2 {MASSES['O']}", "", "Atoms # charge", ""]
+    for i, (s, p) in enumerate(zip(symbols, pos), start=1):
+        lines.append(f"{i} {SPECIES.index(s) + 1} {charges.get(s, 0.0)} "
+                     f"{p[0]:.12f} {p[1]:.12f} {p[2]:.12f}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_lammps_data(path: str | Path) -> Atoms:
+    """Read a LAMMPS data file written by LAMMPS or by ``write_lammps_data``."""
+    from ase.io import read
+    path = Path(path)
+    if not path.is_file():
+        raise StructureError(f"data file not found: {path}")
+    atoms = read(path, format="lammps-data", atom_style="charge", units="metal",
+                 Z_of_type={1: 14, 2: 8}, sort_by_id=True)
+    atoms.set_initial_charges(None)
+    return atoms
+
+
+def read(path: str | Path) -> Atoms:
+    """Read a structure: LAMMPS data (.data/.lmp) or anything ASE reads (extxyz, ...)."""
+    path = Path(path)
+    if path.suffix in (".data", ".lmp", ".lammps"):
+        return read_lammps_data(path)
+    from ase.io import read as ase_read
+    if not path.is_file():
+        raise StructureError(f"structure file not found: {path}")
+    return ase_read(path)
+
+
+def write(path: str | Path, atoms: Atoms) -> Path:
+    """Write a structure: LAMMPS data for .data, else by ASE's format from the suffix."""
+    path = Path(path)
+    if path.suffix in (".data", ".lmp", ".lammps"):
+        return write_lammps_data(path, atoms)
+    from ase.io import write as ase_write
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ase_write(path, atoms)
+    return path
+
+
+# ---------------------------------------------------------------- melt-quench glass
+def amorphous(n_atoms: int = 192, rho: float = 2.20, potential: str = "bks-dsf",
+              out: str | Path = "glass.data", seed: int = 12345, t_melt: float = 5000.0,
+              melt_ps: float = 10.0, quench_ps: float = 20.0, comm=None,
+              screen: bool = False) -> Atoms:
+    """Amorphous silica by melt-quench in LAMMPS (``inputs/melt_quench.in``).
+
+    Random insertion of n_atoms (multiple of 3) in a cubic box at rho (g/cm^3), a hot NVT
+    melt at t_melt (K) for melt_ps, a linear quench to 300 K over quench_ps, and a final
+    minimization. Writes the LAMMPS data file ``out`` and returns the structure.
+    """
+    from lammps_adv.engine import open_lammps
+    from lammps_adv.potentials import get as get_potential
+    check_n_atoms(n_atoms)
+    pot = get_potential(potential)
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    variables = {"N": n_atoms, "density": rho, "seed": seed, "T_melt": t_melt,
+                 "melt_ps": melt_ps, "quench_ps": quench_ps, "out": str(out),
+                 "potential_file": str(pot.snippet)}
+    args = []
+    for k, v in {**variables, **pot.variables}.items():
+        args += ["-var", k, str(v)]
+    lmp = open_lammps(comm=comm, screen=screen, args=args)
+    try:
+        lmp.file(str(INPUTS / "melt_quench.in"))
+    finally:
+        lmp.close()
+    return read_lammps_data(out)
