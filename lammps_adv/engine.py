@@ -110,7 +110,13 @@ def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
     handle = so.lammps_open_fortran(len(argv), c_argv, comm.py2f())
     if not handle:
         raise EngineError(f"{lib}: lammps_open failed")
-    return lammps.lammps(ptr=handle)
+    # the Python module takes an existing instance as a PyCapsule and resolves the library
+    # symbols globally (our RTLD_GLOBAL load above); it then owns the instance
+    ctypes.pythonapi.PyCapsule_New.restype = ctypes.py_object
+    ctypes.pythonapi.PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    lmp = lammps.lammps(ptr=ctypes.pythonapi.PyCapsule_New(handle, None, None))
+    lmp.opened = 1
+    return lmp
 
 
 def _check_plugin(lmp) -> None:
