@@ -33,3 +33,25 @@ def test_user_build_missing(monkeypatch, tmp_path):
     monkeypatch.setenv(engine.ENV_LIB, str(tmp_path / "liblammps.so"))
     with pytest.raises(engine.EngineError, match="LAMMPS_ADV_LIB.*no such file"):
         engine.open_lammps()
+
+
+def test_python_under_mpirun_matches_serial(glass_192, tmp_path):
+    """A Python LAMMPS session under `mpirun -np 2` uses COMM_WORLD and gives serial numbers."""
+    from conftest import BIN, run_cmd
+    script = tmp_path / "ef.py"
+    script.write_text(
+        "import sys\n"
+        "from mpi4py import MPI\n"
+        "from lammps_adv.system import LammpsSystem\n"
+        "with LammpsSystem(sys.argv[1], 'bks:pppm') as s:\n"
+        "    e, f = s.energy_forces()\n"
+        "    size = s.lmp.extract_setting('world_size')\n"
+        "if MPI.COMM_WORLD.rank == 0:\n"
+        "    print(f'RESULT {size} {e:.12e} {abs(f).max():.12e}')\n")
+    out = []
+    for n in (1, 2):
+        text = run_cmd([BIN / "mpirun", "-np", n, BIN / "python", script, glass_192]).stdout
+        out.append(text.split("RESULT")[1].split())
+    assert out[0][0] == "1" and out[1][0] == "2"
+    assert float(out[1][1]) == pytest.approx(float(out[0][1]), rel=1e-8)
+    assert float(out[1][2]) == pytest.approx(float(out[0][2]), rel=1e-6)
