@@ -1,0 +1,164 @@
+"""The adversarial measures of mission.md, as pure array code (no I/O, no LAMMPS).
+
+Conventions (metal units):
+  energies E in eV, forces F = -dE/dR in eV/A, positions R in A, one configuration of N
+  atoms as arrays of shape [N, 3] (flattened to 3N vectors where a formula needs it);
+  "app" is the approximate (driving) model, "acc" the accurate (reference) model.
+
+  energy error         dE = E_acc - E_app                       (eV; > 0: the model is too low)
+  adversarial direction A  = d/dR (E_acc - E_app)^2 = 2 dE (F_app - F_acc)   (eV^2/A, [N, 3])
+  cos_adversarial      A . F_app / (|A| |F_app|)
+                       = sign(dE) cos(F_app - F_acc, F_app)
+  force error          dF = F_app - F_acc
+  force_rmse           sqrt(sum dF^2 / (3N))                    (eV/A, RMS over components)
+  force_max_error      max_i |dF_i|                             (eV/A, largest per-atom norm)
+  force_cos            F_app . F_acc / (|F_app| |F_acc|)
+  fnorm                |F| over the whole 3N vector (what LAMMPS' thermo `fnorm` reports)
+
+Every cosine is defined as 0 when one of its vectors has zero norm (a perfect model,
+dE = 0, or a configuration where a force vanishes), so no measure is ever NaN for finite
+input. Cosines are clipped to [-1, 1].
+
+Displacement with total distortion epsilon (A^2) means sum_i |dr_i|^2 = epsilon, i.e. the
+3N displacement is sqrt(epsilon) * v / |v| for a direction v. A zero direction gives no
+displacement (the positions come back unchanged).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+OBSERVABLES = ("energy_approx", "energy_reference", "energy_error", "energy_error_per_atom",
+               "cos_adversarial", "force_rmse", "force_max_error", "force_cos",
+               "fnorm_approx", "fnorm_reference")
+
+
+def _vec(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64).reshape(-1)
+
+
+def cosine(a, b) -> float:
+    """cos of the angle between two arrays taken as flat vectors; 0 if either norm is 0."""
+    a, b = _vec(a), _vec(b)
+    na, nb = math.sqrt(float(a @ a)), math.sqrt(float(b @ b))
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float(min(1.0, max(-1.0, float(a @ b) / (na * nb))))
+
+
+def energy_error(e_app: float, e_acc: float) -> float:
+    """E_acc - E_app (eV)."""
+    return float(e_acc) - float(e_app)
+
+
+def adversarial_direction(e_app: float, e_acc: float, f_app, f_acc) -> np.ndarray:
+    """A = 2 (E_acc - E_app) (F_app - F_acc), the gradient of (E_acc - E_app)^2 w.r.t. R."""
+    f_app = np.asarray(f_app, dtype=np.float64)
+    return 2.0 * energy_error(e_app, e_acc) * (f_app - np.asarray(f_acc, dtype=np.float64))
+
+
+def cos_adversarial(e_app: float, e_acc: float, f_app, f_acc) -> float:
+    """cos(theta) = A . F_app / (|A| |F_app|); 0 when dE = 0, F_app = F_acc or F_app = 0."""
+    de = energy_error(e_app, e_acc)
+    if de == 0.0:
+        return 0.0
+    c = cosine(np.asarray(f_app, dtype=np.float64) - np.asarray(f_acc, dtype=np.float64), f_app)
+    return math.copysign(1.0, de) * c if c != 0.0 else 0.0
+
+
+def force_rmse(f_app, f_acc) -> float:
+    """sqrt(mean over the 3N components of (F_app - F_acc)^2) (eV/A)."""
+    d = _vec(f_app) - _vec(f_acc)
+    return math.sqrt(float(d @ d) / d.size) if d.size else 0.0
+
+
+def force_max_error(f_app, f_acc) -> float:
+    """Largest per-atom norm |F_app,i - F_acc,i| (eV/A)."""
+    d = np.asarray(f_app, dtype=np.float64).reshape(-1, 3) - np.asarray(f_acc, dtype=np.float64).reshape(-1, 3)
+    return float(np.sqrt(np.einsum("ij,ij->i", d, d)).max()) if len(d) else 0.0
+
+
+def force_cos(f_app, f_acc) -> float:
+    """cos of the angle between F_app and F_acc (3N vectors); 0 if either is zero."""
+    return cosine(f_app, f_acc)
+
+
+def measures(e_app: float, e_acc: float, f_app, f_acc) -> dict:
+    """All per-configuration measures at once (one pass over the force arrays).
+
+    Returns a dict with the keys of ``OBSERVABLES`` (floats).
+    """
+    fa = _vec(f_app)
+    fr = _vec(f_acc)
+    if fa.shape != fr.shape:
+        raise ValueError(f"force arrays differ in shape: {fa.shape} vs {fr.shape}")
+    n = fa.size // 3
+    d = fa - fr
+    dd, aa, rr = float(d @ d), float(fa @ fa), float(fr @ fr)
+    da, ar = float(d @ fa), float(fa @ fr)
+    na, nr, nd = math.sqrt(aa), math.sqrt(rr), math.sqrt(dd)
+    de = energy_error(e_app, e_acc)
+
+    def _cos(dot, n1, n2):
+        if n1 == 0.0 or n2 == 0.0:
+            return 0.0
+        return min(1.0, max(-1.0, dot / (n1 * n2)))
+
+    cadv = _cos(da, nd, na)
+    cadv = math.copysign(cadv, de) if (de != 0.0 and cadv != 0.0) else 0.0
+    if n:
+        d3 = d.reshape(-1, 3)
+        fmax = float(np.sqrt(np.einsum("ij,ij->i", d3, d3)).max())
+    else:
+        fmax = 0.0
+    return {
+        "energy_approx": float(e_app),
+        "energy_reference": float(e_acc),
+        "energy_error": de,
+        "energy_error_per_atom": de / n if n else 0.0,
+        "cos_adversarial": cadv,
+        "force_rmse": math.sqrt(dd / fa.size) if fa.size else 0.0,
+        "force_max_error": fmax,
+        "force_cos": _cos(ar, na, nr),
+        "fnorm_approx": na,
+        "fnorm_reference": nr,
+    }
+
+
+# ------------------------------------------------------------------ displacements
+def displace(positions, direction, epsilon: float) -> np.ndarray:
+    """positions + sqrt(epsilon) * v / |v| with v = direction (same shape as positions).
+
+    epsilon is the total distortion sum_i |dr_i|^2 in A^2 (must be >= 0). A zero direction
+    gives back a copy of the positions.
+    """
+    if epsilon < 0:
+        raise ValueError(f"epsilon is a sum of squared displacements, must be >= 0, got {epsilon}")
+    pos = np.array(positions, dtype=np.float64, copy=True)
+    v = np.asarray(direction, dtype=np.float64)
+    if v.shape != pos.shape:
+        raise ValueError(f"direction shape {v.shape} differs from positions shape {pos.shape}")
+    norm = math.sqrt(float(np.sum(v * v)))
+    if norm == 0.0 or epsilon == 0.0:
+        return pos
+    return pos + (math.sqrt(epsilon) / norm) * v
+
+
+def random_direction(shape, seed: int) -> np.ndarray:
+    """A random direction (isotropic Gaussian, numpy default_rng(seed)) of the given shape."""
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def displace_random(positions, epsilon: float, seed: int) -> np.ndarray:
+    """Displace along a seeded random direction with total distortion epsilon (A^2)."""
+    pos = np.asarray(positions, dtype=np.float64)
+    return displace(pos, random_direction(pos.shape, seed), epsilon)
+
+
+def displace_adversarial(positions, e_app: float, e_acc: float, f_app, f_acc,
+                         epsilon: float) -> np.ndarray:
+    """Displace along +A (the direction that increases (E_acc - E_app)^2 fastest)."""
+    pos = np.asarray(positions, dtype=np.float64)
+    a = adversarial_direction(e_app, e_acc, f_app, f_acc).reshape(pos.shape)
+    return displace(pos, a, epsilon)
