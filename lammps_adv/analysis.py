@@ -220,3 +220,172 @@ def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylab
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# ------------------------------------------------------------------ the study's aggregates
+def read_results(paths) -> dict[str, list[Result]]:
+    """Read every file and sort it by experiment: 'probe', 'relax' or 'run' (a recording)."""
+    paths = sorted(set(Path(p) for p in paths))
+    probes = read_files([p for p in paths if _experiment(p) == "probe"], probe_arrays)
+    recs = read_files([p for p in paths if _experiment(p) != "probe"], _recording)
+    out = {"probe": probes, "relax": [], "run": []}
+    for r in recs:
+        out["relax" if r.params.get("experiment") == "relax" else "run"].append(r)
+    return out
+
+
+def _experiment(path: Path) -> str | None:
+    """The /parameters 'experiment' attribute, or None (read errors are reported later)."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            v = f["parameters"].attrs.get("experiment")
+    except Exception:
+        try:   # a recording left open by a killed writer
+            with h5py.File(path, "r", libver="latest", swmr=True) as f:
+                v = f["parameters"].attrs.get("experiment")
+        except Exception:
+            return None
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _recording(f) -> dict:
+    data = observables(f)
+    if "stages" in f and "kind" in f["stages"]:
+        data["stage_kind"] = np.array([k.decode() for k in f["stages/kind"][()]])
+    return data
+
+
+def pair_label(params: dict) -> str:
+    return f"{params.get('approx', '?')} vs {params.get('reference', '?')}"
+
+
+def epsilon_rows(probe: Result) -> list[dict]:
+    """The epsilon table of one probe file: |E_acc - E_app| in meV/atom, adversarial vs
+    random, mean +- standard error over configurations (and random draws)."""
+    d = probe.data
+    per_atom = 1000.0 / d["natoms"].astype(float)                      # eV -> meV/atom
+    adv = np.abs(d["error_adversarial"]) * per_atom[:, None]            # [C, E]
+    rnd = np.abs(d["error_random"]) * per_atom[:, None, None]           # [C, R, E]
+    rows = []
+    for k, eps in enumerate(d["epsilon"]):
+        am, asem = mean_sem(adv[:, k])
+        rm, rsem = mean_sem(rnd[:, :, k])
+        rows.append({"epsilon_A2": float(eps), "adversarial_mean": am, "adversarial_sem": asem,
+                     "random_mean": rm, "random_sem": rsem,
+                     "adversarial_increase": float((adv[:, k] - adv[:, 0]).mean()),
+                     "random_increase": float((rnd[:, :, k] - rnd[:, :, :1][..., 0]).mean())})
+    return rows
+
+
+def relax_curves(result: Result) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, |E_acc - E_app| in meV/atom) of a relaxation: the last evaluation of each
+    minimizer step, i.e. the configuration the step ended on."""
+    d = result.data
+    step = d["step"]
+    last = np.r_[np.nonzero(np.diff(step))[0], len(step) - 1]
+    n = float(result.params.get("n_atoms", 1))
+    return step[last], np.abs(d["energy_error"][last]) * 1000.0 / n
+
+
+def relax_first_step(results: list[Result]) -> dict:
+    """cos(theta) at the start vs increase of |error| (meV/atom) over the first step."""
+    cos0, rise, first, last = [], [], [], []
+    for r in results:
+        steps, err = relax_curves(r)
+        if len(err) < 2:
+            continue
+        cos0.append(float(r.data["cos_adversarial"][0]))
+        rise.append(float(err[1] - err[0]))
+        first.append(float(err[0]))
+        last.append(float(err[-1]))
+    pearson, spearman = correlations(cos0, rise)
+    med_first, med_last = (float(np.median(first)) if first else math.nan,
+                           float(np.median(last)) if last else math.nan)
+    return {"cos0": np.array(cos0), "rise": np.array(rise), "pearson": pearson,
+            "spearman": spearman, "median_first": med_first, "median_last": med_last,
+            "growth_factor": med_last / med_first if med_first else math.nan, "n": len(cos0)}
+
+
+def build_report(paths, out: str | Path) -> Path:
+    """Tables, figures and report.md from result files; returns the report's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = read_results(paths)
+    lines = ["# lammps-adv report", "",
+             "Every number here is computed by `analysis/report.py` from the HDF5 files listed at "
+             "the end; energies in meV/atom unless stated, distortion epsilon in A^2.", ""]
+    # --- 1. epsilon table
+    for i, p in enumerate(res["probe"]):
+        rows = epsilon_rows(p)
+        stem = out / f"epsilon_table_{i}"
+        write_table(rows, stem)
+        png = plot_epsilon(rows, stem.with_suffix(".png"))
+        adv, rnd = rows[-1]["adversarial_increase"], rows[-1]["random_increase"]
+        lines += [f"## Error along the adversarial vs random directions ({pair_label(p.params)})", "",
+                  f"{len(p.data['natoms'])} configurations ({p.path.name}), "
+                  f"{p.data['error_random'].shape[1]} random directions each; |E_acc - E_app| "
+                  "in meV/atom, mean and standard error.", "",
+                  stem.with_suffix(".md").read_text(), "",
+                  f"Increase from epsilon = 0 to {rows[-1]['epsilon_A2']:g} A^2: adversarial "
+                  f"{adv:+.3f}, random {rnd:+.3f} meV/atom (ratio {_ratio(adv, rnd)}).", "",
+                  f"![epsilon]({png.name})", ""]
+    # --- 2. cos theta distributions
+    groups = {}
+    for p in res["probe"]:
+        key = f"{pair_label(p.params)}, {p.params.get('sampling', 'probe configurations')}"
+        groups[key] = np.concatenate([groups.get(key, np.zeros(0)), p.data["cos_adversarial"]])
+    for r in res["run"]:
+        key = f"{pair_label(r.params)}, MD driven by the approximate model"
+        groups[key] = np.concatenate([groups.get(key, np.zeros(0)), r.data["cos_adversarial"]])
+    for r in res["relax"]:
+        key = f"{pair_label(r.params)}, start of relaxations"
+        groups[key] = np.concatenate([groups.get(key, np.zeros(0)), r.data["cos_adversarial"][:1]])
+    if groups:
+        rows = [{"configurations": k, **cos_stats(v)} for k, v in groups.items()]
+        write_table(rows, out / "cos_stats")
+        png = plot_cos_histograms(groups, out / "cos_hist.png")
+        lines += ["## Alignment of the model forces with the adversarial direction", "",
+                  "cos(theta) = A . F_app / (|A| |F_app|) per configuration.", "",
+                  (out / "cos_stats.md").read_text(), "", f"![cos theta]({png.name})", ""]
+    # --- 3. relaxations
+    by_pair = {}
+    for r in res["relax"]:
+        by_pair.setdefault(pair_label(r.params), []).append(r)
+    for i, (label, rs) in enumerate(by_pair.items()):
+        s = relax_first_step(rs)
+        rows = [{"model_pair": label, "relaxations": s["n"], "pearson": s["pearson"],
+                 "spearman": s["spearman"], "median_error_first_step": s["median_first"],
+                 "median_error_last_step": s["median_last"], "growth_factor": s["growth_factor"]}]
+        stem = out / f"relax_summary_{i}"
+        write_table(rows, stem)
+        sc = plot_scatter(s["cos0"], s["rise"], out / f"relax_first_step_{i}.png",
+                          r"cos$\theta$ at the start", "error increase over the first step (meV/atom)",
+                          f"{label}: Pearson {s['pearson']:.2f}, Spearman {s['spearman']:.2f}")
+        band = plot_band({label: [relax_curves(r)[1] for r in rs]}, out / f"relax_error_vs_step_{i}.png",
+                         "minimizer step", "|E_acc - E_app| (meV/atom)")
+        lines += [f"## Relaxations driven by the approximate model ({label})", "",
+                  stem.with_suffix(".md").read_text(), "",
+                  f"![first step]({sc.name}) ![error vs step]({band.name})", ""]
+    files = [r.path for kind in ("probe", "relax", "run") for r in res[kind]]
+    lines += ["## Files", ""] + [f"- `{p}`" for p in files] + [""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if b and math.isfinite(a / b) else "n/a"
+
+
+def find_h5(items) -> list[Path]:
+    """HDF5 files named, or found (recursively) in the folders named."""
+    out = []
+    for item in map(Path, items):
+        if item.is_dir():
+            out += sorted(p for p in item.rglob("*") if p.suffix in (".h5", ".hdf5"))
+        elif item.exists():
+            out.append(item)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+    return out

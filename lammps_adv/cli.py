@@ -266,7 +266,83 @@ def _say(msg: str) -> None:
         print(msg, flush=True)
 
 
-PARSERS = [_add_glass, _add_energy, _add_potentials, _add_demo, _add_dataset, _add_train, _add_run]
+def _add_probe(sub):
+    p = sub.add_parser("probe", help="model error along the adversarial vs random directions",
+                       description="For each configuration, displace along the adversarial "
+                       "direction A and along random directions with total distortion epsilon "
+                       "(sum of squared displacements, A^2) and record E_acc - E_app (eV) to HDF5.")
+    p.add_argument("configs", help="dataset (.h5, a split of it) or structure file(s) ASE reads")
+    p.add_argument("--approx", required=True, help="approximate model spec, e.g. torchscript:potentials/bp_bks_dsf.pt")
+    p.add_argument("--reference", required=True, help="accurate model spec, e.g. bks-dsf")
+    p.add_argument("--epsilon", type=_floats, default=[0.0, 0.1, 0.3, 0.5],
+                   help="total distortions in A^2, comma-separated (default 0,0.1,0.3,0.5)")
+    p.add_argument("--random", type=int, default=5, help="random directions per configuration (default 5)")
+    p.add_argument("--split", default="test", help="dataset split to use, 'all' for every configuration (default test)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many configurations")
+    p.add_argument("--sampling", default="given configurations",
+                   help="how the configurations were sampled, for the report's labels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", default="probe.h5", help="output HDF5 file (default probe.h5)")
+    p.set_defaults(func=_run_probe)
+
+
+def _run_probe(args):
+    from lammps_adv.experiments.probe import load_configs, probe
+    configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
+                           limit=args.limit)
+    out = probe(configs, args.approx, args.reference, out=args.out, epsilons=args.epsilon,
+                n_random=args.random, seed=args.seed, sampling=args.sampling)
+    _say(f"wrote {out}: {len(configs)} configurations")
+
+
+def _add_relax(sub):
+    p = sub.add_parser("relax", help="relaxations driven by the approximate model, recorded",
+                       description="Relax each configuration with the approximate model in "
+                       "LAMMPS while recording the adversarial measures against the reference "
+                       "at every force evaluation; one HDF5 file per relaxation. Under "
+                       "`mpirun -np N` the relaxations are spread over MPI sub-communicators.")
+    p.add_argument("configs", help="dataset (.h5, a split of it) or structure file(s) ASE reads")
+    p.add_argument("--approx", required=True, help="driving (approximate) model spec")
+    p.add_argument("--reference", required=True, help="accurate model spec")
+    p.add_argument("--min-style", choices=["fire", "cg", "sd"], default="fire", help="LAMMPS min_style (default fire)")
+    p.add_argument("--min-modify", default="", help="options passed to LAMMPS min_modify, e.g. 'dmax 0.05'")
+    p.add_argument("--steps", type=int, default=200, help="maximum minimizer steps (default 200)")
+    p.add_argument("--ftol", type=float, default=1e-4, help="force tolerance in eV/A (default 1e-4)")
+    p.add_argument("--frames-every", type=int, default=0, help="store frames every K records (default 0: none)")
+    p.add_argument("--ranks-per-relax", type=int, default=1, help="MPI ranks per relaxation (default 1)")
+    p.add_argument("--split", default="test", help="dataset split to use, 'all' for every configuration (default test)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many configurations")
+    p.add_argument("-o", "--out", default="relax", help="output folder (default relax/)")
+    p.set_defaults(func=_run_relax)
+
+
+def _run_relax(args):
+    from lammps_adv.experiments.probe import load_configs
+    from lammps_adv.experiments.relax import relax
+    configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
+                           limit=args.limit)
+    relax(configs, args.approx, args.reference, out_dir=args.out, min_style=args.min_style,
+          steps=args.steps, ftol=args.ftol, min_modify=args.min_modify,
+          frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax)
+    _say(f"wrote {len(configs)} relaxations to {args.out}/")
+
+
+def _add_report(sub):
+    p = sub.add_parser("report", help="tables, figures and report.md from result files",
+                       description="Aggregate probe, relax and run HDF5 files (files or folders) "
+                       "into CSV/Markdown tables, PNG figures and report.md.")
+    p.add_argument("results", nargs="+", help="HDF5 files or folders holding them")
+    p.add_argument("-o", "--out", default="report", help="output folder (default report/)")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args):
+    from lammps_adv.analysis import build_report, find_h5
+    _say(f"wrote {build_report(find_h5(args.results), args.out)}")
+
+
+PARSERS = [_add_glass, _add_energy, _add_potentials, _add_dataset, _add_train, _add_run,
+           _add_probe, _add_relax, _add_report, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -277,6 +277,11 @@ class Recorder:
         for key in ("variables", "seeds"):
             if key in prov:
                 attrs[key] = json.dumps(prov[key], sort_keys=True)
+        # any other scalar provenance (an experiment's settings) goes in as attributes
+        for key, val in prov.items():
+            if key not in attrs and isinstance(val, (str, int, float, bool)) and key not in (
+                    "deck", "deck_path", "command_line"):
+                attrs[key] = val
         texts = {k: prov[k] for k in ("deck", "deck_path", "command_line") if prov.get(k) is not None}
         self.writer = H5MDWriter(self.out, OBSERVABLES, attrs, texts, append=append)
 

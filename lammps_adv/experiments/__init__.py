@@ -1,0 +1,1 @@
+"""The study's experiments: probe (epsilon table), relax (error along relaxations)."""
