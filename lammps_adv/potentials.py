@@ -5,6 +5,9 @@ Spec strings (used by the CLI and the Python API):
   bks:pppm       the same with PPPM
   bks-dsf        JAX MD's BKS form: DSF Coulomb, r^-24 core (potentials/bks_dsf.lmp)
   lammps:FILE    any LAMMPS snippet file that sets pair_style/pair_coeff (types 1=Si, 2=O)
+  torchscript:FILE.pt   a TorchScript model through the plugin pair style (docs/plugin.md);
+                 its snippet (pair_style torchscript + pair_coeff * * FILE.pt Si O) is
+                 written to a per-user temporary folder
 
 Each entry sets up LAMMPS on an instance whose box and atoms exist (the snippet sets the
 charges it needs).
@@ -56,7 +59,7 @@ _CATALOGUE = {
 
 
 def names() -> list[str]:
-    return sorted(_CATALOGUE) + ["lammps:FILE"]
+    return sorted(_CATALOGUE) + ["lammps:FILE", "torchscript:FILE.pt"]
 
 
 def get(spec) -> Potential:
@@ -71,4 +74,26 @@ def get(spec) -> Potential:
         if not path.is_file():
             raise PotentialError(f"potential snippet not found: {path}")
         return Potential(spec, path, f"LAMMPS snippet {path.name}")
+    if spec.startswith("torchscript:"):
+        return _torchscript(spec)
     raise PotentialError(f"unknown potential {spec!r}; known: {', '.join(names())}")
+
+
+def _torchscript(spec: str) -> Potential:
+    """``torchscript:FILE.pt``: pair_style torchscript with types 1, 2 = Si, O (no charges)."""
+    import hashlib
+    import os
+    import tempfile
+    path = Path(spec.split(":", 1)[1]).resolve()
+    if not path.is_file():
+        raise PotentialError(f"TorchScript model not found: {path}")
+    text = (f"# written by lammps-adv for {spec}\n"
+            f"pair_style torchscript\npair_coeff * * \"{path}\" Si O\n")
+    folder = Path(tempfile.gettempdir()) / f"lammps-adv-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    snippet = folder / f"torchscript-{hashlib.sha1(str(path).encode()).hexdigest()[:12]}.lmp"
+    if not snippet.is_file() or snippet.read_text() != text:
+        tmp = snippet.with_suffix(f".{os.getpid()}.tmp")      # atomic: MPI ranks race here
+        tmp.write_text(text)
+        os.replace(tmp, snippet)
+    return Potential(spec, snippet, f"TorchScript model {path.name} (pair_style torchscript)")

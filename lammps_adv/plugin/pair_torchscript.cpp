@@ -1,0 +1,509 @@
+/* pair_style torchscript for LAMMPS (lammps-adv). See pair_torchscript.h and docs/plugin.md. */
+
+#include "pair_torchscript.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <torch/cuda.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+// one readable line out of a (possibly multi-line, TorchScript-traceback) exception message
+std::string summarize(const std::string &what)
+{
+  std::vector<std::string> lines;
+  std::istringstream in(what);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto b = line.find_first_not_of(" \t");
+    if (b == std::string::npos) continue;
+    lines.push_back(line.substr(b));
+  }
+  if (lines.empty()) return "unknown error";
+  // a TorchScript interpreter error ends with the original "SomethingError: ..." line
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it)
+    if (it->find("Error: ") != std::string::npos || it->find("Exception: ") != std::string::npos)
+      return *it;
+  return lines.front();
+}
+
+std::string error_text(const c10::Error &e) { return summarize(e.what_without_backtrace()); }
+
+std::string shape_str(const torch::Tensor &t)
+{
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? "," : "") + std::to_string(t.size(d));
+  return s + "]";
+}
+
+}    // namespace
+
+/* ---------------------------------------------------------------------- */
+
+PairTorchScript::PairTorchScript(LAMMPS *lmp) :
+    Pair(lmp), device_choice(DeviceChoice::CPU), device(torch::kCPU), model_loaded(false),
+    cutoff(0.0), receptive_field(0.0), message_passing(false)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  // the virial is summed from our own forces (r_i (x) f_i over local + ghost atoms), so it is
+  // right also inside pair_style hybrid; never through Pair::virial_fdotr_compute()
+  no_virial_fdotr_compute = 1;
+  centroidstressflag = CENTROID_NOTAVAIL;
+}
+
+PairTorchScript::~PairTorchScript()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairTorchScript::allocate()
+{
+  allocated = 1;
+  int n = atom->ntypes;
+  memory->create(setflag, n + 1, n + 1, "pair:setflag");
+  memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
+  memory->create(cutghost, n + 1, n + 1, "pair:cutghost");
+  for (int i = 0; i <= n; i++)
+    for (int j = 0; j <= n; j++) setflag[i][j] = 0;
+}
+
+/* ----------------------------------------------------------------------
+   pair_style torchscript [device cpu|cuda|auto]
+------------------------------------------------------------------------- */
+
+void PairTorchScript::settings(int narg, char **arg)
+{
+  device_choice = DeviceChoice::CPU;
+  int iarg = 0;
+  while (iarg < narg) {
+    std::string key = arg[iarg];
+    if (key == "device") {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "pair_style torchscript: keyword device needs a value: cpu, cuda or auto");
+      std::string val = arg[iarg + 1];
+      if (val == "cpu")
+        device_choice = DeviceChoice::CPU;
+      else if (val == "cuda" || val == "gpu")
+        device_choice = DeviceChoice::CUDA;
+      else if (val == "auto")
+        device_choice = DeviceChoice::AUTO;
+      else
+        error->all(FLERR, "pair_style torchscript: unknown device '{}' (use cpu, cuda or auto)",
+                   val);
+      iarg += 2;
+    } else {
+      error->all(FLERR,
+                 "pair_style torchscript: unknown keyword '{}' "
+                 "(usage: pair_style torchscript [device cpu|cuda|auto])",
+                 key);
+    }
+  }
+  pick_device();
+  // pair_style issued again after pair_coeff: load the model again onto the chosen device
+  if (model_loaded) load_model(model_path);
+}
+
+void PairTorchScript::pick_device()
+{
+  bool cuda = torch::cuda::is_available();
+  if (device_choice == DeviceChoice::CUDA && !cuda)
+    error->all(FLERR,
+               "pair_style torchscript: device cuda requested, but LibTorch finds no CUDA "
+               "device (CPU-only torch build or no GPU visible); use device cpu or auto");
+  if (device_choice == DeviceChoice::CPU || !cuda) {
+    device = torch::Device(torch::kCPU);
+  } else {
+    // one GPU per rank of a node, round robin
+    MPI_Comm node;
+    int local_rank = 0;
+    MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &local_rank);
+    MPI_Comm_free(&node);
+    int ndev = (int) torch::cuda::device_count();
+    device = torch::Device(torch::kCUDA, (c10::DeviceIndex) (local_rank % ndev));
+  }
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style torchscript: running the model on {}\n", device.str());
+}
+
+/* ----------------------------------------------------------------------
+   pair_coeff * * model.pt Si O
+------------------------------------------------------------------------- */
+
+void PairTorchScript::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  int ntypes = atom->ntypes;
+  if (narg != 3 + ntypes)
+    error->all(FLERR,
+               "pair_coeff for pair_style torchscript: expected `pair_coeff * * model.pt` and one "
+               "model species name per atom type ({} types), got {} arguments",
+               ntypes, narg);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for pair_style torchscript must start with `* *`");
+
+  load_model(arg[2]);
+
+  type2species.assign(ntypes + 1, -1);
+  for (int i = 1; i <= ntypes; i++) {
+    std::string name = arg[2 + i];
+    int64_t idx = -1;
+    for (size_t s = 0; s < model_species.size(); s++)
+      if (model_species[s] == name) idx = (int64_t) s;
+    if (idx < 0) {
+      std::string known;
+      for (auto &s : model_species) known += (known.empty() ? "" : ", ") + s;
+      error->all(FLERR,
+                 "pair_coeff: species '{}' (atom type {}) is not known to model {}; "
+                 "it knows: {}",
+                 name, i, model_path, known);
+    }
+    type2species[i] = idx;
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairTorchScript::load_model(const std::string &path)
+{
+  model_path = path;
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe.good())
+      error->all(FLERR, "pair_style torchscript: model file {} not found or not readable", path);
+  }
+  try {
+    model = torch::jit::load(path, device);
+  } catch (const c10::Error &e) {
+    error->all(FLERR,
+               "pair_style torchscript: {} is not a loadable TorchScript archive "
+               "(export with torch.jit.script(model).save(path)): {}",
+               path, error_text(e));
+  } catch (const std::exception &e) {
+    error->all(FLERR, "pair_style torchscript: cannot load {}: {}", path, summarize(e.what()));
+  }
+
+  // model contract: attributes cutoff (float), species (List[str]), optional receptive_field
+  auto number = [&](const char *name, bool required, double fallback) {
+    if (!model.hasattr(name)) {
+      if (required)
+        error->all(FLERR,
+                   "pair_style torchscript: model {} has no attribute `{}` (the contract needs "
+                   "cutoff: float, species: List[str]; see docs/plugin.md)",
+                   path, name);
+      return fallback;
+    }
+    auto v = model.attr(name);
+    if (v.isDouble()) return v.toDouble();
+    if (v.isInt()) return (double) v.toInt();
+    error->all(FLERR, "pair_style torchscript: attribute `{}` of model {} must be a float, not {}",
+               name, path, v.tagKind());
+    return fallback;
+  };
+  cutoff = number("cutoff", true, 0.0);
+  if (!(cutoff > 0.0) || !std::isfinite(cutoff))
+    error->all(FLERR, "pair_style torchscript: model {} has an invalid cutoff {}", path, cutoff);
+  receptive_field = number("receptive_field", false, cutoff);
+  if (!std::isfinite(receptive_field) || receptive_field < cutoff)
+    error->all(FLERR,
+               "pair_style torchscript: model {}: receptive_field {} must be >= cutoff {}", path,
+               receptive_field, cutoff);
+  message_passing = receptive_field > cutoff;
+
+  if (!model.hasattr("species"))
+    error->all(FLERR,
+               "pair_style torchscript: model {} has no attribute `species` (the contract needs "
+               "species: List[str]; see docs/plugin.md)",
+               path);
+  model_species.clear();
+  auto sp = model.attr("species");
+  bool good = sp.isList();
+  if (good) {
+    for (const auto &item : sp.toListRef()) {
+      if (!item.isString()) {
+        good = false;
+        break;
+      }
+      model_species.push_back(item.toStringRef());
+    }
+  }
+  if (!good || model_species.empty())
+    error->all(FLERR,
+               "pair_style torchscript: attribute `species` of model {} must be a non-empty "
+               "List[str]",
+               path);
+  if (!model.find_method("forward"))
+    error->all(FLERR, "pair_style torchscript: model {} has no forward() method", path);
+
+  // float64 throughout: parameters and buffers must be double already
+  auto check_double = [&](const std::string &name, const torch::Tensor &t) {
+    if (t.is_floating_point() && t.scalar_type() != torch::kFloat64)
+      error->all(FLERR,
+                 "pair_style torchscript: parameter or buffer {} of model {} is {}, the contract "
+                 "needs float64 (call model.double() before export)",
+                 name, path, c10::toString(t.scalar_type()));
+  };
+  for (const auto &p : model.named_parameters(true)) check_double(p.name, p.value);
+  for (const auto &b : model.named_buffers(true)) check_double(b.name, b.value);
+
+  // inference: eval mode and frozen (parameters become constants, so no gradient is ever
+  // tracked for them; only positions require grad; numerics-changing rewrites are off).
+  // Freezing assumes inference and deletes detach() calls, which changes the forces of a model
+  // that shapes its gradient with detach() (e.g. lammps_adv.models.bks_dsf): such a model is
+  // used unfrozen, with its parameters set to requires_grad=False.
+  model.eval();
+  const bool uses_detach = model.dump_to_str(true, false, false).find("aten::detach") !=
+      std::string::npos;
+  bool frozen = false;
+  if (!uses_detach) {
+    try {
+      model = torch::jit::freeze(model, std::nullopt, /*optimize_numerics=*/false);
+      frozen = true;
+    } catch (const c10::Error &e) {
+      if (comm->me == 0)
+        error->warning(FLERR, "pair_style torchscript: could not freeze model {} ({}), using it as is",
+                       path, error_text(e));
+    }
+  }
+  if (!frozen)
+    for (auto p : model.parameters()) p.requires_grad_(false);
+  model_loaded = true;
+
+  if (comm->me == 0) {
+    std::string names;
+    for (auto &s : model_species) names += (names.empty() ? "" : " ") + s;
+    utils::logmesg(lmp,
+                   "pair_style torchscript: model {} species [{}] cutoff {} A receptive_field "
+                   "{} A{}{}\n",
+                   path, names, cutoff, receptive_field,
+                   message_passing ? " (message passing: edges of ghost atoms too)" : "",
+                   frozen ? ", frozen" : uses_detach ? ", not frozen (it uses detach)" : ", not frozen");
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairTorchScript::init_style()
+{
+  if (!model_loaded)
+    error->all(FLERR, "pair_style torchscript: no model loaded (pair_coeff * * model.pt ...)");
+  if (force->newton_pair == 0)
+    error->all(FLERR,
+               "pair_style torchscript requires newton pair on (forces on ghost atoms are "
+               "summed into their owners by reverse communication)");
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style torchscript requires units metal (models give eV and eV/A)");
+
+  // local models: a half list that holds every pair with a local atom once (newton off
+  // build), both directions are made from it (half the distance checks of a full list);
+  // message passing: a full list of local and ghost atoms
+  int flags = message_passing ? (NeighConst::REQ_FULL | NeighConst::REQ_GHOST)
+                              : NeighConst::REQ_NEWTON_OFF;
+  ghostneigh = message_passing ? 1 : 0;
+  neighbor->add_request(this, flags);
+
+  if (message_passing) {
+    // ghosts out to the receptive field (+ skin, since ghosts are only refreshed on
+    // reneighboring), so that every local energy sees its whole receptive field
+    if (comm->mode != Comm::SINGLE)
+      error->all(FLERR, "pair_style torchscript: message-passing models need comm_modify mode single");
+    double need = receptive_field + neighbor->skin;
+    if (comm->cutghostuser < need) {
+      comm->cutghostuser = need;
+      if (comm->me == 0)
+        utils::logmesg(lmp, "pair_style torchscript: ghost cutoff set to {} A\n", need);
+    }
+  }
+}
+
+double PairTorchScript::init_one(int i, int j)
+{
+  cutghost[i][j] = cutghost[j][i] = cutoff;
+  return cutoff;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairTorchScript::check_all(bool ok, const std::string &message)
+{
+  int me = comm->me, nprocs = comm->nprocs;
+  int mine = ok ? nprocs : me, first = nprocs;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, world);
+  if (first == nprocs) return;
+  int len = (me == first) ? (int) message.size() : 0;
+  MPI_Bcast(&len, 1, MPI_INT, first, world);
+  std::string text(len, ' ');
+  if (me == first) text = message;
+  if (len > 0) MPI_Bcast(&text[0], len, MPI_CHAR, first, world);
+  if (nprocs > 1) text += fmt::format(" (MPI rank {})", first);
+  error->all(FLERR, "pair_style torchscript: {}", text);
+}
+
+void PairTorchScript::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom || cvflag_atom)
+    error->all(FLERR,
+               "pair_style torchscript does not support per-atom virials (compute stress/atom, "
+               "centroid/stress/atom); use the global pressure");
+
+  double **x = atom->x;
+  double **f = atom->f;
+  int *type = atom->type;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+
+  // edges (centre, neighbour) within the model cutoff: centres are the local atoms, and for
+  // message passing the ghost atoms too. From the half list (local models) a local-local pair
+  // gives both directions, a local-ghost pair only the one centred on the local atom.
+  const int ncentre = list->inum + (message_passing ? list->gnum : 0);
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  const double cutsq_model = cutoff * cutoff;
+  edge_src.clear();
+  edge_dst.clear();
+  for (int ii = 0; ii < ncentre; ii++) {
+    const int i = ilist[ii];
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    const int *jlist = firstneigh[i];
+    const int jnum = numneigh[i];
+    for (int jj = 0; jj < jnum; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      if (dx * dx + dy * dy + dz * dz < cutsq_model) {
+        edge_src.push_back(i);
+        edge_dst.push_back(j);
+        if (!message_passing && j < nlocal) {
+          edge_src.push_back(j);
+          edge_dst.push_back(i);
+        }
+      }
+    }
+  }
+  const int64_t nedge = (int64_t) edge_src.size();
+
+  bool ok = true;
+  std::string message;
+  double energy = 0.0;
+  torch::Tensor forces, energies;
+  if (nall > 0) {
+    try {
+      torch::AutoGradMode grad_on(true);
+      auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+      auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+      torch::Tensor pos = torch::from_blob(x[0], {nall, 3}, f64);
+      pos = device.is_cpu() ? pos.clone() : pos.to(device);
+      pos.requires_grad_(true);
+      torch::Tensor species = torch::empty({nall}, i64);
+      auto sp = species.accessor<int64_t, 1>();
+      for (int i = 0; i < nall; i++) sp[i] = type2species[type[i]];
+      torch::Tensor edges = torch::empty({2, nedge}, i64);
+      if (nedge) {
+        std::memcpy(edges.data_ptr<int64_t>(), edge_src.data(), nedge * sizeof(int64_t));
+        std::memcpy(edges.data_ptr<int64_t>() + nedge, edge_dst.data(), nedge * sizeof(int64_t));
+      }
+      if (!device.is_cpu()) {
+        species = species.to(device);
+        edges = edges.to(device);
+      }
+
+      auto out = model.forward({pos, species, edges, (int64_t) nlocal});
+      if (!out.isTensor()) {
+        ok = false;
+        message = fmt::format("model returned {} instead of a Tensor of per-atom energies",
+                              out.tagKind());
+      } else {
+        torch::Tensor e = out.toTensor();
+        if (e.scalar_type() != torch::kFloat64) {
+          ok = false;
+          message = fmt::format("model output has dtype {}, the contract needs float64",
+                                c10::toString(e.scalar_type()));
+        } else if (e.dim() != 1 || e.size(0) != nall) {
+          ok = false;
+          message = fmt::format("model output has shape {}, the contract needs [{}] (one energy "
+                                "per local and ghost atom)",
+                                shape_str(e), nall);
+        } else {
+          torch::Tensor etot = e.narrow(0, 0, nlocal).sum();
+          if (etot.requires_grad()) {
+            auto g = torch::autograd::grad({etot}, {pos}, {}, /*retain_graph=*/false,
+                                           /*create_graph=*/false, /*allow_unused=*/true);
+            if (g[0].defined()) forces = g[0].neg();
+          }
+          if (!forces.defined()) forces = torch::zeros({nall, 3}, f64);
+          forces = forces.to(torch::kCPU).contiguous();
+          energy = etot.item<double>();
+          if (eflag_atom) energies = e.detach().narrow(0, 0, nlocal).to(torch::kCPU).contiguous();
+          if (!std::isfinite(energy)) {
+            ok = false;
+            message = fmt::format("model energy is {} at step {}", energy, update->ntimestep);
+          } else if (!torch::isfinite(forces).all().item<bool>()) {
+            ok = false;
+            message = fmt::format("model forces are not finite at step {}", update->ntimestep);
+          }
+        }
+      }
+    } catch (const c10::Error &e) {
+      ok = false;
+      message = "model evaluation failed: " + error_text(e);
+    } catch (const std::exception &e) {
+      ok = false;
+      message = std::string("model evaluation failed: ") + summarize(e.what());
+    }
+  }
+  check_all(ok, message);
+  if (nall == 0) return;
+
+  const double *fm = forces.data_ptr<double>();
+  for (int i = 0; i < nall; i++) {
+    f[i][0] += fm[3 * i];
+    f[i][1] += fm[3 * i + 1];
+    f[i][2] += fm[3 * i + 2];
+  }
+  if (eflag_global) eng_vdwl += energy;
+  if (eflag_atom) {
+    const double *ea = energies.data_ptr<double>();
+    for (int i = 0; i < nlocal; i++) eatom[i] += ea[i];
+  }
+  if (vflag_global) {
+    // W_ab = sum_i r_ia f_ib over local and ghost atoms (ghosts are periodic images)
+    double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int i = 0; i < nall; i++) {
+      const double fx = fm[3 * i], fy = fm[3 * i + 1], fz = fm[3 * i + 2];
+      v[0] += x[i][0] * fx;
+      v[1] += x[i][1] * fy;
+      v[2] += x[i][2] * fz;
+      v[3] += x[i][0] * fy;
+      v[4] += x[i][0] * fz;
+      v[5] += x[i][1] * fz;
+    }
+    for (int k = 0; k < 6; k++) virial[k] += v[k];
+  }
+}
