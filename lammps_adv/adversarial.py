@@ -106,7 +106,7 @@ def measures(e_app: float, e_acc: float, f_app, f_acc) -> dict:
         return min(1.0, max(-1.0, dot / (n1 * n2)))
 
     cadv = _cos(da, nd, na)
-    cadv = math.copysign(cadv, de) if (de != 0.0 and cadv != 0.0) else 0.0
+    cadv = math.copysign(1.0, de) * cadv if (de != 0.0 and cadv != 0.0) else 0.0
     if n:
         d3 = d.reshape(-1, 3)
         fmax = float(np.sqrt(np.einsum("ij,ij->i", d3, d3)).max())

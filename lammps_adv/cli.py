@@ -72,13 +72,14 @@ def _add_demo(sub):
     p = sub.add_parser("demo", help="run the main job (the study at small scale)")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--scale", choices=["small", "full"], default="small",
-                   help="small: 192-atom cells, minutes on 2 cores; full: 3000 atoms")
+                   help="small: 96-atom glass, about 10 min on 2 cores; full: 3000-atom glass, hours")
+    p.add_argument("--ranks", type=int, default=2, help="MPI ranks for the parallel stages (default 2)")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args):
     from lammps_adv.demo import run_demo
-    run_demo(out=args.out, scale=args.scale)
+    run_demo(out=args.out, scale=args.scale, ranks=args.ranks)
 
 
 def _floats(text: str) -> list[float]:

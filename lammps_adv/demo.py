@@ -1,64 +1,136 @@
-"""The main job (`make demo`, `lammps-adv demo`): the study at small scale.
+"""The main job (`make demo`, `lammps-adv demo`): the study, end to end, at small scale.
 
-Stages so far: a BKS silica glass by melt-quench in LAMMPS, its minimization, and the
-energies of the glass and of alpha-quartz under both silica potentials of the catalogue.
+Each stage is one `lammps-adv` command (printed, so any stage can be rerun by hand); the
+stages that parallelise run under `mpirun -np <ranks>`. Outputs go to ``out`` (default
+out/demo):
+
+    data/dataset.h5            configurations from LAMMPS MD labelled by bks-dsf
+    models/bp_energy.pt        BP network trained on energies only (+ model card)
+    results/probe_*.h5         error along the adversarial vs random directions
+    results/md_bp.h5           NVT MD driven by the BP network, recorded against bks-dsf
+    results/relax_*/           relaxations driven by the approximate model, recorded
+    report/report.md           tables and figures (analysis/report.py)
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from lammps_adv.engine import is_root
+from lammps_adv import POTENTIALS
 
-SCALES = {  # atoms, melt ps, quench ps
-    "small": (192, 5.0, 10.0),
-    "full": (3000, 10.0, 20.0),
+SCALES = {
+    # glass atoms in the dataset, glasses, frames per MD run, epochs, probe configs,
+    # random directions, relaxations, relaxation steps, MD steps driven by the model
+    "small": dict(glass_atoms=96, glasses=1, frames=12, epochs=300, probe_configs=8,
+                  n_random=4, relaxations=8, relax_steps=25, md_steps=100),
+    "full": dict(glass_atoms=3000, glasses=1, frames=10, epochs=300, probe_configs=10,
+                 n_random=5, relaxations=10, relax_steps=100, md_steps=200),
 }
 
 
-def _say(msg: str) -> None:
-    if is_root():
-        print(msg, flush=True)
+def _bin(name: str) -> str:
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else (shutil.which(name) or name)
 
 
-class Stage:
-    """Prints a numbered progress line and the stage's wall time."""
+class Demo:
+    def __init__(self, out: Path, ranks: int):
+        self.out = out
+        self.ranks = ranks
+        self.timings: dict[str, float] = {}
+        self.n = 0
 
-    def __init__(self, number: int, total: int, title: str):
-        self.label = f"[{number}/{total}] {title}"
+    def stage(self, title: str, *args, mpi: bool = False, total: int = 9) -> None:
+        """Run one `lammps-adv` command as a stage; stop the demo if it fails."""
+        self.n += 1
+        cmd = [_bin("lammps-adv"), *map(str, args)]
+        if mpi and self.ranks > 1:
+            cmd = [_bin("mpirun"), "-np", str(self.ranks), *cmd]
+        print(f"\n[{self.n}/{total}] {title}\n      $ {' '.join(cmd)}", flush=True)
+        env = dict(os.environ, OMP_NUM_THREADS="1" if mpi else os.environ.get("OMP_NUM_THREADS", "2"))
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env)
+        dt = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"demo stage {self.n} ({title}) failed with exit code "
+                               f"{proc.returncode}; the command is printed above")
+        self.timings[title] = dt
+        print(f"      done in {dt:.1f} s", flush=True)
 
-    def __enter__(self):
-        _say(self.label + " ...")
-        self.t0 = time.perf_counter()
-        return self
 
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            _say(f"{self.label}: done in {time.perf_counter() - self.t0:.1f} s")
+def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2) -> Path:
+    s = SCALES[scale]
+    out = Path(out).resolve()
+    for sub in ("data", "models", "results", "report"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    data, res = out / "data" / "dataset.h5", out / "results"
+    bp = out / "models" / "bp_energy.pt"
+    gnn = POTENTIALS / "gnn_bks_dsf.pt"
+    d = Demo(out, ranks)
+    t_start = time.perf_counter()
+    print(f"lammps-adv demo, scale {scale}, {ranks} MPI ranks for parallel stages; outputs in {out}")
+
+    d.stage(f"dataset: melt-quench a {s['glass_atoms']}-atom glass, NVT MD of glass "
+            "(300-3000 K) and quartz (300-1500 K) labelled by bks-dsf",
+            "dataset", "generate", "-o", data, "--reference", "bks-dsf",
+            "--glass-atoms", s["glass_atoms"], "--glasses", s["glasses"],
+            "--frames", s["frames"], "--stride", 50, "--seed", 1)
+    d.stage("train a Behler-Parrinello network on energies only (approximates bks-dsf)",
+            "train", data, "--model", "bp", "--force-weight", 0, "-o", bp,
+            "--epochs", s["epochs"], "--patience", 40, "--lr", "2e-3", "--batch-size", 8,
+            "--seed", 0, "--threads", 2)
+    probe_common = ["--split", "test", "--limit", s["probe_configs"], "--random", s["n_random"],
+                    "--sampling", "MD driven by the reference"]
+    d.stage("probe: BP error along the adversarial vs random directions, epsilon 0-0.5 A^2",
+            "probe", data, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
+            "-o", res / "probe_bp.h5", *probe_common, mpi=True)
+    snippet = out / "models" / "bp_energy.lmp"
+    snippet.write_text(f"# the demo's BP network as a LAMMPS pair style\n"
+                       f"pair_style torchscript\npair_coeff * * {bp} Si O\n")
+    glass = _first_glass(data, out / "data" / "glass_start.data")
+    d.stage("NVT MD at 300 K driven by the BP network, recorded against bks-dsf every 5 steps",
+            "run", POTENTIALS.parent / "inputs" / "nvt_glass.in", "--reference", "bks-dsf",
+            "--approx", f"torchscript:{bp}", "--every", 5, "--out", res / "md_bp.h5",
+            "--quiet", "-var", "data", glass, "-var", "potential_file", snippet,
+            "-var", "steps", s["md_steps"], "-var", "out", out / "data" / "md_bp_final.data",
+            mpi=True)
+    relax_common = ["--split", "test", "--limit", s["relaxations"], "--min-style", "fire",
+                    "--steps", s["relax_steps"]]
+    d.stage("relaxations (FIRE) driven by the BP network, recorded against bks-dsf",
+            "relax", data, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
+            "-o", res / "relax_bp", *relax_common, mpi=True)
+    d.stage("second model pair: the shipped graph network (energies + forces) vs bks-dsf, probe",
+            "probe", data, "--approx", f"torchscript:{gnn}", "--reference", "bks-dsf",
+            "-o", res / "probe_gnn.h5", *probe_common, mpi=True)
+    d.stage("analytic force fields: bks-dsf approximating bks (Ewald), probe",
+            "probe", data, "--approx", "bks-dsf", "--reference", "bks",
+            "-o", res / "probe_dsf_vs_bks.h5", *probe_common, mpi=True)
+    d.stage("relaxations (FIRE) driven by bks-dsf, recorded against bks (Ewald)",
+            "relax", data, "--approx", "bks-dsf", "--reference", "bks",
+            "-o", res / "relax_dsf_vs_bks", *relax_common, mpi=True)
+    d.stage("analysis: tables, figures and report.md", "report", res, "-o", out / "report")
+    total = time.perf_counter() - t_start
+    d.timings["total"] = total
+    (out / "timings.json").write_text(json.dumps(d.timings, indent=1))
+    print(f"\ndemo finished in {total / 60:.1f} min; stage times in {out / 'timings.json'}")
+    print(f"report: {out / 'report' / 'report.md'}")
+    return out / "report" / "report.md"
 
 
-def run_demo(out: str | Path = "out/demo", scale: str = "small") -> Path:
-    from lammps_adv.structures import amorphous, density, quartz
-    from lammps_adv.system import LammpsSystem
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    n_atoms, melt_ps, quench_ps = SCALES[scale]
-    total = 2
-    with Stage(1, total, f"melt-quench a {n_atoms}-atom SiO2 glass with BKS (Ewald), "
-                         f"{melt_ps:g} ps at 5000 K, {quench_ps:g} ps quench, minimize"):
-        glass_file = out / "glass_bks.data"
-        glass = amorphous(n_atoms, potential="bks", out=glass_file, melt_ps=melt_ps,
-                          quench_ps=quench_ps)
-        _say(f"      {glass_file}: {len(glass)} atoms, {density(glass):.3f} g/cm^3")
-    with Stage(2, total, "energies of the glass and of alpha-quartz (eV/atom)"):
-        q = quartz(3, 2, 3)
-        for spec in ("bks", "bks-dsf"):
-            with LammpsSystem(glass_file, spec) as s:
-                e_glass = s.energy_forces()[0] / s.natoms
-            with LammpsSystem(q, spec) as s:
-                e_quartz = s.energy_forces()[0] / s.natoms
-            _say(f"      {spec:8s} glass {e_glass:.5f}  quartz {e_quartz:.5f}  "
-                 f"glass - quartz {1000 * (e_glass - e_quartz):.1f} meV/atom")
-    _say(f"outputs in {out.resolve()}")
-    return out
+def _first_glass(dataset: Path, out: Path) -> Path:
+    """A LAMMPS data file of the dataset's first glass configuration (for the MD stage)."""
+    from ase import Atoms
+    from lammps_adv.structures import write_lammps_data
+    from lammps_adv.training.dataset import load
+    ds = load(dataset)
+    for i in range(len(ds)):
+        c = ds.config(i)
+        if str(c["source"]).startswith("glass"):
+            return write_lammps_data(out, Atoms(c["names"], positions=c["positions"],
+                                                cell=c["cell"], pbc=True))
+    raise ValueError(f"{dataset} holds no glass configuration")

@@ -117,3 +117,23 @@ def test_adversarial_direction_raises_the_squared_error_fastest():
     up = loss(adv.displace_adversarial(pos, e_app(pos), e_acc(pos), f_app, f_acc, eps)) - loss(pos)
     for seed in range(20):
         assert up > loss(adv.displace_random(pos, eps, seed)) - loss(pos)
+
+
+def test_measures_agree_with_the_single_functions_for_all_signs():
+    """measures() (one pass, used by the recorder) equals the one-measure functions, for
+    both signs of the energy error and of the force-difference projection."""
+    import numpy as np
+    from lammps_adv import adversarial as adv
+    rng = np.random.default_rng(5)
+    seen = set()
+    for trial in range(40):
+        f_app = rng.normal(size=(6, 3))
+        f_acc = f_app * rng.uniform(0.5, 1.5) + rng.normal(scale=0.3, size=(6, 3))
+        e_app, e_acc = rng.normal(), rng.normal()
+        m = adv.measures(e_app, e_acc, f_app, f_acc)
+        a = adv.adversarial_direction(e_app, e_acc, f_app, f_acc)
+        direct = float((a * f_app).sum() / np.linalg.norm(a) / np.linalg.norm(f_app))
+        assert m["cos_adversarial"] == pytest.approx(direct, abs=1e-12)
+        assert m["cos_adversarial"] == pytest.approx(adv.cos_adversarial(e_app, e_acc, f_app, f_acc), abs=1e-12)
+        seen.add((np.sign(e_acc - e_app), np.sign(direct)))
+    assert len(seen) == 4       # all sign combinations were exercised
