@@ -32,7 +32,7 @@ bench: $(STAMP)
 # The shipped models potentials/bp_bks_dsf.pt (BP, energies only) and
 # potentials/gnn_bks_dsf.pt (graph network, energies + forces), both fitted to bks-dsf on a
 # small dataset (2 glasses of 96 atoms at 300-3000 K + 72-atom quartz at 300-1500 K).
-# About 25 min on 2 CPU cores (docs/models.md).
+# About 10 min on 2 shared CPU cores: dataset 0.5, BP 1.5, graph network ~6-11 (docs/models.md).
 MODELS_DATA := out/models/bks_dsf_sio2.h5
 models: $(STAMP)
 	$(VENV)/bin/lammps-adv dataset generate -o $(MODELS_DATA) --reference bks-dsf \

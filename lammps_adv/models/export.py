@@ -1,0 +1,102 @@
+"""Build, export (TorchScript) and load models under the model contract.
+
+An exported file is a TorchScript module with ``cutoff: float``, ``species: List[str]``,
+``receptive_field: float`` and ``forward(positions, species, edge_index, n_local)``; the
+hyper-parameters travel with it as the string attribute ``hparams`` (JSON) and as the extra
+file ``hparams.json`` inside the archive.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+MODEL_KINDS = ("bp", "gnn")
+
+
+class ModelError(ValueError):
+    pass
+
+
+def build_model(kind: str, **kwargs) -> torch.nn.Module:
+    """A fresh eager model: kind 'bp' (BehlerParrinello) or 'gnn' (GraphNetwork)."""
+    if kind == "bp":
+        from lammps_adv.models.bp import BehlerParrinello
+        kwargs.pop("kind", None)
+        return BehlerParrinello(**kwargs)
+    if kind == "gnn":
+        from lammps_adv.models.gnn import GraphNetwork
+        kwargs.pop("kind", None)
+        return GraphNetwork(**kwargs)
+    raise ModelError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
+
+
+def model_from_hparams(hparams: str | dict) -> torch.nn.Module:
+    hp = json.loads(hparams) if isinstance(hparams, str) else dict(hparams)
+    return build_model(hp.pop("kind"), **hp)
+
+
+def script(model: torch.nn.Module) -> torch.jit.ScriptModule:
+    """TorchScript version of an eager model (in evaluation mode)."""
+    was = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings():   # torch 2.13 marks TorchScript deprecated; the
+            warnings.simplefilter("ignore", DeprecationWarning)   # plugin needs it
+            return torch.jit.script(model)
+    finally:
+        model.train(was)
+
+
+def export(model: torch.nn.Module, path: str | Path) -> Path:
+    """Script the model and save it to ``path``; returns the path."""
+    path = Path(path)
+    sm = script(model) if not isinstance(model, torch.jit.ScriptModule) else model
+    check_contract(sm, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"hparams.json": getattr(sm, "hparams", "{}")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(sm, str(path), _extra_files=extra)
+    return path
+
+
+def load(path: str | Path) -> torch.jit.ScriptModule:
+    """Load an exported model (TorchScript) and check the contract; clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            m = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # torch raises RuntimeError with pages of text
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is not a TorchScript model: {first}") from exc
+    check_contract(m, str(path))
+    m.eval()
+    return m
+
+
+def check_contract(m, where: str = "model") -> None:
+    for attr, typ in (("cutoff", float), ("species", list)):
+        if not hasattr(m, attr):
+            raise ModelError(f"{where}: the model has no attribute {attr!r} (model contract)")
+        if not isinstance(getattr(m, attr), typ):
+            raise ModelError(f"{where}: attribute {attr!r} must be a {typ.__name__}")
+    if not m.cutoff > 0:
+        raise ModelError(f"{where}: cutoff must be > 0, got {m.cutoff}")
+    rf = getattr(m, "receptive_field", m.cutoff)
+    if rf < m.cutoff:
+        raise ModelError(f"{where}: receptive_field {rf} < cutoff {m.cutoff}")
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,464 @@
+"""Datasets of configurations with reference energies, forces and stress, in HDF5.
+
+Layout of a dataset file (format "lammps-adv-dataset", version 1; metal units):
+
+    /                      attrs: format, version, species (names, JSON list), reference
+                           (what labelled the data: a potential spec such as "bks-dsf", or
+                           e.g. "DFT"), created (ISO time), generator (JSON: how it was made)
+    /configs/natoms        int64   [C]        atoms per configuration
+    /configs/offset        int64   [C]        first row of each configuration in /atoms
+    /configs/cell          float64 [C, 3, 3]  rows = lattice vectors a, b, c (A)
+    /configs/energy        float64 [C]        total energy (eV)
+    /configs/stress        float64 [C, 3, 3]  optional; eV/A^3, ASE sign (= -virial/V,
+                                              i.e. minus LAMMPS' pressure without kinetic part)
+    /configs/temperature   float64 [C]        K of the MD run it came from (NaN if unknown)
+    /configs/source        str     [C]        e.g. "glass0-T1000", "quartz-T300", "file.xyz#3"
+    /atoms/positions       float64 [A, 3]     A
+    /atoms/species         int64   [A]        index into the species list
+    /atoms/forces          float64 [A, 3]     optional; eV/A
+    /split/train, /split/validation, /split/test   int64 indices into the configurations
+
+Made by ``generate`` (LAMMPS MD of melt-quenched glass at several temperatures and of
+alpha-quartz, labelled by a potential of ``lammps_adv.potentials``) or ``import_ase``
+(extxyz, VASP OUTCAR, anything ASE reads with energies), so that DFT data can be used.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+FORMAT = "lammps-adv-dataset"
+VERSION = 1
+SPLITS = ("train", "validation", "test")
+BAR_PER_EV_A3 = 1.602176634e6          # 1 eV/A^3 in bar
+
+
+class DatasetError(ValueError):
+    pass
+
+
+@dataclass
+class Dataset:
+    species: list                       # names; atoms' species are indices into it
+    natoms: np.ndarray
+    cell: np.ndarray
+    energy: np.ndarray
+    positions: np.ndarray
+    atom_species: np.ndarray
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    temperature: np.ndarray | None = None
+    source: list | None = None
+    splits: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+    path: str | None = None
+
+    def __post_init__(self):
+        self.natoms = np.asarray(self.natoms, dtype=np.int64)
+        self.offset = np.concatenate([[0], np.cumsum(self.natoms)[:-1]]).astype(np.int64) \
+            if len(self.natoms) else np.zeros(0, dtype=np.int64)
+        C = len(self.natoms)
+        if self.temperature is None:
+            self.temperature = np.full(C, np.nan)
+        if self.source is None:
+            self.source = [""] * C
+
+    def __len__(self) -> int:
+        return len(self.natoms)
+
+    @property
+    def has_forces(self) -> bool:
+        return self.forces is not None
+
+    @property
+    def has_stress(self) -> bool:
+        return self.stress is not None
+
+    def atoms_slice(self, i: int) -> slice:
+        return slice(int(self.offset[i]), int(self.offset[i] + self.natoms[i]))
+
+    def config(self, i: int) -> dict:
+        """Configuration i: positions, cell, species (indices), names, energy, forces, stress."""
+        s = self.atoms_slice(i)
+        sp = self.atom_species[s]
+        return {"positions": self.positions[s], "cell": self.cell[i], "species": sp,
+                "names": [self.species[k] for k in sp], "energy": float(self.energy[i]),
+                "forces": None if self.forces is None else self.forces[s],
+                "stress": None if self.stress is None else self.stress[i],
+                "source": self.source[i], "temperature": float(self.temperature[i])}
+
+    def split(self, name: str) -> np.ndarray:
+        """Indices of a split; a clear error when it is missing or empty."""
+        if name not in self.splits:
+            raise DatasetError(f"dataset {self.path or ''} has no {name!r} split "
+                               f"(splits: {', '.join(self.splits) or 'none'})")
+        idx = np.asarray(self.splits[name], dtype=np.int64)
+        if len(idx) == 0:
+            raise DatasetError(f"the {name!r} split of dataset {self.path or ''} is empty; "
+                               "make the dataset with more configurations or other split "
+                               "fractions (--split)")
+        return idx
+
+    def set_split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> None:
+        self.splits = random_split(len(self), fractions, seed)
+
+    def summary(self) -> str:
+        srcs: dict[str, int] = {}
+        for s in self.source:
+            key = s.split("#")[0]
+            srcs[key] = srcs.get(key, 0) + 1
+        splits = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        e_pa = self.energy / np.maximum(self.natoms, 1)
+        lines = [f"{len(self)} configurations, {int(self.natoms.sum())} atoms, species "
+                 f"{', '.join(self.species)}, reference {self.attrs.get('reference', '?')}",
+                 f"  labels: energy{', forces' if self.has_forces else ''}"
+                 f"{', stress' if self.has_stress else ''}",
+                 f"  energy per atom: {e_pa.min():.4f} .. {e_pa.max():.4f} eV",
+                 f"  splits: {splits or 'none'}",
+                 "  sources: " + ", ".join(f"{k} ({v})" for k, v in sorted(srcs.items()))]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = VERSION
+            f.attrs["species"] = json.dumps(list(self.species))
+            f.attrs["reference"] = str(self.attrs.get("reference", "unknown"))
+            f.attrs["created"] = str(self.attrs.get(
+                "created", datetime.datetime.now(datetime.timezone.utc).isoformat()))
+            f.attrs["generator"] = json.dumps(self.attrs.get("generator", {}))
+            c = f.create_group("configs")
+            c["natoms"] = self.natoms
+            c["offset"] = self.offset
+            c["cell"] = np.asarray(self.cell, dtype=np.float64)
+            c["energy"] = np.asarray(self.energy, dtype=np.float64)
+            c["temperature"] = np.asarray(self.temperature, dtype=np.float64)
+            c.create_dataset("source", data=np.array(self.source, dtype=object),
+                             dtype=h5py.string_dtype())
+            if self.stress is not None:
+                c["stress"] = np.asarray(self.stress, dtype=np.float64)
+            a = f.create_group("atoms")
+            a["positions"] = np.asarray(self.positions, dtype=np.float64)
+            a["species"] = np.asarray(self.atom_species, dtype=np.int64)
+            if self.forces is not None:
+                a["forces"] = np.asarray(self.forces, dtype=np.float64)
+            s = f.create_group("split")
+            for name in SPLITS:
+                s[name] = np.asarray(self.splits.get(name, []), dtype=np.int64)
+        os.replace(tmp, path)
+        self.path = str(path)
+        return path
+
+
+def load(path: str | Path) -> Dataset:
+    """Read a dataset file (clear errors for a missing or foreign file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path} is not an HDF5 file ({exc})") from exc
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise DatasetError(f"{path} is not a lammps-adv dataset (no format={FORMAT!r})")
+        try:
+            c, a = f["configs"], f["atoms"]
+            ds = Dataset(
+                species=json.loads(f.attrs["species"]),
+                natoms=c["natoms"][()], cell=c["cell"][()], energy=c["energy"][()],
+                positions=a["positions"][()], atom_species=a["species"][()],
+                forces=a["forces"][()] if "forces" in a else None,
+                stress=c["stress"][()] if "stress" in c else None,
+                temperature=c["temperature"][()] if "temperature" in c else None,
+                source=[s.decode() if isinstance(s, bytes) else str(s)
+                        for s in c["source"][()]] if "source" in c else None,
+                splits={k: f["split"][k][()] for k in SPLITS if k in f["split"]}
+                if "split" in f else {},
+                attrs={"reference": str(f.attrs.get("reference", "unknown")),
+                       "created": str(f.attrs.get("created", "")),
+                       "generator": json.loads(f.attrs.get("generator", "{}"))},
+                path=str(path))
+        except KeyError as exc:
+            raise DatasetError(f"{path}: missing {exc} (see docs/models.md for the layout)") from exc
+    if len(ds.positions) != int(ds.natoms.sum()):
+        raise DatasetError(f"{path}: {len(ds.positions)} atom rows for {int(ds.natoms.sum())} atoms")
+    return ds
+
+
+def random_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                 seed: int = 0) -> dict:
+    """Random train/validation/test indices; validation and test get at least one
+    configuration each when their fraction is > 0."""
+    fr = [float(x) for x in fractions]
+    if len(fr) != 3 or any(x < 0 for x in fr) or sum(fr) <= 0:
+        raise DatasetError(f"split fractions must be three numbers >= 0 (train, validation, "
+                           f"test), got {list(fractions)}")
+    total = sum(fr)
+    fr = [x / total for x in fr]
+    n_val = max(1, int(round(n * fr[1]))) if fr[1] > 0 else 0
+    n_test = max(1, int(round(n * fr[2]))) if fr[2] > 0 else 0
+    n_train = n - n_val - n_test
+    if fr[0] > 0 and n_train < 1:
+        raise DatasetError(f"{n} configurations are too few for a train/validation/test split")
+    perm = np.random.default_rng(seed).permutation(n)
+    return {"train": np.sort(perm[:n_train]),
+            "validation": np.sort(perm[n_train:n_train + n_val]),
+            "test": np.sort(perm[n_train + n_val:])}
+
+
+def from_frames(frames: list[dict], species: Sequence[str], attrs: dict,
+                split: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Dataset:
+    """Dataset from a list of frames: dicts with positions, cell, names (or species
+    indices), energy, optional forces / stress / temperature / source."""
+    if not frames:
+        raise DatasetError("no configurations to store")
+    species = list(species)
+    lookup = {s: i for i, s in enumerate(species)}
+    sp_rows = []
+    for k, fr in enumerate(frames):
+        if "names" in fr:
+            unknown = sorted(set(fr["names"]) - set(lookup))
+            if unknown:
+                raise DatasetError(f"unknown species {', '.join(unknown)} in "
+                                   f"{fr.get('source', f'configuration {k}')} (known: "
+                                   f"{', '.join(species)}; set them with --species)")
+            sp_rows.append(np.array([lookup[s] for s in fr["names"]], dtype=np.int64))
+        else:
+            sp_rows.append(np.asarray(fr["species"], dtype=np.int64))
+    has_f = all(fr.get("forces") is not None for fr in frames)
+    has_s = all(fr.get("stress") is not None for fr in frames)
+    ds = Dataset(
+        species=species,
+        natoms=[len(fr["positions"]) for fr in frames],
+        cell=np.array([np.asarray(fr["cell"], dtype=np.float64) for fr in frames]),
+        energy=np.array([float(fr["energy"]) for fr in frames]),
+        positions=np.concatenate([np.asarray(fr["positions"], dtype=np.float64)
+                                  for fr in frames]),
+        atom_species=np.concatenate(sp_rows),
+        forces=np.concatenate([np.asarray(fr["forces"], dtype=np.float64) for fr in frames])
+        if has_f else None,
+        stress=np.array([np.asarray(fr["stress"], dtype=np.float64) for fr in frames])
+        if has_s else None,
+        temperature=np.array([float(fr.get("temperature", np.nan)) for fr in frames]),
+        source=[str(fr.get("source", "")) for fr in frames],
+        attrs=dict(attrs))
+    ds.set_split(split, seed)
+    return ds
+
+
+# ---------------------------------------------------------------------------- import (ASE)
+def read_ase_frames(path: str | Path, index: str = ":", fmt: str | None = None) -> list[dict]:
+    """Frames with energies (and forces / stress when present) from any file ASE reads:
+    extxyz, VASP OUTCAR / vasprun.xml, ..."""
+    from ase.io import read
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"file not found: {path}")
+    try:
+        images = read(str(path), index=index, format=fmt)
+    except Exception as exc:
+        raise DatasetError(f"cannot read {path} with ASE: {exc}") from exc
+    if not isinstance(images, list):
+        images = [images]
+    frames = []
+    for k, at in enumerate(images):
+        calc = at.calc
+        results = dict(calc.results) if calc is not None else {}
+        energy = results.get("energy", results.get("free_energy", at.info.get("energy")))
+        if energy is None:
+            raise DatasetError(f"{path} frame {k} has no energy; a dataset needs energies")
+        forces = results.get("forces", at.arrays.get("forces"))
+        stress = results.get("stress", at.info.get("stress"))
+        if stress is not None:
+            stress = np.asarray(stress, dtype=np.float64)
+            if stress.shape == (6,):
+                from ase.stress import voigt_6_to_full_3x3_stress
+                stress = voigt_6_to_full_3x3_stress(stress)
+            stress = stress.reshape(3, 3)
+        if not all(at.pbc):
+            raise DatasetError(f"{path} frame {k} is not periodic in all directions")
+        frames.append({"positions": at.get_positions(), "cell": at.cell.array,
+                       "names": at.get_chemical_symbols(), "energy": float(energy),
+                       "forces": None if forces is None else np.asarray(forces, float),
+                       "stress": stress, "source": f"{path.name}#{k}"})
+    return frames
+
+
+def import_ase(paths: Sequence[str | Path], out: str | Path,
+               species: Sequence[str] = ("Si", "O"), reference: str = "DFT",
+               split: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+               index: str = ":", fmt: str | None = None) -> Dataset:
+    """Build a dataset file from extxyz / OUTCAR / ... files (through ASE)."""
+    frames = []
+    for p in paths:
+        frames += read_ase_frames(p, index=index, fmt=fmt)
+    ds = from_frames(frames, species, {"reference": reference, "generator": {
+        "kind": "import", "files": [str(p) for p in paths], "index": index,
+        "split": list(split), "seed": seed}}, split=split, seed=seed)
+    ds.save(out)
+    return ds
+
+
+def export_extxyz(ds: Dataset, path: str | Path, indices=None) -> Path:
+    """Write configurations (with energies, forces, stress) to extxyz."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+    images = []
+    for i in (range(len(ds)) if indices is None else indices):
+        c = ds.config(int(i))
+        at = Atoms(c["names"], positions=c["positions"], cell=c["cell"], pbc=True)
+        res = {"energy": c["energy"]}
+        if c["forces"] is not None:
+            res["forces"] = c["forces"]
+        if c["stress"] is not None:
+            res["stress"] = c["stress"]
+        at.calc = SinglePointCalculator(at, **res)
+        images.append(at)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(str(path), images, format="extxyz")
+    return path
+
+
+# ---------------------------------------------------------------------------- generate (LAMMPS)
+def md_frames(atoms, potential: str, temperature: float, frames: int, stride: int,
+              equil: int, seed: int, timestep: float = 0.001, label: str = "",
+              comm=None) -> list[dict]:
+    """NVT MD in LAMMPS with ``potential`` at ``temperature``; after ``equil`` steps, one
+    frame every ``stride`` steps: positions, cell, species, energy, forces, stress."""
+    from lammps_adv.engine import open_lammps
+    from lammps_adv.potentials import get as get_potential
+    from lammps_adv.structures import write_lammps_data
+    pot = get_potential(potential)
+    if frames < 1 or stride < 1 or equil < 0:
+        raise DatasetError(f"frames and stride must be >= 1 and equil >= 0, got "
+                           f"{frames}, {stride}, {equil}")
+    with tempfile.TemporaryDirectory(prefix="lammps-adv-ds-") as tmp:
+        data = Path(tmp) / "start.data"
+        rank = 0 if comm is None else comm.Get_rank()
+        if rank == 0:
+            write_lammps_data(data, atoms)
+        if comm is not None:
+            data = Path(comm.bcast(str(data), root=0))
+            comm.Barrier()
+        lmp = open_lammps(comm=comm)
+        try:
+            lmp.commands_list(["units metal", "atom_style charge", "boundary p p p",
+                               f"read_data {data}"] + pot.commands() + [
+                "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+                "compute adv_pv all pressure NULL virial",
+                "thermo_style custom step temp pe c_adv_pv[1] c_adv_pv[2] c_adv_pv[3] "
+                "c_adv_pv[4] c_adv_pv[5] c_adv_pv[6]",
+                f"thermo {stride}", f"timestep {timestep}",
+                f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
+                f"fix adv_md all nvt temp {temperature} {temperature} {100 * timestep}",
+                f"run {equil}"])
+            types = np.array(lmp.gather_atoms("type", 0, 1), dtype=np.int64)
+            out = []
+            for k in range(frames):
+                lmp.command(f"run {stride}")
+                th = lmp.last_thermo()
+                pe = float(th["PotEng"])
+                p = np.array([float(th[f"c_adv_pv[{i}]"]) for i in range(1, 7)])
+                x = np.array(lmp.gather_atoms("x", 1, 3), dtype=np.float64).reshape(-1, 3)
+                f = np.array(lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(-1, 3)
+                boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+                cell = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
+                                 [xz, yz, boxhi[2] - boxlo[2]]])
+                pxx, pyy, pzz, pxy, pxz, pyz = p
+                ptens = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]])
+                out.append({"positions": x - np.asarray(boxlo), "cell": cell,
+                            "species": types - 1, "energy": pe, "forces": f,
+                            "stress": -ptens / BAR_PER_EV_A3, "temperature": temperature,
+                            "source": f"{label}-T{temperature:g}#{k}"})
+        finally:
+            lmp.close()
+    return out
+
+
+def generate(out: str | Path, reference: str = "bks-dsf", glass_atoms: int = 96,
+             n_glasses: int = 1, glass_temps: Sequence[float] = (300, 1000, 2000, 3000),
+             quartz_cells: Sequence[int] | None = (2, 2, 2),
+             quartz_temps: Sequence[float] = (300, 900, 1500), frames: int = 20,
+             stride: int = 50, equil: int = 500, timestep: float = 0.001, seed: int = 1,
+             melt_ps: float = 5.0, quench_ps: float = 10.0,
+             split: Sequence[float] = (0.8, 0.1, 0.1), comm=None,
+             progress: bool = True) -> Dataset:
+    """Dataset labelled by LAMMPS with the potential ``reference``: NVT MD of melt-quenched
+    glasses (``glass_atoms`` each, ``n_glasses`` of them) at ``glass_temps`` and of an
+    alpha-quartz supercell at ``quartz_temps``; ``frames`` frames per run, ``stride`` steps
+    apart after ``equil`` steps. glass_atoms = 0 or quartz_cells = None leaves one out."""
+    from lammps_adv.potentials import get as get_potential
+    from lammps_adv.structures import amorphous, quartz
+    get_potential(reference)       # clear error for an unknown spec before any work
+    runs = []
+    tmp = tempfile.TemporaryDirectory(prefix="lammps-adv-glass-")
+    try:
+        structures = []
+        for g in range(n_glasses if glass_atoms else 0):
+            structures.append((f"glass{g}", lambda g=g: amorphous(
+                glass_atoms, potential=reference, out=Path(tmp.name) / f"glass{g}.data",
+                seed=seed + 1000 * g, melt_ps=melt_ps, quench_ps=quench_ps, comm=comm),
+                glass_temps))
+        if quartz_cells:
+            nx, ny, nz = (int(v) for v in quartz_cells)
+            structures.append(("quartz", lambda: quartz(nx, ny, nz), quartz_temps))
+        if not structures:
+            raise DatasetError("nothing to generate: no glass (glass_atoms = 0) and no quartz")
+        total = sum(len(t) for _, _, t in structures)
+        bar = _bar(total, progress, comm)
+        k = 0
+        for label, make, temps in structures:
+            if bar is not None:
+                bar.set_description(f"{label}: structure")
+            atoms = make()
+            for T in temps:
+                if bar is not None:
+                    bar.set_description(f"{label} T={T:g} K")
+                runs += md_frames(atoms, reference, float(T), frames, stride, equil,
+                                  seed=seed + 17 * k + 1, timestep=timestep, label=label,
+                                  comm=comm)
+                k += 1
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+    finally:
+        tmp.cleanup()
+    gen = {"kind": "lammps-md", "reference": reference, "glass_atoms": glass_atoms,
+           "n_glasses": n_glasses, "glass_temps": list(map(float, glass_temps)),
+           "quartz_cells": list(quartz_cells) if quartz_cells else None,
+           "quartz_temps": list(map(float, quartz_temps)), "frames": frames,
+           "stride": stride, "equil": equil, "timestep_ps": timestep, "seed": seed,
+           "melt_ps": melt_ps, "quench_ps": quench_ps, "split": list(split),
+           "ensemble": "NVT (Nose-Hoover, damping 100 steps)"}
+    from lammps_adv.structures import SPECIES
+    ds = from_frames(runs, SPECIES, {"reference": reference, "generator": gen},
+                     split=split, seed=seed)
+    from lammps_adv.engine import is_root
+    if is_root(comm):          # under mpirun every rank has the frames; one writes
+        ds.save(out)
+    ds.path = str(out)
+    return ds
+
+
+def _bar(total: int, progress: bool, comm):
+    from lammps_adv.engine import is_root
+    if not progress or not is_root(comm):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="run", dynamic_ncols=True)
