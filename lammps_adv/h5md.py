@@ -178,7 +178,6 @@ class H5MDWriter:
 
     # ---------------------------------------------------------------- layout
     def _create(self, attrs, texts):
-        import h5py
         f = self.f
         h5 = f.create_group("h5md")
         h5.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)

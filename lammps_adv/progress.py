@@ -18,6 +18,9 @@ class _NoBar:
     def set_postfix_str(self, text):
         pass
 
+    def set_postfix(self, *args, **kwargs):
+        pass
+
     def close(self):
         pass
 
@@ -28,11 +31,13 @@ class _NoBar:
         pass
 
 
-def bar(total: int, desc: str, unit: str = "it", enabled: bool = True, comm=None):
-    """A tqdm bar on rank 0 of ``comm`` (when enabled), else an object that does nothing."""
+def bar(total: int, desc: str, unit: str = "it", enabled: bool = True, comm=None, **kwargs):
+    """A tqdm bar on rank 0 of ``comm`` (when enabled), else an object that does nothing.
+
+    kwargs go to tqdm (e.g. ``initial``)."""
     if not enabled or (comm is not None and comm.Get_rank() != 0):
         return _NoBar()
     from tqdm import tqdm
     tty = sys.stdout.isatty()
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stdout, dynamic_ncols=tty,
-                mininterval=1.0 if tty else 30.0, ascii=not tty)
+                mininterval=1.0 if tty else 30.0, ascii=not tty, **kwargs)

@@ -63,8 +63,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import math
-import os
 import sys
 import tempfile
 import time as _time

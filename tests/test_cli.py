@@ -1,5 +1,4 @@
 """Command line: bad input gives one clear error line and a non-zero exit."""
-import pytest
 
 from conftest import BIN, run_cmd
 

@@ -39,7 +39,6 @@ def image_pairs(pos, cell, rmax):
     inv = np.linalg.inv(cell)
     spacing = 1.0 / np.linalg.norm(inv, axis=0)
     reps = [int(math.ceil(rmax / s)) for s in spacing]
-    n = len(pos)
     out_i, out_j, out_v = [], [], []
     for s in itertools.product(*[range(-r, r + 1) for r in reps]):
         shift = np.array(s) @ cell

@@ -5,7 +5,6 @@ network approximating BKS-DSF grows much faster than along random directions; re
 driven by an approximate model end with a larger error than they start with, and the
 first-step error increase correlates with cos(theta) at the start.
 """
-import shutil
 import warnings
 
 import h5py

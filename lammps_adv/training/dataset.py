@@ -423,20 +423,16 @@ def generate(out: str | Path, reference: str = "bks-dsf", glass_atoms: int = 96,
         bar = _bar(total, progress, comm)
         k = 0
         for label, make, temps in structures:
-            if bar is not None:
-                bar.set_description(f"{label}: structure")
+            bar.set_description(f"{label}: structure")
             atoms = make()
             for T in temps:
-                if bar is not None:
-                    bar.set_description(f"{label} T={T:g} K")
+                bar.set_description(f"{label} T={T:g} K")
                 runs += md_frames(atoms, reference, float(T), frames, stride, equil,
                                   seed=seed + 17 * k + 1, timestep=timestep, label=label,
                                   comm=comm)
                 k += 1
-                if bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
+                bar.update(1)
+        bar.close()
     finally:
         tmp.cleanup()
     gen = {"kind": "lammps-md", "reference": reference, "glass_atoms": glass_atoms,
@@ -457,8 +453,6 @@ def generate(out: str | Path, reference: str = "bks-dsf", glass_atoms: int = 96,
 
 
 def _bar(total: int, progress: bool, comm):
-    from lammps_adv.engine import is_root
-    if not progress or not is_root(comm):
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, unit="run", dynamic_ncols=True)
+    from lammps_adv.engine import mpi_comm
+    from lammps_adv.progress import bar
+    return bar(total, "dataset", "run", progress, comm or mpi_comm())

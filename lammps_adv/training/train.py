@@ -326,11 +326,9 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     hp = json.loads(model.hparams)
     dataset_hash = state["dataset_sha256"] if state is not None else sha256(dataset)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=s.epochs, initial=min(epoch0, s.epochs), unit="epoch",
-                   dynamic_ncols=True, desc=f"train {hp['kind']}")
+    from lammps_adv.progress import bar as progress_bar
+    bar = progress_bar(s.epochs, f"train {hp['kind']}", "epoch", progress,
+                       initial=min(epoch0, s.epochs))
     stopped = "epochs"
     train_idx = np.arange(len(items["train"]))
     t_start = time.time() - elapsed
@@ -373,22 +371,20 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                     "best_state": best_state, "bad_epochs": bad, "history": history,
                     "elapsed_s": elapsed, "opt_time_s": t_opt, "n_trained": n_trained,
                     "dataset_sha256": dataset_hash}, ckpt_path)
-        if bar is not None:
-            post = {"loss": f"{rec['train_loss']:.3g}",
-                    "val_E": f"{val['energy_rmse_meV_per_atom']:.2f}meV/at"}
-            if "force_rmse_meV_per_A" in val:
-                post["val_F"] = f"{val['force_rmse_meV_per_A']:.0f}meV/A"
-            post["lr"] = f"{rec['lr']:.1e}"
-            bar.set_postfix(post)
-            bar.update(1)
+        post = {"loss": f"{rec['train_loss']:.3g}",
+                "val_E": f"{val['energy_rmse_meV_per_atom']:.2f}meV/at"}
+        if "force_rmse_meV_per_A" in val:
+            post["val_F"] = f"{val['force_rmse_meV_per_A']:.0f}meV/A"
+        post["lr"] = f"{rec['lr']:.1e}"
+        bar.set_postfix(post)
+        bar.update(1)
         if bad >= s.patience:
             stopped = "early stopping"
             break
         if s.max_minutes is not None and elapsed > 60 * s.max_minutes:
             stopped = "time budget"
             break
-    if bar is not None:
-        bar.close()
+    bar.close()
 
     if best_state is not None:
         model.load_state_dict(best_state)
