@@ -248,18 +248,20 @@ class Recorder:
             self.attach()
 
     # ------------------------------------------------------------------ helpers
-    def _collective(self, fn, *args):
-        """Run fn on rank 0; raise RecorderError on every rank if it failed there."""
-        err = None
-        if self.rank == 0:
+    def _collective(self, fn, *args, all_ranks: bool = False):
+        """Run fn on rank 0 (or on every rank); raise RecorderError on every rank if it
+        failed on rank 0. Returns fn's result where it ran."""
+        err = result = None
+        if all_ranks or self.rank == 0:
             try:
-                fn(*args)
+                result = fn(*args)
             except Exception as exc:  # noqa: BLE001 (re-raised on all ranks below)
                 err = _message(exc)
         if self.comm.Get_size() > 1:
             err = self.comm.bcast(err, root=0)
         if err is not None:
             raise RecorderError(err)
+        return result
 
     def _open_writer(self, append):
         from lammps_adv.engine import lammps_version
@@ -468,16 +470,8 @@ class Recorder:
         t_ps = float(lmp.extract_global("atime")) + (step - int(lmp.extract_global("atimestep"))) * dt
         natoms = int(lmp.get_natoms())
         # rank 0 checks the system before the collective reference evaluation
-        err, rec = None, None
-        if self.rank == 0:
-            try:
-                rec = self._unpack(data, step, natoms)
-            except Exception as exc:  # noqa: BLE001
-                err = _message(exc)
-        if self.comm.Get_size() > 1:
-            err = self.comm.bcast(err, root=0)
-        if err is not None:
-            raise RecorderError(err)
+        rec = self._collective(self._unpack, data, step, natoms)
+        err = None
         t1 = _time.perf_counter()
         self.timings["gather"] += t1 - t0
         pos_rel = rec["pos"] - np.asarray(boxlo) if rec is not None else None
@@ -641,15 +635,7 @@ class Recorder:
         """Resolve a minimization record still waiting for its energy (collective)."""
         if self._pending is None:
             return
-        err = None
-        try:
-            self._resolve_pending()
-        except Exception as exc:  # noqa: BLE001
-            err = _message(exc)
-        if self.comm.Get_size() > 1:
-            err = self.comm.bcast(err, root=0)
-        if err is not None:
-            raise RecorderError(err)
+        self._collective(self._resolve_pending, all_ranks=True)
 
     def _hook(self, word, cmd, before):
         if word in RUN_COMMANDS:
