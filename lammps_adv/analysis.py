@@ -257,7 +257,12 @@ def _recording(f) -> dict:
 
 
 def pair_label(params: dict) -> str:
-    return f"{params.get('approx', '?')} vs {params.get('reference', '?')}"
+    """'approx vs reference', with model files shortened to their names."""
+    def short(spec):
+        spec = str(spec)
+        kind, _, path = spec.partition(":")
+        return f"{kind}:{Path(path).name}" if kind == "torchscript" else spec
+    return f"{short(params.get('approx', '?'))} vs {short(params.get('reference', '?'))}"
 
 
 def epsilon_rows(probe: Result) -> list[dict]:
