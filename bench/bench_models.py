@@ -226,7 +226,7 @@ def main():
         if importlib.util.find_spec("jax_md") is not None:    # not imported here: JAX
             have_jax = True                                    # threads and fork do not mix
         else:
-            print("JAX MD not installed (pip install -e '.[bench]'): its column is skipped")
+            print("JAX MD not installed (pip install 'jax[cpu]' jax-md): its column is skipped")
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
