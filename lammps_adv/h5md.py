@@ -128,6 +128,17 @@ def open_h5(path, mode: str = "r"):
 
 
 # --------------------------------------------------------------------- writer
+def write_header(f) -> None:
+    """The /h5md group of every lammps-adv file: H5MD version, author, creator."""
+    from lammps_adv import __version__
+    h5 = f.create_group("h5md")
+    h5.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
+    h5.create_group("author").attrs["name"] = "lammps-adv user"
+    cr = h5.create_group("creator")
+    cr.attrs["name"] = CREATOR
+    cr.attrs["version"] = __version__
+
+
 def _str_dtype():
     import h5py
     return h5py.string_dtype("utf-8")
@@ -179,13 +190,7 @@ class H5MDWriter:
     # ---------------------------------------------------------------- layout
     def _create(self, attrs, texts):
         f = self.f
-        h5 = f.create_group("h5md")
-        h5.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
-        h5.create_group("author").attrs["name"] = "lammps-adv user"
-        from lammps_adv import __version__
-        cr = h5.create_group("creator")
-        cr.attrs["name"] = CREATOR
-        cr.attrs["version"] = __version__
+        write_header(f)
         self._write_params(f.create_group("parameters"), attrs, texts)
         obs = f.create_group("observables")
         step = time = None

@@ -122,10 +122,13 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     cos0, err_adv, err_rand = (comm.allreduce(a) for a in parts)
     if root:
         import h5py
+        from lammps_adv.h5md import write_header
         with h5py.File(out, "w") as f:
-            _write_header(f, {"experiment": "probe", "approx": approx, "reference": reference,
-                             "units": "metal", "epsilons_A2": eps, "sampling": sampling, "n_random": n_random,
-                             "seed": seed, "command_line": " ".join(sys.argv)})
+            write_header(f)
+            f.create_group("parameters").attrs.update({
+                "experiment": "probe", "approx": approx, "reference": reference, "units": "metal",
+                "epsilons_A2": eps, "sampling": sampling, "n_random": n_random, "seed": seed,
+                "command_line": " ".join(sys.argv)})
             g = f.create_group("probe")
             g["epsilon"] = eps
             g["natoms"] = np.array([len(p) for p, *_ in configs], dtype=np.int64)
@@ -134,16 +137,6 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
             g["error_adversarial"] = err_adv
             g["error_random"] = err_rand
     return out
-
-
-def _write_header(f, params: dict) -> None:
-    """/h5md (H5MD 1.1, creator lammps-adv) and /parameters attributes."""
-    from lammps_adv import __version__
-    from lammps_adv.h5md import CREATOR, H5MD_VERSION
-    h5 = f.create_group("h5md")
-    h5.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
-    h5.create_group("creator").attrs.update({"name": CREATOR, "version": __version__})
-    f.create_group("parameters").attrs.update(params)
 
 
 def _evaluate(model, positions, cell, comm):
