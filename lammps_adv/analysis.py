@@ -175,16 +175,25 @@ def plot_epsilon(rows: list[dict], path: Path, unit: str = "meV/atom") -> Path:
 
 
 def plot_cos_histograms(groups: dict[str, np.ndarray], path: Path) -> Path:
+    """One panel per model pair ('<pair>, <sampling>' keys), one curve per sampling."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    pairs = list(dict.fromkeys(k.split(", ", 1)[0] for k in groups))
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(6, 2.6 * len(pairs)), sharex=True,
+                             squeeze=False)
     bins = np.linspace(-1, 1, 41)
-    for label, cos in groups.items():
-        ax.hist(cos, bins=bins, density=True, histtype="step", linewidth=1.6,
-                label=f"{label} (n={len(cos)})")
-    ax.axvline(0, color="k", linewidth=0.6)
-    ax.set_xlabel(r"cos$\theta$ between adversarial direction A and F_app")
-    ax.set_ylabel("probability density")
-    ax.legend(fontsize=7)
+    styles = ["-", "--", ":", "-."]
+    for ax, pair in zip(axes[:, 0], pairs):
+        for i, (label, cos) in enumerate((k, v) for k, v in groups.items()
+                                         if k.split(", ", 1)[0] == pair):
+            sampling = label.split(", ", 1)[1] if ", " in label else label
+            ax.hist(cos, bins=bins, density=True, histtype="step", linewidth=1.6,
+                    linestyle=styles[i % len(styles)], color=f"C{i}",
+                    label=f"{sampling} (n={len(cos)})")
+        ax.axvline(0, color="k", linewidth=0.6)
+        ax.set_title(pair, fontsize=9)
+        ax.set_ylabel("density")
+        ax.legend(fontsize=7, loc="upper left")
+    axes[-1, 0].set_xlabel(r"cos$\theta$ between adversarial direction A and F_app")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
