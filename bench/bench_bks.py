@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import REPO, bench_glass
+
 BIN = Path(sys.executable).parent
-sys.path.insert(0, str(REPO))
 
 CASES = [  # name, potential file, extra variables, steps factor (Ewald is slow)
     ("bks Ewald 1e-6", "potentials/bks.lmp", ["-var", "bks_kspace", "ewald"], 0.2),
@@ -40,11 +40,7 @@ def main():
     ap.add_argument("--atoms", type=int, default=3000, help="glass size, a multiple of 3 (default 3000)")
     ap.add_argument("--steps", type=int, default=50, help="MD steps per timing (Ewald: a fifth)")
     args = ap.parse_args()
-    from lammps_adv.structures import amorphous
-    data = REPO / "out" / "bench" / f"glass{args.atoms}.data"
-    if not data.is_file():
-        print(f"making a {args.atoms}-atom BKS-DSF glass (short melt-quench) -> {data}", flush=True)
-        amorphous(args.atoms, melt_ps=0.5, quench_ps=0.5, out=data)
+    data = bench_glass(args.atoms)
     print(f"{args.atoms}-atom glass, NVT 300 K; ms per MD step (lower is better)")
     print(f"{'potential':18s} {'1 rank':>10s} {'2 ranks':>10s} {'speedup':>8s}")
     times = {}

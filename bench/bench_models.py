@@ -25,27 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-OUT = REPO / "out" / "bench"
-
-
-# ---------------------------------------------------------------------------- structures
-def glass(n: int) -> Path:
-    from lammps_adv.structures import amorphous, read_lammps_data, write_lammps_data
-    path = OUT / f"glass{n}.data"
-    if path.is_file():
-        return path
-    OUT.mkdir(parents=True, exist_ok=True)
-    if n % 8 == 0 and n // 8 >= 1000 and n // 8 % 3 == 0:
-        base = read_lammps_data(glass(n // 8))
-        print(f"  tiling the {n // 8}-atom glass 2x2x2 -> {path.name}", flush=True)
-        from lammps_adv.structures import sort_species
-        write_lammps_data(path, sort_species(base.repeat((2, 2, 2))))
-        return path
-    print(f"  making a {n}-atom BKS-DSF glass (short melt-quench) -> {path.name}", flush=True)
-    amorphous(n, potential="bks-dsf", out=path, seed=11, melt_ps=1.0, quench_ps=2.0)
-    return path
+from common import OUT, REPO, bench_glass as glass
 
 
 def _rss_mb() -> float:

@@ -31,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import OUT, REPO, bench_glass
+
 VARIANTS = ("plugin", "raw", "external", "native")
 
 
@@ -170,7 +171,6 @@ def main():
                     help="measure every variant this often, interleaved; keep the fastest")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per rank")
     ap.add_argument("--glass", help="LAMMPS data file to use instead of a new glass")
-    ap.add_argument("--melt-ps", type=float, default=0.5, help="melt (and quench) time, ps")
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -183,16 +183,11 @@ def main():
             Path(args.result).write_text(json.dumps(res))
         return
 
-    workdir = REPO / "out" / "bench"
+    workdir = OUT
     workdir.mkdir(parents=True, exist_ok=True)
     args.workdir = workdir
     if args.glass is None:
-        args.glass = workdir / f"glass{args.atoms}.data"
-        if not args.glass.is_file():
-            from lammps_adv.structures import amorphous
-            print(f"making a {args.atoms}-atom glass (melt-quench {args.melt_ps} + "
-                  f"{args.melt_ps} ps) -> {args.glass}", flush=True)
-            amorphous(args.atoms, melt_ps=args.melt_ps, quench_ps=args.melt_ps, out=args.glass)
+        args.glass = bench_glass(args.atoms)
     from lammps_adv.models.bks_dsf import export
     args.model = export(workdir / "bks_dsf.pt")
 

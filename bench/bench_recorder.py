@@ -17,15 +17,13 @@ cached in out/bench/.
 """
 import argparse
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, bench_glass
 DECK = REPO / "inputs" / "nvt_glass.in"
 
 
@@ -89,11 +87,7 @@ def main():
     ap.add_argument("--reference", default="bks-dsf", help="reference model (default bks-dsf)")
     ap.add_argument("--repeat", type=int, default=2, help="timings repeated, best taken (default 2)")
     args = ap.parse_args()
-    from lammps_adv.structures import amorphous
-    data = REPO / "out" / "bench" / f"glass{args.atoms}.data"
-    if not data.is_file():
-        print(f"making a {args.atoms}-atom BKS-DSF glass (short melt-quench) -> {data}", flush=True)
-        amorphous(args.atoms, melt_ps=0.5, quench_ps=0.5, out=data)
+    data = bench_glass(args.atoms)
     steps = args.steps
     everies = (1, 10)
     with tempfile.TemporaryDirectory() as tmpd:
