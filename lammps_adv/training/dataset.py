@@ -340,53 +340,36 @@ def md_frames(atoms, potential: str, temperature: float, frames: int, stride: in
               comm=None) -> list[dict]:
     """NVT MD in LAMMPS with ``potential`` at ``temperature``; after ``equil`` steps, one
     frame every ``stride`` steps: positions, cell, species, energy, forces, stress."""
-    from lammps_adv.engine import open_lammps
-    from lammps_adv.potentials import get as get_potential
-    from lammps_adv.structures import write_lammps_data
-    pot = get_potential(potential)
+    from lammps_adv.system import LammpsSystem
     if frames < 1 or stride < 1 or equil < 0:
         raise DatasetError(f"frames and stride must be >= 1 and equil >= 0, got "
                            f"{frames}, {stride}, {equil}")
-    with tempfile.TemporaryDirectory(prefix="lammps-adv-ds-") as tmp:
-        data = Path(tmp) / "start.data"
-        rank = 0 if comm is None else comm.Get_rank()
-        if rank == 0:
-            write_lammps_data(data, atoms)
-        if comm is not None:
-            data = Path(comm.bcast(str(data), root=0))
-            comm.Barrier()
-        lmp = open_lammps(comm=comm)
-        try:
-            lmp.commands_list(["units metal", "atom_style charge", "boundary p p p",
-                               f"read_data {data}"] + pot.commands() + [
-                "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
-                "compute adv_pv all pressure NULL virial",
-                "thermo_style custom step temp pe c_adv_pv[1] c_adv_pv[2] c_adv_pv[3] "
-                "c_adv_pv[4] c_adv_pv[5] c_adv_pv[6]",
-                f"thermo {stride}", f"timestep {timestep}",
-                f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
-                f"fix adv_md all nvt temp {temperature} {temperature} {100 * timestep}",
-                f"run {equil}"])
-            types = np.array(lmp.gather_atoms("type", 0, 1), dtype=np.int64)
-            out = []
-            for k in range(frames):
-                lmp.command(f"run {stride}")
-                th = lmp.last_thermo()
-                pe = float(th["PotEng"])
-                p = np.array([float(th[f"c_adv_pv[{i}]"]) for i in range(1, 7)])
-                x = np.array(lmp.gather_atoms("x", 1, 3), dtype=np.float64).reshape(-1, 3)
-                f = np.array(lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(-1, 3)
-                boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
-                cell = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
-                                 [xz, yz, boxhi[2] - boxlo[2]]])
-                pxx, pyy, pzz, pxy, pxz, pyz = p
-                ptens = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]])
-                out.append({"positions": x - np.asarray(boxlo), "cell": cell,
-                            "species": types - 1, "energy": pe, "forces": f,
-                            "stress": -ptens / BAR_PER_EV_A3, "temperature": temperature,
-                            "source": f"{label}-T{temperature:g}#{k}"})
-        finally:
-            lmp.close()
+    with LammpsSystem(atoms, potential, comm=comm) as system:
+        lmp = system.lmp
+        lmp.commands_list([
+            "compute adv_pv all pressure NULL virial",
+            "thermo_style custom step temp pe c_adv_pv[1] c_adv_pv[2] c_adv_pv[3] "
+            "c_adv_pv[4] c_adv_pv[5] c_adv_pv[6]",
+            f"thermo {stride}", f"timestep {timestep}",
+            f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
+            f"fix adv_md all nvt temp {temperature} {temperature} {100 * timestep}",
+            f"run {equil}"])
+        types = np.array(lmp.gather_atoms("type", 0, 1), dtype=np.int64)
+        out = []
+        for k in range(frames):
+            lmp.command(f"run {stride}")
+            th = lmp.last_thermo()
+            pe = float(th["PotEng"])
+            pxx, pyy, pzz, pxy, pxz, pyz = (float(th[f"c_adv_pv[{i}]"]) for i in range(1, 7))
+            ptens = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]])
+            boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+            cell = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
+                             [xz, yz, boxhi[2] - boxlo[2]]])
+            out.append({"positions": system.positions() - np.asarray(boxlo), "cell": cell,
+                        "species": types - 1, "energy": pe,
+                        "forces": system.forces(),
+                        "stress": -ptens / BAR_PER_EV_A3, "temperature": temperature,
+                        "source": f"{label}-T{temperature:g}#{k}"})
     return out
 
 
