@@ -255,6 +255,8 @@ class LammpsReference(Reference):
         atoms = Atoms(self.symbols, positions=positions, cell=cell, pbc=True)
         self.system = LammpsSystem(atoms, self.potential, comm=self.comm)
         self.system.set_cell(cell)       # the exact box (the data file holds 12 decimals)
+        # single points rebuild the neighbour list every time: a small skin is cheapest
+        self.system.lmp.command("neighbor 1.0 bin")
         if self.system.natoms != len(self.symbols):
             raise ReferenceError(f"reference {self.spec}: created {self.system.natoms} of "
                                  f"{len(self.symbols)} atoms")
