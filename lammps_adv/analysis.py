@@ -1,8 +1,9 @@
 """Aggregate many HDF5 result files into tables (CSV + Markdown) and figures (PNG).
 
-Readers skip files that are not ours (no `/h5md` group with creator "lammps-adv") or that
-are truncated/corrupt, with one warning naming the file; the rest is aggregated. Every
-number is computed from the files, so rerunning gives identical tables.
+Files are read only through the readers of ``lammps_adv.h5md`` (which owns the format).
+Files that are not ours (no `/h5md` group with creator "lammps-adv") or that are
+truncated/corrupt are skipped with one warning naming the file; the rest is aggregated.
+Every number is computed from the files, so rerunning gives identical tables.
 """
 from __future__ import annotations
 
@@ -14,11 +15,27 @@ from pathlib import Path
 
 import numpy as np
 
-CREATOR = "lammps-adv"
+from lammps_adv import h5md
+from lammps_adv.errors import LammpsAdvError
+
+CREATOR = h5md.CREATOR
 
 
 class SkippedFile(UserWarning):
     pass
+
+
+_formatwarning = warnings.formatwarning
+
+
+def _format_skipped(message, category, filename, lineno, line=None):
+    """A skipped file is one line on stderr (no source line of this module)."""
+    if isinstance(category, type) and issubclass(category, SkippedFile):
+        return f"lammps-adv: warning: {message}\n"
+    return _formatwarning(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _format_skipped
 
 
 # ------------------------------------------------------------------ reading
@@ -30,66 +47,29 @@ class Result:
     data: dict = field(default_factory=dict)
 
 
-def _open_ours(path: Path):
-    import h5py
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"not a readable HDF5 file ({' '.join(str(exc).split())[:120]})")
-    creator = f.get("h5md/creator")
-    name = creator.attrs.get("name") if creator is not None else None
-    if isinstance(name, bytes):
-        name = name.decode()
-    if name != CREATOR:
-        f.close()
-        raise ValueError("not a lammps-adv file (no /h5md/creator named lammps-adv)")
-    return f
-
-
-def _attrs(group) -> dict:
-    out = {}
-    for k, v in group.attrs.items():
-        if isinstance(v, bytes):
-            v = v.decode()
-        elif isinstance(v, np.ndarray) and v.dtype.kind in "SO":
-            v = [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
-        elif isinstance(v, np.generic):
-            v = v.item()
-        out[k] = v
-    return out
-
-
 def read_files(paths, reader) -> list[Result]:
-    """Apply ``reader(h5file) -> dict of arrays`` to each file; skip bad ones with a warning."""
+    """Apply ``reader(path) -> dict of arrays`` to each file; skip bad ones with a warning."""
     results = []
     for path in sorted(Path(p) for p in paths):
         try:
-            with _open_ours(path) as f:
-                params = _attrs(f["parameters"]) if "parameters" in f else {}
-                data = reader(f)
-        except (ValueError, KeyError, OSError) as exc:
-            warnings.warn(f"skipping {path}: {' '.join(str(exc).split())}", SkippedFile, stacklevel=2)
+            params = h5md.read_parameters(path, texts=False)
+            data = reader(path)
+        except (LammpsAdvError, ValueError, KeyError, OSError) as exc:
+            msg = " ".join(str(exc).split()).removeprefix(f"{path}: ")
+            warnings.warn(f"skipping {path}: {msg}", SkippedFile, stacklevel=2)
             continue
         results.append(Result(path, params, data))
     return results
 
 
-def observables(f) -> dict:
-    """All /observables/<name>/value arrays of a recorded run, plus 'step'."""
-    obs = f["observables"]
-    data = {name: obs[name]["value"][()] for name in obs}
-    first = next(iter(obs))
-    data["step"] = obs[first]["step"][()]
-    n = {len(v) for v in data.values()}
-    if len(n) != 1:
-        raise ValueError(f"observables have different lengths {sorted(n)}")
-    return data
+def observables(path) -> dict:
+    """All /observables/<name>/value arrays of a recorded run, plus 'step' and 'time'."""
+    return h5md.read_observables(path)
 
 
-def probe_arrays(f) -> dict:
-    """Arrays of a probe file (see lammps_adv.experiments.probe)."""
-    g = f["probe"]
-    return {k: g[k][()] for k in g}
+def probe_arrays(path) -> dict:
+    """Arrays of a probe file (see lammps_adv.h5md.write_probe)."""
+    return h5md.read_probe(path)
 
 
 # ------------------------------------------------------------------ statistics
@@ -245,23 +225,15 @@ def read_results(paths) -> dict[str, list[Result]]:
 
 def _experiment(path: Path) -> str | None:
     """The /parameters 'experiment' attribute, or None (read errors are reported later)."""
-    import h5py
     try:
-        with h5py.File(path, "r") as f:
-            v = f["parameters"].attrs.get("experiment")
-    except Exception:
-        try:   # a recording left open by a killed writer
-            with h5py.File(path, "r", libver="latest", swmr=True) as f:
-                v = f["parameters"].attrs.get("experiment")
-        except Exception:
-            return None
-    return v.decode() if isinstance(v, bytes) else v
+        return h5md.read_parameters(path, texts=False).get("experiment")
+    except (LammpsAdvError, OSError, ValueError, KeyError):
+        return None
 
 
-def _recording(f) -> dict:
-    data = observables(f)
-    if "stages" in f and "kind" in f["stages"]:
-        data["stage_kind"] = np.array([k.decode() for k in f["stages/kind"][()]])
+def _recording(path) -> dict:
+    data = observables(path)
+    data["stage_kind"] = np.array(h5md.read_stages(path)["kind"], dtype=str)
     return data
 
 

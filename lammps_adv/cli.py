@@ -11,13 +11,13 @@ def _add_glass(sub):
                        description="Amorphous SiO2 by melt-quench: random insertion at the "
                        "given density, NVT melt, linear quench to 300 K, minimization. "
                        "Writes a LAMMPS data file (metal units, type 1 = Si, 2 = O).")
-    p.add_argument("-n", "--atoms", type=int, default=192, help="number of atoms, a multiple of 3 (default 192)")
-    p.add_argument("--density", type=float, default=2.20, help="g/cm^3 (default 2.20)")
+    p.add_argument("-n", "--atoms", type=int, default=192, help="number of atoms, a positive multiple of 3 (default 192)")
+    p.add_argument("--density", type=float, default=2.20, help="g/cm^3, 1.0 to 4.5 (default 2.20)")
     p.add_argument("--potential", default="bks-dsf", help="potential spec (default bks-dsf; see `lammps-adv potentials`)")
-    p.add_argument("--t-melt", type=float, default=5000.0, help="melt temperature in K (default 5000)")
-    p.add_argument("--melt-ps", type=float, default=10.0, help="melt time in ps (default 10)")
-    p.add_argument("--quench-ps", type=float, default=20.0, help="quench time in ps (default 20)")
-    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--t-melt", type=float, default=5000.0, help="melt temperature in K, above 300 and at most 20000 (default 5000)")
+    p.add_argument("--melt-ps", type=float, default=10.0, help="melt time in ps, 0.001 to 1e5 (default 10)")
+    p.add_argument("--quench-ps", type=float, default=20.0, help="quench time in ps, 0.001 to 1e5 (default 20)")
+    p.add_argument("--seed", type=int, default=12345, help="random seed, a positive integer (default 12345)")
     p.add_argument("-o", "--out", default="glass.data", help="output LAMMPS data file (default glass.data)")
     p.set_defaults(func=_run_glass)
 
@@ -55,17 +55,18 @@ def _run_energy(args):
 
 
 def _add_potentials(sub):
-    p = sub.add_parser("potentials", help="list the potentials of the catalogue")
+    p = sub.add_parser("potentials", help="list the potentials of the catalogue",
+                       description="Every potential spec `--potential` and `--reference` "
+                       "accept, with what it is (docs/potentials.md).")
     p.set_defaults(func=_run_potentials)
 
 
 def _run_potentials(args):
     from lammps_adv import potentials
-    for name in potentials.names():
-        if ":" in name and name.split(":")[1].isupper():
-            _say(f"{name:14s} (any file)")
-        else:
-            _say(f"{name:14s} {potentials.get(name).description}")
+    entries = potentials.catalogue()       # placeholders (FILE) are described, never built
+    width = max(len(name) for name, _ in entries)
+    for name, description in entries:
+        _say(f"{name:{width}s}  {description}")
 
 
 def _add_demo(sub):
@@ -231,7 +232,11 @@ def _add_run(sub):
     p.add_argument("--frames-every", type=int, default=0,
                    help="store positions, both force sets and the box every K records (default 0: never)")
     p.add_argument("--out", default="run.h5", help="HDF5 output (default run.h5)")
-    p.add_argument("--append", action="store_true", help="continue an existing output file")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="continue an existing output file")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="replace an existing output file (without this or --append, an "
+                           "existing file is an error)")
     p.add_argument("-var", "--var", nargs="+", action="append", default=[], metavar="NAME VALUE",
                    help="LAMMPS variable, as `lmp -var NAME VALUE...` (repeatable)")
     p.add_argument("--species", nargs="+", default=None,
@@ -254,7 +259,8 @@ def _run_run(args):
         variables[item[0]] = item[1] if len(item) == 2 else item[1:]
     n = run_deck(args.deck, args.reference, out=args.out, every=args.every,
                  frames_every=args.frames_every, variables=variables, species=args.species,
-                 append=args.append, approx=args.approx, flush_every=args.flush_every,
+                 append=args.append, overwrite=args.overwrite, approx=args.approx,
+                 flush_every=args.flush_every,
                  flush_seconds=args.flush_seconds, progress=not args.quiet,
                  screen=args.screen, log=args.log,
                  command_line=" ".join(["lammps-adv"] + sys.argv[1:]))
@@ -262,7 +268,7 @@ def _run_run(args):
 
 
 def _say(msg: str) -> None:
-    from lammps_adv.engine import is_root
+    from lammps_adv.mpi import is_root
     if is_root():
         print(msg, flush=True)
 
@@ -314,6 +320,8 @@ def _add_relax(sub):
     p.add_argument("--split", default="test", help="dataset split to use, 'all' for every configuration (default test)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many configurations")
     p.add_argument("-o", "--out", default="relax", help="output folder (default relax/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace relaxation files already in the output folder")
     p.set_defaults(func=_run_relax)
 
 
@@ -324,7 +332,8 @@ def _run_relax(args):
                            limit=args.limit)
     relax(configs, args.approx, args.reference, out_dir=args.out, min_style=args.min_style,
           steps=args.steps, ftol=args.ftol, min_modify=args.min_modify,
-          frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax)
+          frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax,
+          overwrite=args.overwrite)
     _say(f"wrote {len(configs)} relaxations to {args.out}/")
 
 
@@ -359,28 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from lammps_adv.errors import RunInterrupted
     try:
         args.func(args)
     except KeyboardInterrupt:
-        print("lammps-adv: interrupted", file=sys.stderr)
+        print(f"lammps-adv {args.command}: interrupted (SIGINT)", file=sys.stderr, flush=True)
         return 130
     except Exception as exc:  # one clear line, not a traceback (LAMMPSADV_DEBUG=1 shows it)
         if os.environ.get("LAMMPSADV_DEBUG"):
             raise
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        msg = msg.removeprefix("ERROR: ")
+        msg = (" ".join(str(exc).split()) or type(exc).__name__).removeprefix("ERROR: ")
+        code = exc.exit_code if isinstance(exc, RunInterrupted) else 2
         print(f"lammps-adv {args.command}: error: {msg}", file=sys.stderr, flush=True)
-        _abort_other_ranks()
-        return 2
+        if not isinstance(exc, RunInterrupted):   # a signal reaches every rank by itself
+            from lammps_adv.mpi import abort_other_ranks
+            abort_other_ranks(code)
+        return code
     return 0
-
-
-def _abort_other_ranks() -> None:
-    """Under mpirun an error on one rank must not leave the others waiting forever."""
-    if "mpi4py.MPI" in sys.modules:
-        from mpi4py import MPI
-        if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
-            MPI.COMM_WORLD.Abort(2)
 
 
 if __name__ == "__main__":

@@ -95,12 +95,12 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     glass = _first_glass(data, out / "data" / "glass_start.data")
     d.stage("NVT MD at 300 K driven by the BP network, recorded against bks-dsf every 5 steps",
             "run", POTENTIALS.parent / "inputs" / "nvt_glass.in", "--reference", "bks-dsf",
-            "--approx", f"torchscript:{bp}", "--every", 5, "--out", res / "md_bp.h5",
+            "--approx", f"torchscript:{bp}", "--every", 5, "--out", res / "md_bp.h5", "--overwrite",
             "--quiet", "-var", "data", glass, "-var", "potential_file", snippet,
             "-var", "steps", s["md_steps"], "-var", "out", out / "data" / "md_bp_final.data",
             mpi=True)
     relax_common = ["--split", "test", "--limit", s["relaxations"], "--min-style", "fire",
-                    "--steps", s["relax_steps"]]
+                    "--steps", s["relax_steps"], "--overwrite"]
     d.stage("relaxations (FIRE) driven by the BP network, recorded against bks-dsf",
             "relax", data, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
             "-o", res / "relax_bp", *relax_common, mpi=True)

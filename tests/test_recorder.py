@@ -13,7 +13,7 @@ from conftest import BIN, REPO, run_cmd
 from lammps_adv import adversarial
 from lammps_adv.h5md import open_h5, read_observables, recover
 from lammps_adv.recorder import Recorder, RecorderError, logical_commands, prepare_deck, run_deck
-from lammps_adv.references import get_reference
+from lammps_adv.calculators import get_calculator
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit")
 
@@ -50,7 +50,7 @@ def test_recorded_values_equal_an_independent_reevaluation(loop_run):
     obs = read_observables(out)
     fr = _frames(out)
     assert n == len(obs["step"]) == len(fr["position"]) > 10
-    approx, ref = get_reference("bks-dsf"), get_reference("bks")
+    approx, ref = get_calculator("bks-dsf"), get_calculator("bks")
     approx.setup(fr["species"])
     ref.setup(fr["species"])
     for k in range(len(fr["position"])):
@@ -146,7 +146,7 @@ def _swmr_rows(path):
 def test_sigkill_keeps_flushed_rows_and_append_resumes(glass_192, tmp_path):
     out = tmp_path / "killed.h5"
     cmd = [BIN / "lammps-adv", "run", LOOP, "--reference", "bks-dsf", "--every", "1",
-           "--frames-every", "3", "--flush-every", "2", "--flush-seconds", "0", "--quiet",
+           "--frames-every", "3", "--flush-every", "2", "--flush-seconds", "0.001", "--quiet",
            "--out", out, "-var", "data", glass_192, "-var", "pot", DSF,
            "-var", "nloop", "1", "-var", "nsteps", "1000000"]
     proc = subprocess.Popen([str(c) for c in cmd], cwd=REPO, stdout=subprocess.DEVNULL,
@@ -205,7 +205,7 @@ def test_deck_runs_unmodified_and_with_plain_lammps(glass_192, tmp_path):
 
 
 def test_python_api_in_a_users_session_with_torchscript_reference(glass_192, tmp_path):
-    from test_references import script_model
+    from test_calculators import script_model
     from lammps_adv.engine import open_lammps
     from lammps_adv.potentials import get
     model = script_model(tmp_path / "pair.pt")
@@ -225,7 +225,7 @@ def test_python_api_in_a_users_session_with_torchscript_reference(glass_192, tmp
     assert step[stage == 0].tolist() == [0, 4, 8] and step[stage == 1].tolist() == [8, 12]
     assert (stage == 2).sum() >= 4
     fr = _frames(out)
-    ref = get_reference(f"torchscript:{model}")
+    ref = get_calculator(f"torchscript:{model}")
     ref.setup(fr["species"])
     for k in range(len(fr["position"])):
         e, f = ref.evaluate(fr["position"][k], fr["box/edges"][k])
@@ -250,11 +250,11 @@ def test_unknown_reference_spec_is_a_clear_cli_error(glass_192, tmp_path):
     proc = run_cmd([BIN / "lammps-adv", "run", LOOP, "--reference", "nonsense", "--out",
                     tmp_path / "x.h5", "-var", "data", glass_192], check=False)
     assert proc.returncode == 2
-    assert "unknown reference spec 'nonsense'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "unknown model spec 'nonsense'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_species_mismatch_unwritable_output_and_lost_atoms(glass_192, tmp_path):
-    from test_references import script_model
+    from test_calculators import script_model
     model = script_model(tmp_path / "sin.pt", species=("Si", "N"))
     with pytest.raises(RecorderError, match=r"covers the elements Si, N.*also has O.*labels"):
         run_deck(LOOP, f"torchscript:{model}", out=tmp_path / "m.h5", progress=False,

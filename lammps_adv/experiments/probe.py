@@ -25,7 +25,7 @@ import numpy as np
 from lammps_adv import adversarial
 from lammps_adv.experiments.parallel import split_tasks
 from lammps_adv.progress import bar as progress_bar
-from lammps_adv.references import get_reference
+from lammps_adv.calculators import get_calculator
 
 DEFAULT_EPSILONS = (0.0, 0.1, 0.3, 0.5)
 
@@ -66,7 +66,7 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     in /parameters and used to label the cos(theta) statistics. Under MPI the
     configurations are spread over groups of ``ranks_per_task`` ranks; the numbers do not
     depend on the number of ranks."""
-    from lammps_adv.engine import mpi_comm
+    from lammps_adv.mpi import mpi_comm
     comm = comm or mpi_comm()
     root = comm.Get_rank() == 0
     eps = np.asarray(epsilons, dtype=float)
@@ -74,9 +74,8 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
         raise ValueError(f"epsilon is a sum of squared displacements (A^2), must be >= 0: {list(eps)}")
     out = Path(out)
     if root:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "wb"):      # unwritable output fails before any work
-            pass
+        from lammps_adv.h5md import check_writable
+        check_writable(out, "probe file")      # unwritable output fails before any work
     c_n = len(configs)
     err_adv = np.zeros((c_n, len(eps)))
     err_rand = np.zeros((c_n, n_random, len(eps)))
@@ -86,17 +85,13 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
                        progress, comm)
     models = []
     try:
-        models = [get_reference(approx, comm=sub), get_reference(reference, comm=sub)]
-        names0 = None
+        models = [get_calculator(approx, comm=sub), get_calculator(reference, comm=sub)]
         for c in mine:
-            pos, cell, names, _ = configs[c]
-            if names != names0:
-                for m in models:
-                    m.setup(names)
-                names0 = names
+            pos, cell, names, source = configs[c]
 
-            def error(x):
-                (e_app, f_app), (e_acc, f_acc) = (_evaluate(m, x, cell, sub) for m in models)
+            def error(x, what="the configuration"):
+                (e_app, f_app), (e_acc, f_acc) = (
+                    m.evaluate(x, cell, symbols=names, label=f"{what} of {source}") for m in models)
                 bar.update(n_groups)
                 return e_app, f_app, e_acc, f_acc
 
@@ -104,11 +99,13 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
             cos0[c] = adversarial.cos_adversarial(e_app, e_acc, f_app, f_acc)
             direction = adversarial.adversarial_direction(e_app, e_acc, f_app, f_acc).reshape(pos.shape)
             for k, e in enumerate(eps):
-                ea, _, er, _ = error(adversarial.displace(pos, direction, e))
+                ea, _, er, _ = error(adversarial.displace(pos, direction, e),
+                                     f"the step along A (epsilon {e} A^2)")
                 err_adv[c, k] = er - ea
                 for r in range(n_random):
                     rand = adversarial.random_direction(pos.shape, seed=seed + 1000 * c + r)
-                    ea, _, er, _ = error(adversarial.displace(pos, rand, e))
+                    ea, _, er, _ = error(adversarial.displace(pos, rand, e),
+                                         f"random direction {r} (epsilon {e} A^2)")
                     err_rand[c, r, k] = er - ea
     finally:
         for m in models:
@@ -121,26 +118,12 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     parts = [a if leader else np.zeros_like(a) for a in (cos0, err_adv, err_rand)]
     cos0, err_adv, err_rand = (comm.allreduce(a) for a in parts)
     if root:
-        import h5py
-        from lammps_adv.h5md import write_header
-        with h5py.File(out, "w") as f:
-            write_header(f)
-            f.create_group("parameters").attrs.update({
-                "experiment": "probe", "approx": approx, "reference": reference, "units": "metal",
-                "epsilons_A2": eps, "sampling": sampling, "n_random": n_random, "seed": seed,
-                "command_line": " ".join(sys.argv)})
-            g = f.create_group("probe")
-            g["epsilon"] = eps
-            g["natoms"] = np.array([len(p) for p, *_ in configs], dtype=np.int64)
-            g["source"] = np.array([s for *_, s in configs], dtype=object).astype("S")
-            g["cos_adversarial"] = cos0
-            g["error_adversarial"] = err_adv
-            g["error_random"] = err_rand
+        from lammps_adv.h5md import write_probe
+        write_probe(out, {"experiment": "probe", "approx": approx, "reference": reference,
+                          "units": "metal", "epsilons_A2": eps, "sampling": sampling,
+                          "n_random": n_random, "seed": seed,
+                          "command_line": " ".join(sys.argv)},
+                    epsilon=eps, natoms=[len(p) for p, *_ in configs],
+                    source=[s for *_, s in configs], cos_adversarial=cos0,
+                    error_adversarial=err_adv, error_random=err_rand)
     return out
-
-
-def _evaluate(model, positions, cell, comm):
-    """Evaluate on every rank (collective); the result is broadcast from rank 0."""
-    res = model.evaluate(positions, cell)
-    return comm.bcast(res, root=0)
-

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lammps_adv.engine import mpi_comm
+from lammps_adv.mpi import mpi_comm
 from lammps_adv.experiments.parallel import split_tasks
 
 MIN_STYLES = ("fire", "cg", "sd")
@@ -22,10 +22,11 @@ MIN_STYLES = ("fire", "cg", "sd")
 def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
           min_style: str = "fire", steps: int = 200, ftol: float = 1e-4,
           min_modify: str = "", frames_every: int = 0, ranks_per_relax: int = 1,
-          comm=None, progress: bool = True) -> list[Path]:
+          overwrite: bool = False, comm=None, progress: bool = True) -> list[Path]:
     """Relax every configuration of ``configs`` [(positions, cell, names, source)].
 
-    steps: maximum minimizer iterations; ftol: force tolerance (eV/A) of the minimizer.
+    steps: maximum minimizer iterations; ftol: force tolerance (eV/A) of the minimizer;
+    overwrite: replace relaxation files already in ``out_dir`` (else they are an error).
     Returns the paths of the files written by this rank's group (all of them in serial).
     """
     from ase import Atoms
@@ -55,7 +56,7 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
                               "config_index": i, "command_line": " ".join(sys.argv)}
                 with Recorder(system.lmp, reference, out=out, approx=approx,
                               frames_every=frames_every, provenance=provenance,
-                              comm=sub) as rec:
+                              overwrite=overwrite, comm=sub) as rec:
                     cmds = [f"min_style {min_style}"]
                     if min_modify:
                         cmds.append(f"min_modify {min_modify}")

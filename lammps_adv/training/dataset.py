@@ -18,31 +18,28 @@ Layout of a dataset file (format "lammps-adv-dataset", version 1; metal units):
     /atoms/forces          float64 [A, 3]     optional; eV/A
     /split/train, /split/validation, /split/test   int64 indices into the configurations
 
-Made by ``generate`` (LAMMPS MD of melt-quenched glass at several temperatures and of
-alpha-quartz, labelled by a potential of ``lammps_adv.potentials``) or ``import_ase``
-(extxyz, VASP OUTCAR, anything ASE reads with energies), so that DFT data can be used.
+The file is written and read by ``lammps_adv.h5md`` (``write_dataset`` / ``read_dataset``,
+which also put H5MD-style ``unit`` attributes on the arrays); this module builds and checks
+the arrays. Made by ``generate`` (LAMMPS MD of melt-quenched glass at several temperatures
+and of alpha-quartz, labelled by a potential of ``lammps_adv.potentials``) or
+``import_ase`` (extxyz, VASP OUTCAR, anything ASE reads with energies), so that DFT data
+can be used. ``import_ase`` refuses non-finite energies, forces, stress, positions or cells,
+and ``Dataset.check_finite`` (called by training) refuses a file holding any.
 """
 from __future__ import annotations
 
-import datetime
-import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import h5py
 import numpy as np
+from lammps_adv.errors import DatasetError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.h5md import DATASET_FORMAT as FORMAT  # noqa: F401 (h5md owns the format)
+from lammps_adv.h5md import DATASET_SPLITS as SPLITS
+from lammps_adv.h5md import DATASET_VERSION as VERSION  # noqa: F401
 
-FORMAT = "lammps-adv-dataset"
-VERSION = 1
-SPLITS = ("train", "validation", "test")
 BAR_PER_EV_A3 = 1.602176634e6          # 1 eV/A^3 in bar
-
-
-class DatasetError(ValueError):
-    pass
 
 
 @dataclass
@@ -126,73 +123,85 @@ class Dataset:
                  "  sources: " + ", ".join(f"{k} ({v})" for k, v in sorted(srcs.items()))]
         return "\n".join(lines)
 
+    def check_finite(self) -> None:
+        """Refuse non-finite labels or geometry (NaN / inf energy, forces, stress,
+        positions, cell), naming the file and the first bad configuration."""
+        bad = None
+        checks = [("energy", self.energy[:, None]), ("cell", self.cell.reshape(len(self), -1))]
+        if self.stress is not None:
+            checks.append(("stress", np.asarray(self.stress).reshape(len(self), -1)))
+        for name, a in checks:
+            rows = np.nonzero(~np.isfinite(a).all(axis=1))[0]
+            if len(rows) and (bad is None or rows[0] < bad[0]):
+                bad = (int(rows[0]), name)
+        atom = [("positions", self.positions)] + ([("forces", self.forces)]
+                                                 if self.forces is not None else [])
+        for name, a in atom:
+            rows = np.nonzero(~np.isfinite(np.asarray(a)).all(axis=1))[0]
+            if len(rows):
+                i = int(np.searchsorted(self.offset, rows[0], side="right") - 1)
+                if bad is None or i < bad[0]:
+                    bad = (i, name)
+        if bad is None:
+            return
+        i, name = bad
+        src = f" ({self.source[i]})" if self.source[i] else ""
+        raise DatasetError(f"dataset {self.path or ''}: configuration {i}{src} has non-finite "
+                           f"{name} ({_non_finite(self._label(i, name))}); fix or drop it "
+                           "before training")
+
+    def _label(self, i: int, name: str) -> np.ndarray:
+        if name in ("positions", "forces"):
+            return np.asarray(getattr(self, name))[self.atoms_slice(i)]
+        return np.asarray(getattr(self, name))[i]
+
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["version"] = VERSION
-            f.attrs["species"] = json.dumps(list(self.species))
-            f.attrs["reference"] = str(self.attrs.get("reference", "unknown"))
-            f.attrs["created"] = str(self.attrs.get(
-                "created", datetime.datetime.now(datetime.timezone.utc).isoformat()))
-            f.attrs["generator"] = json.dumps(self.attrs.get("generator", {}))
-            c = f.create_group("configs")
-            c["natoms"] = self.natoms
-            c["offset"] = self.offset
-            c["cell"] = np.asarray(self.cell, dtype=np.float64)
-            c["energy"] = np.asarray(self.energy, dtype=np.float64)
-            c["temperature"] = np.asarray(self.temperature, dtype=np.float64)
-            c.create_dataset("source", data=np.array(self.source, dtype=object),
-                             dtype=h5py.string_dtype())
-            if self.stress is not None:
-                c["stress"] = np.asarray(self.stress, dtype=np.float64)
-            a = f.create_group("atoms")
-            a["positions"] = np.asarray(self.positions, dtype=np.float64)
-            a["species"] = np.asarray(self.atom_species, dtype=np.int64)
-            if self.forces is not None:
-                a["forces"] = np.asarray(self.forces, dtype=np.float64)
-            s = f.create_group("split")
-            for name in SPLITS:
-                s[name] = np.asarray(self.splits.get(name, []), dtype=np.int64)
-        os.replace(tmp, path)
+        """Write the dataset file (layout and attributes: lammps_adv.h5md.write_dataset)."""
+        from lammps_adv.h5md import write_dataset
+        arrays = {"configs/natoms": self.natoms, "configs/offset": self.offset,
+                  "configs/cell": self.cell, "configs/energy": self.energy,
+                  "configs/temperature": self.temperature, "configs/source": self.source,
+                  "configs/stress": self.stress, "atoms/positions": self.positions,
+                  "atoms/species": self.atom_species, "atoms/forces": self.forces}
+        for name in SPLITS:
+            arrays[f"split/{name}"] = np.asarray(self.splits.get(name, []), dtype=np.int64)
+        attrs = {"species": list(self.species),
+                 "reference": self.attrs.get("reference", "unknown"),
+                 "created": self.attrs.get("created"),
+                 "generator": self.attrs.get("generator", {})}
+        path = write_dataset(path, arrays, attrs)
         self.path = str(path)
         return path
 
 
+def _non_finite(values) -> str:
+    v = np.asarray(values, dtype=float).ravel()
+    bad = v[~np.isfinite(v)]
+    if len(bad) == 0:
+        return "finite"
+    return "NaN" if np.isnan(bad[0]) else ("inf" if bad[0] > 0 else "-inf")
+
+
 def load(path: str | Path) -> Dataset:
-    """Read a dataset file (clear errors for a missing or foreign file)."""
+    """Read a dataset file (clear errors for a missing, foreign or damaged file)."""
+    from lammps_adv.errors import FileFormatError
+    from lammps_adv.h5md import read_dataset
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"dataset file not found: {path}")
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DatasetError(f"{path} is not an HDF5 file ({exc})") from exc
-    with f:
-        if f.attrs.get("format") != FORMAT:
-            raise DatasetError(f"{path} is not a lammps-adv dataset (no format={FORMAT!r})")
-        try:
-            c, a = f["configs"], f["atoms"]
-            ds = Dataset(
-                species=json.loads(f.attrs["species"]),
-                natoms=c["natoms"][()], cell=c["cell"][()], energy=c["energy"][()],
-                positions=a["positions"][()], atom_species=a["species"][()],
-                forces=a["forces"][()] if "forces" in a else None,
-                stress=c["stress"][()] if "stress" in c else None,
-                temperature=c["temperature"][()] if "temperature" in c else None,
-                source=[s.decode() if isinstance(s, bytes) else str(s)
-                        for s in c["source"][()]] if "source" in c else None,
-                splits={k: f["split"][k][()] for k in SPLITS if k in f["split"]}
-                if "split" in f else {},
-                attrs={"reference": str(f.attrs.get("reference", "unknown")),
-                       "created": str(f.attrs.get("created", "")),
-                       "generator": json.loads(f.attrs.get("generator", "{}"))},
-                path=str(path))
-        except KeyError as exc:
-            raise DatasetError(f"{path}: missing {exc} (see docs/models.md for the layout)") from exc
+        arrays, attrs = read_dataset(path)
+    except FileFormatError as exc:
+        raise DatasetError(str(exc)) from None
+    ds = Dataset(
+        species=attrs["species"],
+        natoms=arrays["configs/natoms"], cell=arrays["configs/cell"],
+        energy=arrays["configs/energy"], positions=arrays["atoms/positions"],
+        atom_species=arrays["atoms/species"], forces=arrays.get("atoms/forces"),
+        stress=arrays.get("configs/stress"), temperature=arrays.get("configs/temperature"),
+        source=arrays.get("configs/source"),
+        splits={k: arrays[f"split/{k}"] for k in SPLITS if f"split/{k}" in arrays},
+        attrs={k: attrs[k] for k in ("reference", "created", "generator")},
+        path=str(path))
     if len(ds.positions) != int(ds.natoms.sum()):
         raise DatasetError(f"{path}: {len(ds.positions)} atom rows for {int(ds.natoms.sum())} atoms")
     return ds
@@ -290,6 +299,11 @@ def read_ase_frames(path: str | Path, index: str = ":", fmt: str | None = None) 
             stress = stress.reshape(3, 3)
         if not all(at.pbc):
             raise DatasetError(f"{path} frame {k} is not periodic in all directions")
+        for name, value in (("energy", energy), ("forces", forces), ("stress", stress),
+                            ("positions", at.get_positions()), ("cell", at.cell.array)):
+            if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+                verb = {"energy": "is", "stress": "contains", "cell": "contains"}.get(name, "contain")
+                raise DatasetError(f"frame {k} of {path}: {name} {verb} {_non_finite(value)}")
         frames.append({"positions": at.get_positions(), "cell": at.cell.array,
                        "names": at.get_chemical_symbols(), "energy": float(energy),
                        "forces": None if forces is None else np.asarray(forces, float),

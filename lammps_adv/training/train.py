@@ -31,12 +31,9 @@ from lammps_adv.models.evaluate import periodic_input, species_indices
 from lammps_adv.models.export import build_model, export, load, model_from_hparams, sha256
 from lammps_adv.training.dataset import Dataset, DatasetError
 from lammps_adv.training.dataset import load as load_dataset
+from lammps_adv.errors import TrainingError  # noqa: F401 (raised here, re-exported)
 
 SCHEDULES = ("plateau", "cosine", "exponential", "constant")
-
-
-class TrainingError(ValueError):
-    pass
 
 
 @dataclass
@@ -250,6 +247,7 @@ def _scheduler(opt, s: TrainSettings):
 
 
 def check_dataset(ds: Dataset, s: TrainSettings, species=None) -> None:
+    ds.check_finite()          # NaN / inf labels or geometry: name the configuration
     if s.force_weight > 0 and not ds.has_forces:
         raise DatasetError(f"dataset {ds.path} has no forces, but a force loss was asked "
                            f"(force weight {s.force_weight}); train on energies only "

@@ -1,0 +1,500 @@
+"""Every energy model behind one small interface: energy + forces of a configuration.
+
+Spec strings (``get_calculator``):
+  bks, bks:pppm, bks-dsf, lammps:FILE   a potential of the catalogue (lammps_adv.potentials),
+                                        run in a private LAMMPS instance on the communicator
+  torchscript:FILE.pt                   a TorchScript model of the design.md contract,
+                                        evaluated in-process (PyTorch, float64)
+  xtb:GFN1 | xtb:GFN2                   GFN-xTB through tblite's ASE calculator
+  ase:MODULE:CLASS                      any ASE calculator class built without arguments,
+                                        e.g. ``ase:ase.calculators.emt:EMT``
+  labels:FILE.h5                        energies and forces stored in a dataset file
+
+The interface (``Calculator``), as ASE's calculators share theirs:
+
+* ``evaluate(positions, cell, symbols=None, label=None) -> (energy_eV, forces_eV_per_A)``
+  with positions [N, 3] (A, Cartesian, any origin) of one periodic cell whose edge vectors
+  are the rows of ``cell``. ``symbols`` (element of every atom) is needed once, or whenever
+  it changes; ``label`` names the configuration in error messages.
+* Collective over the calculator's communicator: every rank calls it, inputs are read on
+  rank 0, and the result is returned on every rank.
+* Results are cached per configuration (symbols, cell and positions, bit for bit): asking
+  again for the last configuration computes nothing.
+* Every result is validated here, in ``_validated``, whatever the model: a finite energy,
+  forces of shape [N, 3] that are all finite, returned as float64. A failure raises
+  ``CalculatorError`` naming the model and the configuration.
+
+A backend implements one method, ``compute(positions, cell) -> (energy, forces)``, with
+``self.symbols`` set. Backends that run on rank 0 only (TorchScript, ASE, stored labels)
+keep ``collective = False``; LAMMPS runs on every rank of the communicator
+(``collective = True``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+from lammps_adv.elements import normalize_symbol
+from lammps_adv.errors import CalculatorError, PotentialError
+from lammps_adv.mpi import mpi_comm
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def config_key(symbols, positions, cell) -> str:
+    """Hash of a configuration (bit-exact): the cache key of calculators and label stores."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(" ".join(symbols).encode())
+    h.update(np.ascontiguousarray(cell, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(positions, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- interface
+class Calculator:
+    """Energy + forces of periodic configurations (see the module docstring)."""
+
+    spec: str = ""
+    description: str = ""
+    species: tuple | None = None       # elements it can evaluate; None: any
+    collective: bool = False           # True: every rank takes part in compute()
+
+    def __init__(self, comm=None):
+        self.comm = comm if comm is not None else mpi_comm()
+        self.symbols: list[str] | None = None
+        self.n_computed = 0            # evaluations that were not cache hits
+        self._cache = (None, None)     # (key, (energy, forces))
+
+    @property
+    def rank(self) -> int:
+        return self.comm.Get_rank()
+
+    def check_species(self, symbols) -> None:
+        if self.species is None:
+            return
+        missing = sorted(set(symbols) - set(self.species))
+        if missing:
+            raise CalculatorError(f"{self.spec} covers the elements {', '.join(self.species)}; "
+                                  f"the system also has {', '.join(missing)}")
+
+    def setup(self, symbols) -> None:
+        """Element of every atom (rank 0's list counts; call it on every rank)."""
+        symbols = [str(s) for s in symbols]
+        self.check_species(symbols)
+        self.symbols = symbols
+
+    # -------------------------------------------------------------- the one entry point
+    def evaluate(self, positions, cell, symbols=None, label=None):
+        comm = self.comm
+        parallel = comm.Get_size() > 1
+        head = None
+        if self.rank == 0:
+            if symbols is not None and (self.symbols is None or list(symbols) != self.symbols):
+                self.setup(symbols)
+            head = self._inputs(positions, cell, label)
+        pos = cell = None
+        if self.rank == 0 and not isinstance(head, CalculatorError):
+            *head, pos, cell = head        # the arrays travel only if a collective compute needs them
+        if parallel:
+            head = comm.bcast(head, root=0)
+        if isinstance(head, CalculatorError):
+            raise head
+        key, new_symbols, label = head
+        if new_symbols is not None and self.rank != 0:
+            self.symbols = new_symbols
+        if key == self._cache[0]:
+            e, f = self._cache[1]
+            return e, f.copy()
+        if self.collective and parallel:
+            if self.rank != 0:
+                pos, cell = np.empty((len(self.symbols), 3)), np.empty((3, 3))
+            comm.Bcast(pos, root=0)
+            comm.Bcast(cell, root=0)
+        result = err = None
+        if self.collective or self.rank == 0:
+            try:
+                result = self.compute(pos, cell)
+                self.n_computed += 1
+            except Exception as exc:  # noqa: BLE001 - any backend failure, named here
+                msg = _one_line(exc).removeprefix(f"{self.spec}: ")
+                err = CalculatorError(f"{self.spec} failed on {label}: {msg}")
+            else:
+                if self.rank == 0:
+                    try:
+                        result = self._validated(result, label)
+                    except CalculatorError as exc:
+                        err = exc
+        if parallel:
+            err = comm.bcast(err if self.rank == 0 else None, root=0)
+        if err is not None:
+            raise err
+        if parallel:
+            result = comm.bcast(result if self.rank == 0 else None, root=0)
+        self._cache = (key, result)
+        return result[0], result[1].copy()
+
+    def _inputs(self, positions, cell, label):
+        """Rank 0: checked inputs (key, symbols to share, label, positions, cell), or the
+        error to raise on every rank."""
+        if self.symbols is None:
+            return CalculatorError(f"{self.spec}: evaluate() needs the element of every atom "
+                                   "(symbols=... or setup())")
+        try:
+            pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
+            cell = np.ascontiguousarray(cell, dtype=np.float64).reshape(3, 3)
+        except (TypeError, ValueError) as exc:
+            return CalculatorError(f"{self.spec}: positions must be [N, 3] and the cell 3x3 "
+                                   f"(A): {_one_line(exc)}")
+        label = label or describe(self.symbols, pos, cell)
+        if len(pos) != len(self.symbols):
+            return CalculatorError(f"{self.spec} on {label}: {len(pos)} positions for "
+                                   f"{len(self.symbols)} atoms")
+        if not (np.isfinite(pos).all() and np.isfinite(cell).all()):
+            return CalculatorError(f"{self.spec} on {label}: non-finite positions or cell")
+        if abs(np.linalg.det(cell)) < 1e-6:
+            return CalculatorError(f"{self.spec} on {label}: the cell has no volume")
+        key = config_key(self.symbols, pos, cell)
+        shared = getattr(self, "_shared_symbols", None)
+        new = None if shared is self.symbols else self.symbols
+        self._shared_symbols = self.symbols
+        return key, new, label, pos, cell
+
+    def _validated(self, result, label):
+        """The one place where every model's result is checked (see the module docstring)."""
+        n = len(self.symbols)
+        where = f"{self.spec} on {label}"
+        try:
+            energy, forces = result
+        except (TypeError, ValueError):
+            raise CalculatorError(f"{where}: returned {type(result).__name__}, "
+                                  "expected (energy, forces)") from None
+        e = np.asarray(energy)
+        if e.size != 1 or not np.issubdtype(e.dtype, np.number) or np.iscomplexobj(e):
+            raise CalculatorError(f"{where}: energy must be one real number (eV), got shape "
+                                  f"{list(e.shape)} of {e.dtype}")
+        e = float(e.reshape(()))
+        if not np.isfinite(e):
+            raise CalculatorError(f"{where}: energy is {e}")
+        f = np.asarray(forces)
+        if f.shape != (n, 3):
+            raise CalculatorError(f"{where}: forces have shape {list(f.shape)}, expected [{n}, 3]")
+        if not np.issubdtype(f.dtype, np.number) or np.iscomplexobj(f):
+            raise CalculatorError(f"{where}: forces must be real numbers, got {f.dtype}")
+        f = np.array(f, dtype=np.float64)
+        bad = ~np.isfinite(f)
+        if bad.any():
+            atoms = np.flatnonzero(bad.any(axis=1))
+            raise CalculatorError(f"{where}: forces are not finite on {len(atoms)} of {n} atoms "
+                                  f"(first: atom {atoms[0]}, {f[atoms[0]].tolist()})")
+        return e, f
+
+    # -------------------------------------------------------------- for backends
+    def compute(self, positions, cell):
+        """Backends: (energy eV, forces eV/A [N, 3]) of one configuration, self.symbols set."""
+        raise NotImplementedError
+
+    def hashes(self) -> dict:
+        """{file: sha256} of the model files it depends on (provenance)."""
+        return {}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def describe(symbols, positions, cell) -> str:
+    """A configuration in words: 'configuration of 96 atoms (Si32 O64, cell 10.2 x ... A,
+    id 3f2a9c01)' - what error messages name when the caller gives no label."""
+    from collections import Counter
+    counts = " ".join(f"{s}{c}" for s, c in sorted(Counter(symbols).items()))
+    lengths = " x ".join(f"{x:.3g}" for x in np.linalg.norm(cell, axis=1))
+    return (f"configuration of {len(symbols)} atoms ({counts}, cell {lengths} A, "
+            f"id {config_key(symbols, positions, cell)[:8]})")
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------- LAMMPS
+def lammps_box(cell) -> tuple:
+    """(lx, ly, lz, xy, xz, yz) of a cell given as rows a, b, c in LAMMPS' lower-triangular
+    form (a along x, b in the xy plane)."""
+    c = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    if abs(c[0, 1]) > 1e-9 * abs(c[0, 0]) or abs(c[0, 2]) > 1e-9 * abs(c[0, 0]) \
+            or abs(c[1, 2]) > 1e-9 * abs(c[1, 1]):
+        raise CalculatorError("cell is not in LAMMPS' lower-triangular form (rotate it first)")
+    return tuple(float(v) for v in (c[0, 0], c[1, 1], c[2, 2], c[1, 0], c[2, 0], c[2, 1]))
+
+
+def wrap_positions(positions, cell) -> np.ndarray:
+    cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    frac = np.asarray(positions, dtype=np.float64) @ np.linalg.inv(cell)
+    frac -= np.floor(frac)
+    frac[frac >= 1.0] = 0.0
+    return frac @ cell
+
+
+class LammpsCalculator(Calculator):
+    """A potential of the catalogue in a private LAMMPS instance (collective).
+
+    Built lazily on the first evaluation (a ``LammpsSystem`` with atom IDs 1..N in the
+    caller's atom order); per evaluation the box is updated when it changed, positions are
+    scattered and ``run 0`` computes energy and forces.
+    """
+    collective = True
+
+    def __init__(self, spec: str, comm=None):
+        super().__init__(comm)
+        from lammps_adv.potentials import get
+        try:
+            self.potential = get(spec)
+        except PotentialError as exc:
+            raise CalculatorError(str(exc)) from None
+        self.spec = spec
+        self.description = self.potential.description
+        self.species = tuple(self.potential.species)
+        self.system = None
+        self._box = None
+
+    def hashes(self) -> dict:
+        return {str(self.potential.snippet): file_sha256(self.potential.snippet)}
+
+    def _build(self, positions, cell, box):
+        from ase import Atoms
+        from lammps_adv.system import LammpsSystem
+        self.close()
+        atoms = Atoms(self.symbols, positions=positions, cell=cell, pbc=True)
+        self.system = LammpsSystem(atoms, self.potential, comm=self.comm)
+        self.system.set_cell(cell)       # the exact box (the data file holds 12 decimals)
+        # single points rebuild the neighbour list every time: a small skin is cheapest
+        self.system.lmp.command("neighbor 1.0 bin")
+        if self.system.natoms != len(self.symbols):
+            raise CalculatorError(f"{self.spec}: LAMMPS created {self.system.natoms} of "
+                                  f"{len(self.symbols)} atoms")
+        self._box = box
+
+    def compute(self, positions, cell):
+        box = lammps_box(cell)
+        x = wrap_positions(positions, cell)
+        tri = any(abs(t) > 0 for t in box[3:])
+        if self.system is None or tri != any(abs(t) > 0 for t in self._box[3:]):
+            self._build(x, cell, box)
+        elif box != self._box:
+            self.system.set_cell(cell)   # no remap: positions are scattered next
+            self._box = box
+        self.system.set_positions(x)
+        return self.system.energy_forces()
+
+    def close(self) -> None:
+        if self.system is not None:
+            self.system.close()
+            self.system = None
+
+
+# ---------------------------------------------------------------------------- TorchScript
+class TorchScriptCalculator(Calculator):
+    """A TorchScript model of the design.md contract, evaluated in-process on rank 0.
+
+    The periodic graph is built with ``lammps_adv.models.graph.periodic_graph`` (images within
+    the receptive field; edges centred on images too when receptive_field > cutoff); the
+    energy is the sum of the per-atom energies of the N cell atoms; forces are the negative
+    gradient with respect to all positions, images folded back onto their atoms.
+    """
+
+    def __init__(self, path, comm=None):
+        super().__init__(comm)
+        self.path = Path(path).resolve()
+        self.spec = f"torchscript:{path}"
+        if not self.path.is_file():
+            raise CalculatorError(f"TorchScript model not found: {self.path}")
+        import warnings
+
+        import torch
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.jit.load(str(self.path), map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+            raise CalculatorError(f"cannot load TorchScript model {self.path}: "
+                                  f"{_one_line(exc)}") from None
+        for attr in ("cutoff", "species"):
+            if not hasattr(model, attr):
+                raise CalculatorError(f"TorchScript model {self.path.name} lacks attribute "
+                                      f"{attr!r} (see the model contract in docs/plugin.md)")
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if t.is_floating_point() and t.dtype != torch.float64:
+                raise CalculatorError(f"TorchScript model {self.path.name}: parameter or buffer "
+                                      f"{name} is {t.dtype}, the contract needs float64")
+        self.model = model
+        self.cutoff = float(model.cutoff)
+        self.receptive_field = float(getattr(model, "receptive_field", self.cutoff))
+        if not (self.cutoff > 0 and np.isfinite(self.cutoff)):
+            raise CalculatorError(f"TorchScript model {self.path.name}: cutoff {self.cutoff} A")
+        self.species = tuple(normalize_symbol(s) or s for s in model.species)
+        self.description = f"TorchScript model {self.path.name}"
+
+    def hashes(self) -> dict:
+        return {str(self.path): file_sha256(self.path)}
+
+    def compute(self, positions, cell):
+        import torch
+
+        from lammps_adv.models.graph import periodic_graph
+        n = len(positions)
+        halo = max(self.receptive_field, self.cutoff)
+        ext, image_of, edges = periodic_graph(positions, cell, self.cutoff, halo=halo,
+                                              ghost_edges=halo > self.cutoff)
+        spec_idx = np.array([self.species.index(s) for s in self.symbols], dtype=np.int64)
+        x = torch.tensor(ext, dtype=torch.float64, requires_grad=True)
+        e_atoms = self.model(x, torch.from_numpy(spec_idx[image_of]),
+                             torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64)), n)
+        # the contract, as the plugin checks it: one float64 energy per position given
+        # (cell atoms and their images)
+        if not isinstance(e_atoms, torch.Tensor) or tuple(e_atoms.shape) != (len(ext),):
+            shape = list(e_atoms.shape) if isinstance(e_atoms, torch.Tensor) else type(e_atoms).__name__
+            raise CalculatorError(f"{self.spec}: model output has shape {shape} for {len(ext)} "
+                                  f"positions ({n} in the cell); the contract is one energy per "
+                                  f"position, shape [{len(ext)}]")
+        if e_atoms.dtype != torch.float64:
+            raise CalculatorError(f"{self.spec}: model output has dtype {e_atoms.dtype}, the "
+                                  "contract needs float64")
+        energy = e_atoms[:n].sum()
+        (grad,) = torch.autograd.grad(energy, x)
+        forces = np.zeros((n, 3))
+        np.add.at(forces, image_of, -grad.detach().numpy())
+        return energy.detach().numpy(), forces
+
+
+# ---------------------------------------------------------------------------- ASE
+class AseCalculator(Calculator):
+    """Any ASE calculator (rank 0), e.g. GFN-xTB through tblite. Periodic in 3D."""
+
+    def __init__(self, spec: str, calculator_factory, description: str, comm=None):
+        super().__init__(comm)
+        self.spec = spec
+        self.description = description
+        self._factory = calculator_factory
+        self.calc = None
+
+    def compute(self, positions, cell):
+        from ase import Atoms
+        if self.calc is None:
+            self.calc = self._factory()
+        atoms = Atoms(self.symbols, positions=positions, cell=cell, pbc=True)
+        atoms.calc = self.calc
+        return atoms.get_potential_energy(), atoms.get_forces()
+
+
+def _xtb_factory(method: str):
+    try:
+        from tblite.ase import TBLite
+    except ImportError:
+        raise CalculatorError("xtb calculators need tblite: pip install 'lammps-adv[xtb]'") from None
+
+    def make():
+        return TBLite(method=method, verbosity=0)
+    return make
+
+
+XTB_METHODS = {"GFN1": "GFN1-xTB", "GFN2": "GFN2-xTB", "GFN1-XTB": "GFN1-xTB", "GFN2-XTB": "GFN2-xTB"}
+
+
+# ---------------------------------------------------------------------------- stored labels
+class LabelsCalculator(Calculator):
+    """Energies and forces stored in a dataset file, looked up by configuration (bit-exact
+    symbols, cell and positions): experiments on stored (e.g. DFT) labels, no live model."""
+
+    def __init__(self, path, comm=None):
+        super().__init__(comm)
+        self.path = Path(path)
+        self.spec = f"labels:{path}"
+        if not self.path.is_file():
+            raise CalculatorError(f"label file not found: {self.path}")
+        self._index = None
+        self.description = f"stored labels of {self.path.name}"
+
+    def hashes(self) -> dict:
+        return {str(self.path.resolve()): file_sha256(self.path)}
+
+    def _load(self):
+        from lammps_adv.training.dataset import load
+        ds = load(self.path)
+        if ds.forces is None:
+            raise CalculatorError(f"{self.path} stores no forces: labels:FILE needs energies "
+                                  "and forces")
+        self._ds = ds
+        self._index = {}
+        for i in range(len(ds)):
+            c = ds.config(i)
+            self._index[config_key(c["names"], c["positions"], c["cell"])] = i
+        self.species = tuple(ds.species)
+
+    def setup(self, symbols) -> None:
+        if self._index is None and self.rank == 0:
+            self._load()
+        super().setup(symbols)
+
+    def compute(self, positions, cell):
+        i = self._index.get(config_key(self.symbols, positions, cell))
+        if i is None:
+            raise CalculatorError(f"this configuration is not among the {len(self._index)} "
+                                  f"stored in {self.path}")
+        c = self._ds.config(i)
+        return c["energy"], c["forces"]
+
+
+# ---------------------------------------------------------------------------- by name
+def names() -> list[str]:
+    from lammps_adv import potentials
+    out = [n for n in potentials.names() if not n.startswith("torchscript:")]
+    return out + ["torchscript:FILE.pt", "xtb:GFN1", "xtb:GFN2", "ase:MODULE:CLASS",
+                  "labels:FILE.h5"]
+
+
+def get_calculator(spec, comm=None) -> Calculator:
+    """The calculator named by a spec string (see the module docstring); a ``Calculator``
+    is returned as it is."""
+    if isinstance(spec, Calculator):
+        return spec
+    if not isinstance(spec, str) or not spec:
+        raise CalculatorError(f"empty model spec; known: {', '.join(names())}")
+    kind, _, rest = spec.partition(":")
+    if kind == "torchscript":
+        return TorchScriptCalculator(rest, comm=comm)
+    if kind == "labels":
+        return LabelsCalculator(rest, comm=comm)
+    if kind == "xtb":
+        method = XTB_METHODS.get(rest.upper())
+        if method is None:
+            raise CalculatorError(f"unknown xtb method in {spec!r}: use xtb:GFN1 or xtb:GFN2")
+        return AseCalculator(spec, _xtb_factory(method), f"{method} (tblite)", comm=comm)
+    if kind == "ase":
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise CalculatorError(f"ase calculator spec must be ase:MODULE:CLASS, got {spec!r}")
+        try:
+            cls = getattr(importlib.import_module(parts[1]), parts[2])
+        except (ImportError, AttributeError) as exc:
+            raise CalculatorError(f"cannot import ASE calculator {parts[1]}.{parts[2]}: "
+                                  f"{exc}") from None
+        return AseCalculator(spec, cls, f"ASE calculator {parts[1]}.{parts[2]}", comm=comm)
+    try:
+        return LammpsCalculator(spec, comm=comm)
+    except CalculatorError as exc:
+        raise CalculatorError(f"unknown model spec {spec!r}; known: {', '.join(names())}"
+                              if "unknown potential" in str(exc) else str(exc)) from None

@@ -1,0 +1,46 @@
+"""``lammps-adv run``: an unmodified LAMMPS deck, recorded."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lammps_adv.errors import RecorderError
+from lammps_adv.recorder.provenance import file_hashes
+from lammps_adv.recorder.recorder import Recorder
+
+
+def run_deck(deck, reference, out="run.h5", every: int = 1, frames_every: int = 0,
+             variables: dict | None = None, species=None, append: bool = False,
+             overwrite: bool = False, approx: str | None = None, flush_every: int = 100,
+             flush_seconds: float = 5.0, progress: bool = True, screen: bool = False,
+             log: str | None = None, command_line: str | None = None, comm=None) -> int:
+    """Run an unmodified LAMMPS deck with recording (what ``lammps-adv run`` does).
+
+    Returns the number of records written (on rank 0; 0 elsewhere).
+    """
+    from lammps_adv.calculators import get_calculator
+    from lammps_adv.engine import open_lammps
+    deck = Path(deck)
+    if not deck.is_file():
+        raise RecorderError(f"deck not found: {deck}")
+    variables = dict(variables or {})
+    args = []
+    for name, vals in variables.items():
+        vals = vals if isinstance(vals, (list, tuple)) else [vals]
+        args += ["-var", name] + [str(v) for v in vals]
+    text = deck.read_text()
+    prov = {"deck": text, "deck_path": str(deck.resolve()), "command_line": command_line,
+            "variables": variables,
+            "seeds": {k: v for k, v in variables.items() if "seed" in k.lower()},
+            "file_hashes": file_hashes(text, variables)}
+    calculator = get_calculator(str(reference), comm=comm)
+    lmp = open_lammps(comm=comm, screen=screen, log=log, args=args)
+    try:
+        with Recorder(lmp, calculator, out=out, every=every, frames_every=frames_every,
+                      flush_every=flush_every, flush_seconds=flush_seconds, append=append,
+                      overwrite=overwrite, species=species, approx=approx, provenance=prov,
+                      progress=progress, comm=comm) as rec:
+            rec.file(deck)
+        return rec.n_records
+    finally:
+        calculator.close()
+        lmp.close()

@@ -1,0 +1,72 @@
+"""Rank 0's side of a recording: complete records become rows (and frames) of the file.
+
+Computes the measures of each record (lammps_adv.adversarial), buffers rows in the
+H5MD writer, flushes after ``flush_every`` rows or ``flush_seconds`` seconds, and prints
+progress (at most one line a second, and one at the start of each stage).
+"""
+from __future__ import annotations
+
+import time
+
+from lammps_adv import adversarial
+
+OBSERVABLES = adversarial.OBSERVABLES + ("temperature", "evaluation", "stage")
+
+
+class RecordSink:
+    def __init__(self, path, attrs: dict, texts: dict, mode: str, frames_every: int,
+                 flush_every: int, flush_seconds: float, progress: bool):
+        from lammps_adv.h5md import H5MDWriter
+        self.writer = H5MDWriter(path, OBSERVABLES, attrs, texts, mode=mode)
+        self.frames_every, self.progress = frames_every, progress
+        self.flush_every, self.flush_seconds = flush_every, flush_seconds
+        self.timings = {"measures": 0.0, "write": 0.0}
+        self.n_records = 0
+        self._last_flush = time.monotonic()
+        self._last_print = 0.0
+        self._last = None
+
+    def add(self, rec: dict, kind: str, symbols, parameters) -> None:
+        """One complete record; ``parameters()`` gives /parameters attributes at the first."""
+        t0 = time.perf_counter()
+        m = adversarial.measures(rec["e_app"], rec["e_acc"], rec["f_app"], rec["f_acc"])
+        m.update(temperature=rec["temperature"], evaluation=rec["ev"], stage=rec["stage"])
+        t1 = time.perf_counter()
+        self.timings["measures"] += t1 - t0
+        w = self.writer
+        if not w.started:
+            w.set_parameters(parameters())
+            w.start(symbols, frames=self.frames_every > 0)
+        row = w.add_row(rec["step"], rec["time"], m)
+        if self.frames_every and row % self.frames_every == 0:
+            w.add_frame(rec["step"], rec["time"], row, rec["pos"], rec["f_app"], rec["f_acc"],
+                        rec["cell"])
+        now = time.monotonic()
+        if w.pending >= self.flush_every or now - self._last_flush >= self.flush_seconds:
+            self.flush()
+        self.timings["write"] += time.perf_counter() - t1
+        self.n_records += 1
+        self._last = (rec["stage"], kind, rec["step"], rec["ev"], m, row)
+        if self.progress and (now - self._last_print >= 1.0 or rec["ev"] == 0):
+            self._last_print = now
+            self.print_progress()
+
+    def flush(self) -> None:
+        if self.writer.started:
+            self.writer.flush()
+        self._last_flush = time.monotonic()
+
+    def print_progress(self) -> None:
+        if self.progress and self._last is not None:
+            stage, kind, step, ev, m, row = self._last
+            print(f"[lammps-adv] stage {stage} {kind:<8s} step {step:>9d} eval {ev:>7d}  "
+                  f"cos {m['cos_adversarial']:+.4f}  dE {m['energy_error']:+.6e} eV  "
+                  f"F_rmse {m['force_rmse']:.4e}  rows {row + 1}", flush=True)
+
+    def close(self) -> int:
+        """Flush and close; returns the rows the file holds (also after a failed write)."""
+        try:
+            self.writer.close()
+        finally:
+            rows = self.writer.rows_flushed
+        return rows
