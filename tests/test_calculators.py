@@ -278,20 +278,28 @@ def test_results_are_float64_and_cached_per_configuration():
 
 
 class BadOutput(torch.nn.Module):
-    """Models that break the contract the way the plugin refuses (Python path)."""
+    """Models that break the contract the way the plugin refuses (Python path), after
+    ``after`` good calls (tests/test_faults.py breaks runs half-way with it)."""
     cutoff: float
     species: List[str]
     mode: str
+    after: int
+    calls: int
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, after: int = 0):
         super().__init__()
         self.cutoff = 3.0
         self.species = ["Si", "O"]
         self.mode = mode
+        self.after = after
+        self.calls = 0
 
     def forward(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
                 n_local: int) -> torch.Tensor:
         e = (positions * positions).sum(dim=1) * 1e-3
+        self.calls += 1
+        if self.calls <= self.after:
+            return e
         if self.mode == "nan":
             return e * float("nan")
         if self.mode == "inf":

@@ -19,6 +19,7 @@ import torch
 
 from conftest import BIN, REPO, run_cmd
 from lammps_adv.cli import main as cli
+from test_calculators import BadOutput
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit")
 
@@ -26,52 +27,9 @@ NVT = REPO / "tests" / "decks" / "nvt_short.in"
 DSF = str(REPO / "potentials" / "bks_dsf.lmp")
 
 
-class Faulty(torch.nn.Module):
-    """A contract-abiding pair model that goes wrong as told, after ``after`` calls."""
-    cutoff: float
-    species: List[str]
-    mode: str
-    after: int
-    calls: int
-
-    def __init__(self, mode: str, after: int = 0):
-        super().__init__()
-        self.cutoff = 4.0
-        self.species = ["Si", "O"]
-        self.mode = mode
-        self.after = after
-        self.calls = 0
-
-    def forward(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                n_local: int) -> torch.Tensor:
-        i, j = edge_index[0], edge_index[1]
-        r = torch.linalg.norm(positions[j] - positions[i], dim=1)
-        e = torch.zeros(positions.shape[0], dtype=positions.dtype).index_add(
-            0, i, 0.5 * torch.exp(-r) * (0.5 * torch.cos(3.14159265 * r / self.cutoff) + 0.5))
-        self.calls += 1
-        if self.calls <= self.after:
-            return e
-        if self.mode == "nan":
-            return e * float("nan")
-        if self.mode == "inf":
-            return e + float("inf")
-        if self.mode == "nanforces":
-            x = positions[:, 0]
-            return e + torch.where(x > 1e9, torch.sqrt(x - 1e9), torch.zeros_like(x))
-        if self.mode == "nlocal":
-            return e[:n_local]
-        if self.mode == "shape":
-            return e[:, None]
-        if self.mode == "dtype":
-            return e.float()
-        if self.mode == "raise":
-            return e[edge_index[0] + 1000000000]
-        return e
-
-
 def _model(tmp_path, mode, after=0):
     path = tmp_path / f"{mode}_{after}.pt"
-    torch.jit.script(Faulty(mode, after)).save(str(path))
+    torch.jit.script(BadOutput(mode, after)).save(str(path))
     return path
 
 
@@ -147,11 +105,11 @@ def test_bad_model_file_is_refused_before_the_run(glass_192, tmp_path, capsys, c
                 return positions.sum(dim=1)
         torch.jit.script(NoCutoff()).save(str(path))
     elif case == "species":
-        m = Faulty("ok")
+        m = BadOutput("ok")
         m.species = ["Si", "Ge"]
         torch.jit.script(m).save(str(path))
     elif case == "float32":
-        m = Faulty("ok")
+        m = BadOutput("ok")
         m.register_buffer("scale", torch.ones(2, dtype=torch.float32))
         torch.jit.script(m).save(str(path))
     out = tmp_path / "out.h5"
