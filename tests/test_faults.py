@@ -130,8 +130,25 @@ def test_probe_and_relax_refuse_a_nan_reference(glass_192, tmp_path, capsys):
     assert cli(["relax", str(configs), "--approx", "bks-dsf", "--reference",
                 f"torchscript:{model}", "--split", "all", "--steps", "5",
                 "-o", str(tmp_path / "relax")]) == 2
-    line = _one_line_error(capsys, "relax")
+    line = _one_line_error(capsys, "relax")              # the alignment fit meets it first
+    assert "energy is nan" in line and "glass.extxyz#0 (alignment fit)" in line
+    assert cli(["relax", str(configs), "--approx", "bks-dsf", "--reference",
+                f"torchscript:{model}", "--split", "all", "--steps", "5", "--align", "none",
+                "-o", str(tmp_path / "relax")]) == 2
+    line = _one_line_error(capsys, "relax")              # unaligned: the recorder meets it
     assert "energy is nan" in line and "0 rows recorded" in line
+
+
+def test_dataset_generate_refuses_a_nan_label_naming_the_frame(tmp_path, capsys):
+    model = _model(tmp_path, "nan", after=1)
+    out = tmp_path / "d.h5"
+    assert cli(["dataset", "generate", "-o", str(out), "--reference", f"torchscript:{model}",
+                "--driver", "bks-dsf", "--glass-atoms", "0", "--quartz", "1x1x1",
+                "--quartz-temps", "300", "--frames", "3", "--stride", "2", "--equil", "2",
+                "--quiet"]) == 2
+    line = _one_line_error(capsys, "dataset")
+    assert "dataset frame quartz-T300#1" in line and "energy is nan" in line, line
+    assert not out.exists()
 
 
 # ------------------------------------------------------------------ options
@@ -201,6 +218,29 @@ def test_sigint_sigterm_stop_cleanly_with_every_row(glass_192, tmp_path, sig, co
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sig.h5", "tmp"]   # no lock file
 
 
+def test_sigterm_to_mpirun_stops_both_ranks_cleanly(glass_192, tmp_path):
+    """mpirun forwards SIGTERM to both ranks; they agree on the step to stop at, rank 0
+    flushes every row and prints the one line."""
+    out = tmp_path / "mpi.h5"
+    env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([str(BIN / "mpirun"), "-np", "2", str(BIN / "lammps-adv"),
+                             *_run_args(glass_192, out, None, 1000000, "--flush-seconds", "0.2")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_rows(out, 10, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("lammps-adv")]
+    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0], err
+    rows = int(re.search(r"(\d+) rows recorded", lines[0]).group(1))
+    assert _rows(out) == rows >= 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mpi.h5"]
+
+
 def test_sigkill_loses_at_most_one_flush_interval(glass_192, tmp_path):
     out = tmp_path / "kill.h5"
     proc = _start(_run_args(glass_192, out, None, 1000000, "--flush-seconds", "1",
@@ -221,20 +261,24 @@ def test_sigkill_loses_at_most_one_flush_interval(glass_192, tmp_path):
 
 def test_second_writer_is_refused_and_the_first_untouched(glass_192, tmp_path):
     out = tmp_path / "shared.h5"
-    first = _start(_run_args(glass_192, out, None, 300, "--flush-seconds", "0.2"), tmp_path)
+    # the first writer runs until stopped, so it surely holds the lock when the second starts
+    first = _start(_run_args(glass_192, out, None, 1000000, "--flush-seconds", "0.2"), tmp_path)
     try:
         _wait_for_rows(out, 3, first)
         second = run_cmd([BIN / "lammps-adv", *_run_args(glass_192, out, None, 5, "--overwrite")],
                          check=False, cwd=tmp_path)
-        assert second.returncode == 2
-        lines = second.stderr.strip().splitlines()
-        assert len(lines) == 1 and "shared.h5 is being written by pid" in lines[0], lines
-        assert str(first.pid) in lines[0]
+        assert first.poll() is None, "the first writer ended before the second was tried"
+        first.send_signal(signal.SIGINT)
         _, err = first.communicate(timeout=300)
     finally:
         first.kill()
-    assert first.returncode == 0, err
-    assert _rows(out) == 301                        # setup + 300 steps, all of the first run
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "shared.h5 is being written by pid" in lines[0], lines
+    assert str(first.pid) in lines[0]
+    assert first.returncode == 130, err
+    rows = int(re.search(r"(\d+) rows recorded", err).group(1))
+    assert _rows(out) == rows >= 3                  # every row of the first run, none of the second
 
 
 FULL_DISK = """
