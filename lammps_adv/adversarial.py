@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+DISTORTIONS = ("total", "per-atom")    # epsilon over the whole cell, or per atom
+
 OBSERVABLES = ("energy_approx", "energy_reference", "energy_error", "energy_error_per_atom",
                "cos_adversarial", "force_rmse", "force_max_error", "force_cos",
                "fnorm_approx", "fnorm_reference")
@@ -145,6 +147,17 @@ def displace(positions, direction, epsilon: float) -> np.ndarray:
     return pos + (math.sqrt(epsilon) / norm) * v
 
 
+def check_distortion(distortion: str) -> None:
+    if distortion not in DISTORTIONS:
+        raise ValueError(f"--distortion must be one of {', '.join(DISTORTIONS)}, not {distortion!r}")
+
+
+def total_distortion(epsilon: float, natoms: int, distortion: str = "total") -> float:
+    """sum_i |dr_i|^2 (A^2) for a distortion epsilon given over the cell ("total") or per atom."""
+    check_distortion(distortion)
+    return epsilon * (natoms if distortion == "per-atom" else 1)
+
+
 def random_direction(shape, seed: int) -> np.ndarray:
     """A random direction (isotropic Gaussian, numpy default_rng(seed)) of the given shape."""
     return np.random.default_rng(seed).standard_normal(shape)
@@ -162,3 +175,27 @@ def displace_adversarial(positions, e_app: float, e_acc: float, f_app, f_acc,
     pos = np.asarray(positions, dtype=np.float64)
     a = adversarial_direction(e_app, e_acc, f_app, f_acc).reshape(pos.shape)
     return displace(pos, a, epsilon)
+
+
+def ascend(evaluate, direction, pos, first, epsilon: float, steps: int):
+    """Projected gradient ascent inside the ball sum_i |dr_i|^2 <= epsilon (A^2).
+
+    ``first`` is ``evaluate`` at ``pos``; ``direction(state)`` gives the ascent direction
+    (shape of pos) from an evaluation; ``evaluate(x, k)`` evaluates step k's configuration.
+    Each of the ``steps`` steps moves 2 sqrt(epsilon) / steps along the normalised direction
+    and projects back onto the ball, so one step is the one-shot sqrt(epsilon) d/|d|.
+    Stops early when the direction vanishes. Returns (positions, last state, steps done)."""
+    pos = np.asarray(pos, dtype=np.float64)
+    radius, dr, state, done = math.sqrt(epsilon), np.zeros_like(pos), first, 0
+    for k in range(steps):
+        d = np.asarray(direction(state), dtype=np.float64).reshape(pos.shape)
+        norm = math.sqrt(float(np.sum(d * d)))
+        if norm == 0.0 or radius == 0.0:
+            break
+        dr = dr + (2.0 * radius / steps / norm) * d
+        length = math.sqrt(float(np.sum(dr * dr)))
+        if length > radius:
+            dr *= radius / length
+        state = evaluate(pos + dr, k)
+        done += 1
+    return pos + dr, state, done

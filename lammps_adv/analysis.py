@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,29 +74,67 @@ def probe_arrays(path) -> dict:
 
 
 # ------------------------------------------------------------------ statistics
-def mean_sem(values) -> tuple[float, float]:
-    """Mean and standard error of the mean of a flat sample."""
-    x = np.asarray(values, dtype=float).ravel()
-    if len(x) == 0:
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 0       # fixed: rerunning the analysis reproduces every interval exactly
+
+
+def bootstrap_ci(statistic, *samples, n_boot: int = BOOTSTRAP_SAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of ``statistic(*samples)``: the samples' first
+    axes are resampled together (pairs stay pairs), ``n_boot`` times with a fixed seed.
+    NaN when fewer than 2 items or when the statistic is undefined in most resamples."""
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    n = len(samples[0])
+    if n < 2:
         return math.nan, math.nan
-    sem = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
-    return float(x.mean()), sem
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    with np.errstate(all="ignore"):
+        vals = np.array([statistic(*(s[i] for s in samples)) for i in idx], dtype=float)
+    vals = vals[np.isfinite(vals)]
+    if len(vals) < n_boot // 2:
+        return math.nan, math.nan
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def with_ci(value: float, ci: tuple[float, float], fmt: str = "{:.3g}") -> str:
+    """'12.3 [10.1, 14.2]' (a value and its 95 % interval) for tables."""
+    if not math.isfinite(value):
+        return "n/a"
+    if not all(math.isfinite(c) for c in ci):
+        return fmt.format(value)
+    return f"{fmt.format(value)} [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
+def pearson(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def spearman(x, y) -> float:
+    from scipy.stats import rankdata
+    return pearson(rankdata(x), rankdata(y))
 
 
 def correlations(x, y) -> tuple[float, float]:
-    """Pearson and Spearman correlation coefficients."""
-    from scipy.stats import pearsonr, spearmanr
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan, math.nan
-    return float(pearsonr(x, y)[0]), float(spearmanr(x, y)[0])
+    """Pearson and Spearman correlation coefficients (NaN with < 3 points or no spread)."""
+    return pearson(x, y), spearman(x, y)
 
 
 def cos_stats(cos) -> dict:
+    """n, mean, median and fraction > 0 of cos(theta), each with its 95 % bootstrap interval."""
     c = np.asarray(cos, float)
-    return {"n": int(len(c)), "mean": float(c.mean()) if len(c) else math.nan,
-            "median": float(np.median(c)) if len(c) else math.nan,
-            "fraction_positive": float((c > 0).mean()) if len(c) else math.nan}
+    if not len(c):
+        return {"n": 0, "mean": "n/a", "median": "n/a", "fraction_positive": "n/a"}
+
+    def positive(x):
+        return float((x > 0).mean())
+    return {"n": int(len(c)),
+            "mean": with_ci(float(c.mean()), bootstrap_ci(np.mean, c)),
+            "median": with_ci(float(np.median(c)), bootstrap_ci(np.median, c)),
+            "fraction_positive": with_ci(positive(c), bootstrap_ci(positive, c))}
 
 
 def quantile_band(curves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -137,15 +176,19 @@ def _plt():
     return plt
 
 
-def plot_epsilon(rows: list[dict], path: Path, unit: str = "meV/atom") -> Path:
+def plot_epsilon(rows: list[dict], path: Path, unit: str = "meV/atom",
+                 xlabel: str = r"total distortion $\epsilon$ ($\AA^2$)") -> Path:
+    """Mean |E_acc - E_app| vs epsilon, adversarial and random, with 95 % intervals."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     eps = [r["epsilon_A2"] for r in rows]
     for key, label, color in (("adversarial", "adversarial direction", "C3"),
                               ("random", "random direction", "C0")):
-        ax.errorbar(eps, [r[f"{key}_mean"] for r in rows], yerr=[r[f"{key}_sem"] for r in rows],
-                    marker="o", capsize=3, label=label, color=color)
-    ax.set_xlabel(r"total distortion $\epsilon$ ($\AA^2$)")
+        mean = np.array([r[f"{key}_mean"] for r in rows])
+        err = np.array([[m - r[f"{key}_lo"], r[f"{key}_hi"] - m] for m, r in zip(mean, rows)]).T
+        ax.errorbar(eps, mean, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label,
+                    color=color)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"|E_acc - E_app| ({unit})")
     ax.legend()
     fig.tight_layout()
@@ -213,11 +256,14 @@ def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylab
 
 # ------------------------------------------------------------------ the study's aggregates
 def read_results(paths) -> dict[str, list[Result]]:
-    """Read every file and sort it by experiment: 'probe', 'relax' or 'run' (a recording)."""
+    """Read every file and sort it by experiment: 'probe', 'relax', 'run' (a recording) or
+    'mitigate' (a summary of remedies)."""
     paths = sorted(set(Path(p) for p in paths))
-    probes = read_files([p for p in paths if _experiment(p) == "probe"], probe_arrays)
-    recs = read_files([p for p in paths if _experiment(p) != "probe"], _recording)
-    out = {"probe": probes, "relax": [], "run": []}
+    kinds = {p: _experiment(p) for p in paths}
+    probes = read_files([p for p in paths if kinds[p] == "probe"], probe_arrays)
+    mitigations = read_files([p for p in paths if kinds[p] == "mitigate"], h5md.read_mitigation)
+    recs = read_files([p for p in paths if kinds[p] not in ("probe", "mitigate")], _recording)
+    out = {"probe": probes, "relax": [], "run": [], "mitigate": mitigations}
     for r in recs:
         out["relax" if r.params.get("experiment") == "relax" else "run"].append(r)
     return out
@@ -246,22 +292,65 @@ def pair_label(params: dict) -> str:
     return f"{short(params.get('approx', '?'))} vs {short(params.get('reference', '?'))}"
 
 
+# the study's epsilon table (same units in both rows, presumably meV/atom), eps 0 .. 0.5 A^2
+STUDY_EPSILON = {0.0: (5.1, 5.1), 0.1: (5.3, 15.4), 0.3: (5.9, 31.9), 0.5: (6.8, 42.0)}
+
+
 def epsilon_rows(probe: Result) -> list[dict]:
-    """The epsilon table of one probe file: |E_acc - E_app| in meV/atom, adversarial vs
-    random, mean +- standard error over configurations (and random draws)."""
+    """The epsilon table of one probe file: |E_acc - E_app| in meV/atom along A and along
+    random directions (each configuration's mean over its random draws), means over the
+    configurations with 95 % bootstrap intervals (resampling configurations); the increase
+    from epsilon = 0 and the ratio of the two increases, with its interval; the fraction of
+    configurations the step along A pushed into the repulsive core."""
     d = probe.data
     per_atom = 1000.0 / d["natoms"].astype(float)                      # eV -> meV/atom
     adv = np.abs(d["error_adversarial"]) * per_atom[:, None]            # [C, E]
-    rnd = np.abs(d["error_random"]) * per_atom[:, None, None]           # [C, R, E]
+    rnd_all = np.abs(d["error_random"]) * per_atom[:, None, None]       # [C, R, E]
+    rnd = rnd_all.mean(axis=1) if rnd_all.shape[1] else np.full_like(adv, math.nan)
+    core = d.get("core_adversarial")
+
+    def ratio(a, r):
+        return float(a.mean() / r.mean()) if r.mean() != 0 else math.nan
+
     rows = []
     for k, eps in enumerate(d["epsilon"]):
-        am, asem = mean_sem(adv[:, k])
-        rm, rsem = mean_sem(rnd[:, :, k])
-        rows.append({"epsilon_A2": float(eps), "adversarial_mean": am, "adversarial_sem": asem,
-                     "random_mean": rm, "random_sem": rsem,
-                     "adversarial_increase": float((adv[:, k] - adv[:, 0]).mean()),
-                     "random_increase": float((rnd[:, :, k] - rnd[:, :, :1][..., 0]).mean())})
+        inc_a, inc_r = adv[:, k] - adv[:, 0], rnd[:, k] - rnd[:, 0]
+        row = {"epsilon_A2": float(eps)}
+        for name, x in (("adversarial", adv[:, k]), ("random", rnd[:, k])):
+            lo, hi = bootstrap_ci(np.mean, x)
+            row.update({f"{name}_mean": float(x.mean()), f"{name}_lo": lo, f"{name}_hi": hi})
+        rnd_ci = bootstrap_ci(np.mean, inc_r) if k else (math.nan, math.nan)
+        # a ratio means something only when the random increase is clearly above 0
+        meaningful = k and rnd_ci[0] > 0
+        row.update(adversarial_increase=float(inc_a.mean()), random_increase=float(inc_r.mean()),
+                   adversarial_increase_ci=bootstrap_ci(np.mean, inc_a) if k else (math.nan, math.nan),
+                   random_increase_ci=rnd_ci,
+                   ratio=ratio(inc_a, inc_r) if meaningful else math.nan,
+                   ratio_ci=bootstrap_ci(ratio, inc_a, inc_r) if meaningful else (math.nan, math.nan),
+                   core_fraction=float(core[:, k].mean()) if core is not None else math.nan)
+        rows.append(row)
     return rows
+
+
+def epsilon_table(rows: list[dict], study: bool) -> list[dict]:
+    """The rows of the report's epsilon table (strings 'mean [95 % interval]')."""
+    out = []
+    for r in rows:
+        row = {"epsilon (A^2)": f"{r['epsilon_A2']:g}",
+               "adversarial": with_ci(r["adversarial_mean"], (r["adversarial_lo"], r["adversarial_hi"])),
+               "random": with_ci(r["random_mean"], (r["random_lo"], r["random_hi"])),
+               "increase adv.": with_ci(r["adversarial_increase"], r["adversarial_increase_ci"])
+               if r["epsilon_A2"] else "-",
+               "increase random": with_ci(r["random_increase"], r["random_increase_ci"])
+               if r["epsilon_A2"] else "-",
+               "ratio of increases": with_ci(r["ratio"], r["ratio_ci"]),
+               "pushed into the core": f"{r['core_fraction']:.0%}"
+               if math.isfinite(r["core_fraction"]) else "n/a"}
+        if study:
+            rnd, adv = STUDY_EPSILON.get(round(r["epsilon_A2"], 6), (None, None))
+            row["study: adversarial / random"] = f"{adv} / {rnd}" if adv is not None else "-"
+        out.append(row)
+    return out
 
 
 def relax_curves(result: Result) -> tuple[np.ndarray, np.ndarray]:
@@ -285,12 +374,19 @@ def relax_first_step(results: list[Result]) -> dict:
         rise.append(float(err[1] - err[0]))
         first.append(float(err[0]))
         last.append(float(err[-1]))
-    pearson, spearman = correlations(cos0, rise)
-    med_first, med_last = (float(np.median(first)) if first else math.nan,
-                           float(np.median(last)) if last else math.nan)
-    return {"cos0": np.array(cos0), "rise": np.array(rise), "pearson": pearson,
-            "spearman": spearman, "median_first": med_first, "median_last": med_last,
-            "growth_factor": med_last / med_first if med_first else math.nan, "n": len(cos0)}
+    r_p, r_s = correlations(cos0, rise)
+
+    def growth(a, b):
+        m = np.median(a)
+        return float(np.median(b) / m) if m else math.nan
+    first, last = np.array(first), np.array(last)
+    return {"cos0": np.array(cos0), "rise": np.array(rise), "n": len(cos0),
+            "pearson": r_p, "pearson_ci": bootstrap_ci(pearson, cos0, rise),
+            "spearman": r_s, "spearman_ci": bootstrap_ci(spearman, cos0, rise),
+            "median_first": float(np.median(first)) if len(first) else math.nan,
+            "median_last": float(np.median(last)) if len(last) else math.nan,
+            "growth_factor": growth(first, last) if len(first) else math.nan,
+            "growth_ci": bootstrap_ci(growth, first, last)}
 
 
 def build_report(paths, out: str | Path) -> Path:
@@ -300,35 +396,48 @@ def build_report(paths, out: str | Path) -> Path:
     res = read_results(paths)
     lines = ["# lammps-adv report", "",
              "Every number here is computed by `analysis/report.py` from the HDF5 files listed at "
-             "the end; energies in meV/atom unless stated, distortion epsilon in A^2.", ""]
+             "the end; energies in meV/atom unless stated, distortion epsilon in A^2. Intervals "
+             f"in brackets are 95 % percentile-bootstrap intervals ({BOOTSTRAP_SAMPLES} "
+             f"resamples of the configurations, seed {BOOTSTRAP_SEED}: rerunning reproduces "
+             "them exactly). Errors use the aligned approximate energy: see each section's "
+             "alignment.", ""]
     # --- 1. epsilon table
     for i, p in enumerate(res["probe"]):
         rows = epsilon_rows(p)
         stem = out / f"epsilon_table_{i}"
-        write_table(rows, stem)
-        png = plot_epsilon(rows, stem.with_suffix(".png"))
-        adv, rnd = rows[-1]["adversarial_increase"], rows[-1]["random_increase"]
+        total = p.params.get("distortion", "total") == "total"
+        write_table(epsilon_table(rows, study=total), stem)
+        png = plot_epsilon(rows, stem.with_suffix(".png"), xlabel=(
+            r"total distortion $\epsilon$ ($\AA^2$)" if total else
+            r"distortion per atom $\epsilon$ ($\AA^2$)"))
+        steps = int(p.params.get("ascent_steps", 1))
         lines += [f"## Error along the adversarial vs random directions ({pair_label(p.params)})", "",
                   f"{len(p.data['natoms'])} configurations ({p.path.name}), "
-                  f"{p.data['error_random'].shape[1]} random directions each; |E_acc - E_app| "
-                  "in meV/atom, mean and standard error.", "",
-                  stem.with_suffix(".md").read_text(), "",
-                  f"Increase from epsilon = 0 to {rows[-1]['epsilon_A2']:g} A^2: adversarial "
-                  f"{adv:+.3f}, random {rnd:+.3f} meV/atom (ratio {_ratio(adv, rnd)}).", "",
-                  f"![epsilon]({png.name})", ""]
+                  f"{p.data['error_random'].shape[1]} random directions each; distortion "
+                  f"{'sum_i |dr_i|^2 = epsilon over the cell' if total else 'epsilon per atom'}; "
+                  f"{'one step' if steps == 1 else f'{steps} steps of projected gradient ascent'}"
+                  f" along A. |E_acc - E_app| in meV/atom. Alignment: "
+                  f"{alignment_of(p.params)}.", "",
+                  stem.with_suffix(".md").read_text(), ""]
+        if total:
+            lines += [study_sentence(rows), ""]
+        lines += [f"![epsilon]({png.name})", ""]
     # --- 2. cos theta distributions
-    groups = {}
-    for p in res["probe"]:
-        key = f"{pair_label(p.params)}, {p.params.get('sampling', 'probe configurations')}"
-        groups[key] = np.concatenate([groups.get(key, np.zeros(0)), p.data["cos_adversarial"]])
-    for r in res["run"]:
-        key = f"{pair_label(r.params)}, MD driven by the approximate model"
-        groups[key] = np.concatenate([groups.get(key, np.zeros(0)), r.data["cos_adversarial"]])
-    for r in res["relax"]:
-        key = f"{pair_label(r.params)}, start of relaxations"
-        groups[key] = np.concatenate([groups.get(key, np.zeros(0)), r.data["cos_adversarial"][:1]])
+    groups, aligned = {}, {}
+    for kind, what, values in (("probe", None, lambda r: r.data["cos_adversarial"]),
+                               ("run", "MD driven by the approximate model",
+                                lambda r: r.data["cos_adversarial"]),
+                               ("relax", "start of relaxations",
+                                lambda r: r.data["cos_adversarial"][:1])):
+        for r in res[kind]:
+            key = (f"{pair_label(r.params)}, {what or r.params.get('sampling', 'probe configurations')}"
+                   f", alignment {r.params.get('alignment', 'none')}")
+            groups[key] = np.concatenate([groups.get(key, np.zeros(0)), values(r)])
+            aligned.setdefault(key, set()).add(alignment_of(r.params))
+    aligned = {k: "; ".join(sorted(v)) for k, v in aligned.items()}
     if groups:
-        rows = [{"configurations": k, **cos_stats(v)} for k, v in groups.items()]
+        rows = [{"configurations": k, **cos_stats(v), "alignment": aligned[k]}
+                for k, v in groups.items()]
         write_table(rows, out / "cos_stats")
         png = plot_cos_histograms(groups, out / "cos_hist.png")
         lines += ["## Alignment of the model forces with the adversarial direction", "",
@@ -340,9 +449,13 @@ def build_report(paths, out: str | Path) -> Path:
         by_pair.setdefault(pair_label(r.params), []).append(r)
     for i, (label, rs) in enumerate(by_pair.items()):
         s = relax_first_step(rs)
-        rows = [{"model_pair": label, "relaxations": s["n"], "pearson": s["pearson"],
-                 "spearman": s["spearman"], "median_error_first_step": s["median_first"],
-                 "median_error_last_step": s["median_last"], "growth_factor": s["growth_factor"]}]
+        rows = [{"model_pair": label, "relaxations": s["n"],
+                 "Pearson r (cos0, first-step rise)": with_ci(s["pearson"], s["pearson_ci"], "{:.2f}"),
+                 "Spearman rho": with_ci(s["spearman"], s["spearman_ci"], "{:.2f}"),
+                 "median error, first step": f"{s['median_first']:.3g}",
+                 "median error, last step": f"{s['median_last']:.3g}",
+                 "growth factor (last/first)": with_ci(s["growth_factor"], s["growth_ci"]),
+                 "alignment": "; ".join(sorted({alignment_of(r.params) for r in rs}))}]
         stem = out / f"relax_summary_{i}"
         write_table(rows, stem)
         sc = plot_scatter(s["cos0"], s["rise"], out / f"relax_first_step_{i}.png",
@@ -353,23 +466,71 @@ def build_report(paths, out: str | Path) -> Path:
         lines += [f"## Relaxations driven by the approximate model ({label})", "",
                   stem.with_suffix(".md").read_text(), "",
                   f"![first step]({sc.name}) ![error vs step]({band.name})", ""]
-    files = [r.path for kind in ("probe", "relax", "run") for r in res[kind]]
-    lines += ["## Files", ""] + [f"- `{p}`" for p in files] + [""]
+    # --- 4. remedies
+    if res["mitigate"]:
+        from lammps_adv.mitigation_report import section
+        for i, m in enumerate(res["mitigate"]):
+            lines += section(m, out, i)
+    files = [r.path for kind in ("probe", "relax", "run", "mitigate") for r in res[kind]]
+    # named from the folder that holds them all, so a report never shows machine paths
+    root = Path(os.path.commonpath([p.resolve().parent for p in files])).parent if files else None
+    lines += ["## Files", ""] + [f"- `{p.resolve().relative_to(root)}`" for p in files] + [""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.1f}x" if b and math.isfinite(a / b) else "n/a"
+def alignment_of(params: dict) -> str:
+    """How a file's approximate energies were aligned, in words."""
+    from lammps_adv.alignment import from_attrs
+    if "alignment" not in params:
+        return "none (raw energies; file written before alignment existed)"
+    return from_attrs(params).describe()
+
+
+def study_sentence(rows: list[dict]) -> str:
+    """One sentence comparing an epsilon table with the study's (mission: eps 0.1-0.5)."""
+    ours = {round(r["epsilon_A2"], 6): r for r in rows}
+    common = [e for e in (0.1, 0.3, 0.5) if e in ours]
+    if not common:
+        return "The study's epsilon values (0.1, 0.3, 0.5 A^2) are not among these."
+    e = common[-1]
+    r = ours[e]
+    if not math.isfinite(r["ratio"]):
+        lo = r["adversarial_increase_ci"][0]
+        return (f"At epsilon = {e:g} A^2 the random directions did not raise the error "
+                f"measurably (increase {with_ci(r['random_increase'], r['random_increase_ci'])}"
+                f" meV/atom), so no ratio is given; the step along A raised it by "
+                f"{with_ci(r['adversarial_increase'], r['adversarial_increase_ci'])} meV/atom "
+                f"(study: {STUDY_EPSILON[e][1] - STUDY_EPSILON[0.0][1]:.1f} along A vs "
+                f"{STUDY_EPSILON[e][0] - STUDY_EPSILON[0.0][0]:.1f} at random). "
+                + ("As in the study, the adversarial direction is the worse one."
+                   if lo > 0 else "Unlike the study, the step along A did not raise it either."))
+    study_ratio = (STUDY_EPSILON[e][1] - STUDY_EPSILON[0.0][1]) / (STUDY_EPSILON[e][0] - STUDY_EPSILON[0.0][0])
+    lo, hi = ours[e]["ratio_ci"]
+    verdict = ("agrees with" if lo <= study_ratio <= hi else
+               "is larger than" if lo > study_ratio else "is smaller than")
+    return (f"At epsilon = {e:g} A^2 the study's adversarial step raised the error "
+            f"{study_ratio:.0f}x more than a random one ({STUDY_EPSILON[0.0][1]} -> "
+            f"{STUDY_EPSILON[e][1]} vs {STUDY_EPSILON[0.0][0]} -> {STUDY_EPSILON[e][0]}); ours "
+            f"{with_ci(ours[e]['ratio'], ours[e]['ratio_ci'])} {verdict} it. "
+            + ("As in the study, the adversarial direction is the worse one (interval above 1). "
+               if lo > 1 else "Unlike the study, the interval does not exclude 1. ")
+            + "Absolute errors differ: other models, and the study's 3000-atom cell took "
+            "epsilon as a much smaller distortion per atom.")
 
 
 def find_h5(items) -> list[Path]:
-    """HDF5 files named, or found (recursively) in the folders named."""
+    """HDF5 files named, or found (recursively) in the folders named. Of a folder holding a
+    mitigation summary (``mitigate.h5``) only the summary counts: the rest are the run's
+    training sets, models' probes and relaxations."""
     out = []
     for item in map(Path, items):
         if item.is_dir():
-            out += sorted(p for p in item.rglob("*") if p.suffix in (".h5", ".hdf5"))
+            runs = [p.parent for p in item.rglob("mitigate.h5")]
+            out += sorted(p for p in item.rglob("*") if p.suffix in (".h5", ".hdf5")
+                          and not any(r in p.parents for r in runs))
+            out += sorted(r / "mitigate.h5" for r in runs)
         elif item.exists():
             out.append(item)
         else:

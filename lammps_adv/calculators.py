@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.elements import normalize_symbol
-from lammps_adv.errors import CalculatorError, PotentialError
+from lammps_adv.errors import CalculatorError, PotentialError, one_line
 from lammps_adv.mpi import mpi_comm
 
 
@@ -125,7 +125,7 @@ class Calculator:
                 result = self.compute(pos, cell)
                 self.n_computed += 1
             except Exception as exc:  # noqa: BLE001 - any backend failure, named here
-                msg = _one_line(exc).removeprefix(f"{self.spec}: ")
+                msg = one_line(exc).removeprefix(f"{self.spec}: ")
                 err = CalculatorError(f"{self.spec} failed on {label}: {msg}")
             else:
                 if self.rank == 0:
@@ -153,7 +153,7 @@ class Calculator:
             cell = np.ascontiguousarray(cell, dtype=np.float64).reshape(3, 3)
         except (TypeError, ValueError) as exc:
             return CalculatorError(f"{self.spec}: positions must be [N, 3] and the cell 3x3 "
-                                   f"(A): {_one_line(exc)}")
+                                   f"(A): {one_line(exc)}")
         label = label or describe(self.symbols, pos, cell)
         if len(pos) != len(self.symbols):
             return CalculatorError(f"{self.spec} on {label}: {len(pos)} positions for "
@@ -224,10 +224,6 @@ def describe(symbols, positions, cell) -> str:
     lengths = " x ".join(f"{x:.3g}" for x in np.linalg.norm(cell, axis=1))
     return (f"configuration of {len(symbols)} atoms ({counts}, cell {lengths} A, "
             f"id {config_key(symbols, positions, cell)[:8]})")
-
-
-def _one_line(exc) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # ---------------------------------------------------------------------------- LAMMPS
@@ -331,7 +327,7 @@ class TorchScriptCalculator(Calculator):
                 model = torch.jit.load(str(self.path), map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
             raise CalculatorError(f"cannot load TorchScript model {self.path}: "
-                                  f"{_one_line(exc)}") from None
+                                  f"{one_line(exc)}") from None
         for attr in ("cutoff", "species"):
             if not hasattr(model, attr):
                 raise CalculatorError(f"TorchScript model {self.path.name} lacks attribute "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def _add_glass(sub):
@@ -73,7 +74,7 @@ def _add_demo(sub):
     p = sub.add_parser("demo", help="run the main job (the study at small scale)")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--scale", choices=["small", "full"], default="small",
-                   help="small: 96-atom glass, about 10 min on 2 cores; full: 3000-atom glass, hours")
+                   help="small: 96-atom glasses, about 12 min on 2 cores; full: 3000-atom glass, hours")
     p.add_argument("--ranks", type=int, default=2, help="MPI ranks for the parallel stages (default 2)")
     p.set_defaults(func=_run_demo)
 
@@ -103,10 +104,16 @@ def _add_dataset(sub):
     dsub = p.add_subparsers(dest="action", required=True)
     g = dsub.add_parser("generate", help="label LAMMPS MD of glass and quartz with a potential",
                         description="NVT MD in LAMMPS of melt-quenched glasses at several "
-                        "temperatures and of alpha-quartz, labelled by the reference potential "
-                        "(energies, forces, stress); frames `--stride` steps apart.")
+                        "temperatures and of alpha-quartz (driven by --driver), labelled by --reference "
+                        "(energies, forces; stress when the driver is the reference); frames "
+                        "`--stride` steps apart. Units: eV, Angstrom, ps, K.")
     g.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
-    g.add_argument("--reference", default="bks-dsf", help="potential spec (default bks-dsf)")
+    g.add_argument("--reference", default="bks-dsf",
+                   help="what labels energies and forces: a calculator spec, e.g. bks-dsf, "
+                   "xtb:GFN1, MODEL.pt (default bks-dsf)")
+    g.add_argument("--driver", default=None,
+                   help="catalogue potential that drives the MD and melt-quench "
+                   "(default: the reference)")
     g.add_argument("--glass-atoms", type=int, default=96, help="atoms per glass, 0: no glass (default 96)")
     g.add_argument("--glasses", type=int, default=1, help="independent glasses (default 1)")
     g.add_argument("--glass-temps", type=_floats, default=[300, 1000, 2000, 3000],
@@ -115,16 +122,10 @@ def _add_dataset(sub):
                    help="quartz supercell NXxNYxNZ, 0: none (default 2x2x2)")
     g.add_argument("--quartz-temps", type=_floats, default=[300, 900, 1500],
                    help="K, comma-separated (default 300,900,1500)")
-    g.add_argument("--frames", type=int, default=20, help="frames per run (default 20)")
-    g.add_argument("--stride", type=int, default=50, help="MD steps between frames (default 50)")
-    g.add_argument("--equil", type=int, default=500, help="MD steps before the first frame (default 500)")
+    _add_md_frames(g, frames=20, stride=50)
     g.add_argument("--timestep", type=float, default=0.001, help="ps (default 0.001)")
     g.add_argument("--melt-ps", type=float, default=5.0, help="glass melt time (default 5)")
     g.add_argument("--quench-ps", type=float, default=10.0, help="glass quench time (default 10)")
-    g.add_argument("--split", type=_floats, default=[0.8, 0.1, 0.1],
-                   help="train,validation,test fractions (default 0.8,0.1,0.1)")
-    g.add_argument("--seed", type=int, default=1)
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_run_dataset_generate)
     i = dsub.add_parser("import", help="dataset from extxyz / VASP OUTCAR / ... (through ASE)")
     i.add_argument("files", nargs="+", help="files with energies (and forces, stress)")
@@ -136,9 +137,50 @@ def _add_dataset(sub):
     i.add_argument("--split", type=_floats, default=[0.8, 0.1, 0.1])
     i.add_argument("--seed", type=int, default=0)
     i.set_defaults(func=_run_dataset_import)
+    m = dsub.add_parser("mixed", help="glasses of several sizes and quench rates, thermal and "
+                        "relaxed, in one dataset",
+                        description="Glasses of every size of --sizes (--glasses per size and "
+                        "quench time), NVT MD at --temps labelled by --reference, optionally "
+                        "alpha-quartz, plus the first --relaxed frames of every run minimised "
+                        "with the reference. Units: eV, Angstrom, ps, K.")
+    m.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
+    m.add_argument("--reference", default="bks-dsf", help="catalogue potential (default bks-dsf)")
+    m.add_argument("--sizes", type=_ints, default=[96, 192], help="atoms per glass (default 96,192)")
+    m.add_argument("--glasses", type=int, default=1, help="glasses per size and quench time (default 1)")
+    m.add_argument("--quench-ps", type=_floats, default=[10.0], help="quench times, ps (default 10)")
+    m.add_argument("--melt-ps", type=float, default=5.0, help="melt time, ps (default 5)")
+    m.add_argument("--temps", type=_floats, default=[300, 1000, 2000, 3000],
+                   help="K, comma-separated (default 300,1000,2000,3000)")
+    m.add_argument("--quartz", type=_ints, default=[0], help="quartz supercell NXxNYxNZ, with "
+                   "the first size (default 0: none)")
+    m.add_argument("--quartz-temps", type=_floats, default=[300, 900, 1500])
+    _add_md_frames(m, frames=10, stride=100)
+    m.add_argument("--relaxed", type=int, default=0,
+                   help="minimised copies of the first N frames of every run (default 0)")
+    m.set_defaults(func=_run_dataset_mixed)
+    s = dsub.add_parser("subset", help="a seeded random fraction of some splits of a dataset")
+    s.add_argument("dataset")
+    s.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
+    s.add_argument("--fraction", type=float, required=True, help="kept fraction, 0-1")
+    s.add_argument("--splits", default="train,validation,test",
+                   help="splits to thin (default all three)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_run_dataset_subset)
     n = dsub.add_parser("info", help="summary of a dataset file")
     n.add_argument("file")
     n.set_defaults(func=_run_dataset_info)
+
+
+def _add_md_frames(p, frames: int, stride: int) -> None:
+    """Options shared by the dataset recipes: MD frames, split, seed, progress."""
+    p.add_argument("--frames", type=int, default=frames, help=f"frames per run (default {frames})")
+    p.add_argument("--stride", type=int, default=stride,
+                   help=f"MD steps between frames (default {stride})")
+    p.add_argument("--equil", type=int, default=500, help="MD steps before the first frame (default 500)")
+    p.add_argument("--split", type=_floats, default=[0.8, 0.1, 0.1],
+                   help="train,validation,test fractions (default 0.8,0.1,0.1; 0,0,1: all held out)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _run_dataset_generate(args):
@@ -146,13 +188,38 @@ def _run_dataset_generate(args):
     q = args.quartz if args.quartz and any(args.quartz) else None
     if q is not None and len(q) != 3:
         raise ValueError(f"--quartz needs NXxNYxNZ, got {args.quartz}")
-    ds = generate(args.out, reference=args.reference, glass_atoms=args.glass_atoms,
+    ds = generate(args.out, reference=args.reference, driver=args.driver,
+                  glass_atoms=args.glass_atoms,
                   n_glasses=args.glasses, glass_temps=args.glass_temps, quartz_cells=q,
                   quartz_temps=args.quartz_temps, frames=args.frames, stride=args.stride,
                   equil=args.equil, timestep=args.timestep, seed=args.seed,
                   melt_ps=args.melt_ps, quench_ps=args.quench_ps, split=args.split,
                   progress=not args.quiet)
     _say(f"wrote {args.out}: {ds.summary()}")
+
+
+def _run_dataset_mixed(args):
+    from lammps_adv.training.recipes import mixed_glasses
+    q = args.quartz if args.quartz and any(args.quartz) else None
+    if q is not None and len(q) != 3:
+        raise ValueError(f"--quartz needs NXxNYxNZ, got {args.quartz}")
+    ds = mixed_glasses(args.out, reference=args.reference, sizes=args.sizes,
+                       glasses=args.glasses, quench_ps=args.quench_ps, temps=args.temps,
+                       quartz_cells=q, quartz_temps=args.quartz_temps, frames=args.frames,
+                       stride=args.stride, equil=args.equil, melt_ps=args.melt_ps,
+                       relaxed=args.relaxed, split=args.split, seed=args.seed,
+                       progress=not args.quiet)
+    _say(f"wrote {args.out}: {ds.summary()}")
+
+
+def _run_dataset_subset(args):
+    from lammps_adv.training.dataset import load
+    from lammps_adv.training.recipes import subset
+    if not 0 < args.fraction <= 1:
+        raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
+    out = subset(load(args.dataset), args.fraction, args.splits.split(","), args.seed)
+    out.save(args.out)
+    _say(f"wrote {args.out}: {out.summary()}")
 
 
 def _run_dataset_import(args):
@@ -241,7 +308,16 @@ def _add_run(sub):
                    help="LAMMPS variable, as `lmp -var NAME VALUE...` (repeatable)")
     p.add_argument("--species", nargs="+", default=None,
                    help="element of each atom type, when the types have no labels (e.g. Si O)")
-    p.add_argument("--approx", default=None, help="name of the driving model (provenance only)")
+    p.add_argument("--approx", default=None,
+                   help="name of the driving model (provenance; a calculator spec such as "
+                   "bks-dsf when --align-from fits shifts on a configuration file)")
+    align = p.add_mutually_exclusive_group()
+    align.add_argument("--align-shifts", default=None, metavar="SI=EV,O=EV",
+                       help="per-species energy shifts (eV per atom) added to the driving "
+                       "model's energy before every measure (default: none, raw energies)")
+    align.add_argument("--align-from", default=None, metavar="FILE",
+                       help="take the alignment of a lammps-adv output (probe, relax, run), "
+                       "or fit shifts on a dataset / structure file's configurations")
     p.add_argument("--flush-every", type=int, default=100, help="write after this many records (default 100)")
     p.add_argument("--flush-seconds", type=float, default=5.0, help="... or after this many seconds (default 5)")
     p.add_argument("--log", default=None, help="LAMMPS log file (default: none)")
@@ -257,12 +333,16 @@ def _run_run(args):
         if len(item) < 2:
             raise ValueError(f"-var {item[0]}: needs a name and at least one value")
         variables[item[0]] = item[1] if len(item) == 2 else item[1:]
+    from lammps_adv import alignment
+    aligned = (alignment.parse_shifts(args.align_shifts) if args.align_shifts else
+               alignment.from_file(args.align_from, args.approx, args.reference)
+               if args.align_from else None)
     n = run_deck(args.deck, args.reference, out=args.out, every=args.every,
                  frames_every=args.frames_every, variables=variables, species=args.species,
                  append=args.append, overwrite=args.overwrite, approx=args.approx,
                  flush_every=args.flush_every,
                  flush_seconds=args.flush_seconds, progress=not args.quiet,
-                 screen=args.screen, log=args.log,
+                 screen=args.screen, log=args.log, alignment=aligned,
                  command_line=" ".join(["lammps-adv"] + sys.argv[1:]))
     _say(f"recorded {n} rows to {args.out}")
 
@@ -276,13 +356,24 @@ def _say(msg: str) -> None:
 def _add_probe(sub):
     p = sub.add_parser("probe", help="model error along the adversarial vs random directions",
                        description="For each configuration, displace along the adversarial "
-                       "direction A and along random directions with total distortion epsilon "
-                       "(sum of squared displacements, A^2) and record E_acc - E_app (eV) to HDF5.")
+                       "direction A and along random directions with distortion epsilon "
+                       "(sum of squared displacements, A^2, of the cell or per atom) and record "
+                       "E_acc - E_app (eV, approximate energy aligned per species by default), "
+                       "the largest atom displacement and the closest pair (A) to HDF5.")
     p.add_argument("configs", help="dataset (.h5, a split of it) or structure file(s) ASE reads")
     p.add_argument("--approx", required=True, help="approximate model spec, e.g. torchscript:potentials/bp_bks_dsf.pt")
     p.add_argument("--reference", required=True, help="accurate model spec, e.g. bks-dsf")
     p.add_argument("--epsilon", type=_floats, default=[0.0, 0.1, 0.3, 0.5],
-                   help="total distortions in A^2, comma-separated (default 0,0.1,0.3,0.5)")
+                   help="distortions in A^2, comma-separated (default 0,0.1,0.3,0.5)")
+    from lammps_adv.adversarial import DISTORTIONS
+    p.add_argument("--distortion", choices=DISTORTIONS, default="total",
+                   help="epsilon is the sum of |dr_i|^2 over the cell (total, the study's "
+                   "convention) or per atom (per-atom: comparable across cell sizes); "
+                   "default total")
+    p.add_argument("--ascent-steps", type=int, default=1,
+                   help="steps of projected gradient ascent on (E_acc - E_app)^2 inside the "
+                   "distortion ball, re-evaluating A each step (default 1: one step along A)")
+    _add_align(p)
     p.add_argument("--random", type=int, default=5, help="random directions per configuration (default 5)")
     p.add_argument("--split", default="test", help="dataset split to use, 'all' for every configuration (default test)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many configurations")
@@ -298,8 +389,25 @@ def _run_probe(args):
     configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
                            limit=args.limit)
     out = probe(configs, args.approx, args.reference, out=args.out, epsilons=args.epsilon,
-                n_random=args.random, seed=args.seed, sampling=args.sampling)
-    _say(f"wrote {out}: {len(configs)} configurations")
+                n_random=args.random, seed=args.seed, sampling=args.sampling,
+                align=args.align, distortion=args.distortion, ascent_steps=args.ascent_steps)
+    _say(f"wrote {out}: {len(configs)} configurations; {_alignment_line(out)}")
+
+
+def _alignment_line(path) -> str:
+    from lammps_adv import h5md
+    from lammps_adv.alignment import from_attrs
+    from lammps_adv.mpi import is_root
+    return f"alignment {from_attrs(h5md.read_parameters(path, texts=False)).describe()}" \
+        if is_root() else ""
+
+
+def _add_align(p):
+    from lammps_adv.alignment import MODES
+    p.add_argument("--align", choices=MODES, default="per-species",
+                   help="energy alignment of the approximate model: per-species shifts fitted "
+                   "by least squares on the configurations given (default), or none (raw "
+                   "energies; an arbitrary energy zero then becomes the error)")
 
 
 def _add_relax(sub):
@@ -317,6 +425,7 @@ def _add_relax(sub):
     p.add_argument("--ftol", type=float, default=1e-4, help="force tolerance in eV/A (default 1e-4)")
     p.add_argument("--frames-every", type=int, default=0, help="store frames every K records (default 0: none)")
     p.add_argument("--ranks-per-relax", type=int, default=1, help="MPI ranks per relaxation (default 1)")
+    _add_align(p)
     p.add_argument("--split", default="test", help="dataset split to use, 'all' for every configuration (default test)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many configurations")
     p.add_argument("-o", "--out", default="relax", help="output folder (default relax/)")
@@ -333,8 +442,9 @@ def _run_relax(args):
     relax(configs, args.approx, args.reference, out_dir=args.out, min_style=args.min_style,
           steps=args.steps, ftol=args.ftol, min_modify=args.min_modify,
           frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax,
-          overwrite=args.overwrite)
-    _say(f"wrote {len(configs)} relaxations to {args.out}/")
+          overwrite=args.overwrite, align=args.align)
+    first = Path(args.out) / "relax_0000.h5"
+    _say(f"wrote {len(configs)} relaxations to {args.out}/; {_alignment_line(first)}")
 
 
 def _add_report(sub):
@@ -351,8 +461,73 @@ def _run_report(args):
     _say(f"wrote {build_report(find_h5(args.results), args.out)}")
 
 
+def _add_mitigate(sub):
+    from lammps_adv.experiments.mitigate import MitigateSettings
+    from lammps_adv.experiments.strategies import STRATEGIES
+    d = MitigateSettings()
+    p = sub.add_parser("mitigate", help="compare remedies (adversarial training, ...) on equal "
+                       "label budgets",
+                       description="Train a base model, then for every strategy and seed spend "
+                       "the same budget of reference labels over rounds (pick configurations "
+                       "with the current model, label them, retrain warm-started) and measure "
+                       "the final model on a fixed evaluation set: energy/force RMSE, "
+                       "cos(theta) statistics, the probe's extra error rise along A, "
+                       "relaxation error growth. Writes OUT/mitigate.h5 and one .pt + model "
+                       "card per model. Strategies: " + ", ".join(STRATEGIES) + ".")
+    p.add_argument("base", help="base training dataset (.h5)")
+    p.add_argument("--evaluation", required=True,
+                   help="evaluation configurations no strategy trains on (dataset or structures)")
+    p.add_argument("--pool", required=True,
+                   help="reserve of thermal MD configurations for more-md / forces")
+    p.add_argument("-o", "--out", default="out/mitigate", help="output folder (default out/mitigate)")
+    p.add_argument("--model", choices=["bp", "gnn"], default=d.model, help="model kind (default bp)")
+    p.add_argument("--strategies", default="all",
+                   help="comma-separated strategies, or all (default all)")
+    p.add_argument("--budget", type=int, default=d.budget,
+                   help=f"reference labels per strategy, all rounds together (default {d.budget})")
+    p.add_argument("--rounds", type=int, default=d.rounds, help=f"rounds (default {d.rounds})")
+    p.add_argument("--seeds", type=_ints, default=list(d.seeds), help="seeds (default 0,1,2)")
+    p.add_argument("--reference", default=d.reference, help="labelling calculator (default bks-dsf)")
+    p.add_argument("--epsilon", type=float, default=d.epsilon,
+                   help=f"distortion of the steps along A / F (A^2, default {d.epsilon})")
+    from lammps_adv.adversarial import DISTORTIONS
+    p.add_argument("--distortion", choices=DISTORTIONS, default=d.distortion,
+                   help="epsilon over the cell or per atom (default per-atom)")
+    p.add_argument("--committee", type=int, default=d.committee,
+                   help=f"uncertainty: models in the committee (default {d.committee})")
+    p.add_argument("--cutoff", type=float, default=None, help="model cutoff in A (default: the model's)")
+    p.add_argument("--hidden", type=_ints, default=None, help="MLP widths, e.g. 16,16 (default: the model's)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"base model epochs (default {d.epochs})")
+    p.add_argument("--warm-epochs", type=int, default=d.warm_epochs,
+                   help=f"epochs of each warm-started retraining (default {d.warm_epochs})")
+    p.add_argument("--relaxations", type=int, default=d.relaxations,
+                   help=f"recorded relaxations per model (default {d.relaxations})")
+    p.add_argument("--relax-steps", type=int, default=d.relax_steps,
+                   help=f"FIRE steps per relaxation (default {d.relax_steps})")
+    p.add_argument("--probe-configs", type=int, default=d.probe_configs,
+                   help=f"probe configurations per model (default {d.probe_configs})")
+    p.set_defaults(func=_run_mitigate)
+
+
+def _run_mitigate(args):
+    from lammps_adv.experiments.mitigate import MitigateSettings, mitigate
+    from lammps_adv.experiments.strategies import STRATEGIES
+    names = STRATEGIES if args.strategies == "all" else tuple(
+        x.strip() for x in args.strategies.split(",") if x.strip())
+    s = MitigateSettings(model=args.model, strategies=names, budget=args.budget,
+                         rounds=args.rounds, seeds=tuple(args.seeds), reference=args.reference,
+                         epsilon=args.epsilon, distortion=args.distortion,
+                         committee=args.committee, epochs=args.epochs,
+                         warm_epochs=args.warm_epochs, relaxations=args.relaxations,
+                         relax_steps=args.relax_steps, probe_configs=args.probe_configs,
+                         model_kwargs={k: v for k, v in (("cutoff", args.cutoff),
+                                                         ("hidden", args.hidden)) if v is not None})
+    out = mitigate(args.base, args.evaluation, args.pool, args.out, s)
+    _say(f"wrote {out}")
+
+
 PARSERS = [_add_glass, _add_energy, _add_potentials, _add_dataset, _add_train, _add_run,
-           _add_probe, _add_relax, _add_report, _add_demo]
+           _add_probe, _add_relax, _add_mitigate, _add_report, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -368,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from lammps_adv.errors import RunInterrupted
+    from lammps_adv.errors import RunInterrupted, one_line
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -377,9 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line, not a traceback (LAMMPSADV_DEBUG=1 shows it)
         if os.environ.get("LAMMPSADV_DEBUG"):
             raise
-        msg = (" ".join(str(exc).split()) or type(exc).__name__).removeprefix("ERROR: ")
+        msg = one_line(exc).removeprefix("ERROR: ")
         code = exc.exit_code if isinstance(exc, RunInterrupted) else 2
-        print(f"lammps-adv {args.command}: error: {msg}", file=sys.stderr, flush=True)
+        from lammps_adv.mpi import is_root
+        if not isinstance(exc, RunInterrupted) or is_root():   # every rank stops for a signal
+            print(f"lammps-adv {args.command}: error: {msg}", file=sys.stderr, flush=True)
         if not isinstance(exc, RunInterrupted):   # a signal reaches every rank by itself
             from lammps_adv.mpi import abort_other_ranks
             abort_other_ranks(code)

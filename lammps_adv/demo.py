@@ -4,11 +4,13 @@ Each stage is one `lammps-adv` command (printed, so any stage can be rerun by ha
 stages that parallelise run under `mpirun -np <ranks>`. Outputs go to ``out`` (default
 out/demo):
 
-    data/dataset.h5            configurations from LAMMPS MD labelled by bks-dsf
+    data/dataset.h5            training configurations from LAMMPS MD labelled by bks-dsf
+    data/evaluation.h5         held-out configurations (another glass): probe, relaxations
     models/bp_energy.pt        BP network trained on energies only (+ model card)
     results/probe_*.h5         error along the adversarial vs random directions
     results/md_bp.h5           NVT MD driven by the BP network, recorded against bks-dsf
     results/relax_*/           relaxations driven by the approximate model, recorded
+    results/mitigate/          remedies compared on equal label budgets (mitigate.h5 + models)
     report/report.md           tables and figures (analysis/report.py)
 """
 from __future__ import annotations
@@ -24,13 +26,22 @@ from pathlib import Path
 from lammps_adv import POTENTIALS
 
 SCALES = {
-    # glass atoms in the dataset, glasses, frames per MD run, epochs, probe configs,
-    # random directions, relaxations, relaxation steps, MD steps driven by the model
-    "small": dict(glass_atoms=96, glasses=1, frames=12, epochs=300, probe_configs=8,
-                  n_random=4, relaxations=8, relax_steps=25, md_steps=100),
-    "full": dict(glass_atoms=3000, glasses=1, frames=10, epochs=300, probe_configs=10,
-                 n_random=5, relaxations=10, relax_steps=100, md_steps=200),
+    # glass atoms in the dataset, glasses, frames per MD run, epochs, probe configs (at
+    # least 64 for the cos(theta) histograms), random directions, relaxations per model
+    # pair (at least 32), relaxation steps, MD steps driven by the model
+    "small": dict(glass_atoms=96, glasses=2, frames=20, epochs=600, probe_configs=64,
+                  n_random=2, relaxations=32, relax_steps=20, md_steps=100,
+                  mitigate=dict(atoms=24, budget=6, seeds="0,1,2", cutoff=5.0, hidden="16",
+                                epochs=60, warm_epochs=20, evaluate=4, relax_steps=5)),
+    "full": dict(glass_atoms=3000, glasses=1, frames=10, epochs=600, probe_configs=64,
+                 n_random=3, relaxations=32, relax_steps=100, md_steps=200,
+                 mitigate=dict(atoms=192, budget=64, seeds="0,1,2,3,4", cutoff=8.0,
+                               hidden="30,30", epochs=300, warm_epochs=100, evaluate=32,
+                               relax_steps=50)),
 }
+EVAL_TEMPS = (300, 1000, 2000)      # K: thermal configurations of the held-out glass
+TRAIN_TEMPS = (300, 600, 1000, 1500, 2000)   # K: glass in the training set (the range studied)
+QUARTZ_TEMPS = (300, 900)                    # K: quartz in the training set
 
 
 def _bin(name: str) -> str:
@@ -45,7 +56,7 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.n = 0
 
-    def stage(self, title: str, *args, mpi: bool = False, total: int = 9) -> None:
+    def stage(self, title: str, *args, mpi: bool = False, total: int = 14) -> None:
         """Run one `lammps-adv` command as a stage; stop the demo if it fails."""
         self.n += 1
         cmd = [_bin("lammps-adv"), *map(str, args)]
@@ -69,25 +80,36 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     for sub in ("data", "models", "results", "report"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     data, res = out / "data" / "dataset.h5", out / "results"
+    held_out = out / "data" / "evaluation.h5"
     bp = out / "models" / "bp_energy.pt"
     gnn = POTENTIALS / "gnn_bks_dsf.pt"
     d = Demo(out, ranks)
     t_start = time.perf_counter()
     print(f"lammps-adv demo, scale {scale}, {ranks} MPI ranks for parallel stages; outputs in {out}")
 
-    d.stage(f"dataset: melt-quench a {s['glass_atoms']}-atom glass, NVT MD of glass "
-            "(300-3000 K) and quartz (300-1500 K) labelled by bks-dsf",
+    d.stage(f"dataset: melt-quench {s['glasses']} {s['glass_atoms']}-atom glasses, NVT MD of "
+            f"glass ({TRAIN_TEMPS[0]}-{TRAIN_TEMPS[-1]} K) and quartz "
+            f"({QUARTZ_TEMPS[0]}-{QUARTZ_TEMPS[-1]} K) labelled by bks-dsf",
             "dataset", "generate", "-o", data, "--reference", "bks-dsf",
             "--glass-atoms", s["glass_atoms"], "--glasses", s["glasses"],
+            "--glass-temps", ",".join(map(str, TRAIN_TEMPS)),
+            "--quartz-temps", ",".join(map(str, QUARTZ_TEMPS)),
             "--frames", s["frames"], "--stride", 50, "--seed", 1)
     d.stage("train a Behler-Parrinello network on energies only (approximates bks-dsf)",
             "train", data, "--model", "bp", "--force-weight", 0, "-o", bp,
-            "--epochs", s["epochs"], "--patience", 40, "--lr", "2e-3", "--batch-size", 8,
+            "--epochs", s["epochs"], "--patience", 60, "--lr", "2e-3", "--batch-size", 8,
             "--seed", 0, "--threads", 2)
-    probe_common = ["--split", "test", "--limit", s["probe_configs"], "--random", s["n_random"],
+    per_temp = -(-max(s["probe_configs"], s["relaxations"]) // len(EVAL_TEMPS))
+    d.stage(f"held-out configurations: another {s['glass_atoms']}-atom glass, NVT MD at "
+            f"{', '.join(map(str, EVAL_TEMPS))} K labelled by bks-dsf (never trained on)",
+            "dataset", "generate", "-o", held_out, "--reference", "bks-dsf",
+            "--glass-atoms", s["glass_atoms"], "--glasses", 1, "--quartz", 0,
+            "--glass-temps", ",".join(map(str, EVAL_TEMPS)), "--frames", per_temp,
+            "--stride", 50, "--seed", 101, "--quiet")
+    probe_common = ["--split", "all", "--limit", s["probe_configs"], "--random", s["n_random"],
                     "--sampling", "MD driven by the reference"]
     d.stage("probe: BP error along the adversarial vs random directions, epsilon 0-0.5 A^2",
-            "probe", data, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
+            "probe", held_out, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
             "-o", res / "probe_bp.h5", *probe_common, mpi=True)
     snippet = out / "models" / "bp_energy.lmp"
     snippet.write_text(f"# the demo's BP network as a LAMMPS pair style\n"
@@ -95,24 +117,46 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     glass = _first_glass(data, out / "data" / "glass_start.data")
     d.stage("NVT MD at 300 K driven by the BP network, recorded against bks-dsf every 5 steps",
             "run", POTENTIALS.parent / "inputs" / "nvt_glass.in", "--reference", "bks-dsf",
-            "--approx", f"torchscript:{bp}", "--every", 5, "--out", res / "md_bp.h5", "--overwrite",
+            "--approx", f"torchscript:{bp}", "--align-from", res / "probe_bp.h5",
+            "--every", 5, "--out", res / "md_bp.h5", "--overwrite",
             "--quiet", "-var", "data", glass, "-var", "potential_file", snippet,
             "-var", "steps", s["md_steps"], "-var", "out", out / "data" / "md_bp_final.data",
             mpi=True)
-    relax_common = ["--split", "test", "--limit", s["relaxations"], "--min-style", "fire",
+    relax_common = ["--split", "all", "--limit", s["relaxations"], "--min-style", "fire",
                     "--steps", s["relax_steps"], "--overwrite"]
     d.stage("relaxations (FIRE) driven by the BP network, recorded against bks-dsf",
-            "relax", data, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
+            "relax", held_out, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
             "-o", res / "relax_bp", *relax_common, mpi=True)
     d.stage("second model pair: the shipped graph network (energies + forces) vs bks-dsf, probe",
-            "probe", data, "--approx", f"torchscript:{gnn}", "--reference", "bks-dsf",
+            "probe", held_out, "--approx", f"torchscript:{gnn}", "--reference", "bks-dsf",
             "-o", res / "probe_gnn.h5", *probe_common, mpi=True)
     d.stage("analytic force fields: bks-dsf approximating bks (Ewald), probe",
-            "probe", data, "--approx", "bks-dsf", "--reference", "bks",
+            "probe", held_out, "--approx", "bks-dsf", "--reference", "bks",
             "-o", res / "probe_dsf_vs_bks.h5", *probe_common, mpi=True)
     d.stage("relaxations (FIRE) driven by bks-dsf, recorded against bks (Ewald)",
-            "relax", data, "--approx", "bks-dsf", "--reference", "bks",
+            "relax", held_out, "--approx", "bks-dsf", "--reference", "bks",
             "-o", res / "relax_dsf_vs_bks", *relax_common, mpi=True)
+    m, mdata = s["mitigate"], out / "data" / "mitigate"
+    glass = ["dataset", "generate", "--reference", "bks-dsf", "--glass-atoms", m["atoms"],
+             "--quartz", 0, "--stride", 20, "--equil", 100, "--melt-ps", 2, "--quench-ps", 3,
+             "--quiet"]
+    d.stage(f"remedies, data: {m['atoms']}-atom glasses for a base set, a reserve of MD and "
+            "an evaluation set (separate seeds)",
+            *glass, "-o", mdata / "base.h5", "--glasses", 2, "--glass-temps", "300,1500,3000",
+            "--frames", 4, "--seed", 21, "--split", "0.6,0.2,0.2")
+    d.stage("remedies, data: reserve of thermal MD (more-md, forces)", *glass,
+            "-o", mdata / "pool.h5", "--glass-temps", "600,1200", "--frames",
+            max(8, 3 * m["budget"]), "--seed", 22, "--split", "1,0,0")
+    d.stage("remedies, data: evaluation set (never trained on)", *glass,
+            "-o", mdata / "evaluation.h5", "--glass-temps", "300,1000,2000",
+            "--frames", m["evaluate"], "--seed", 23, "--split", "1,0,0")
+    d.stage(f"remedies: every strategy, {m['budget']} labels each, seeds {m['seeds']}",
+            "mitigate", mdata / "base.h5", "--evaluation", mdata / "evaluation.h5",
+            "--pool", mdata / "pool.h5", "-o", res / "mitigate", "--budget", m["budget"],
+            "--seeds", m["seeds"], "--cutoff", m["cutoff"], "--hidden", m["hidden"],
+            "--epochs", m["epochs"], "--warm-epochs", m["warm_epochs"],
+            "--relaxations", m["evaluate"], "--probe-configs", m["evaluate"],
+            "--relax-steps", m["relax_steps"], mpi=True)
     d.stage("analysis: tables, figures and report.md", "report", res, "-o", out / "report")
     total = time.perf_counter() - t_start
     d.timings["total"] = total

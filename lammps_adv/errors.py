@@ -8,6 +8,12 @@ value is the cause. Import-light on purpose: ``import lammps`` reaches it throug
 from __future__ import annotations
 
 
+def one_line(exc, limit: int | None = None) -> str:
+    """An exception's message on one line (its type when it has none), cut at ``limit``."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[:limit - 3] + "..."
+
+
 class LammpsAdvError(Exception):
     """Root of the project's errors."""
 
@@ -62,3 +68,7 @@ class TrainingError(LammpsAdvError, ValueError):
 
 class ModelError(LammpsAdvError, ValueError):
     """A model cannot be built or exported."""
+
+
+class AlignmentError(LammpsAdvError, ValueError):
+    """Energy alignment cannot be set up as asked (unknown species, bad shifts)."""

@@ -65,7 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.errors import FileFormatError
+from lammps_adv.errors import FileFormatError, one_line
 
 H5MD_VERSION = (1, 1)
 CREATOR = "lammps-adv"
@@ -86,7 +86,12 @@ OBSERVABLE_UNITS = {
     "force_max_error": FORCE_UNIT, "fnorm_approx": FORCE_UNIT, "fnorm_reference": FORCE_UNIT,
     "temperature": "K"}                    # the others are dimensionless: no unit attribute
 PROBE_UNITS = {"epsilon": "Angstrom2", "error_adversarial": ENERGY_UNIT,
-               "error_random": ENERGY_UNIT}
+               "error_random": ENERGY_UNIT, "energy_error": ENERGY_UNIT,
+               "energy_reference": ENERGY_UNIT, "energy_approx_raw": ENERGY_UNIT,
+               "alignment_offset": ENERGY_UNIT,
+               "max_displacement_adversarial": LENGTH_UNIT,
+               "max_displacement_random": LENGTH_UNIT,
+               "min_distance_adversarial": LENGTH_UNIT, "min_distance_random": LENGTH_UNIT}
 
 OBS_CHUNK = 4096           # rows per chunk of the observables
 FRAME_META_CHUNK = 1024    # frames per chunk of step/time/record
@@ -107,9 +112,8 @@ def _h5py():
     return h5py
 
 
-def _one_line(exc, limit: int = 240) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def _one_line(exc) -> str:
+    return one_line(exc, limit=240)
 
 
 def _reason(exc) -> str:
@@ -653,7 +657,8 @@ class H5MDWriter:
         self._modify(lambda f: _write_params(f[self._param_group], dict(values), {}))
 
     def _modify(self, fn, reserve: int = 1 << 20) -> None:
-        """Open the file (not SWMR), apply fn, close; errors as in flush."""
+        """Reserve disk space, open the file, apply fn, close: any failure is one
+        FileFormatError and leaves the writer broken (see ``_fail``)."""
         self._check_usable()
         size = self._reserve(reserve)
         try:
@@ -671,6 +676,7 @@ class H5MDWriter:
         try:
             f.close()
         except Exception as exc:  # noqa: BLE001
+            self._close_quietly(f)
             self._fail(exc)
 
     # ---------------------------------------------------------------- counts
@@ -831,23 +837,12 @@ class H5MDWriter:
         self._check_usable()
         if not (self._rows or self._frames or self._stages):
             return
-        size = self._reserve(self._flush_bytes())
-        try:
-            f = _open_reserved(self.path, size)
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-        try:
+
+        def write(f):
             f.swmr_mode = True
             self._write(f)
             f.flush()
-        except Exception as exc:  # noqa: BLE001
-            self._close_quietly(f)
-            self._fail(exc)
-        try:
-            f.close()
-        except Exception as exc:  # noqa: BLE001
-            self._close_quietly(f)
-            self._fail(exc)
+        self._modify(write, self._flush_bytes())
         self._written_rows += len(self._rows)
         self._written_frames += len(self._frames)
         self._written_stages += len(self._stages)
@@ -1004,20 +999,26 @@ def read_frames(path) -> dict:
 
 
 # ----------------------------------------------------------------------------- probe files
-PROBE_DATASETS = ("epsilon", "natoms", "source", "cos_adversarial", "error_adversarial",
-                  "error_random")
-
-
-def write_probe(path, parameters: dict, epsilon, natoms, source, cos_adversarial,
-                error_adversarial, error_random) -> Path:
+def write_probe(path, parameters: dict, epsilon, natoms, source, arrays: dict) -> Path:
     """A probe file (lammps_adv.experiments.probe): /h5md, /parameters (attrs), /probe:
 
-        epsilon            float64 [E]        A^2
-        natoms             int64   [C]
-        source             bytes   [C]        where configuration c came from
-        cos_adversarial    float64 [C]        cos(theta) at R0
-        error_adversarial  float64 [C, E]     E_acc - E_app (eV) after displacing along A
-        error_random       float64 [C, R, E]  the same along R random directions
+        epsilon                       float64 [E]        A^2 (per atom if distortion per-atom)
+        natoms                        int64   [C]
+        source                        bytes   [C]        where configuration c came from
+        cos_adversarial               float64 [C]        cos(theta) at R0 (aligned energies)
+        energy_error                  float64 [C]        E_acc - E_app,aligned at R0 (eV)
+        energy_reference              float64 [C]        E_acc at R0 (eV)
+        energy_approx_raw             float64 [C]        E_app at R0 before alignment (eV)
+        alignment_offset              float64 [C]        sum_s n_s shift_s added to E_app (eV)
+        error_adversarial             float64 [C, E]     E_acc - E_app,aligned (eV) after the
+                                                         ascent along A
+        max_displacement_adversarial  float64 [C, E]     largest |dr_i| of that configuration (A)
+        min_distance_adversarial      float64 [C, E]     its smallest interatomic distance (A;
+                                                         inf: none below 3 A)
+        core_adversarial              bool    [C, E]     that distance < core_distance_A (the
+                                                         step pushed atoms into the repulsive core)
+        error_random, max_displacement_random, min_distance_random, core_random
+                                      [C, R, E]          the same along R random directions
 
     Written to a temporary file and renamed, so an old file stays whole until the new one is.
     """
@@ -1028,22 +1029,29 @@ def write_probe(path, parameters: dict, epsilon, natoms, source, cos_adversarial
         g["epsilon"] = np.asarray(epsilon, dtype=np.float64)
         g["natoms"] = np.asarray(natoms, dtype=np.int64)
         g["source"] = np.array([str(s) for s in source], dtype=object).astype("S")
-        g["cos_adversarial"] = np.asarray(cos_adversarial, dtype=np.float64)
-        g["error_adversarial"] = np.asarray(error_adversarial, dtype=np.float64)
-        g["error_random"] = np.asarray(error_random, dtype=np.float64)
+        for name, values in arrays.items():
+            values = np.asarray(values)
+            g[name] = values if values.dtype == bool else values.astype(np.float64)
         for name, unit in PROBE_UNITS.items():
-            g[name].attrs["unit"] = unit
+            if name in g:
+                g[name].attrs["unit"] = unit
 
     return _atomic_write(path, fill, "probe file")
 
 
-def read_probe(path) -> dict:
-    """The /probe arrays of a probe file by name (``source`` as str)."""
+@contextmanager
+def _group(path, name: str, what: str):
+    """The top-level group ``name`` of a lammps-adv file, open for reading."""
     path = Path(path)
     with _reading(path) as f:
-        if "probe" not in f:
-            raise FileFormatError(f"{path}: not a probe file (no /probe)")
-        g = f["probe"]
+        if name not in f:
+            raise FileFormatError(f"{path}: not a {what} (no /{name})")
+        yield f[name]
+
+
+def read_probe(path) -> dict:
+    """The /probe arrays of a probe file by name (``source`` as str)."""
+    with _group(path, "probe", "probe file") as g:
         out = {k: g[k][()] for k in g}
     if "source" in out:
         out["source"] = np.array([_decode(s) for s in out["source"]], dtype=str)
@@ -1130,3 +1138,57 @@ def read_dataset(path) -> tuple[dict, dict]:
         except (KeyError, ValueError) as exc:
             raise FileFormatError(f"{path}: bad dataset attributes ({_one_line(exc)})") from None
     return arrays, attrs
+
+
+# ---------------------------------------------------------------------------- mitigation summaries
+MITIGATION_UNITS = {"energy_rmse_meV_per_atom": "meV", "force_rmse_eV_per_A": FORCE_UNIT,
+                    "relax_curve": "meV"}
+
+
+def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, measures: dict,
+                     curves: dict, labels_per_round, per_run: dict,
+                     eval_energy_per_atom) -> Path:
+    """The summary of a ``lammps-adv mitigate`` run: /h5md, /parameters (attrs), /mitigate:
+
+        strategy                bytes   [S]
+        seed                    int64   [K]
+        labels_spent            int64   [S, K]     reference labels each run spent
+        measures/<name>         float64 [S, K]     final measures (lammps_adv.experiments.measures)
+        curves/<name>           float64 [S, K, R+1] the same after each round (0: base model)
+        labels_per_round        int64   [R+1]      cumulative labels after each round
+        per_run/cos             float64 [S, K, C]  cos(theta) of each evaluation configuration
+        per_run/relax_curve     float64 [S, K, T]  median |E_acc - E_app| (meV/atom) per
+                                                   minimizer step of the recorded relaxations
+        eval_energy_per_atom    float64 [C]        reference energy of each evaluation
+                                                   configuration (eV/atom)
+
+    Written to a temporary file and renamed."""
+    def fill(f):
+        write_header(f)
+        _write_params(f.create_group("parameters"), parameters, {})
+        g = f.create_group("mitigate")
+        g["strategy"] = np.array([str(s) for s in strategies], dtype=object).astype("S")
+        g["seed"] = np.asarray(seeds, dtype=np.int64)
+        g["labels_spent"] = np.asarray(labels_spent, dtype=np.int64)
+        g["labels_per_round"] = np.asarray(labels_per_round, dtype=np.int64)
+        g["eval_energy_per_atom"] = np.asarray(eval_energy_per_atom, dtype=np.float64)
+        g["eval_energy_per_atom"].attrs["unit"] = ENERGY_UNIT
+        for group, arrays in (("measures", measures), ("curves", curves), ("per_run", per_run)):
+            sub = g.create_group(group)
+            for name, values in arrays.items():
+                sub[name] = np.asarray(values, dtype=np.float64)
+                if name in MITIGATION_UNITS:
+                    sub[name].attrs["unit"] = MITIGATION_UNITS[name]
+
+    return _atomic_write(path, fill, "mitigation summary")
+
+
+def read_mitigation(path) -> dict:
+    """The /mitigate arrays of a summary (``strategy`` as str; measures and curves as dicts)."""
+    with _group(path, "mitigate", "mitigation summary") as g:
+        out = {k: g[k][()] for k in ("seed", "labels_spent", "labels_per_round",
+                                     "eval_energy_per_atom")}
+        out["strategy"] = [_decode(s) for s in g["strategy"][()]]
+        for group in ("measures", "curves", "per_run"):
+            out[group] = {k: v[()] for k, v in g[group].items()}
+    return out

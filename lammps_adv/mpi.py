@@ -15,7 +15,7 @@ import os
 import sys
 from importlib import metadata
 
-from lammps_adv.errors import EngineError
+from lammps_adv.errors import EngineError, one_line
 
 _mpi_loaded = False
 
@@ -85,16 +85,12 @@ def on_root(comm, fn, *args):
         if err is not None:
             raise err
         return result
-    err_info = comm.bcast(None if err is None else (type(err), _one_line(err)), root=0)
+    err_info = comm.bcast(None if err is None else (type(err), one_line(err)), root=0)
     if err_info is not None:
         if err is not None:
             raise err
         raise _rebuild(*err_info)
     return comm.bcast(result, root=0)
-
-
-def _one_line(exc) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _rebuild(cls, message):

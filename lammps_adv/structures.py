@@ -24,6 +24,7 @@ AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 QUARTZ_A, QUARTZ_C = 4.916, 5.405          # A
 QUARTZ_SI_X = 0.4697
 QUARTZ_O_XYZ = (0.4135, 0.2669, 0.1191 + 2.0 / 3.0)
+BAR_PER_EV_A3 = 1.602176634e6              # 1 eV/A^3 in bar (LAMMPS metal pressure unit)
 
 
 def quartz(nx: int = 1, ny: int = 1, nz: int = 1, handedness: str = "right") -> Atoms:
@@ -52,6 +53,23 @@ def sort_species(atoms: Atoms) -> Atoms:
 def density(atoms: Atoms) -> float:
     """Mass density in g/cm^3."""
     return float(atoms.get_masses().sum() / atoms.get_volume() * AMU_PER_A3_TO_G_PER_CM3)
+
+
+def cell_of(boxlo, boxhi, xy, yz, xz) -> np.ndarray:
+    """Cell vectors as rows from LAMMPS' box (``lmp.extract_box()``, lower-triangular)."""
+    return np.array([[boxhi[0] - boxlo[0], 0.0, 0.0],
+                     [xy, boxhi[1] - boxlo[1], 0.0],
+                     [xz, yz, boxhi[2] - boxlo[2]]])
+
+
+def min_pair_distance(positions, cell, cutoff: float = 3.0) -> float:
+    """Smallest interatomic distance (A) in a periodic cell; ``inf`` when no pair is closer
+    than ``cutoff``."""
+    from ase.neighborlist import neighbor_list
+    atoms = Atoms(numbers=np.ones(len(positions), dtype=int), positions=positions,
+                  cell=cell, pbc=True)
+    d = neighbor_list("d", atoms, cutoff)
+    return float(d.min()) if len(d) else math.inf
 
 
 def cubic_box_length(n_atoms: int, rho: float) -> float:

@@ -14,7 +14,13 @@ import numpy as np
 
 from lammps_adv.engine import open_lammps
 from lammps_adv.potentials import get as get_potential
-from lammps_adv.structures import SPECIES, StructureError, write_lammps_data
+from lammps_adv.structures import (BAR_PER_EV_A3, SPECIES, StructureError, cell_of,
+                                   write_lammps_data)
+
+# the virial part of the pressure tensor, in the thermo output (stress without kinetic part)
+STRESS_COMMANDS = ("compute adv_pv all pressure NULL virial",
+                   "thermo_style custom step temp pe c_adv_pv[1] c_adv_pv[2] c_adv_pv[3] "
+                   "c_adv_pv[4] c_adv_pv[5] c_adv_pv[6]")
 
 
 def type_labels(lmp, ntypes: int) -> list[str] | None:
@@ -98,6 +104,22 @@ class LammpsSystem:
         """Potential energy (eV) and forces (eV/A, ordered by atom ID) of the configuration."""
         self.lmp.command("run 0 post no")
         return float(self.lmp.get_thermo("pe")), self.forces()
+
+    def frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions relative to the box origin (A, ordered by atom ID) and the cell (rows)."""
+        boxlo, boxhi, xy, yz, xz, _, _ = self.lmp.extract_box()
+        return self.positions() - np.asarray(boxlo), cell_of(boxlo, boxhi, xy, yz, xz)
+
+    def track_stress(self) -> None:
+        """Put the virial stress in the thermo output, for ``stress()`` after each run."""
+        self.lmp.commands_list(list(STRESS_COMMANDS))
+
+    def stress(self) -> np.ndarray:
+        """Virial stress of the last thermo output (eV/A^3, ASE sign: minus the pressure);
+        needs ``track_stress()`` first."""
+        th = self.lmp.last_thermo()
+        pxx, pyy, pzz, pxy, pxz, pyz = (float(th[f"c_adv_pv[{i}]"]) for i in range(1, 7))
+        return -np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]]) / BAR_PER_EV_A3
 
     def set_cell(self, cell) -> None:
         """Change the periodic cell (rows a, b, c, LAMMPS lower-triangular form) without

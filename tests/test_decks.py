@@ -106,6 +106,33 @@ def test_lammps_adv_run_from_any_directory(tmp_path, glass_192):
     assert "recorded 3 rows" in proc.stdout and (tmp_path / "run.h5").is_file()
 
 
+@pytest.mark.parametrize("deck,variables,kinds", [
+    ("melt_quench.in", ["N", 24, "melt_ps", 0.05, "quench_ps", 0.05, "out", "g.data"],
+     ["minimize", "run", "run", "minimize"]),
+    ("minimize_quartz.in", ["nx", 1, "ny", 1, "nz", 1, "out", "q.data"], ["run", "minimize"]),
+])
+def test_every_shipped_deck_records_with_lammps_adv_run(tmp_path, deck, variables, kinds):
+    """create_box decks (elements from labels that come after the box), reset_timestep
+    (the recording fix is reinstalled around it), and the potential file named through
+    ${potentials_dir} is hashed in /parameters."""
+    import json
+
+    import h5py
+    from lammps_adv import h5md
+    args = [BIN / "lammps-adv", "run", REPO / "inputs" / deck, "--reference", "bks",
+            "--every", 10, "--out", "run.h5", "--quiet"]
+    for name, value in zip(variables[::2], variables[1::2]):
+        args += ["-var", name, value]
+    run_in(tmp_path, args)
+    stages = h5md.read_stages(tmp_path / "run.h5")
+    assert stages["kind"] == kinds
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        hashes = json.loads(f["parameters"].attrs["model_hashes"])
+        assert f["parameters"].attrs["species_source"] == "labels"
+    potential = "bks_dsf.lmp" if deck == "melt_quench.in" else "bks.lmp"
+    assert str(REPO / "potentials" / potential) in hashes
+
+
 def test_potentials_dir_overrides(tmp_path):
     """A LAMMPS_ADV_POTENTIALS of the user's wins over ours; -var potential_file over both."""
     mine = tmp_path / "mine"

@@ -118,10 +118,13 @@ def test_units_and_external_readers_mdanalysis_and_plain_h5py(tmp_path):
 def test_probe_and_dataset_files_through_h5md(tmp_path):
     out = h5md.write_probe(tmp_path / "p.h5", {"experiment": "probe", "approx": "a"},
                            epsilon=[0.0, 0.1], natoms=[3, 4], source=["x#0", "x#1"],
-                           cos_adversarial=[0.1, -0.2], error_adversarial=np.ones((2, 2)),
-                           error_random=np.zeros((2, 3, 2)))
+                           arrays={"cos_adversarial": [0.1, -0.2],
+                                   "error_adversarial": np.ones((2, 2)),
+                                   "error_random": np.zeros((2, 3, 2)),
+                                   "core_adversarial": np.array([[False, True]] * 2)})
     d = h5md.read_probe(out)
     assert d["source"].tolist() == ["x#0", "x#1"] and d["error_random"].shape == (2, 3, 2)
+    assert d["core_adversarial"].dtype == bool and d["error_adversarial"].dtype == np.float64
     assert h5md.read_parameters(out)["experiment"] == "probe"
     with h5py.File(out, "r") as f:
         assert f["probe/epsilon"].attrs["unit"] == "Angstrom2"

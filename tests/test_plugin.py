@@ -18,6 +18,7 @@ import torch
 from lammps_adv.engine import open_lammps
 from lammps_adv.models import bks_dsf
 from lammps_adv.models.graph import periodic_graph
+from test_calculators import BadOutput
 
 # torch >= 2.10 flags TorchScript as deprecated; the plugin contract is TorchScript
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
@@ -374,32 +375,6 @@ class NoSpecies(torch.nn.Module):
         return positions.sum(dim=1)
 
 
-class Broken(torch.nn.Module):
-    """mode: 'shape' returns [N,1], 'dtype' float32, 'nan' a NaN energy, 'raise' an error."""
-    cutoff: float
-    species: List[str]
-    mode: str
-
-    def __init__(self, mode: str):
-        super().__init__()
-        self.cutoff = 3.0
-        self.species = ["Si", "O"]
-        self.mode = mode
-
-    def forward(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                n_local: int) -> torch.Tensor:
-        e = (positions * positions).sum(dim=1) * 1e-3
-        if self.mode == "shape":
-            return e[:, None]
-        if self.mode == "dtype":
-            return e.float()
-        if self.mode == "nan":
-            return e * float("nan")
-        if self.mode == "raise":
-            return e[edge_index[0] + 1000000000]
-        return e
-
-
 def lammps_error(data, lines, pre=()) -> str:
     """Run the commands; return the LAMMPS error message (the test fails if there is none)."""
     lmp = open_lammps()
@@ -444,7 +419,7 @@ def test_bad_input_is_a_clear_error(files, tmp_path, case, expected):
     elif case == "float32":
         torch.jit.script(TinyMessagePassing().float()).save(str(model))
     elif case in ("shape", "dtype", "nan", "raise"):
-        torch.jit.script(Broken(case)).save(str(model))
+        torch.jit.script(BadOutput(case)).save(str(model))
     else:
         model = Path(files["bks"])
     lines = torchscript(model)
@@ -479,7 +454,7 @@ def test_bad_input_in_lmp_executable_exits_cleanly(files, tmp_path):
 def test_bad_model_under_mpi_is_one_clear_error(files, tmp_path):
     # the model fails on every rank at run time: all ranks stop with the same message
     model = tmp_path / "nan.pt"
-    torch.jit.script(Broken("nan")).save(str(model))
+    torch.jit.script(BadOutput("nan")).save(str(model))
     deck = tmp_path / "in.nan"
     deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['glass']}",
                                *torchscript(model), "run 0"]) + "\n")

@@ -63,4 +63,9 @@ def test_stop_signals_are_noted_not_raised_and_handlers_restored(sig):
         assert stop.received == sig
         os.kill(os.getpid(), signal.SIGINT)          # the first signal counts
     assert stop.received == sig and signal.getsignal(sig) is before
-    assert StopSignals.name(sig) in ("SIGINT", "SIGTERM")
+    from lammps_adv.errors import RunInterrupted
+    from lammps_adv.mpi import mpi_comm
+    with pytest.raises(RunInterrupted, match=f"interrupted by {signal.Signals(sig).name} at step 3") as err:
+        stop.stop_if_received(mpi_comm(), "at step 3")
+    assert err.value.exit_code == 128 + sig
+    StopSignals().stop_if_received(mpi_comm(), "at step 3")     # nothing noted: no error

@@ -5,6 +5,7 @@ network approximating BKS-DSF grows much faster than along random directions; re
 driven by an approximate model end with a larger error than they start with, and the
 first-step error increase correlates with cos(theta) at the start.
 """
+import re
 import warnings
 
 import h5py
@@ -129,9 +130,12 @@ def test_report_is_reproducible_and_skips_bad_files(reference_md, tmp_path):
     assert len(skipped) == 2
     assert "foreign.h5" in skipped[0] and "truncated.h5" in skipped[1]
     text = report.read_text()
-    for needle in ("| epsilon_A2 |", "fraction_positive", "growth_factor",
-                   "pearson", "cos_hist.png"):
-        assert needle in text
+    for needle in ("| epsilon (A^2) |", "fraction_positive", "growth factor (last/first)",
+                   "Pearson r", "cos_hist.png", "study: adversarial / random", "15.4 / 5.3",
+                   "Alignment: per-species: O ", "minimum-norm solution", "At epsilon = 0.5 A^2"):
+        assert needle in text, needle
+    # every mean, ratio and correlation comes with its 95 % interval
+    assert len(re.findall(r"-?[\d.e+-]+ \[-?[\d.e+-]+, -?[\d.e+-]+\]", text)) >= 12
     for png in ("epsilon_table_0.png", "cos_hist.png", "relax_first_step_0.png",
                 "relax_error_vs_step_0.png"):
         assert (tmp_path / "r1" / png).stat().st_size > 1000

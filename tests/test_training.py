@@ -230,3 +230,43 @@ def test_dataset_cli_generate_and_info(tmp_path):
     r = subprocess.run([str(BIN / "lammps-adv"), "dataset", "info", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "4 configurations" in r.stdout, r.stdout + r.stderr
+
+
+def test_generate_labels_through_the_calculator_of_another_reference(tmp_path):
+    """MD driven by bks-dsf, labelled by bks: every label is the bks calculator's, and no
+    stress is stored (the driver's virial is not the reference's)."""
+    from lammps_adv.calculators import get_calculator
+    ds = D.generate(tmp_path / "x.h5", reference="bks", driver="bks-dsf", glass_atoms=0,
+                    quartz_cells=(1, 1, 1), quartz_temps=(900,), frames=2, stride=3, equil=3,
+                    split=(0.5, 0.5, 0.0), progress=False)
+    assert not ds.has_stress and ds.attrs["generator"]["driver"] == "bks-dsf"
+    with get_calculator("bks") as bks, get_calculator("bks-dsf") as dsf:
+        for i in range(len(ds)):
+            c = ds.config(i)
+            e, f = bks.evaluate(c["positions"], c["cell"], symbols=c["names"])
+            assert e == pytest.approx(c["energy"], rel=1e-12)
+            np.testing.assert_allclose(f, c["forces"], atol=1e-10)
+            e_dsf, _ = dsf.evaluate(c["positions"], c["cell"], symbols=c["names"])
+            assert abs(e_dsf - e) > 1.0        # the labels are not the driver's
+
+
+def test_mixed_glasses_and_subset(tmp_path):
+    """Two sizes, two quench rates, relaxed copies (forces far below the thermal frames'),
+    tagged sources; a seeded subset keeps the other splits."""
+    from lammps_adv.training.recipes import mixed_glasses, subset
+    ds = mixed_glasses(tmp_path / "m.h5", sizes=(24, 30), quench_ps=(0.3, 0.2), temps=(300,),
+                       frames=2, stride=5, equil=10, melt_ps=0.3, relaxed=1,
+                       split=(0.5, 0.25, 0.25), seed=5, progress=False)
+    assert len(ds) == 2 * 2 * 2 + 2 * 2           # thermal frames + one relaxed per run
+    assert sorted(set(ds.natoms.tolist())) == [24, 30]
+    tags = {s.split("-")[0] for s in ds.source}
+    assert tags == {"n24q0.3", "n24q0.2", "n30q0.3", "n30q0.2"}
+    relaxed = [i for i, s in enumerate(ds.source) if "relaxed" in s]
+    assert len(relaxed) == 4 and all(ds.temperature[i] == 0 for i in relaxed)
+    thermal = min(np.abs(ds.config(i)["forces"]).max() for i in range(len(ds)) if i not in relaxed)
+    for i in relaxed:
+        assert np.abs(ds.config(i)["forces"]).max() < min(0.1, thermal / 10)
+    assert D.load(tmp_path / "m.h5").attrs["generator"]["quench_ps"] == [0.3, 0.2]
+    half = subset(ds, 0.5, ["train"], seed=0)
+    assert len(half.split("train")) == 3 and len(half.split("test")) == len(ds.split("test"))
+    assert len(half) == 3 + len(ds.split("validation")) + len(ds.split("test"))

@@ -13,8 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lammps_adv.mpi import mpi_comm
+from lammps_adv.alignment import NONE, check_mode, fit_parallel
 from lammps_adv.experiments.parallel import split_tasks
+from lammps_adv.mpi import mpi_comm
 
 MIN_STYLES = ("fire", "cg", "sd")
 
@@ -22,11 +23,14 @@ MIN_STYLES = ("fire", "cg", "sd")
 def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
           min_style: str = "fire", steps: int = 200, ftol: float = 1e-4,
           min_modify: str = "", frames_every: int = 0, ranks_per_relax: int = 1,
-          overwrite: bool = False, comm=None, progress: bool = True) -> list[Path]:
+          overwrite: bool = False, comm=None, progress: bool = True,
+          align: str = "per-species") -> list[Path]:
     """Relax every configuration of ``configs`` [(positions, cell, names, source)].
 
     steps: maximum minimizer iterations; ftol: force tolerance (eV/A) of the minimizer;
-    overwrite: replace relaxation files already in ``out_dir`` (else they are an error).
+    overwrite: replace relaxation files already in ``out_dir`` (else they are an error);
+    align: "per-species" fits energy shifts of the approximate model on the starting
+    configurations (lammps_adv.alignment), "none" compares raw energies.
     Returns the paths of the files written by this rank's group (all of them in serial).
     """
     from ase import Atoms
@@ -36,7 +40,10 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
         raise ValueError(f"min_style must be one of {', '.join(MIN_STYLES)}, not {min_style!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    check_mode(align)
     comm = comm or mpi_comm()
+    alignment = fit_parallel(configs, approx, reference, comm, ranks_per_relax) \
+        if align == "per-species" else NONE
     sub, mine, n_groups = split_tasks(comm, len(configs), ranks_per_relax)
     out_dir = Path(out_dir)
     if comm.Get_rank() == 0:
@@ -56,7 +63,7 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
                               "config_index": i, "command_line": " ".join(sys.argv)}
                 with Recorder(system.lmp, reference, out=out, approx=approx,
                               frames_every=frames_every, provenance=provenance,
-                              overwrite=overwrite, comm=sub) as rec:
+                              overwrite=overwrite, alignment=alignment, comm=sub) as rec:
                     cmds = [f"min_style {min_style}"]
                     if min_modify:
                         cmds.append(f"min_modify {min_modify}")

@@ -3,8 +3,8 @@ each ``run``/``minimize`` starts and ends.
 
 LAMMPS has no per-command hook, and a deck may loop with ``label``/``jump``, so the deck is
 not split into pieces: LAMMPS itself reads a copy of it in which every top-level
-``run``/``minimize`` (and box-creating, ``clear`` and ``replicate``) command is wrapped in
-three-line hooks::
+``run``/``minimize`` (and box-creating, ``clear``, ``replicate``, ``reset_timestep``)
+command is wrapped in three-line hooks::
 
     variable __adv_hook string B12
     jump /tmp/.../empty.in            # LAMMPS reads an empty file: lmp.file() returns
@@ -30,7 +30,11 @@ from pathlib import Path
 HOOK_VAR = "__adv_hook"
 BOX_COMMANDS = ("read_data", "create_box", "read_restart")
 RUN_COMMANDS = ("run", "minimize")
-HOOKED_AFTER = RUN_COMMANDS + BOX_COMMANDS + ("replicate", "clear")
+# commands that refuse the recording fix (replicate changes the atoms, reset_timestep
+# refuses a time-dependent fix ave/time): the fix is removed before and installed after
+REINSTALL = ("replicate", "reset_timestep")
+HOOKED_BEFORE = RUN_COMMANDS + REINSTALL
+HOOKED_AFTER = HOOKED_BEFORE + BOX_COMMANDS + ("clear",)
 
 
 def _strip_comment(line: str) -> str:
@@ -108,7 +112,7 @@ def prepare_deck(text: str, deck_path, copy_path, empty_path):
             next_pending = True
         elif word == "jump":
             next_pending = False
-        wrap_before = word in RUN_COMMANDS + ("replicate",) and not next_pending
+        wrap_before = word in HOOKED_BEFORE and not next_pending
         wrap_after = word in HOOKED_AFTER and not next_pending
         if wrap_before:
             k += 1
@@ -120,6 +124,16 @@ def prepare_deck(text: str, deck_path, copy_path, empty_path):
             hooks[f"A{k}"] = (word, cmd)
             out += hook(f"A{k}")
     return "\n".join(out) + "\n", hooks
+
+
+def run_command(lmp, cmd, on_hook, call) -> None:
+    """One command given from Python, with the hooks a deck copy would have around it."""
+    word = (cmd.split() or [""])[0]
+    if word in HOOKED_BEFORE:
+        on_hook(word, cmd, True)
+    call(lambda: lmp.command(cmd), cmd)
+    if word in HOOKED_AFTER:
+        on_hook(word, cmd, False)
 
 
 def run_with_hooks(lmp, deck, text, on_hook, call, comm) -> None:
@@ -154,7 +168,8 @@ def run_with_hooks(lmp, deck, text, on_hook, call, comm) -> None:
             lmp.command(f"variable {HOOK_VAR} string none")
             word, cmd = hooks[h]
             on_hook(word, cmd, h.startswith("B"))
-            call(lambda: lmp.file(str(tmp / f"resume_{h}.in")), cmd)
+            call(lambda: lmp.file(str(tmp / f"resume_{h}.in")),
+                 f"{deck.name}, from {cmd!r} on" if h.startswith("A") else cmd)
     finally:
         if root:
             shutil.rmtree(tmp, ignore_errors=True)

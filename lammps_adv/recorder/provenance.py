@@ -10,6 +10,7 @@ from lammps_adv.calculators import file_sha256
 from lammps_adv.recorder.deck import logical_commands
 
 TEXTS = ("deck", "deck_path", "command_line")      # stored as string datasets
+TEXT_STYLES = ("index", "string", "getenv", "loop", "world", "universe", "uloop")
 
 
 def file_hashes(text: str, variables: dict | None = None) -> dict:
@@ -19,6 +20,28 @@ def file_hashes(text: str, variables: dict | None = None) -> dict:
         cands.update(w for w in words[1:] if "$" not in w)
     for vals in (variables or {}).values():
         cands.update(str(v) for v in (vals if isinstance(vals, (list, tuple)) else [vals]))
+    return _hash_files(cands)
+
+
+def variable_file_hashes(lmp, text: str) -> dict:
+    """sha256 of every existing file named by the value of a deck's variables, as LAMMPS
+    evaluated them (``${potentials_dir}/bks.lmp`` is known only then)."""
+    # text styles only: evaluating an equal-style variable may call computes, which are
+    # collective, and this runs on rank 0 alone
+    names = {words[1] for _, _, words in logical_commands(text)
+             if len(words) > 2 and words[0] == "variable" and words[2] in TEXT_STYLES}
+    values = set()
+    for name in names:
+        try:
+            value = lmp.extract_variable(name)
+        except Exception:  # noqa: BLE001 - a variable LAMMPS cannot evaluate names no file
+            continue
+        if isinstance(value, str):
+            values.add(value)
+    return _hash_files(values)
+
+
+def _hash_files(cands) -> dict:
     out = {}
     for c in sorted(cands):
         p = Path(c)
@@ -51,6 +74,8 @@ def recording_parameters(calculator, provenance: dict, **settings) -> tuple[dict
 def run_parameters(lmp, calculator, provenance: dict, approx, species_source, n_atoms) -> dict:
     """Attributes known once the first record exists: the driving model, file hashes."""
     hashes = {**calculator.hashes(), **provenance.get("file_hashes", {})}
+    if provenance.get("deck"):
+        hashes.update(variable_file_hashes(lmp, provenance["deck"]))
     pair = lmp.extract_global("pair_style") or ""
     ksp = lmp.extract_global("kspace_style") or ""
     approx = approx or f"lammps: pair_style {pair}" + (f", kspace_style {ksp}" if ksp else "")

@@ -12,7 +12,8 @@ def run_deck(deck, reference, out="run.h5", every: int = 1, frames_every: int = 
              variables: dict | None = None, species=None, append: bool = False,
              overwrite: bool = False, approx: str | None = None, flush_every: int = 100,
              flush_seconds: float = 5.0, progress: bool = True, screen: bool = False,
-             log: str | None = None, command_line: str | None = None, comm=None) -> int:
+             log: str | None = None, command_line: str | None = None, alignment=None,
+             comm=None) -> int:
     """Run an unmodified LAMMPS deck with recording (what ``lammps-adv run`` does).
 
     Returns the number of records written (on rank 0; 0 elsewhere).
@@ -38,7 +39,7 @@ def run_deck(deck, reference, out="run.h5", every: int = 1, frames_every: int = 
         with Recorder(lmp, calculator, out=out, every=every, frames_every=frames_every,
                       flush_every=flush_every, flush_seconds=flush_seconds, append=append,
                       overwrite=overwrite, species=species, approx=approx, provenance=prov,
-                      progress=progress, comm=comm) as rec:
+                      progress=progress, alignment=alignment, comm=comm) as rec:
             rec.file(deck)
         return rec.n_records
     finally:

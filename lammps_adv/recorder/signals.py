@@ -12,6 +12,8 @@ from __future__ import annotations
 import signal
 import threading
 
+from lammps_adv.errors import RunInterrupted
+
 NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
@@ -39,6 +41,12 @@ class StopSignals:
                 signal.signal(sig, handler)
             self._saved = {}
 
-    @staticmethod
-    def name(signum) -> str:
-        return NAMES.get(signum, f"signal {signum}")
+    def stop_if_received(self, comm, where: str) -> None:
+        """Raise RunInterrupted on every rank when any rank noted a signal (collective)."""
+        sig = self.received or 0
+        if comm.Get_size() > 1:
+            from mpi4py import MPI
+            sig = comm.allreduce(sig, op=MPI.MAX)
+        if sig:
+            name = NAMES.get(sig, f"signal {sig}")
+            raise RunInterrupted(f"interrupted by {name} {where}", sig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from lammps_adv import adversarial
+from lammps_adv.errors import RecorderError
 
 OBSERVABLES = adversarial.OBSERVABLES + ("temperature", "evaluation", "stage")
 
@@ -70,3 +71,17 @@ class RecordSink:
         finally:
             rows = self.writer.rows_flushed
         return rows
+
+
+def check_options(every, frames_every, flush_every, flush_seconds, append, overwrite) -> str:
+    """Refuse impossible recording options; returns the writer's mode."""
+    for name, value, ok in (("every", every, int(every) >= 1),
+                            ("frames-every", frames_every, int(frames_every) >= 0),
+                            ("flush-every", flush_every, int(flush_every) >= 1),
+                            ("flush-seconds", flush_seconds, float(flush_seconds) > 0)):
+        if not ok:
+            need = ">= 0" if name == "frames-every" else "positive"
+            raise RecorderError(f"--{name} must be {need}, got {value}")
+    if append and overwrite:
+        raise RecorderError("--append and --overwrite contradict each other: choose one")
+    return "append" if append else "overwrite" if overwrite else "new"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lammps_adv.errors import RecorderError
+from lammps_adv.structures import cell_of  # noqa: F401 (used here, re-exported)
 
 WIDTH = 8      # id, type, x, y, z, fx, fy, fz
 
@@ -45,13 +46,6 @@ def temperature(mv2: float, natoms: int, mvv2e: float, boltz: float) -> float:
     """Kinetic temperature (K) with 3N - 3 degrees of freedom."""
     dof = 3 * natoms - 3
     return 0.0 if dof <= 0 else mv2 * mvv2e / (dof * boltz)
-
-
-def cell_of(boxlo, boxhi, xy, yz, xz) -> np.ndarray:
-    """Cell vectors as rows (LAMMPS' lower-triangular box)."""
-    return np.array([[boxhi[0] - boxlo[0], 0.0, 0.0],
-                     [xy, boxhi[1] - boxlo[1], 0.0],
-                     [xz, yz, boxhi[2] - boxlo[2]]])
 
 
 # ----------------------------------------------------------------------- from LAMMPS

@@ -21,25 +21,28 @@ Layout of a dataset file (format "lammps-adv-dataset", version 1; metal units):
 The file is written and read by ``lammps_adv.h5md`` (``write_dataset`` / ``read_dataset``,
 which also put H5MD-style ``unit`` attributes on the arrays); this module builds and checks
 the arrays. Made by ``generate`` (LAMMPS MD of melt-quenched glass at several temperatures
-and of alpha-quartz, labelled by a potential of ``lammps_adv.potentials``) or
+and of alpha-quartz, driven by a catalogue potential and labelled through the calculator
+interface of ``lammps_adv.calculators``, which validates every label) or
 ``import_ase`` (extxyz, VASP OUTCAR, anything ASE reads with energies), so that DFT data
 can be used. ``import_ase`` refuses non-finite energies, forces, stress, positions or cells,
 and ``Dataset.check_finite`` (called by training) refuses a file holding any.
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
 from lammps_adv.errors import DatasetError  # noqa: F401 (raised here, re-exported)
 from lammps_adv.h5md import DATASET_FORMAT as FORMAT  # noqa: F401 (h5md owns the format)
 from lammps_adv.h5md import DATASET_SPLITS as SPLITS
 from lammps_adv.h5md import DATASET_VERSION as VERSION  # noqa: F401
+from lammps_adv.structures import BAR_PER_EV_A3  # noqa: F401 (stress unit, re-exported)
 
-BAR_PER_EV_A3 = 1.602176634e6          # 1 eV/A^3 in bar
 
 
 @dataclass
@@ -351,43 +354,52 @@ def export_extxyz(ds: Dataset, path: str | Path, indices=None) -> Path:
 # ---------------------------------------------------------------------------- generate (LAMMPS)
 def md_frames(atoms, potential: str, temperature: float, frames: int, stride: int,
               equil: int, seed: int, timestep: float = 0.001, label: str = "",
-              comm=None) -> list[dict]:
-    """NVT MD in LAMMPS with ``potential`` at ``temperature``; after ``equil`` steps, one
-    frame every ``stride`` steps: positions, cell, species, energy, forces, stress."""
+              comm=None, reference=None) -> list[dict]:
+    """NVT MD in LAMMPS driven by ``potential`` at ``temperature``; after ``equil`` steps,
+    one frame every ``stride`` steps: positions, cell, species, energy, forces (and stress
+    when the driver is the reference). Energies and forces come from ``reference`` (a
+    Calculator; default: ``potential``'s) through the calculator interface, which validates
+    them; the driver only moves the atoms."""
+    from lammps_adv.calculators import get_calculator
+    from lammps_adv.structures import SPECIES
     from lammps_adv.system import LammpsSystem
     if frames < 1 or stride < 1 or equil < 0:
         raise DatasetError(f"frames and stride must be >= 1 and equil >= 0, got "
                            f"{frames}, {stride}, {equil}")
-    with LammpsSystem(atoms, potential, comm=comm) as system:
+    own = reference is None
+    reference = get_calculator(potential, comm=comm) if own else reference
+    with LammpsSystem(atoms, potential, comm=comm) as system, \
+            (reference if own else contextlib.nullcontext()):
         lmp = system.lmp
+        system.track_stress()
         lmp.commands_list([
-            "compute adv_pv all pressure NULL virial",
-            "thermo_style custom step temp pe c_adv_pv[1] c_adv_pv[2] c_adv_pv[3] "
-            "c_adv_pv[4] c_adv_pv[5] c_adv_pv[6]",
             f"thermo {stride}", f"timestep {timestep}",
             f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
             f"fix adv_md all nvt temp {temperature} {temperature} {100 * timestep}",
             f"run {equil}"])
         types = np.array(lmp.gather_atoms("type", 0, 1), dtype=np.int64)
+        names = [SPECIES[t - 1] for t in types]
+        same = reference.spec == potential     # the driver's virial is the reference's stress
         out = []
         for k in range(frames):
             lmp.command(f"run {stride}")
-            th = lmp.last_thermo()
-            pe = float(th["PotEng"])
-            pxx, pyy, pzz, pxy, pxz, pyz = (float(th[f"c_adv_pv[{i}]"]) for i in range(1, 7))
-            ptens = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]])
-            boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
-            cell = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
-                             [xz, yz, boxhi[2] - boxlo[2]]])
-            out.append({"positions": system.positions() - np.asarray(boxlo), "cell": cell,
-                        "species": types - 1, "energy": pe,
-                        "forces": system.forces(),
-                        "stress": -ptens / BAR_PER_EV_A3, "temperature": temperature,
-                        "source": f"{label}-T{temperature:g}#{k}"})
+            pe = float(lmp.last_thermo()["PotEng"])
+            source = f"{label}-T{temperature:g}#{k}"
+            positions, cell = system.frame()
+            energy, forces = reference.evaluate(positions, cell, symbols=names,
+                                                label=f"dataset frame {source}")
+            if same and not abs(energy - pe) <= 1e-6 * max(1.0, abs(pe)):
+                raise DatasetError(f"{potential}: the energy of {source} differs between the "
+                                   f"MD ({pe} eV) and the calculator ({energy} eV)")
+            out.append({"positions": positions, "cell": cell, "species": types - 1,
+                        "energy": energy, "forces": forces,
+                        "stress": system.stress() if same else None,
+                        "temperature": temperature, "source": source})
     return out
 
 
-def generate(out: str | Path, reference: str = "bks-dsf", glass_atoms: int = 96,
+def generate(out: str | Path, reference: str = "bks-dsf", driver: str | None = None,
+             glass_atoms: int = 96,
              n_glasses: int = 1, glass_temps: Sequence[float] = (300, 1000, 2000, 3000),
              quartz_cells: Sequence[int] | None = (2, 2, 2),
              quartz_temps: Sequence[float] = (300, 900, 1500), frames: int = 20,
@@ -395,20 +407,25 @@ def generate(out: str | Path, reference: str = "bks-dsf", glass_atoms: int = 96,
              melt_ps: float = 5.0, quench_ps: float = 10.0,
              split: Sequence[float] = (0.8, 0.1, 0.1), comm=None,
              progress: bool = True) -> Dataset:
-    """Dataset labelled by LAMMPS with the potential ``reference``: NVT MD of melt-quenched
-    glasses (``glass_atoms`` each, ``n_glasses`` of them) at ``glass_temps`` and of an
-    alpha-quartz supercell at ``quartz_temps``; ``frames`` frames per run, ``stride`` steps
-    apart after ``equil`` steps. glass_atoms = 0 or quartz_cells = None leaves one out."""
+    """Dataset labelled by the calculator ``reference`` (any spec of
+    lammps_adv.calculators) on LAMMPS NVT MD driven by the catalogue potential ``driver``
+    (default: the reference): melt-quenched glasses (``glass_atoms`` each, ``n_glasses``
+    of them) at ``glass_temps`` and an alpha-quartz supercell at ``quartz_temps``;
+    ``frames`` frames per run, ``stride`` steps apart after ``equil`` steps.
+    glass_atoms = 0 or quartz_cells = None leaves one out."""
+    from lammps_adv.calculators import get_calculator
     from lammps_adv.potentials import get as get_potential
     from lammps_adv.structures import amorphous, quartz
-    get_potential(reference)       # clear error for an unknown spec before any work
+    driver = driver or reference
+    get_potential(driver)          # clear error for an unknown spec before any work
+    labeller = get_calculator(reference, comm=comm)
     runs = []
     tmp = tempfile.TemporaryDirectory(prefix="lammps-adv-glass-")
     try:
         structures = []
         for g in range(n_glasses if glass_atoms else 0):
             structures.append((f"glass{g}", lambda g=g: amorphous(
-                glass_atoms, potential=reference, out=Path(tmp.name) / f"glass{g}.data",
+                glass_atoms, potential=driver, out=Path(tmp.name) / f"glass{g}.data",
                 seed=seed + 1000 * g, melt_ps=melt_ps, quench_ps=quench_ps, comm=comm),
                 glass_temps))
         if quartz_cells:
@@ -424,15 +441,17 @@ def generate(out: str | Path, reference: str = "bks-dsf", glass_atoms: int = 96,
             atoms = make()
             for T in temps:
                 bar.set_description(f"{label} T={T:g} K")
-                runs += md_frames(atoms, reference, float(T), frames, stride, equil,
+                runs += md_frames(atoms, driver, float(T), frames, stride, equil,
                                   seed=seed + 17 * k + 1, timestep=timestep, label=label,
-                                  comm=comm)
+                                  comm=comm, reference=labeller)
                 k += 1
                 bar.update(1)
         bar.close()
     finally:
         tmp.cleanup()
-    gen = {"kind": "lammps-md", "reference": reference, "glass_atoms": glass_atoms,
+        labeller.close()
+    gen = {"kind": "lammps-md", "reference": reference, "driver": driver,
+           "glass_atoms": glass_atoms,
            "n_glasses": n_glasses, "glass_temps": list(map(float, glass_temps)),
            "quartz_cells": list(quartz_cells) if quartz_cells else None,
            "quartz_temps": list(map(float, quartz_temps)), "frames": frames,

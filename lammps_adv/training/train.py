@@ -265,8 +265,14 @@ def default_checkpoint(out: str | Path) -> Path:
 
 def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None = None,
           checkpoint: str | Path | None = None, resume: bool = False,
-          progress: bool = True, write_card: bool = True, log=print) -> dict:
+          progress: bool = True, write_card: bool = True, log=print,
+          warm_start: str | Path | None = None, card_extra: dict | None = None) -> dict:
     """Train a model on ``dataset`` and export it to ``out`` (TorchScript) with a model card.
+
+    warm_start: a checkpoint of an earlier training (any dataset): its best weights,
+    architecture and normalisation are the starting point; optimizer, schedule and early
+    stopping start afresh (``lammps-adv mitigate`` retrains this way after each round).
+    card_extra: more entries for the model card (e.g. strategy, round, labels used).
     Returns the card (a dict)."""
     s = copy.deepcopy(settings) if settings is not None else TrainSettings()
     out = Path(out)
@@ -292,8 +298,16 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     check_dataset(ds, s)
 
     torch.manual_seed(s.seed)
+    warm = None
+    if warm_start is not None and state is None:
+        if not Path(warm_start).is_file():
+            raise TrainingError(f"cannot warm-start: no checkpoint {warm_start}")
+        warm = torch.load(warm_start, map_location="cpu", weights_only=False)
     if state is not None:
         model = model_from_hparams(state["hparams"])
+    elif warm is not None:
+        model = model_from_hparams(warm["hparams"])
+        model.load_state_dict(warm["best_state"] or warm["model"])
     else:
         kwargs = dict(s.model_kwargs)
         kwargs.setdefault("species", list(ds.species))
@@ -306,7 +320,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         for name in ("train", "validation"):
             for it in items[name]:
                 it.feats = _features(model, it)
-    if state is None:
+    if state is None and warm is None:
         fit_normalisation(model, items["train"], use_forces=s.force_weight > 0)
     t_prep = time.time() - t_prep
 
@@ -424,6 +438,9 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         "command": " ".join(sys.argv),
         "history": history,
     }
+    if warm_start is not None:
+        card["settings"]["warm_start"] = str(warm_start)
+    card.update(card_extra or {})
     if write_card:
         write_model_card(out, card)
     if log is not None:

@@ -1,0 +1,137 @@
+"""How each remedy of ``lammps-adv mitigate`` picks the configurations it spends its
+reference labels on. One small function per strategy, all with the same signature:
+
+    pick(source, n, rng) -> [(positions, cell, names, label)]     exactly n configurations
+
+``source`` (a ``Sources``) holds what a strategy may look at: the current model and, for
+``uncertainty``, a committee (``lammps_adv.calculators`` objects), the labelled training
+configurations to start from, and a reserve of unlabelled thermal-MD configurations of the
+reference. Picking never calls the reference: every strategy spends exactly n labels per
+round, when ``mitigate`` labels what was picked.
+
+  baseline     nothing (no new labels)
+  more-md      the next n reserve configurations (the control: more data of the same kind)
+  forces       as more-md; the model is then trained on energies and forces
+  adversarial  a training configuration displaced along A = 2 dE (F_app - F_acc) of the
+               current model (reference labels of the start are already known)
+  step-f-app   ... along the model's own force F_app
+  step-f-acc   ... along the reference force F_acc
+  uncertainty  projected gradient ascent on the committee's energy variance, from a
+               training configuration (no reference needed to pick)
+
+Displacements use the probe's convention: distortion epsilon (A^2), "total" over the cell
+or "per-atom".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lammps_adv import adversarial
+
+STRATEGIES = ("baseline", "more-md", "adversarial", "step-f-app", "step-f-acc", "forces",
+              "uncertainty")
+
+
+@dataclass
+class Sources:
+    model: object                                  # Calculator of the current model
+    starts: list                                   # dicts: positions, cell, names, energy, forces, source
+    reserve: list                                  # (positions, cell, names, source), unlabelled
+    committee: list = field(default_factory=list)  # more Calculators (uncertainty)
+    epsilon: float = 0.005                         # A^2
+    distortion: str = "per-atom"                   # total | per-atom
+    ascent_steps: int = 3                          # uncertainty
+    taken: int = 0                                 # reserve configurations used so far
+
+    def scale(self, natoms: int) -> float:
+        return adversarial.total_distortion(self.epsilon, natoms, self.distortion)
+
+
+def baseline(src: Sources, n: int, rng) -> list:
+    return []
+
+
+def more_md(src: Sources, n: int, rng) -> list:
+    if src.taken + n > len(src.reserve):
+        raise ValueError(f"the reserve of thermal configurations is exhausted: {n} more asked, "
+                         f"{len(src.reserve) - src.taken} left (generate a larger pool)")
+    out = src.reserve[src.taken:src.taken + n]
+    src.taken += n
+    return list(out)
+
+
+def _displaced(src: Sources, n: int, rng, direction, tag: str) -> list:
+    """n training configurations (drawn with rng) moved along direction(start)."""
+    out = []
+    for k in rng.choice(len(src.starts), size=n, replace=n > len(src.starts)):
+        s = src.starts[int(k)]
+        pos = np.asarray(s["positions"], dtype=np.float64)
+        d = direction(s).reshape(pos.shape)
+        out.append((adversarial.displace(pos, d, src.scale(len(pos))), s["cell"], s["names"],
+                    f"{s['source']}+{tag}"))
+    return out
+
+
+def _model(src: Sources, s: dict):
+    return src.model.evaluate(s["positions"], s["cell"], symbols=s["names"],
+                              label=f"{s['source']} (picking)")
+
+
+def adversarial_step(src: Sources, n: int, rng) -> list:
+    def a(s):
+        e_app, f_app = _model(src, s)
+        return adversarial.adversarial_direction(e_app, s["energy"], f_app, s["forces"])
+    return _displaced(src, n, rng, a, "A")
+
+
+def step_f_app(src: Sources, n: int, rng) -> list:
+    return _displaced(src, n, rng, lambda s: _model(src, s)[1], "F_app")
+
+
+def step_f_acc(src: Sources, n: int, rng) -> list:
+    return _displaced(src, n, rng, lambda s: np.asarray(s["forces"]), "F_acc")
+
+
+def committee_variance_direction(energies, forces) -> np.ndarray:
+    """Gradient of the committee's energy variance (1/M) sum_m (E_m - <E>)^2 with respect to
+    the positions: -(2/M) sum_m (E_m - <E>)(F_m - <F>) (eV^2/A)."""
+    e = np.asarray(energies, dtype=np.float64)
+    f = np.asarray(forces, dtype=np.float64)
+    de, df = e - e.mean(), f - f.mean(axis=0)
+    return -2.0 / len(e) * np.tensordot(de, df, axes=1)
+
+
+def uncertainty(src: Sources, n: int, rng) -> list:
+    models = [src.model] + list(src.committee)
+    if len(models) < 2:
+        raise ValueError("the uncertainty strategy needs a committee of at least 2 models")
+    out = []
+    for k in rng.choice(len(src.starts), size=n, replace=n > len(src.starts)):
+        s = src.starts[int(k)]
+        pos = np.asarray(s["positions"], dtype=np.float64)
+
+        def evaluate(x, step=None):
+            res = [m.evaluate(x, s["cell"], symbols=s["names"],
+                              label=f"{s['source']} (committee)") for m in models]
+            return [r[0] for r in res], [r[1] for r in res]
+
+        x, _, _ = adversarial.ascend(evaluate, lambda st: committee_variance_direction(*st),
+                                     pos, evaluate(pos), src.scale(len(pos)), src.ascent_steps)
+        out.append((x, s["cell"], s["names"], f"{s['source']}+committee"))
+    return out
+
+
+PICK = {"baseline": baseline, "more-md": more_md, "forces": more_md,
+        "adversarial": adversarial_step, "step-f-app": step_f_app, "step-f-acc": step_f_acc,
+        "uncertainty": uncertainty}
+
+
+def pick(strategy: str, src: Sources, n: int, rng) -> list:
+    """Exactly n configurations for ``strategy`` (none for baseline)."""
+    if strategy not in PICK:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    out = PICK[strategy](src, n, rng)
+    assert strategy == "baseline" or len(out) == n, (strategy, len(out), n)
+    return out

@@ -1,0 +1,125 @@
+"""Dataset recipes beyond ``generate``: glasses of several sizes and quench rates with
+relaxed copies (the training and held-out sets of ``make models``), and seeded subsets
+(the learning curve, the graph network's training set).
+
+Seeds: size k, quench rate j use ``seed + 7919 k + 104729 j`` for their ``generate`` run;
+quartz goes with the first size and quench rate. Sources are tagged ``n<atoms>[q<ps>]-``.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from lammps_adv.training.dataset import SPLITS, Dataset, from_frames, generate
+
+
+def mixed_glasses(out, reference: str = "bks-dsf", sizes: Sequence[int] = (96, 192),
+                  glasses: int = 1, quench_ps: Sequence[float] = (10.0,),
+                  temps: Sequence[float] = (300, 1000, 2000, 3000), quartz_cells=None,
+                  quartz_temps: Sequence[float] = (300, 900, 1500), frames: int = 10,
+                  stride: int = 100, equil: int = 500, melt_ps: float = 5.0, relaxed: int = 0,
+                  split: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 1,
+                  progress: bool = True) -> Dataset:
+    """Glasses of every size in ``sizes`` (``glasses`` per size and quench time), NVT MD at
+    ``temps`` labelled by ``reference`` (``generate``), optionally alpha-quartz, plus the
+    first ``relaxed`` frames of every run minimised with the reference (fixed cell) and
+    labelled; one dataset with a seeded split, saved to ``out``."""
+    from lammps_adv.calculators import get_calculator
+    from lammps_adv.structures import SPECIES
+    t0 = time.time()
+    say = print if progress else (lambda *a, **k: None)
+    frames_out: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="lammps-adv-mixed-") as tmp:
+        for k, n in enumerate(sizes):
+            for j, q in enumerate(quench_ps):
+                part = generate(Path(tmp) / f"n{n}-{j}.h5", reference=reference,
+                                glass_atoms=n, n_glasses=glasses, glass_temps=temps,
+                                quartz_cells=quartz_cells if k == j == 0 else None,
+                                quartz_temps=quartz_temps, frames=frames, stride=stride,
+                                equil=equil, seed=seed + 7919 * k + 104729 * j,
+                                melt_ps=melt_ps, quench_ps=q, split=(1, 0, 0),
+                                progress=progress)
+                tag = f"n{n}" + (f"q{q:g}" if len(quench_ps) > 1 else "")
+                for i in range(len(part)):
+                    c = part.config(i)
+                    if c["source"].startswith("glass"):  # glass0-T300#1 -> n96-glass0-T300#1
+                        c["source"] = f"{tag}-{c['source']}"
+                    frames_out.append(c)
+                say(f"  {n} atoms, quench {q:g} ps: {len(part)} configurations "
+                    f"({time.time() - t0:.0f} s)", flush=True)
+    if relaxed > 0:
+        labellers = {}             # one calculator per cell size (it keeps its LAMMPS system)
+        try:
+            thermal = list(frames_out)
+            for c in thermal:
+                run, _, k = c["source"].rpartition("#")
+                if int(k) < relaxed:
+                    n = len(c["positions"])
+                    if n not in labellers:
+                        labellers[n] = get_calculator(reference)
+                    frames_out.append(relaxed_frame(c, reference, labellers[n],
+                                                    f"{run}-relaxed#{k}"))
+        finally:
+            for lab in labellers.values():
+                lab.close()
+        say(f"  relaxed: {len(frames_out) - len(thermal)} configurations "
+            f"({time.time() - t0:.0f} s)", flush=True)
+    gen = {"kind": "mixed glasses", "reference": reference, "sizes": list(sizes),
+           "glasses_per_size": glasses, "glass_temps": list(map(float, temps)),
+           "quartz_cells": list(quartz_cells) if quartz_cells else None,
+           "quartz_temps": list(map(float, quartz_temps)), "frames": frames, "stride": stride,
+           "equil": equil, "melt_ps": melt_ps, "quench_ps": list(map(float, quench_ps)),
+           "relaxed_per_run": relaxed, "seed": seed, "split": list(split),
+           "seeds": "size k, quench j: seed + 7919 k + 104729 j (then as generate)",
+           "ensemble": "NVT (Nose-Hoover, damping 100 steps); relaxed: LAMMPS cg, fixed cell"}
+    ds = from_frames(frames_out, SPECIES, {"reference": reference, "generator": gen},
+                     split=split, seed=seed)
+    ds.save(out)
+    ds.path = str(out)
+    return ds
+
+
+def relaxed_frame(frame: dict, potential: str, labeller, label: str) -> dict:
+    """``frame`` minimised (fixed cell) with ``potential`` in LAMMPS, labelled by ``labeller``
+    (energy, forces) and the LAMMPS virial (stress, ASE sign)."""
+    from ase import Atoms
+    from lammps_adv.system import LammpsSystem
+    atoms = Atoms(frame["names"], positions=frame["positions"], cell=frame["cell"], pbc=True)
+    with LammpsSystem(atoms, potential) as system:
+        system.track_stress()
+        system.lmp.commands_list(["min_style cg", "minimize 0.0 1.0e-4 5000 50000", "run 0"])
+        positions, cell = system.frame()
+        stress = system.stress()
+    energy, forces = labeller.evaluate(positions, cell, symbols=list(frame["names"]),
+                                       label=f"relaxed {label}")
+    return {"positions": positions, "cell": cell, "names": list(frame["names"]),
+            "energy": energy, "forces": forces, "stress": stress,
+            "temperature": 0.0, "source": label}
+
+
+def subset(ds, fraction: float, splits, seed: int):
+    """A copy of ``ds`` whose ``splits`` keep a seeded random ``fraction`` of their indices
+    (at least one each); configurations of no split are dropped."""
+    rng = np.random.default_rng(seed)
+    new = {}
+    for name in SPLITS:
+        idx = np.asarray(ds.splits.get(name, []), dtype=np.int64)
+        if name in splits and len(idx) and fraction < 1:
+            keep = max(1, int(round(fraction * len(idx))))
+            idx = np.sort(rng.permutation(idx)[:keep])
+        new[name] = idx
+    used = np.unique(np.concatenate(list(new.values())))
+    frames = [ds.config(int(i)) for i in used]
+    where = {int(i): j for j, i in enumerate(used)}
+    attrs = dict(ds.attrs)
+    attrs["generator"] = {**(ds.attrs.get("generator") or {}),
+                          "subset": {"of": str(ds.path), "fraction": fraction,
+                                     "splits": list(splits), "seed": seed}}
+    out = from_frames(frames, ds.species, attrs, split=(1, 0, 0), seed=seed)
+    out.splits = {k: np.array([where[int(i)] for i in v], dtype=np.int64)
+                  for k, v in new.items()}
+    return out
