@@ -149,14 +149,17 @@ def test_sigkill_keeps_flushed_rows_and_append_resumes(glass_192, tmp_path):
            "--frames-every", "3", "--flush-every", "2", "--flush-seconds", "0.001", "--quiet",
            "--out", out, "-var", "data", glass_192, "-var", "pot", DSF,
            "-var", "nloop", "1", "-var", "nsteps", "1000000"]
-    proc = subprocess.Popen([str(c) for c in cmd], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    err_file = tmp_path / "stderr.txt"
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen([str(c) for c in cmd], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=err, env=dict(os.environ, OMP_NUM_THREADS="1"))
     try:
-        deadline = time.time() + 120
-        while _swmr_rows(out) < 20 and time.time() < deadline:
+        deadline = time.time() + 240
+        while _swmr_rows(out) < 20 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
+        assert proc.poll() is None, f"the run ended early: {err_file.read_text()}"
         seen = _swmr_rows(out)
-        assert seen >= 20
+        assert seen >= 20, err_file.read_text()
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
