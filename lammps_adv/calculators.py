@@ -321,6 +321,9 @@ class TorchScriptCalculator(Calculator):
         import warnings
 
         import torch
+
+        from lammps_adv.plugin.kernels import load_kernels
+        load_kernels()          # the model may call torch.ops.lammps_adv.*
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)

@@ -20,8 +20,15 @@ pair counts twice); for a != b each pair counts once. Layout of the feature vect
 
 Triplets (j, k) are built inside ``forward`` from the edge list with index arithmetic: edges
 are sorted by centre, and each edge is paired with the later edges of the same centre. They
-are processed in chunks of ``triplet_chunk`` so that memory stays bounded. When forces are
-asked for in evaluation mode (``positions.requires_grad`` and not ``self.training``) the
+are processed in chunks of ``triplet_chunk`` so that memory stays bounded.
+
+On CPU the features and their first derivatives come from the fused C++ operator
+``torch.ops.lammps_adv.bp_features`` (lammps_adv/plugin/kernels/, threads of torch's pool),
+except in training mode when positions need gradients (force training needs second
+derivatives, which the fused operator does not have). ``fused = False`` (also on a loaded
+model) selects the pure-torch paths below, the reference the operator is tested against, and
+the path for CUDA tensors. Model files exported before the operator existed keep their own
+(pure-torch) code and still load. When forces are asked for in evaluation mode (``positions.requires_grad`` and not ``self.training``) the
 model uses a memory-lean path: angular features are first computed without an autograd
 graph, dE/dG comes from the MLPs, and the gradient with respect to the edge vectors is
 accumulated chunk by chunk with the analytic derivative of G4 (``_triplet_grad``); the
@@ -35,6 +42,10 @@ from typing import List, Sequence
 
 import torch
 from torch import nn
+
+from lammps_adv.plugin.kernels import load_kernels
+
+load_kernels()      # torch.ops.lammps_adv.bp_features, needed to script the model
 
 BOHR = 0.529177  # A, the unit of the published eta values
 
@@ -96,6 +107,7 @@ class BehlerParrinello(nn.Module):
     n_features: int
     lz_lambdas: List[float]
     lz_zetas: List[float]
+    fused: bool
 
     def __init__(self, species: Sequence[str] = ("Si", "O"), cutoff: float = 8.0,
                  radial_etas: Sequence[float] | None = None,
@@ -125,6 +137,7 @@ class BehlerParrinello(nn.Module):
         self.n_angular = len(angular_etas)
         self.n_features = S * self.n_radial + self.n_pairs * self.n_angular
         self.triplet_chunk = int(triplet_chunk)
+        self.fused = True
         self.hparams = json.dumps({
             "kind": "bp", "species": self.species, "cutoff": self.cutoff,
             "radial_etas": radial_etas, "angular_etas": angular_etas, "lambdas": lambdas,
@@ -339,6 +352,20 @@ class BehlerParrinello(nn.Module):
             out = out.index_add(0, row, terms)
         return out.reshape(n_local, self.n_pairs * self.n_angular)
 
+    def _use_fused(self, positions: torch.Tensor) -> bool:
+        """The fused operator: CPU, and no second derivatives possibly needed."""
+        return self.fused and positions.device.type == "cpu" and not (
+            self.training and positions.requires_grad and torch.is_grad_enabled())
+
+    def _fused_features(self, vec: torch.Tensor, ctr: torch.Tensor, nbr_sp: torch.Tensor,
+                        n_local: int) -> torch.Tensor:
+        counts = torch.bincount(ctr, minlength=n_local)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.int64, device=ctr.device),
+                             torch.cumsum(counts, 0)])
+        return torch.ops.lammps_adv.bp_features(
+            vec, offsets, nbr_sp, self.radial_etas, self.angular_etas, self.lambdas,
+            self.zetas, self.pair_index, self.pair_weight, self.cutoff)
+
     def _check_species(self, species: torch.Tensor) -> None:
         if species.numel() > 0:
             if int(species.min()) < 0 or int(species.max()) >= self.n_species:
@@ -353,6 +380,8 @@ class BehlerParrinello(nn.Module):
         ctr, nbr = self._local_edges(positions, edge_index, n_local)
         vec = positions[nbr] - positions[ctr]
         nbr_sp = species[nbr]
+        if self._use_fused(positions):
+            return self._fused_features(vec, ctr, nbr_sp, n_local)
         return torch.cat([self._radial(vec, ctr, nbr_sp, n_local),
                           self._angular(vec, ctr, nbr_sp, n_local)], dim=1)
 
@@ -375,6 +404,9 @@ class BehlerParrinello(nn.Module):
         if n_local == 0:
             return zeros_ghost + positions.sum() * 0.0
         local_sp = species[:n_local]
+        if self._use_fused(positions):
+            feats = self.features(positions, species, edge_index, n_local)
+            return torch.cat([self.readout(feats, local_sp), zeros_ghost])
         lean = positions.requires_grad and torch.is_grad_enabled() and not self.training
         if not lean:
             feats = self.features(positions, species, edge_index, n_local)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from lammps_adv.errors import ModelError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.plugin.kernels import load_kernels
 
 MODEL_KINDS = ("bp", "gnn")
 
@@ -66,6 +67,7 @@ def load(path: str | Path) -> torch.jit.ScriptModule:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    load_kernels()          # a model file may call torch.ops.lammps_adv.*
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -76,6 +78,24 @@ def load(path: str | Path) -> torch.jit.ScriptModule:
     check_contract(m, str(path))
     m.eval()
     return m
+
+
+def reexport(src: str | Path, dst: str | Path) -> Path:
+    """Export the model in file ``src`` again with this version's code (same weights and
+    hyper-parameters), e.g. a Behler-Parrinello file from before the fused kernel, which
+    keeps its old (slower) code when loaded. Updates the model card next to ``dst``
+    (``.card.json`` and ``.card.md``: file hash and size) when there is one."""
+    old = load(src)
+    model = model_from_hparams(old.hparams)
+    model.load_state_dict(old.state_dict())
+    out = export(model, dst)
+    from lammps_adv.training.train import card_paths, write_model_card
+    card = card_paths(out)[0]
+    if card.is_file():
+        info = json.loads(card.read_text())
+        info.update(sha256=sha256(out), size_bytes=out.stat().st_size)
+        write_model_card(out, info)
+    return out
 
 
 def check_contract(m, where: str = "model") -> None:

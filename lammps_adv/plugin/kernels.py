@@ -1,0 +1,33 @@
+"""The fused model kernels, ``torch.ops.lammps_adv.*`` (C++, kernels/ here).
+
+Built with the plugin into ``lib/liblammps_adv_kernels.so``. The plugin links that library, so
+LAMMPS has the operators as soon as it loads the plugin; Python loads it here, before a model
+that calls them is scripted or loaded. Operators:
+
+- ``bp_features(vec, offsets, nbr_species, radial_etas, angular_etas, lambdas, zetas,
+  pair_index, pair_weight, cutoff)``: Behler-Parrinello G2/G4 features of edges sorted by
+  centre, with their analytic first derivatives (CPU, torch's thread pool).
+"""
+from pathlib import Path
+
+from lammps_adv.errors import PluginError
+
+KERNELS_FILE = Path(__file__).resolve().parent / "lib" / "liblammps_adv_kernels.so"
+_loaded = False
+
+
+def load_kernels() -> None:
+    """Register the operators with torch (once per process); PluginError if not built."""
+    global _loaded
+    if _loaded:
+        return
+    import torch
+    if not KERNELS_FILE.is_file():
+        raise PluginError(f"the fused model kernels are not built: {KERNELS_FILE} does not exist; "
+                          "build them with `pip install --no-build-isolation -e .` (or `make env`)")
+    try:
+        torch.ops.load_library(str(KERNELS_FILE))
+    except OSError as exc:
+        raise PluginError(f"{KERNELS_FILE} cannot be loaded: {exc}. Rebuild it against the "
+                          "installed torch with `pip install --no-build-isolation -e .`") from exc
+    _loaded = True
