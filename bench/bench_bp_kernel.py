@@ -1,0 +1,117 @@
+"""Behler-Parrinello energy+forces: the fused C++ kernel against the pure-torch path.
+
+    .venv/bin/python bench/bench_bp_kernel.py [--sizes 324,3000,24000] [--threads 2]
+                                              [--rounds 3] [--baseline-upto 3000]
+
+For SiO2 glasses (out/bench/glassN.data, shared with the other benchmarks) one energy+forces
+evaluation of the default BP network (8 A cutoff, 82 symmetry functions, MLP 30-30, random
+weights: the cost does not depend on them), best of --rounds, each case in a fresh process
+with --threads torch threads. Printed per size: wall time (s) of the whole evaluation and of
+its periodic graph (KD-tree, Python), peak memory (max RSS, MB), angular pairs (pairs of
+edges of one centre, before the r_jk < cutoff test), ns per pair per thread, and the
+speed-up over the pure-torch path (``model.fused = False``, the implementation before the
+kernel) for sizes up to --baseline-upto. Then the scaling exponent of time with atom count
+(least squares on log-log). Goals (issue #12): 3000 atoms < 1 s and < 1 GB on 2 threads,
+24000 atoms < 10 s. Results also go to out/bench/bench_bp_kernel.json.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from common import OUT, bench_glass
+
+
+def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
+    import torch
+    torch.set_num_threads(threads)
+    from lammps_adv.models.bp import BehlerParrinello
+    from lammps_adv.models.evaluate import evaluate, periodic_input
+    from lammps_adv.structures import read_lammps_data
+    atoms = read_lammps_data(data)
+    torch.manual_seed(0)
+    model = BehlerParrinello().eval()
+    model.fused = fused
+    args = (atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols())
+    t = time.perf_counter()
+    inp = periodic_input(model, *args)
+    graph_s = time.perf_counter() - t
+    counts = np.bincount(inp.edge_index[0], minlength=inp.n).astype(np.float64)
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        energy, forces = evaluate(model, *args)
+        best = min(best, time.perf_counter() - t)
+    return {"time_s": best, "graph_s": graph_s, "energy": energy,
+            "fmax": float(np.abs(forces).max()), "edges": int(inp.edge_index.shape[1]),
+            "pairs": float((counts * (counts - 1) / 2).sum()),
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def run_case(n: int, fused: bool, threads: int, rounds: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", str(bench_glass(n)), str(int(fused)),
+           str(threads), str(rounds)]
+    env = dict(os.environ, OMP_WAIT_POLICY="passive", OMP_NUM_THREADS=str(threads))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        tail = (p.stderr.strip().splitlines() or ["?"])[-1]
+        return {"status": f"failed: {tail}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="324,3000,24000", help="atom counts (default 324,3000,24000)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--rounds", type=int, default=3, help="evaluations per case; best kept")
+    ap.add_argument("--baseline-upto", type=int, default=3000,
+                    help="largest size also timed with the pure-torch path (default 3000)")
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        data, fused, threads, rounds = a.worker
+        print(json.dumps(worker(data, bool(int(fused)), int(threads), int(rounds))))
+        return 0
+    sizes = [int(s) for s in a.sizes.split(",")]
+    rows = []
+    print(f"BP energy+forces, default parameters, {a.threads} threads, best of {a.rounds}")
+    print(f"{'atoms':>6} {'time s':>8} {'graph s':>8} {'peak MB':>8} {'pairs':>11} "
+          f"{'ns/pair/thr':>11} {'torch s':>8} {'speed-up':>8}")
+    for n in sizes:
+        r = run_case(n, True, a.threads, a.rounds)
+        if "status" in r:
+            print(f"{n:>6} {r['status']}")
+            continue
+        r["atoms"] = n
+        r["ns_per_pair_thread"] = r["time_s"] / r["pairs"] * 1e9 * a.threads
+        if n <= a.baseline_upto:
+            b = run_case(n, False, a.threads, 1 if n > 1000 else a.rounds)
+            if "status" not in b:
+                r["torch_s"] = b["time_s"]
+                r["torch_peak_mb"] = b["peak_mb"]
+                r["speedup"] = b["time_s"] / r["time_s"]
+                r["energy_rel_diff"] = abs(b["energy"] - r["energy"]) / abs(b["energy"])
+        rows.append(r)
+        tt = f"{r['torch_s']:8.2f} {r['speedup']:7.1f}x" if "speedup" in r else f"{'-':>8} {'-':>8}"
+        print(f"{n:>6} {r['time_s']:8.3f} {r['graph_s']:8.3f} {r['peak_mb']:8.0f} "
+              f"{r['pairs']:11.3g} {r['ns_per_pair_thread']:11.1f} {tt}", flush=True)
+    if len(rows) >= 2:
+        slope = np.polyfit(np.log([r["atoms"] for r in rows]), np.log([r["time_s"] for r in rows]), 1)[0]
+        print(f"scaling exponent (time ~ atoms^k): k = {slope:.2f}")
+    else:
+        slope = None
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench_bp_kernel.json").write_text(json.dumps(
+        {"threads": a.threads, "rounds": a.rounds, "rows": rows, "scaling_exponent": slope},
+        indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
