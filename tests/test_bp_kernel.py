@@ -1,5 +1,7 @@
 """The fused Behler-Parrinello kernel (torch.ops.lammps_adv.bp_features) against the
 pure-torch implementation it replaces on CPU: features, energies and forces to 1e-10."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from lammps_adv.models.export import export, load, reexport
 from lammps_adv.structures import read_lammps_data
 from test_models import random_sio2, small_bp
 
-OLD_FILE = __import__("pathlib").Path(__file__).parent / "data" / "bp_before_fused_kernel.pt"
+OLD_FILE = Path(__file__).parent / "data" / "bp_before_fused_kernel.pt"
 
 
 def _both(model, pos, cell, names):

@@ -28,8 +28,8 @@ except in training mode when positions need gradients (force training needs seco
 derivatives, which the fused operator does not have). ``fused = False`` (also on a loaded
 model) selects the pure-torch paths below, the reference the operator is tested against, and
 the path for CUDA tensors. Model files exported before the operator existed keep their own
-(pure-torch) code and still load. When forces are asked for in evaluation mode (``positions.requires_grad`` and not ``self.training``) the
-model uses a memory-lean path: angular features are first computed without an autograd
+(pure-torch) code and still load. On the pure-torch path, when forces are asked for in
+evaluation mode (``positions.requires_grad`` and not ``self.training``) the model uses a memory-lean path: angular features are first computed without an autograd
 graph, dE/dG comes from the MLPs, and the gradient with respect to the edge vectors is
 accumulated chunk by chunk with the analytic derivative of G4 (``_triplet_grad``); the
 returned energies carry that gradient through a zero-valued surrogate term. The plain
@@ -404,11 +404,9 @@ class BehlerParrinello(nn.Module):
         if n_local == 0:
             return zeros_ghost + positions.sum() * 0.0
         local_sp = species[:n_local]
-        if self._use_fused(positions):
-            feats = self.features(positions, species, edge_index, n_local)
-            return torch.cat([self.readout(feats, local_sp), zeros_ghost])
         lean = positions.requires_grad and torch.is_grad_enabled() and not self.training
-        if not lean:
+        if not lean or self._use_fused(positions):
+            # features(): the fused operator where it applies, else the full autograd graph
             feats = self.features(positions, species, edge_index, n_local)
             return torch.cat([self.readout(feats, local_sp), zeros_ghost])
         # memory-lean energies + position gradient (first derivatives only)

@@ -16,8 +16,8 @@
 // Speed: the edges of a centre are copied into arrays ordered by neighbour species, so that
 // for a first edge j the partners k of one species form a contiguous range sharing one
 // output row; the loops over k are written for SIMD (polynomial exp and cos accurate to a
-// few ulp, integer powers by squaring) and compiled for AVX2+FMA with a plain x86-64 fallback
-// chosen at run time.
+// few ulp, integer powers by squaring); CMakeLists.txt compiles them for AVX2 + FMA when the
+// building CPU has them.
 //
 // Inputs: vec [E,3] float64 edge vectors (neighbour - centre), edges sorted by centre with
 // offsets [n_centres + 1]; nbr_species [E] int64. CPU only; the model uses its pure-torch
@@ -33,11 +33,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LAMMPS_ADV_CLONES
-#else
-#define LAMMPS_ADV_CLONES
-#endif
 
 namespace {
 
@@ -188,6 +183,8 @@ struct Block {
   std::vector<int64_t> kept, seg;                      // seg: [S+1] species ranges in kept
   std::vector<double> kx, ky, kz, kr2, kinv, kfc, kdfc, kex;
   std::vector<double> fc3, dfc3, r3, cs, base, ang, dang, xu, scratch, dw, ds, dcos, yu, du;
+  std::vector<double> gkx, gky, gkz;                   // dE/d(partner edge vector)
+  std::vector<int64_t> fill;                           // species slots while loading
 
   void load(const Params& p, const double* v, const int64_t* species, int64_t e0, int64_t count) {
     n = count;
@@ -195,7 +192,7 @@ struct Block {
     start.assign(p.S + 1, 0);
     for (int64_t a = 0; a < n; ++a) start[species[e0 + a] + 1]++;
     for (int64_t s = 0; s < p.S; ++s) start[s + 1] += start[s];
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    fill.assign(start.begin(), start.end() - 1);
     for (auto* vv : {&x, &y, &z, &r2, &r, &inv_r, &fc, &dfc, &gx, &gy, &gz}) vv->assign(n, 0.0);
     edge.resize(n);
     sp.resize(n);
@@ -227,7 +224,7 @@ struct Block {
     kept.resize(m);
     seg.resize(p.S + 1);
     for (auto* vv : {&kx, &ky, &kz, &kr2, &kinv, &kfc, &kdfc, &fc3, &dfc3, &r3, &cs, &base,
-                     &scratch, &dw, &ds, &dcos, &yu, &du})
+                     &scratch, &dw, &ds, &dcos, &yu, &du, &gkx, &gky, &gkz})
       vv->resize(m);
     kex.resize(nu * m);
     xu.resize(nu * m);
@@ -320,7 +317,6 @@ struct Block {
   }
 };
 
-LAMMPS_ADV_CLONES
 void forward_centre(const Params& p, Block& B, double* g) {
   const int64_t n = B.n, S = p.S, R = p.R, A = p.A;
   double* g4 = g + S * R;
@@ -348,7 +344,6 @@ void forward_centre(const Params& p, Block& B, double* g) {
   }
 }
 
-LAMMPS_ADV_CLONES
 void backward_centre(const Params& p, Block& B, const double* wgt) {
   const int64_t n = B.n, S = p.S, R = p.R, A = p.A;
   const size_t nu = p.eta_u.size();
@@ -421,9 +416,9 @@ void backward_centre(const Params& p, Block& B, const double* wgt) {
     const double* __restrict df3 = B.dfc3.data();
     const double* __restrict r3 = B.r3.data();
     const double* __restrict cs = B.cs.data();
-    double* __restrict gxk = B.scratch.data();
-    double* __restrict gyk = B.base.data();
-    double* __restrict gzk = B.yu.data();
+    double* __restrict gxk = B.gkx.data();
+    double* __restrict gyk = B.gky.data();
+    double* __restrict gzk = B.gkz.data();
     double gxa = 0.0, gya = 0.0, gza = 0.0;
 #pragma omp simd reduction(+ : gxa, gya, gza)
     for (int64_t i = 0; i < c; ++i) {
