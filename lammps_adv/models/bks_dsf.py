@@ -26,13 +26,21 @@ so that its value is LAMMPS' energy and its autograd force is LAMMPS' force, to 
 With ``lammps_erfc=False`` the model is the plain exact-erfc potential instead (forces are
 then the exact derivative of its energy; differs from LAMMPS by < 1e-5 eV/A).
 
+Speed: each pair's energy e(r) and derivative e'(r) are computed in closed form outside
+autograd (``short_range``, ``dsf_coulomb``), and autograd sees only
+e + e' (r - r.detach()), whose value is e and whose gradient is e' dr/dx. The backward pass
+is then a handful of operations on the edges instead of one per term of the potential (3.8x
+faster at 3000 atoms than the term-by-term autograd, ``bench/bench_plugin.py``). The price:
+first derivatives only. Second derivatives (a force loss, Hessians) through this model are
+wrong; nothing in lammps-adv takes them (it is a reference, never trained).
+
 Export: ``export(path)`` writes the TorchScript archive; ``model()`` returns the module.
 """
 
 import math
 import warnings
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import torch
 
@@ -63,6 +71,38 @@ def _table(index: int) -> List[List[float]]:
         value = params[index] / KCAL_PER_EV if index != 1 else params[index]
         out[i][j] = out[j][i] = value
     return out
+
+
+def short_range(r: torch.Tensor, a: torch.Tensor, inv_rho: torch.Tensor, c: torch.Tensor,
+                d: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Buckingham + r^-24 core, truncated at the cutoff: e(r) and de/dr (eV, eV/A)."""
+    born = a * torch.exp(-r * inv_rho)
+    inv_r = 1.0 / r
+    inv_r6 = inv_r * inv_r * inv_r
+    inv_r6 = inv_r6 * inv_r6
+    core = d * (inv_r6 * inv_r6) * (inv_r6 * inv_r6)
+    disp = c * inv_r6
+    e = born + disp + core
+    de = -inv_rho * born - inv_r * (6.0 * disp + 24.0 * core)
+    return e, de
+
+
+def dsf_coulomb(r: torch.Tensor, qq: torch.Tensor, alpha: float, e_shift: float, f_shift: float,
+                sqrt_pi: float, lammps_erfc: bool, erfc_p: float,
+                erfc_a: List[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Damped shifted force Coulomb (qq in eV A): e(r) and de/dr. With lammps_erfc, the value
+    and derivative of LAMMPS' coul/dsf (its polynomial erfc, see the module docstring)."""
+    inv_r = 1.0 / r
+    gauss = torch.exp(-alpha * alpha * r * r)
+    if lammps_erfc:
+        t = 1.0 / (1.0 + erfc_p * alpha * r)
+        erfc = t * (erfc_a[0] + t * (erfc_a[1] + t * (erfc_a[2] + t * (erfc_a[3] + t * erfc_a[4])))) \
+            * gauss
+    else:
+        erfc = torch.erfc(alpha * r)
+    e = qq * (erfc * inv_r - e_shift - f_shift * r)
+    de = -qq * ((erfc * inv_r + 2.0 * alpha / sqrt_pi * gauss) * inv_r + f_shift)
+    return e, de
 
 
 class BKSDSF(torch.nn.Module):
@@ -97,6 +137,11 @@ class BKSDSF(torch.nn.Module):
         self.register_buffer("inv_rho", 1.0 / torch.tensor(_table(1), dtype=f64))
         self.register_buffer("C", torch.tensor(_table(2), dtype=f64))
         self.register_buffer("D", torch.tensor(_table(3), dtype=f64))
+        # per pair type (a * n_species + b): A, 1/rho, C, D, q_a q_b qqrd2e, one gather per edge
+        n = len(SPECIES)
+        qq = [[QQRD2E * CHARGES[a] * CHARGES[b] for b in range(n)] for a in range(n)]
+        table = torch.stack([self.A, self.inv_rho, self.C, self.D, torch.tensor(qq, dtype=f64)], -1)
+        self.register_buffer("pair_params", table.reshape(n * n, 5))
         erfc_c = math.erfc(ALPHA * CUTOFF)
         self.f_shift = -(erfc_c / CUTOFF ** 2
                          + 2.0 / MY_PIS * ALPHA * math.exp(-ALPHA ** 2 * CUTOFF ** 2) / CUTOFF)
@@ -107,39 +152,19 @@ class BKSDSF(torch.nn.Module):
         i = edge_index[0]
         j = edge_index[1]
         d = positions.index_select(0, j) - positions.index_select(0, i)
-        r2 = (d * d).sum(dim=1)
-        r = torch.sqrt(r2)                    # edges lie within the cutoff (contract)
-        si = species.index_select(0, i)
-        sj = species.index_select(0, j)
-        alpha = self.alpha
-
-        # short range, truncated (not shifted) at the cutoff
-        r6 = r2 * r2 * r2
-        r12 = r6 * r6
-        short = (self.A[si, sj] * torch.exp(-r * self.inv_rho[si, sj]) + self.C[si, sj] / r6
-                 + self.D[si, sj] / (r12 * r12))
-
-        # damped shifted force Coulomb
-        qq = self.qqrd2e * self.charge[si] * self.charge[sj]
-        erfc_exact = torch.erfc(alpha * r)
-        coul = qq * (erfc_exact / r - self.e_shift - self.f_shift * r)
-        if self.lammps_erfc:
-            # value-only corrections (see the module docstring), computed without autograd
-            rd = r.detach()
-            a1, a2, a3, a4, a5 = self.erfc_a[0], self.erfc_a[1], self.erfc_a[2], self.erfc_a[3], \
-                self.erfc_a[4]
-            t = 1.0 / (1.0 + self.erfc_p * alpha * rd)
-            erfc_as = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5)))) * torch.exp(
-                -alpha * alpha * rd * rd)
-            coul_lammps = qq / rd * (erfc_as - rd * self.e_shift - rd * rd * self.f_shift)
-            delta = -qq * (erfc_as - erfc_exact.detach()) / (rd * rd)
-            coul = coul + (coul_lammps - coul.detach()) + delta * (r - rd)
-
-        pair = 0.5 * (short + coul)
+        r = torch.sqrt((d * d).sum(dim=1))    # edges lie within the cutoff (contract)
+        rd = r.detach()
+        p = self.pair_params.index_select(
+            0, species.index_select(0, i) * len(self.species) + species.index_select(0, j))
+        e_short, de_short = short_range(rd, p[:, 0], p[:, 1], p[:, 2], p[:, 3])
+        e_coul, de_coul = dsf_coulomb(rd, p[:, 4], self.alpha, self.e_shift, self.f_shift,
+                                      self.sqrt_pi, self.lammps_erfc, self.erfc_p, self.erfc_a)
+        # value e, gradient e' dr/dx (module docstring); half of each pair to its centre
+        pair = 0.5 * ((e_short + e_coul) + (de_short + de_coul) * (r - rd))
         energy = torch.zeros(positions.shape[0], dtype=positions.dtype, device=positions.device)
         energy = energy.index_add(0, i, pair)
         q = self.charge[species]
-        self_energy = -(self.e_shift / 2.0 + alpha / self.sqrt_pi) * q * q * self.qqrd2e
+        self_energy = -(self.e_shift / 2.0 + self.alpha / self.sqrt_pi) * q * q * self.qqrd2e
         return energy + self_energy
 
 

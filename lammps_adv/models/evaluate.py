@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lammps_adv.models.export import plain_execution
 from lammps_adv.models.graph import periodic_graph
 
 
@@ -96,10 +97,11 @@ def evaluate(model, positions, cell, species_names, stress: bool = False):
     was = model.training
     model.eval()
     try:
-        e = model(ext, species_ext, torch.from_numpy(inp.edge_index), inp.n)
-        energy = e[:inp.n].sum()
-        wrt = [pos, strain] if stress else [pos]
-        grads = torch.autograd.grad([energy], wrt)
+        with plain_execution():
+            e = model(ext, species_ext, torch.from_numpy(inp.edge_index), inp.n)
+            energy = e[:inp.n].sum()
+            wrt = [pos, strain] if stress else [pos]
+            grads = torch.autograd.grad([energy], wrt)
     finally:
         model.train(was)
     forces = -grads[0].detach().numpy()

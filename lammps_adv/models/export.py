@@ -32,6 +32,16 @@ def build_model(kind: str, **kwargs) -> torch.nn.Module:
     raise ModelError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
 
 
+def plain_execution():
+    """Context for calling TorchScript models: the graph executor's optimisations off.
+
+    Its symbolic differentiation splits the backward of softplus into five elementwise
+    passes over [edges, width], where eager autograd uses one kernel: forces of the graph
+    network are 1.3-1.5x faster without it (BP and bks-dsf unchanged; same numbers to
+    rounding). The LAMMPS plugin calls its models the same way."""
+    return torch.jit.optimized_execution(False)
+
+
 def model_from_hparams(hparams: str | dict) -> torch.nn.Module:
     hp = json.loads(hparams) if isinstance(hparams, str) else dict(hparams)
     return build_model(hp.pop("kind"), **hp)
