@@ -26,13 +26,15 @@ so that its value is LAMMPS' energy and its autograd force is LAMMPS' force, to 
 With ``lammps_erfc=False`` the model is the plain exact-erfc potential instead (forces are
 then the exact derivative of its energy; differs from LAMMPS by < 1e-5 eV/A).
 
-Speed: each pair's energy e(r) and derivative e'(r) are computed in closed form outside
-autograd (``short_range``, ``dsf_coulomb``), and autograd sees only
-e + e' (r - r.detach()), whose value is e and whose gradient is e' dr/dx. The backward pass
-is then a handful of operations on the edges instead of one per term of the potential (3.8x
-faster at 3000 atoms than the term-by-term autograd, ``bench/bench_plugin.py``). The price:
-first derivatives only. Second derivatives (a force loss, Hessians) through this model are
-wrong; nothing in lammps-adv takes them (it is a reference, never trained).
+Speed: on CPU the per-edge terms come from the fused C++ operator
+``torch.ops.lammps_adv.bks_dsf_pairs`` (one pass over the edges: r, e(r) and e'(r) in
+registers; its gradient is e'(r) vec / r). Elsewhere (CUDA, or ``fused = False``) the same
+terms are computed by ``short_range`` and ``dsf_coulomb`` outside autograd, and autograd sees
+only e + e' (r - r.detach()), whose value is e and whose gradient is e' dr/dx. Either way
+the backward pass is a handful of operations on the edges instead of one per term of the
+potential (figures in docs/benchmarks.md). The price: first derivatives only. Second
+derivatives (a force loss, Hessians) through this model are wrong or refused; nothing in
+lammps-adv takes them (it is a reference, never trained).
 
 Export: ``export(path)`` writes the TorchScript archive; ``model()`` returns the module.
 """
@@ -43,6 +45,10 @@ from pathlib import Path
 from typing import List, Tuple
 
 import torch
+
+from lammps_adv.plugin.kernels import load_kernels
+
+load_kernels()      # torch.ops.lammps_adv.bks_dsf_pairs, needed to script the model
 
 # ---------------------------------------------------------------- parameters (visible here)
 KCAL_PER_EV = 23.0605                 # JAX MD's kcal/mol -> eV, as in potentials/bks_dsf.lmp
@@ -119,6 +125,7 @@ class BKSDSF(torch.nn.Module):
     erfc_p: float
     erfc_a: List[float]
     sqrt_pi: float
+    fused: bool
 
     def __init__(self, lammps_erfc: bool = True):
         super().__init__()
@@ -131,6 +138,7 @@ class BKSDSF(torch.nn.Module):
         self.erfc_p = EWALD_P
         self.erfc_a = [A1, A2, A3, A4, A5]
         self.sqrt_pi = MY_PIS
+        self.fused = True
         f64 = torch.float64
         self.register_buffer("charge", torch.tensor(CHARGES, dtype=f64))
         self.register_buffer("A", torch.tensor(_table(0), dtype=f64))
@@ -152,15 +160,21 @@ class BKSDSF(torch.nn.Module):
         i = edge_index[0]
         j = edge_index[1]
         d = positions.index_select(0, j) - positions.index_select(0, i)
-        r = torch.sqrt((d * d).sum(dim=1))    # edges lie within the cutoff (contract)
-        rd = r.detach()
-        p = self.pair_params.index_select(
-            0, species.index_select(0, i) * len(self.species) + species.index_select(0, j))
-        e_short, de_short = short_range(rd, p[:, 0], p[:, 1], p[:, 2], p[:, 3])
-        e_coul, de_coul = dsf_coulomb(rd, p[:, 4], self.alpha, self.e_shift, self.f_shift,
-                                      self.sqrt_pi, self.lammps_erfc, self.erfc_p, self.erfc_a)
-        # value e, gradient e' dr/dx (module docstring); half of each pair to its centre
-        pair = 0.5 * ((e_short + e_coul) + (de_short + de_coul) * (r - rd))
+        pair_type = species.index_select(0, i) * len(self.species) + species.index_select(0, j)
+        if self.fused and positions.device.type == "cpu":
+            pair = torch.ops.lammps_adv.bks_dsf_pairs(
+                d, pair_type, self.pair_params, self.alpha, self.e_shift, self.f_shift,
+                self.sqrt_pi, self.lammps_erfc, [self.erfc_p] + self.erfc_a)
+        else:
+            r = torch.sqrt((d * d).sum(dim=1))    # edges lie within the cutoff (contract)
+            rd = r.detach()
+            p = self.pair_params.index_select(0, pair_type)
+            e_short, de_short = short_range(rd, p[:, 0], p[:, 1], p[:, 2], p[:, 3])
+            e_coul, de_coul = dsf_coulomb(rd, p[:, 4], self.alpha, self.e_shift, self.f_shift,
+                                          self.sqrt_pi, self.lammps_erfc, self.erfc_p,
+                                          self.erfc_a)
+            # value e, gradient e' dr/dx (module docstring); half of each pair to its centre
+            pair = 0.5 * ((e_short + e_coul) + (de_short + de_coul) * (r - rd))
         energy = torch.zeros(positions.shape[0], dtype=positions.dtype, device=positions.device)
         energy = energy.index_add(0, i, pair)
         q = self.charge[species]

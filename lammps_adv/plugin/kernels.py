@@ -7,6 +7,9 @@ that calls them is scripted or loaded. Operators:
 - ``bp_features(vec, offsets, nbr_species, radial_etas, angular_etas, lambdas, zetas,
   pair_index, pair_weight, cutoff)``: Behler-Parrinello G2/G4 features of edges sorted by
   centre, with their analytic first derivatives (CPU, torch's thread pool).
+- ``bks_dsf_pairs(vec, pair_type, params, alpha, e_shift, f_shift, sqrt_pi, lammps_erfc,
+  erfc)``: the BKS-DSF energy of each edge (half, the centre's share) with its first
+  derivative, in one pass over the edges (CPU).
 """
 from pathlib import Path
 
