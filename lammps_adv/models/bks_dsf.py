@@ -160,7 +160,8 @@ class BKSDSF(torch.nn.Module):
         i = edge_index[0]
         j = edge_index[1]
         d = positions.index_select(0, j) - positions.index_select(0, i)
-        pair_type = species.index_select(0, i) * len(self.species) + species.index_select(0, j)
+        pair_type = (species.index_select(0, i) * len(self.species)
+                     + species.index_select(0, j)).long()
         if self.fused and positions.device.type == "cpu":
             pair = torch.ops.lammps_adv.bks_dsf_pairs(
                 d, pair_type, self.pair_params, self.alpha, self.e_shift, self.f_shift,

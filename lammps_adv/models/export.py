@@ -36,9 +36,10 @@ def plain_execution():
     """Context for calling TorchScript models: the graph executor's optimisations off.
 
     Its symbolic differentiation splits the backward of softplus into five elementwise
-    passes over [edges, width], where eager autograd uses one kernel: forces of the graph
-    network are 1.3-1.5x faster without it (BP and bks-dsf unchanged; same numbers to
-    rounding). The LAMMPS plugin calls its models the same way."""
+    passes over [edges, width], where eager autograd uses one kernel: the graph network's
+    energy + forces take about 8 % less time without it (bench/bench_model_paths.py), and
+    no run is spent profiling. Same numbers to rounding. The LAMMPS plugin calls its models
+    the same way."""
     return torch.jit.optimized_execution(False)
 
 
