@@ -4,7 +4,9 @@
     python analysis/report.py out/demo/results -o out/demo/report
 
 Writes epsilon tables (CSV + Markdown + PNG), cos(theta) statistics and histograms,
-relaxation summaries (first-step error vs cos theta, error vs step) and report.md.
+relaxation summaries (first-step error vs cos theta, error vs step), the pairs judged against
+a quantum-mechanical reference (GFN-xTB or stored DFT labels: cos theta with intervals, and
+whether force training lowered it) and report.md.
 Files that are not lammps-adv results or are truncated are skipped with a warning.
 """
 import argparse

@@ -8,6 +8,7 @@ Every number is computed from the files, so rerunning gives identical tables.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import warnings
@@ -288,7 +289,7 @@ def pair_label(params: dict) -> str:
     def short(spec):
         spec = str(spec)
         kind, _, path = spec.partition(":")
-        return f"{kind}:{Path(path).name}" if kind == "torchscript" else spec
+        return f"{kind}:{Path(path).name}" if kind in ("torchscript", "labels") else spec
     return f"{short(params.get('approx', '?'))} vs {short(params.get('reference', '?'))}"
 
 
@@ -403,6 +404,8 @@ def build_report(paths, out: str | Path) -> Path:
              "alignment.", ""]
     # --- 1. epsilon table
     for i, p in enumerate(res["probe"]):
+        if len(p.data["epsilon"]) < 2:
+            continue        # a cos(theta)-only probe (e.g. on stored labels): section 2 only
         rows = epsilon_rows(p)
         stem = out / f"epsilon_table_{i}"
         total = p.params.get("distortion", "total") == "total"
@@ -466,7 +469,9 @@ def build_report(paths, out: str | Path) -> Path:
         lines += [f"## Relaxations driven by the approximate model ({label})", "",
                   stem.with_suffix(".md").read_text(), "",
                   f"![first step]({sc.name}) ![error vs step]({band.name})", ""]
-    # --- 4. remedies
+    # --- 4. quantum-mechanical reference
+    lines += qm_section(res, out)
+    # --- 5. remedies
     if res["mitigate"]:
         from lammps_adv.mitigation_report import section
         for i, m in enumerate(res["mitigate"]):
@@ -478,6 +483,79 @@ def build_report(paths, out: str | Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def is_qm(params: dict) -> bool:
+    """A result whose reference is quantum mechanical: live GFN-xTB, or stored labels that
+    GFN-xTB or DFT made (as the label file's description says)."""
+    ref, desc = str(params.get("reference", "")), str(params.get("reference_description", ""))
+    return ref.startswith("xtb:") or (ref.startswith("labels:") and
+                                      any(w in desc for w in ("xTB", "xtb:", "DFT")))
+
+
+def trained_on(spec: str) -> str:
+    """'energies' / 'energies and forces' for a TorchScript model with a model card, else
+    'analytic' (a catalogue potential) or '?'."""
+    kind, _, path = str(spec).partition(":")
+    if kind != "torchscript":
+        return "analytic" if kind not in ("labels", "xtb", "ase") else "?"
+    card = Path(path).parent / f"{Path(path).stem}.card.json"
+    try:
+        settings = json.loads(card.read_text())["settings"]
+        return "energies and forces" if float(settings.get("force_weight", 0)) > 0 else "energies"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"
+
+
+def qm_section(res: dict, out: Path) -> list[str]:
+    """Model pairs judged against GFN-xTB or DFT: cos(theta) with intervals per pair, and
+    whether training on forces lowered it (the study: it does, a lot)."""
+    probes = [p for p in res["probe"] if is_qm(p.params)]
+    if not probes:
+        return []
+    rows, by_training = [], {}
+    for p in probes:
+        cos = np.asarray(p.data["cos_adversarial"], float)
+        kind = trained_on(p.params.get("approx"))
+        rows.append({"model pair": pair_label(p.params), "approximate model": kind,
+                     **cos_stats(cos), "reference": p.params.get("reference_description", "")})
+        if kind in ("energies", "energies and forces"):
+            by_training.setdefault(kind, []).append(cos)
+    write_table(rows, out / "qm_cos_stats")
+    lines = ["## Judged against a quantum-mechanical reference", "",
+             "Analytic force fields and networks trained on GFN-xTB (or DFT) labels, each against "
+             "that reference; cos(theta) per configuration with 95 % bootstrap intervals. The "
+             "reference's settings (method, accuracy, electronic temperature, k-points) are in "
+             "the last column, as the result files record them.", "",
+             (out / "qm_cos_stats.md").read_text(), ""]
+    if len(by_training) == 2:
+        e_only = np.concatenate(by_training["energies"])
+        forces = np.concatenate(by_training["energies and forces"])
+        diff = float(forces.mean() - e_only.mean())
+        lo, hi = _difference_ci(forces, e_only)
+        verdict = ("yes: training on forces lowered the mean cos(theta), as the study found"
+                   if hi < 0 else
+                   "no: the mean cos(theta) is higher with force training, unlike the study"
+                   if lo > 0 else
+                   "not resolved: the interval of the difference includes 0 (more "
+                   "configurations are needed)")
+        lines += [f"Does force training lower the correlation? Mean cos(theta) of the networks "
+                  f"trained on energies only: {e_only.mean():.3g} ({len(e_only)} configurations); "
+                  f"on energies and forces: {forces.mean():.3g} ({len(forces)}); difference "
+                  f"{with_ci(diff, (lo, hi))}: {verdict}.", ""]
+    return lines
+
+
+def _difference_ci(a, b, n_boot: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED):
+    """95 % bootstrap interval of mean(a) - mean(b), a and b resampled independently."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    d = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(axis=1)
+         - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(axis=1))
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def alignment_of(params: dict) -> str:

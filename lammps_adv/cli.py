@@ -127,13 +127,32 @@ def _add_dataset(sub):
     g.add_argument("--melt-ps", type=float, default=5.0, help="glass melt time (default 5)")
     g.add_argument("--quench-ps", type=float, default=10.0, help="glass quench time (default 10)")
     g.set_defaults(func=_run_dataset_generate)
-    i = dsub.add_parser("import", help="dataset from extxyz / VASP OUTCAR / ... (through ASE)")
-    i.add_argument("files", nargs="+", help="files with energies (and forces, stress)")
+    i = dsub.add_parser("import", help="dataset from extxyz / VASP OUTCAR / vasprun.xml / ... "
+                        "(through ASE), units checked",
+                        description="Import DFT (or any) labels from files ASE reads into a "
+                        "dataset (.h5, metal units). Units: as given by --energy-unit/--force-unit/"
+                        "--stress-unit, else as each extxyz frame declares (energy_unit, "
+                        "force_unit, stress_unit), else eV, eV/A, eV/A^3; VASP files are converted "
+                        "by ASE. Implausible forces or stresses (another unit?) are refused.")
+    i.add_argument("files", nargs="+", help="files with energies (and forces, stress or virial)")
     i.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
     i.add_argument("--species", default="Si,O", help="species names in model order (default Si,O)")
     i.add_argument("--reference", default="DFT", help="what labelled the data (default DFT)")
     i.add_argument("--index", default=":", help="ASE frame selection (default all)")
     i.add_argument("--format", default=None, help="ASE format (default from the file name)")
+    from lammps_adv.training.dft_import import unit_names
+    units = unit_names()
+    i.add_argument("--energy-unit", choices=units["energy"], default=None,
+                   help="energy unit of the files (default: declared, else eV)")
+    i.add_argument("--force-unit", choices=units["force"], default=None,
+                   help="force unit of the files (default: declared, else eV/A)")
+    i.add_argument("--stress-unit", choices=units["stress"], default=None,
+                   help="stress unit of the files (default: declared, else eV/A^3; a virial "
+                   "takes the energy unit)")
+    from lammps_adv.training.dataset import ENERGY_KINDS
+    i.add_argument("--energy", choices=ENERGY_KINDS, default="auto",
+                   help="free_energy (VASP TOTEN, consistent with the forces), energy (VASP: "
+                   "sigma -> 0), or auto: the free energy when present (default)")
     i.add_argument("--split", type=_floats, default=[0.8, 0.1, 0.1])
     i.add_argument("--seed", type=int, default=0)
     i.set_defaults(func=_run_dataset_import)
@@ -226,7 +245,9 @@ def _run_dataset_import(args):
     from lammps_adv.training.dataset import import_ase
     ds = import_ase(args.files, args.out, species=args.species.split(","),
                     reference=args.reference, split=args.split, seed=args.seed,
-                    index=args.index, fmt=args.format)
+                    index=args.index, fmt=args.format, energy_kind=args.energy,
+                    units={"energy": args.energy_unit, "force": args.force_unit,
+                           "stress": args.stress_unit})
     _say(f"wrote {args.out}: {ds.summary()}")
 
 
@@ -381,11 +402,13 @@ def _add_probe(sub):
                    help="how the configurations were sampled, for the report's labels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", default="probe.h5", help="output HDF5 file (default probe.h5)")
+    _add_label_cache(p)
     p.set_defaults(func=_run_probe)
 
 
 def _run_probe(args):
     from lammps_adv.experiments.probe import load_configs, probe
+    _apply_label_cache(args)
     configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
                            limit=args.limit)
     out = probe(configs, args.approx, args.reference, out=args.out, epsilons=args.epsilon,
@@ -410,6 +433,57 @@ def _add_align(p):
                    "energies; an arbitrary energy zero then becomes the error)")
 
 
+def _add_label(sub):
+    p = sub.add_parser("label", help="label configurations with a reference (e.g. GFN-xTB), "
+                       "in parallel, cached",
+                       description="Energies (eV) and forces (eV/A) of every configuration of "
+                       "a dataset or structure file, computed by --reference and written as a "
+                       "dataset (.h5). Under `mpirun -np N` the configurations are spread over "
+                       "N/--ranks-per-task groups; the labels equal a serial run's. GFN-xTB "
+                       "labels are cached on disk by configuration and settings (--label-cache): "
+                       "a rerun, or an interrupted run started again, computes only what is "
+                       "missing. The reference's settings go into the output.")
+    p.add_argument("configs", help="dataset (.h5) or structure file ASE reads (extxyz, ...)")
+    p.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
+    p.add_argument("--reference", required=True,
+                   help="calculator spec, e.g. xtb:GFN1, xtb:GFN1:accuracy=0.1:etemp=300, bks")
+    p.add_argument("--split", default="all", help="dataset split to label, or all (default all: "
+                   "the dataset's splits are kept)")
+    p.add_argument("--limit", type=int, default=None, help="label at most this many configurations")
+    p.add_argument("--ranks-per-task", type=int, default=1, help="MPI ranks per configuration (default 1)")
+    _add_label_cache(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_label)
+
+
+def _add_label_cache(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--label-cache", default=None, metavar="DIR",
+                   help="folder of cached reference labels (default: $LAMMPS_ADV_LABEL_CACHE, "
+                   "else ~/.cache/lammps-adv/labels)")
+    g.add_argument("--no-label-cache", action="store_true", help="neither read nor write cached labels")
+
+
+def _apply_label_cache(args) -> None:
+    from lammps_adv.experiments.label_cache import ENV
+    if getattr(args, "no_label_cache", False):
+        os.environ[ENV] = "off"
+    elif getattr(args, "label_cache", None):
+        os.environ[ENV] = str(Path(args.label_cache).resolve())
+
+
+def _run_label(args):
+    from lammps_adv.experiments.labelling import describe_stats, relabel
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    _apply_label_cache(args)
+    ds, stats = relabel(args.configs, args.out, args.reference,
+                        split=None if args.split == "all" else args.split, limit=args.limit,
+                        ranks_per_task=args.ranks_per_task, progress=not args.quiet)
+    _say(f"wrote {args.out}: {describe_stats(stats)}\n"
+         f"reference: {stats.get('reference_description') or args.reference}")
+
+
 def _add_relax(sub):
     p = sub.add_parser("relax", help="relaxations driven by the approximate model, recorded",
                        description="Relax each configuration with the approximate model in "
@@ -431,12 +505,14 @@ def _add_relax(sub):
     p.add_argument("-o", "--out", default="relax", help="output folder (default relax/)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace relaxation files already in the output folder")
+    _add_label_cache(p)
     p.set_defaults(func=_run_relax)
 
 
 def _run_relax(args):
     from lammps_adv.experiments.probe import load_configs
     from lammps_adv.experiments.relax import relax
+    _apply_label_cache(args)
     configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
                            limit=args.limit)
     relax(configs, args.approx, args.reference, out_dir=args.out, min_style=args.min_style,
@@ -527,7 +603,7 @@ def _run_mitigate(args):
 
 
 PARSERS = [_add_glass, _add_energy, _add_potentials, _add_dataset, _add_train, _add_run,
-           _add_probe, _add_relax, _add_mitigate, _add_report, _add_demo]
+           _add_probe, _add_relax, _add_label, _add_mitigate, _add_report, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

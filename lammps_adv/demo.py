@@ -11,6 +11,9 @@ out/demo):
     results/md_bp.h5           NVT MD driven by the BP network, recorded against bks-dsf
     results/relax_*/           relaxations driven by the approximate model, recorded
     results/mitigate/          remedies compared on equal label budgets (mitigate.h5 + models)
+    data/qm/, results/qm/      GFN1-xTB labels (parallel, cached), model pairs judged against
+                               them (cos theta on stored labels; probe and relaxations
+                               against live xTB)
     report/report.md           tables and figures (analysis/report.py)
 """
 from __future__ import annotations
@@ -32,13 +35,27 @@ SCALES = {
     "small": dict(glass_atoms=96, glasses=2, frames=20, epochs=600, probe_configs=64,
                   n_random=2, relaxations=32, relax_steps=20, md_steps=100,
                   mitigate=dict(atoms=24, budget=6, seeds="0,1,2", cutoff=5.0, hidden="16",
-                                epochs=60, warm_epochs=20, evaluate=4, relax_steps=5)),
+                                epochs=60, warm_epochs=20, evaluate=4, relax_steps=5),
+                  # the QM stage (GFN1-xTB labels, labelled in parallel): tiny cells
+                  qm=dict(atoms=24, glasses=2, quartz="2x1x1", frames=6, probe_configs=6,
+                          relaxations=4, relax_steps=10)),
     "full": dict(glass_atoms=3000, glasses=1, frames=10, epochs=600, probe_configs=64,
                  n_random=3, relaxations=32, relax_steps=100, md_steps=200,
                  mitigate=dict(atoms=192, budget=64, seeds="0,1,2,3,4", cutoff=8.0,
                                hidden="30,30", epochs=300, warm_epochs=100, evaluate=32,
-                               relax_steps=50)),
+                               relax_steps=50),
+                 qm=dict(atoms=96, glasses=2, quartz="2x2x2", frames=8, probe_configs=16,
+                         relaxations=8, relax_steps=30)),
 }
+QM_TEMPS = (300, 1500, 3000)      # K: glass configurations labelled by GFN1-xTB
+# shipped networks trained on GFN1-xTB (make models): graph network on energies + forces,
+# BP on energies only
+XTB_MODELS = ("gnn_xtb", "bp_xtb_energy")
+# configurations, labels, cos(theta) of bks, bks-dsf and each shipped network, the live
+# probe, relaxations driven by bks and by gnn_xtb
+QM_STAGES = (["configs", "label", "probe", "probe"]
+             + ["probe" for n in XTB_MODELS if (POTENTIALS / f"{n}.pt").is_file()]
+             + ["probe", "relax"] + (["relax"] if (POTENTIALS / "gnn_xtb.pt").is_file() else []))
 EVAL_TEMPS = (300, 1000, 2000)      # K: thermal configurations of the held-out glass
 TRAIN_TEMPS = (300, 600, 1000, 1500, 2000)   # K: glass in the training set (the range studied)
 QUARTZ_TEMPS = (300, 900)                    # K: quartz in the training set
@@ -56,9 +73,12 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.n = 0
 
-    def stage(self, title: str, *args, mpi: bool = False, total: int = 14) -> None:
+    total = 14 + len(QM_STAGES)
+
+    def stage(self, title: str, *args, mpi: bool = False) -> None:
         """Run one `lammps-adv` command as a stage; stop the demo if it fails."""
         self.n += 1
+        total = self.total
         cmd = [_bin("lammps-adv"), *map(str, args)]
         if mpi and self.ranks > 1:
             cmd = [_bin("mpirun"), "-np", str(self.ranks), *cmd]
@@ -157,6 +177,7 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
             "--epochs", m["epochs"], "--warm-epochs", m["warm_epochs"],
             "--relaxations", m["evaluate"], "--probe-configs", m["evaluate"],
             "--relax-steps", m["relax_steps"], mpi=True)
+    qm_stages(d, s["qm"], out)
     d.stage("analysis: tables, figures and report.md", "report", res, "-o", out / "report")
     total = time.perf_counter() - t_start
     d.timings["total"] = total
@@ -164,6 +185,53 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     print(f"\ndemo finished in {total / 60:.1f} min; stage times in {out / 'timings.json'}")
     print(f"report: {out / 'report' / 'report.md'}")
     return out / "report" / "report.md"
+
+
+def qm_stages(d: Demo, q: dict, out: Path) -> None:
+    """A quantum-mechanical reference: thermal configurations labelled by GFN1-xTB over the
+    MPI ranks (labels cached on disk: a rerun computes none); BKS, BKS-DSF and the shipped
+    networks trained on GFN1-xTB (graph network: energies and forces, BP: energies) judged against
+    the stored labels; BKS probed, and relaxations driven by BKS and by the network recorded,
+    against live GFN1-xTB."""
+    data, res = out / "data" / "qm", out / "results" / "qm"
+    configs, labels = data / "configs.h5", data / "gfn1.h5"
+    d.stage(f"QM: configurations to label, {q['glasses']} {q['atoms']}-atom glasses "
+            f"({', '.join(map(str, QM_TEMPS))} K) and {q['quartz']} quartz, MD driven by bks-dsf",
+            "dataset", "generate", "-o", configs, "--reference", "bks-dsf",
+            "--glass-atoms", q["atoms"], "--glasses", q["glasses"],
+            "--glass-temps", ",".join(map(str, QM_TEMPS)), "--quartz", q["quartz"],
+            "--quartz-temps", "300,1500", "--frames", q["frames"], "--stride", 40,
+            "--equil", 200, "--melt-ps", 2, "--quench-ps", 3, "--seed", 31,
+            "--split", "0,0,1", "--quiet")
+    d.stage("QM: GFN1-xTB labels (tblite), one configuration per MPI rank, cached on disk",
+            "label", configs, "-o", labels, "--reference", "xtb:GFN1", mpi=True)
+    # cos(theta) on the stored labels: the networks never saw these configurations
+    cos_only = ["--split", "all", "--epsilon", 0, "--random", 0,
+                "--sampling", "MD driven by bks-dsf"]
+    pairs = [("bks", "bks"), ("bks-dsf", "bks_dsf")] + [
+        (f"torchscript:{POTENTIALS / f'{n}.pt'}", n) for n in XTB_MODELS if _shipped(n)]
+    for approx, name in pairs:
+        d.stage(f"QM: cos(theta) of {name} against the stored GFN1-xTB labels", "probe",
+                labels, "--approx", approx, "--reference", f"labels:{labels}",
+                "-o", res / f"probe_{name}_vs_gfn1.h5", *cos_only, mpi=True)
+    d.stage(f"QM: probe, bks error along A vs random directions against live GFN1-xTB "
+            f"({q['probe_configs']} configurations)", "probe", labels, "--approx", "bks",
+            "--reference", "xtb:GFN1", "--split", "all", "--limit", q["probe_configs"],
+            "--random", 2, "--sampling", "MD driven by bks-dsf",
+            "-o", res / "probe_bks_vs_gfn1_live.h5", mpi=True)
+    drivers = [("bks", "bks")]
+    if _shipped("gnn_xtb"):
+        drivers.append((f"torchscript:{POTENTIALS / 'gnn_xtb.pt'}", "gnn_xtb"))
+    for approx, name in drivers:
+        d.stage(f"QM: relaxations (FIRE) driven by {name}, recorded against live GFN1-xTB",
+                "relax", labels, "--approx", approx, "--reference", "xtb:GFN1", "--split",
+                "all", "--limit", q["relaxations"], "--steps", q["relax_steps"],
+                "--min-style", "fire", "--overwrite", "-o", res / f"relax_{name}_vs_gfn1",
+                mpi=True)
+
+
+def _shipped(name: str) -> bool:
+    return (POTENTIALS / f"{name}.pt").is_file()
 
 
 def _first_glass(dataset: Path, out: Path) -> Path:

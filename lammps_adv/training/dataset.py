@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from lammps_adv.errors import DatasetError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.errors import one_line
 from lammps_adv.h5md import DATASET_FORMAT as FORMAT  # noqa: F401 (h5md owns the format)
 from lammps_adv.h5md import DATASET_SPLITS as SPLITS
 from lammps_adv.h5md import DATASET_VERSION as VERSION  # noqa: F401
@@ -272,28 +273,49 @@ def from_frames(frames: list[dict], species: Sequence[str], attrs: dict,
 
 
 # ---------------------------------------------------------------------------- import (ASE)
-def read_ase_frames(path: str | Path, index: str = ":", fmt: str | None = None) -> list[dict]:
+ENERGY_KINDS = ("auto", "free_energy", "energy")
+
+
+def read_ase_frames(path: str | Path, index: str = ":", fmt: str | None = None,
+                    energy_kind: str = "auto") -> list[dict]:
     """Frames with energies (and forces / stress when present) from any file ASE reads:
-    extxyz, VASP OUTCAR / vasprun.xml, ..."""
+    extxyz, VASP OUTCAR / vasprun.xml, ... Numbers as the file holds them (units:
+    ``dft_import``); each frame keeps its ``info`` (unit declarations).
+
+    energy_kind: which energy: ``free_energy`` (VASP's TOTEN, the one the forces are the
+    gradient of), ``energy`` (VASP: extrapolated to zero smearing), or ``auto``: the free
+    energy when the file has one, else the energy. A virial (extxyz ``virial``, same unit
+    as the energy) becomes the stress -virial / V."""
     from ase.io import read
+    if energy_kind not in ENERGY_KINDS:
+        raise DatasetError(f"--energy must be one of {', '.join(ENERGY_KINDS)}, not {energy_kind!r}")
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"file not found: {path}")
     try:
         images = read(str(path), index=index, format=fmt)
     except Exception as exc:
-        raise DatasetError(f"cannot read {path} with ASE: {exc}") from exc
+        raise DatasetError(f"cannot read {path} with ASE: {one_line(exc)}") from exc
     if not isinstance(images, list):
         images = [images]
     frames = []
     for k, at in enumerate(images):
         calc = at.calc
         results = dict(calc.results) if calc is not None else {}
-        energy = results.get("energy", results.get("free_energy", at.info.get("energy")))
-        if energy is None:
-            raise DatasetError(f"{path} frame {k} has no energy; a dataset needs energies")
+        order = {"auto": ("free_energy", "energy"), "free_energy": ("free_energy",),
+                 "energy": ("energy",)}[energy_kind]
+        found = [(name, results.get(name, at.info.get(name))) for name in order]
+        found = [(name, v) for name, v in found if v is not None]
+        if not found:
+            raise DatasetError(f"{path} frame {k} has no {' or '.join(order)}; a dataset needs "
+                               "energies")
+        kind, energy = found[0]
         forces = results.get("forces", at.arrays.get("forces"))
         stress = results.get("stress", at.info.get("stress"))
+        from_virial = False
+        if stress is None and at.info.get("virial") is not None:
+            stress = -np.asarray(at.info["virial"], dtype=np.float64).reshape(3, 3) / at.get_volume()
+            from_virial = True
         if stress is not None:
             stress = np.asarray(stress, dtype=np.float64)
             if stress.shape == (6,):
@@ -309,21 +331,41 @@ def read_ase_frames(path: str | Path, index: str = ":", fmt: str | None = None) 
                 raise DatasetError(f"frame {k} of {path}: {name} {verb} {_non_finite(value)}")
         frames.append({"positions": at.get_positions(), "cell": at.cell.array,
                        "names": at.get_chemical_symbols(), "energy": float(energy),
+                       "energy_kind": kind,
                        "forces": None if forces is None else np.asarray(forces, float),
-                       "stress": stress, "source": f"{path.name}#{k}"})
+                       "stress": stress, "stress_from_virial": from_virial,
+                       "info": dict(at.info), "source": f"{path.name}#{k}"})
     return frames
 
 
 def import_ase(paths: Sequence[str | Path], out: str | Path,
                species: Sequence[str] = ("Si", "O"), reference: str = "DFT",
                split: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
-               index: str = ":", fmt: str | None = None) -> Dataset:
-    """Build a dataset file from extxyz / OUTCAR / ... files (through ASE)."""
-    frames = []
+               index: str = ":", fmt: str | None = None, units: dict | None = None,
+               energy_kind: str = "auto") -> Dataset:
+    """Build a dataset file from extxyz / OUTCAR / vasprun.xml / ... files (through ASE).
+
+    units: {"energy": ..., "force": ..., "stress": ...} of the files (lammps_adv.training.
+    dft_import; default: as each file declares, else eV, eV/A, eV/A^3), converted to metal
+    units and checked for plausibility; recorded in the dataset's generator attribute."""
+    from lammps_adv.training import dft_import
+    frames, file_units = [], {}
     for p in paths:
-        frames += read_ase_frames(p, index=index, fmt=fmt)
+        raw = read_ase_frames(p, index=index, fmt=fmt, energy_kind=energy_kind)
+        u = dft_import.file_units([fr["info"] for fr in raw], units or {}, p)
+        file_units[Path(p).name] = u
+        for fr in raw:
+            if fr["stress_from_virial"]:        # a virial carries the energy unit
+                fr["stress"] = fr["stress"] * dft_import.factor("energy", u["energy"])
+                fr = {**fr, "stress_from_virial": False}
+                u_fr = {**u, "stress": "eV/A^3"}
+            else:
+                u_fr = u
+            frames.append(dft_import.convert_and_check(fr, u_fr, f"{fr['source']}"))
+    kinds = sorted({fr["energy_kind"] for fr in frames})
     ds = from_frames(frames, species, {"reference": reference, "generator": {
-        "kind": "import", "files": [str(p) for p in paths], "index": index,
+        "kind": "import", "files": [Path(p).name for p in paths], "index": index,
+        "units_in_files": file_units, "energy": kinds, "stored_units": "eV, eV/A, eV/A^3",
         "split": list(split), "seed": seed}}, split=split, seed=seed)
     ds.save(out)
     return ds
@@ -451,6 +493,8 @@ def generate(out: str | Path, reference: str = "bks-dsf", driver: str | None = N
         tmp.cleanup()
         labeller.close()
     gen = {"kind": "lammps-md", "reference": reference, "driver": driver,
+           "reference_description": labeller.description,
+           "reference_settings": getattr(labeller, "settings", None),
            "glass_atoms": glass_atoms,
            "n_glasses": n_glasses, "glass_temps": list(map(float, glass_temps)),
            "quartz_cells": list(quartz_cells) if quartz_cells else None,
