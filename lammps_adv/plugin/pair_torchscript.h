@@ -8,6 +8,11 @@
    style sums the first n_local energies, takes forces by autograd on all N positions (ghost
    forces are summed into their owners by LAMMPS' reverse communication, hence newton on) and
    the virial as sum_i r_i (x) f_i over local and ghost atoms.
+
+   compute() is three steps, each its own function: build_edges() (neighbour list -> edge
+   tensor), evaluate() (the model call and the contract checks; one function shared with the
+   Kokkos twin, which hands it tensors on its views' memory) and accumulate() (forces, energy
+   and virial into LAMMPS' arrays).
 */
 #ifndef LMP_ADV_PAIR_TORCHSCRIPT_H
 #define LMP_ADV_PAIR_TORCHSCRIPT_H
@@ -15,6 +20,17 @@
 #include "pair.h"
 
 #include <torch/script.h>
+
+// The neighbour-request API: LAMMPS up to 29 Sep 2021 (stable) has neighbor->request() and the
+// requests[] array, LAMMPS 2022+ has neighbor->add_request(). CMakeLists.txt detects it in
+// neighbor.h; without that, by version (the refactor shipped in 17 Feb 2022).
+#ifndef LAMMPS_ADV_NEIGH_ADD_REQUEST
+#if LAMMPS_ADV_LAMMPS_VERSION >= 20220217
+#define LAMMPS_ADV_NEIGH_ADD_REQUEST 1
+#else
+#define LAMMPS_ADV_NEIGH_ADD_REQUEST 0
+#endif
+#endif
 
 #include <string>
 #include <vector>
@@ -37,9 +53,28 @@ class PairTorchScript : public Pair {
 
   void allocate();
   void load_model(const std::string &path);
-  void pick_device();
+  // the device the model runs on (the Kokkos twin: where its views live)
+  virtual void pick_device();
+  // the neighbour list request (the Kokkos twin asks for a Kokkos full list)
+  virtual void request_neighbors();
   // all ranks agree on success; on failure every rank raises the first failing rank's message
   void check_all(bool ok, const std::string &message);
+
+  // what one model call gives back; forces [nall,3] and energies [nlocal] on the model's device
+  struct ModelOutput {
+    bool ok = true;
+    std::string message;    // why not ok, one line
+    double energy = 0.0;    // sum of the local atoms' energies (eV)
+    torch::Tensor forces, energies;
+  };
+  // edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer
+  int64_t build_edges(double **x);
+  // the model on positions [nall,3] (float64, on the model's device: not copied, the model
+  // does not write to them), species [nall], edges [2,E]; checks the contract on its output.
+  // Never throws: failures come back in ok/message for check_all().
+  ModelOutput evaluate(torch::Tensor pos, const torch::Tensor &species, const torch::Tensor &edges,
+                       int64_t nlocal, bool per_atom_energy);
+  void accumulate(const ModelOutput &out, double **x, double **f, int nlocal, int nall);
 
   DeviceChoice device_choice;
   torch::Device device;
@@ -52,7 +87,9 @@ class PairTorchScript : public Pair {
   std::vector<std::string> model_species;
   std::vector<int64_t> type2species;    // LAMMPS type (1..ntypes) -> model species index
 
-  std::vector<int64_t> edge_src, edge_dst;    // edge buffers, reused between steps
+  // reused between steps: the edges [2, E] (room for 2 x edge_capacity), the species
+  torch::Tensor edge_buffer, species_buffer;
+  int64_t edge_capacity = 0;
 };
 
 }    // namespace LAMMPS_NS

@@ -12,6 +12,9 @@
 
 #include "library.h"
 #include "pair_torchscript.h"
+#ifdef LMP_KOKKOS
+#include "kokkos/pair_torchscript_kokkos.h"
+#endif
 
 #include <cstdio>
 
@@ -55,6 +58,22 @@ static void *pair_torchscript_creator(void *lmp)
   return (void *) new PairTorchScript((LAMMPS *) lmp);
 }
 
+#ifdef LMP_KOKKOS
+// the names LAMMPS' own Kokkos styles use: /kk (what -sf kk picks) and /kk/device run on the
+// Kokkos default device, /kk/host on the host backend
+static void *pair_torchscript_kk_creator(void *lmp)
+{
+  return (void *) new PairTorchScriptKokkos<LMPDeviceType>((LAMMPS *) lmp);
+}
+static void *pair_torchscript_kk_host_creator(void *lmp)
+{
+  return (void *) new PairTorchScriptKokkos<LMPHostType>((LAMMPS *) lmp);
+}
+#define LAMMPS_ADV_STYLES "[\"pair torchscript\", \"pair torchscript/kk\"]"
+#else
+#define LAMMPS_ADV_STYLES "[\"pair torchscript\"]"
+#endif
+
 extern "C" {
 
 // what this file was built for, as JSON (read by lammps_adv.plugin through ctypes)
@@ -63,7 +82,7 @@ __attribute__((visibility("default"))) const char *lammps_adv_plugin_info()
   return "{\"lammps_version\": " LAMMPS_ADV_STR(LAMMPS_ADV_LAMMPS_VERSION)
          ", \"lammps_version_string\": \"" LAMMPS_ADV_LAMMPS_VERSION_STRING
          "\", \"torch_version\": \"" LAMMPS_ADV_TORCH_VERSION
-         "\", \"styles\": [\"pair torchscript\"]}";
+         "\", \"styles\": " LAMMPS_ADV_STYLES "}";
 }
 
 __attribute__((visibility("default"))) void lammpsplugin_init(void *lmp, void *handle,
@@ -88,5 +107,17 @@ __attribute__((visibility("default"))) void lammpsplugin_init(void *lmp, void *h
   plugin.creator.v1 = (lammpsplugin_factory1 *) &pair_torchscript_creator;
   plugin.handle = handle;
   (*(lammpsplugin_regfunc) regfunc)(&plugin, lmp);
+#ifdef LMP_KOKKOS
+  plugin.info = "pair_style torchscript/kk: the Kokkos twin of pair_style torchscript (lammps-adv)";
+  const char *names[] = {"torchscript/kk", "torchscript/kk/device", "torchscript/kk/host"};
+  lammpsplugin_factory1 *creators[] = {(lammpsplugin_factory1 *) &pair_torchscript_kk_creator,
+                                       (lammpsplugin_factory1 *) &pair_torchscript_kk_creator,
+                                       (lammpsplugin_factory1 *) &pair_torchscript_kk_host_creator};
+  for (int k = 0; k < 3; k++) {
+    plugin.name = names[k];
+    plugin.creator.v1 = creators[k];
+    (*(lammpsplugin_regfunc) regfunc)(&plugin, lmp);
+  }
+#endif
 }
 }

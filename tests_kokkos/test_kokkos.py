@@ -1,0 +1,199 @@
+"""pair_style torchscript/kk on a real KOKKOS LAMMPS (OpenMP + Serial backends).
+
+`-k on t 1 -sf kk` and `-k on t 2 -sf kk` against the non-Kokkos `torchscript` style (same
+plugin file, same LAMMPS) to 1e-10 relative, and against the native bks-dsf (coul/dsf + buck +
+mie/cut); a message-passing model; a triclinic box smaller than twice the cutoff; NVE energy
+drift; bad input gives the non-Kokkos style's one-line errors.
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import NATIVE, evaluate
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
+
+
+def torchscript(model_file, device=None):
+    style = "pair_style torchscript" + (f" device {device}" if device else "")
+    return [style, f"pair_coeff * * {model_file} Si O"]
+
+
+def assert_same(a, b, energy, force, press, pe_atom=None):
+    """Relative to the magnitudes: energy, largest force, largest pressure component."""
+    assert abs(a["pe"] - b["pe"]) <= energy * abs(a["pe"]), (a["pe"], b["pe"])
+    df = np.abs(a["f"] - b["f"]).max()
+    assert df <= force * max(np.abs(a["f"]).max(), 1e-300), df
+    pa, pb = np.array(a["press"]), np.array(b["press"])
+    assert np.abs(pa - pb).max() <= press * np.abs(pa).max(), (pa, pb)
+    if pe_atom is not None:
+        assert np.abs(a["pe_atom"] - b["pe_atom"]).max() <= pe_atom * np.abs(a["pe_atom"]).max()
+
+
+@pytest.fixture(scope="module")
+def results(kk, files):
+    """Each structure and model: native (no Kokkos), torchscript (no Kokkos), torchscript/kk
+    under t 1 and t 2."""
+    d = Path(files["dir"])
+    res = {}
+    for s in ("glass", "small"):
+        res[f"native_{s}"] = evaluate(kk, files[s], NATIVE, d)
+        res[f"ts_{s}"] = evaluate(kk, files[s], torchscript(files["bks"]), d)
+        for t in (1, 2):
+            res[f"kk{t}_{s}"] = evaluate(kk, files[s], torchscript(files["bks"]), d, kokkos=t)
+    res["mp_ts"] = evaluate(kk, files["glass"], torchscript(files["mp"]), d)
+    for t in (1, 2):
+        res[f"mp_kk{t}"] = evaluate(kk, files["glass"], torchscript(files["mp"]), d, kokkos=t)
+    return res
+
+
+def test_sf_kk_picks_torchscript_kk(results):
+    for key in ("kk1_glass", "kk2_glass", "mp_kk2"):
+        log = results[key]["log"]
+        assert "pair_style torchscript/kk: Kokkos backend OpenMP" in log, log[-2000:]
+        assert re.search(r"KOKKOS mode is enabled", log), log[-2000:]
+        # LAMMPS' own neighbour-list summary names the style that requested the list
+        assert re.search(r"pair torchscript/kk, perpetual\n\s+attributes: full, newton on, "
+                         r"(ghost, )?kokkos_device", log), log[-3000:]
+    assert "pair_style torchscript/kk: Kokkos backend" not in results["ts_glass"]["log"]
+    assert "KOKKOS mode" not in results["ts_glass"]["log"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("structure", ["glass", "small"])
+def test_kk_equals_torchscript(results, threads, structure):
+    # same model call, edges from the Kokkos list in another order: sums differ in rounding only
+    kk, ts = results[f"kk{threads}_{structure}"], results[f"ts_{structure}"]
+    assert np.abs(ts["f"]).max() > 0.5          # rattled: not a trivial minimum
+    assert_same(ts, kk, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("structure", ["glass", "small"])
+def test_kk_equals_native(results, threads, structure):
+    # the TorchScript bks-dsf against coul/dsf + buck + mie/cut (the tolerances of tests/)
+    kk, native = results[f"kk{threads}_{structure}"], results[f"native_{structure}"]
+    assert_same(native, kk, energy=1e-8, force=1e-7, press=1e-6)
+
+
+def test_small_triclinic_box_is_below_twice_cutoff(files):
+    from lammps_adv.structures import read_lammps_data
+    cell = read_lammps_data(files["small"]).cell
+    spacings = cell.volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    assert spacings.max() < 2 * 8.0 and abs(cell[1, 0]) > 1.0    # triclinic, many images
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_message_passing_kk_equals_torchscript(results, threads):
+    kk, ts = results[f"mp_kk{threads}"], results["mp_ts"]
+    assert "message passing" in kk["log"]
+    assert np.abs(ts["f"]).max() > 1e-3
+    assert_same(ts, kk, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
+
+
+# ------------------------------------------------------------------ dynamics
+def nve_drift(kk, data, pot, cwd, kokkos=None) -> float:
+    """Largest |E_total(t) - E_total(0)| (eV) over 100 NVE steps of 1 fs from 1500 K."""
+    lines = ["units metal", "atom_style charge", f"read_data {data}", *pot, "neighbor 2.0 bin",
+             "velocity all create 1500 5 dist gaussian", "fix nve all nve", "timestep 0.001",
+             "thermo_style custom step etotal", "thermo_modify format float %.17g",
+             "thermo 10", "run 100"]
+    out = kk.run(lines, cwd, kokkos=kokkos).stdout
+    e = [float(m.group(1)) for m in re.finditer(r"^\s*\d+\s+(-?\d[\d.e+-]*)\s*$", out, re.M)]
+    assert len(e) == 11, out[-2000:]
+    return float(np.abs(np.array(e) - e[0]).max())
+
+
+def test_nve_drift_as_small_as_native(kk, files):
+    d = Path(files["dir"])
+    native = nve_drift(kk, files["glass"], NATIVE, d)
+    ts = nve_drift(kk, files["glass"], torchscript(files["bks"]), d, kokkos=2)
+    assert ts <= 1.05 * native + 1e-6, (ts, native)
+
+
+# ------------------------------------------------------------------ bad input: the same one-line errors
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "model file .*nothere.pt not found or not readable"),
+    ("nocutoff", "has no attribute `cutoff`"),
+    ("species", "species 'Ge' \\(atom type 2\\) is not known to model"),
+    ("shape", "model output has shape \\[\\d+,1\\]"),
+    ("dtype", "model output has dtype Float, the contract needs float64"),
+    ("nan", "model energy is nan"),
+    ("raise", "model evaluation failed: .*index"),
+    ("stress", "does not support per-atom virials"),
+])
+def test_bad_input_same_error_as_torchscript(kk, files, tmp_path, case, expected):
+    from test_calculators import BadOutput
+    from test_plugin import NoCutoff
+    model = tmp_path / f"{case}.pt"
+    extra = []
+    if case == "missing":
+        model = tmp_path / "nothere.pt"
+    elif case == "nocutoff":
+        torch.jit.script(NoCutoff()).save(str(model))
+    elif case in ("shape", "dtype", "nan", "raise"):
+        torch.jit.script(BadOutput(case)).save(str(model))
+    else:
+        model = Path(files["bks"])
+    lines = torchscript(model)
+    if case == "species":
+        lines[1] = f"pair_coeff * * {model} Si Ge"
+    elif case == "stress":
+        extra = ["compute s all stress/atom NULL", "compute ss all reduce sum c_s[1]",
+                 "thermo_style custom step c_ss"]
+    deck = ["units metal", "atom_style charge", f"read_data {files['small']}", *lines, *extra,
+            "run 0"]
+    errors = []
+    for kokkos in (None, 2):
+        proc = kk.run(deck, tmp_path, kokkos=kokkos, check=False)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0, text[-2000:]
+        assert "Segmentation" not in text and "Aborted" not in text, text[-2000:]
+        found = re.findall(r"^ERROR: .*$", proc.stdout, re.M)
+        assert len(found) == 1, text[-2000:]              # one error line
+        assert re.search(expected, found[0]), found[0]
+        errors.append(re.sub(r" \(\S+:\d+\)$", "", found[0]))    # without the source location
+    assert errors[0] == errors[1], errors
+
+
+def test_kk_device_cuda_on_host_backend_is_a_clear_error(kk, files, tmp_path):
+    deck = ["units metal", "atom_style charge", f"read_data {files['small']}",
+            *torchscript(files["bks"], device="cuda"), "run 0"]
+    proc = kk.run(deck, tmp_path, kokkos=1, check=False)
+    assert proc.returncode != 0
+    found = re.findall(r"^ERROR: .*$", proc.stdout, re.M)
+    assert len(found) == 1 and "pair_style torchscript/kk: device cuda, but Kokkos keeps the " \
+        "atoms in host memory" in found[0], proc.stdout[-2000:]
+
+
+def test_kk_without_kokkos_enabled_is_a_clear_error(kk, files, tmp_path):
+    deck = ["units metal", "atom_style charge", f"read_data {files['small']}",
+            "pair_style torchscript/kk", f"pair_coeff * * {files['bks']} Si O", "run 0"]
+    proc = kk.run(deck, tmp_path, kokkos=None, check=False)
+    assert proc.returncode != 0
+    assert "pair_style torchscript/kk needs the KOKKOS package enabled" in proc.stdout, \
+        proc.stdout[-2000:]
+
+
+# ------------------------------------------------------------------ Python: LAMMPS_ADV_LIB
+def test_lammps_adv_run_on_the_2021_library_is_one_clear_error(kk, files, tmp_path):
+    # the 2025 lammps Python module cannot drive the 2021 C library: one line saying what is
+    # needed, no traceback, no crash
+    import os
+    import subprocess
+    import sys
+    deck = tmp_path / "in.kk"
+    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['small']}",
+                               *torchscript(files["bks"]), "run 0"]) + "\n")
+    env = dict(os.environ, LAMMPS_ADV_LIB=str(kk.lib), LAMMPS_ADV_PLUGIN=str(kk.plugin),
+               LAMMPS_ADV_LAMMPS_ARGS="-k on t 1 -sf kk", OMP_PROC_BIND="false")
+    proc = subprocess.run([str(Path(sys.executable).parent / "lammps-adv"), "run", str(deck),
+                           "--reference", "bks-dsf", "--out", str(tmp_path / "run.h5")],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is LAMMPS 20210929, older than the lammps Python module" in \
+        lines[0] and "lacks lammps_flush_buffers" in lines[0], proc.stderr[-2000:]

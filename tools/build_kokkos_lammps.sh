@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Build (once) a KOKKOS LAMMPS from Debian bookworm *source* packages and cache it outside the
+# clone; print the folder of the cached build on stdout (the only line on stdout).
+#
+#   LAMMPS 29 Sep 2021 update 2  = Debian source package lammps 20220106.git7586adbb6a+ds1-2
+#   Kokkos 3.4.01                = packages/kokkos of Debian source package trilinos 13.2.0-4
+#                                  (Debian strips lib/kokkos from lammps; this is the exact
+#                                  Kokkos version that LAMMPS asks for, grafted in as lib/kokkos)
+#   packages KOKKOS (OpenMP + Serial backends), PLUGIN; shared library; MPI stubs (serial).
+#
+# The sources come through the ordinary Debian client with a private apt state (sources list,
+# lists and cache in the work folder): the system's apt configuration is not touched and no
+# root is needed. The build happens in a work folder next to the cache entry and is renamed
+# into place at the end, so an interrupted build never leaves a half cache entry (an
+# interrupted build's work folder is resumed by the next call: sources are redone unless
+# complete, the Ninja build continues); a lock serialises concurrent callers. Running it again
+# with the entry present does nothing.
+#
+# Environment:
+#   LAMMPS_ADV_CACHE          cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/lammps-adv)
+#   LAMMPS_ADV_BUILD_JOBS     parallel compile jobs (default 2)
+#   LAMMPS_ADV_KOKKOS_CMAKE   extra CMake arguments (part of the cache key), e.g. for CUDA
+#                             (docs/kokkos.md)
+# Layout of the cache entry:  src/ (LAMMPS sources incl. lib/kokkos), build/ (liblammps.so,
+# lmp, lib/kokkos/ with KokkosCore_config.h), BUILD_INFO (versions and flags).
+set -euo pipefail
+
+LAMMPS_PKG=20220106.git7586adbb6a+ds1-2
+TRILINOS_PKG=13.2.0-4
+KOKKOS_VERSION=3.4.01
+JOBS=${LAMMPS_ADV_BUILD_JOBS:-2}
+EXTRA_CMAKE=${LAMMPS_ADV_KOKKOS_CMAKE:-}
+CACHE_ROOT=${LAMMPS_ADV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lammps-adv}
+
+CMAKE_ARGS=(
+  -G Ninja
+  -D CMAKE_BUILD_TYPE=Release
+  "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG"
+  -D BUILD_SHARED_LIBS=ON -D BUILD_MPI=OFF -D BUILD_OMP=ON -D LAMMPS_EXCEPTIONS=ON
+  -D PKG_KOKKOS=ON -D Kokkos_ENABLE_SERIAL=ON -D Kokkos_ENABLE_OPENMP=ON -D PKG_PLUGIN=ON
+  # lmp, liblammps.so and the Kokkos libraries find each other wherever the entry lies (it is
+  # renamed after the build)
+  -D CMAKE_BUILD_WITH_INSTALL_RPATH=ON
+  "-DCMAKE_INSTALL_RPATH=\$ORIGIN;\$ORIGIN/lib/kokkos/core/src;\$ORIGIN/lib/kokkos/containers/src"
+)
+# shellcheck disable=SC2206
+[ -n "$EXTRA_CMAKE" ] && CMAKE_ARGS+=($EXTRA_CMAKE)
+
+log() { echo "build_kokkos_lammps: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+for tool in apt-get dpkg-source cmake ninja c++ tar flock sha256sum; do
+  command -v "$tool" >/dev/null || die "'$tool' is needed (Debian: apt-get install cmake ninja-build g++ dpkg-dev util-linux)"
+done
+
+# key: package versions, build flags and compiler, so that another configuration never
+# reuses this entry
+KEY_TEXT="lammps=$LAMMPS_PKG trilinos=$TRILINOS_PKG kokkos=$KOKKOS_VERSION mie-graft=2 ${CMAKE_ARGS[*]} $(c++ --version | head -1)"
+KEY=$(printf '%s' "$KEY_TEXT" | sha256sum | cut -c1-12)
+ENTRY="$CACHE_ROOT/kokkos-lammps-20210929u2-kokkos$KOKKOS_VERSION-$KEY"
+
+if [ -f "$ENTRY/BUILD_INFO" ]; then
+  echo "$ENTRY"
+  exit 0
+fi
+
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.kokkos-lammps.lock"
+log "waiting for the build lock ($CACHE_ROOT/.kokkos-lammps.lock)"
+flock 9
+if [ -f "$ENTRY/BUILD_INFO" ]; then    # another caller built it meanwhile
+  echo "$ENTRY"
+  exit 0
+fi
+
+# the work folder, on the same file system as the entry: the final mv is atomic
+TMP="$CACHE_ROOT/.work-$(basename "$ENTRY")"
+T0=$(date +%s)
+log "building in $TMP (entry $ENTRY)"
+mkdir -p "$TMP"
+if [ ! -f "$TMP/sources.done" ]; then
+rm -rf "$TMP"/*
+
+# --- sources through a private apt state -------------------------------------------------------
+# The archive URI of the system's bookworm entry (deb822 or one-line format); never a host
+# written into the repository.
+URI=""
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  URI=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)/ && u {print u; exit}' \
+          /etc/apt/sources.list.d/debian.sources)
+fi
+if [ -z "$URI" ]; then
+  URI=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+        awk '$1=="deb" && $0 ~ / bookworm / {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}')
+fi
+[ -n "$URI" ] || die "no Debian bookworm archive found in /etc/apt (needed for the source packages)"
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -f "$KEYRING" ] || die "$KEYRING missing (Debian package debian-archive-keyring)"
+
+APT="$TMP/apt"
+mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$TMP/dl"
+echo "deb-src [signed-by=$KEYRING] $URI bookworm main" >"$APT/sources.list"
+APT_OPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+          -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o APT::Sandbox::User=)
+log "apt-get update (private state) from $URI"
+apt-get -q "${APT_OPTS[@]}" update >&2
+(cd "$TMP/dl" && apt-get -q "${APT_OPTS[@]}" source --download-only \
+   "lammps=$LAMMPS_PKG" "trilinos=$TRILINOS_PKG" >&2)
+
+log "unpacking"
+dpkg-source --no-check -x "$TMP/dl/lammps_${LAMMPS_PKG#*:}.dsc" "$TMP/src" >/dev/null
+[ -d "$TMP/src/lib/kokkos" ] && die "unexpected: the lammps source package has lib/kokkos"
+TRILINOS_TAR=$(ls "$TMP"/dl/trilinos_*.orig.tar.*)
+mkdir -p "$TMP/trilinos"
+tar -xf "$TRILINOS_TAR" -C "$TMP/trilinos" --wildcards '*/packages/kokkos/*'
+KOKKOS_SRC=$(ls -d "$TMP"/trilinos/*/packages/kokkos)
+grep -q "Kokkos_VERSION_MAJOR 3" "$KOKKOS_SRC/CMakeLists.txt" &&
+  grep -q "Kokkos_VERSION_MINOR 4" "$KOKKOS_SRC/CMakeLists.txt" ||
+  die "trilinos $TRILINOS_PKG does not hold Kokkos $KOKKOS_VERSION"
+mv "$KOKKOS_SRC" "$TMP/src/lib/kokkos"
+# bks-dsf needs mie/cut, the one style it takes from EXTRA-PAIR: graft that one style into the
+# core rather than build the whole package and the four Kokkos styles it would pull in
+# (~3 min on 2 cores). Under another file name: LAMMPS' CMake refuses package files in src/.
+cp "$TMP/src/src/EXTRA-PAIR/pair_mie_cut.h" "$TMP/src/src/pair_mie_cut_graft.h"
+sed 's/#include "pair_mie_cut.h"/#include "pair_mie_cut_graft.h"/' \
+  "$TMP/src/src/EXTRA-PAIR/pair_mie_cut.cpp" >"$TMP/src/src/pair_mie_cut_graft.cpp"
+grep -q '"pair_mie_cut_graft.h"' "$TMP/src/src/pair_mie_cut_graft.cpp" || die "mie/cut graft failed"
+# what a plugin build does not need
+rm -rf "$TMP/dl" "$TMP/trilinos" "$APT" "$TMP/src/doc" "$TMP/src/examples" "$TMP/src/bench" \
+       "$TMP/src/unittest" "$TMP/src/tools" "$TMP/src/potentials"
+touch "$TMP/sources.done"
+else
+  log "resuming the build of an earlier, interrupted call"
+fi
+
+# --- configure and build ------------------------------------------------------------------------
+log "cmake configure"
+[ -f "$TMP/build/build.ninja" ] || cmake -S "$TMP/src/cmake" -B "$TMP/build" "${CMAKE_ARGS[@]}" >"$TMP/configure.log" 2>&1 ||
+  { tail -30 "$TMP/configure.log" >&2; die "cmake configure failed"; }
+log "building with $JOBS jobs (a few minutes)"
+cmake --build "$TMP/build" -j "$JOBS" >"$TMP/build.log" 2>&1 ||
+  { tail -40 "$TMP/build.log" >&2; die "build failed"; }
+HELP=$("$TMP/build/lmp" -h) || die "the built lmp does not run"
+grep -q "KOKKOS package API: .*OpenMP" <<<"$HELP" ||
+  die "the built lmp does not report the KOKKOS OpenMP backend"
+# object files are not needed by a plugin build (headers, the library and lmp are)
+find "$TMP/build" -name '*.o' -delete
+
+{
+  echo "lammps_source_package=lammps $LAMMPS_PKG (LAMMPS 29 Sep 2021 update 2)"
+  echo "kokkos=$KOKKOS_VERSION from trilinos $TRILINOS_PKG"
+  echo "cmake=${CMAKE_ARGS[*]}"
+  echo "compiler=$(c++ --version | head -1)"
+  echo "build_seconds=$(( $(date +%s) - T0 ))"
+  grep -E "KOKKOS package API|Large-scale" <<<"$HELP" || true
+} >"$TMP/BUILD_INFO"
+mv "$TMP/configure.log" "$TMP/build.log" "$TMP/build/"
+
+rm -rf "$TMP/entry"
+mkdir "$TMP/entry"
+mv "$TMP/src" "$TMP/build" "$TMP/BUILD_INFO" "$TMP/entry/"
+# BUILD_INFO inside marks the entry complete; the rename is atomic
+mv -T "$TMP/entry" "$ENTRY"
+rm -rf "$TMP"
+log "done in $(( $(date +%s) - T0 )) s: $ENTRY"
+echo "$ENTRY"
