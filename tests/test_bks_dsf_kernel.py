@@ -8,6 +8,7 @@ import torch
 from lammps_adv.models.bks_dsf import BKSDSF
 from lammps_adv.models.evaluate import evaluate
 from lammps_adv.structures import read_lammps_data
+from test_bp_kernel import on_one_and_two_threads
 from test_models import random_sio2
 
 
@@ -39,18 +40,9 @@ def test_triclinic_cell_smaller_than_two_cutoffs_equals_pure_torch():
 
 
 def test_scripted_model_uses_the_kernel_and_threads_give_the_same_bits(glass_192):
-    atoms = read_lammps_data(glass_192)
     model = torch.jit.script(BKSDSF())
     assert "lammps_adv::bks_dsf_pairs" in model.forward.graph.str()
-    args = (atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols())
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        e1, f1 = evaluate(model, *args)
-        torch.set_num_threads(2)
-        e2, f2 = evaluate(model, *args)
-    finally:
-        torch.set_num_threads(threads)
+    (e1, f1), (e2, f2) = on_one_and_two_threads(model, read_lammps_data(glass_192))
     assert e1 == e2 and np.array_equal(f1, f2)
 
 

@@ -77,18 +77,22 @@ def test_three_species_and_a_lone_atom():
     _close(*_both(m, pos, cell, names))
 
 
-def test_threads_give_identical_results(glass_192):
-    atoms = read_lammps_data(glass_192)
-    m = small_bp(cutoff=6.0)
+def on_one_and_two_threads(model, atoms):
+    """(energy, forces) of the periodic cell with 1 and with 2 torch threads."""
     args = (atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols())
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        e1, f1 = evaluate(m, *args)
-        torch.set_num_threads(2)
-        e2, f2 = evaluate(m, *args)
+        out = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out.append(evaluate(model, *args))
+        return out
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_give_identical_results(glass_192):
+    (e1, f1), (e2, f2) = on_one_and_two_threads(small_bp(cutoff=6.0), read_lammps_data(glass_192))
     assert e1 == e2 and np.array_equal(f1, f2)      # each centre on one thread, same order
 
 
