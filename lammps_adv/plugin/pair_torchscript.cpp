@@ -450,15 +450,17 @@ int64_t PairTorchScript::build_edges(double **x)
   }
   int64_t *src = edge_buffer.data_ptr<int64_t>();
   int64_t *dst = src + edge_capacity;
+  // x[0] holds all coordinates contiguously: one load per neighbour instead of two
+  const double(*xyz)[3] = (const double(*)[3]) x[0];
   int64_t n = 0;
   for (int ii = 0; ii < ncentre; ii++) {
     const int i = ilist[ii];
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    const double xi = xyz[i][0], yi = xyz[i][1], zi = xyz[i][2];
     const int *jlist = firstneigh[i];
     const int jnum = numneigh[i];
     for (int jj = 0; jj < jnum; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      const double dx = xyz[j][0] - xi, dy = xyz[j][1] - yi, dz = xyz[j][2] - zi;
       src[n] = i;
       dst[n] = j;
       n += (dx * dx + dy * dy + dz * dz < cutsq_model);
