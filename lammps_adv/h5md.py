@@ -473,6 +473,12 @@ def check_writable(path, what: str = "output file") -> Path:
     path = Path(path)
     if path.is_dir():
         raise FileFormatError(f"cannot write {what} {path}: it is a directory")
+    for folder in path.parents:           # the nearest existing ancestor must be a folder
+        if folder.exists():
+            if not folder.is_dir():
+                raise FileFormatError(f"cannot write {what} {path}: {folder} is a file, not a "
+                                      "folder")
+            break
     probe = path.with_name(f".{path.name}.{os.getpid()}.check")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -132,6 +132,9 @@ def test_probe_and_dataset_files_through_h5md(tmp_path):
         assert f["probe/error_random"].attrs["unit"] == "eV"
     with pytest.raises(FileFormatError, match="is a directory"):
         h5md.check_writable(tmp_path)
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(FileFormatError, match="plain is a file, not a folder"):
+        h5md.check_writable(tmp_path / "plain" / "sub" / "out.h5")
     with pytest.raises(FileFormatError, match="not a probe file"):
         h5md.read_probe(_small_recording(tmp_path / "r.h5"))
     # dataset files: layout, attributes and units belong to h5md too
