@@ -387,25 +387,10 @@ def lammps_error(data, lines, pre=()) -> str:
         lmp.close()
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing", "not found or not readable"),
-    ("notscript", "is not a loadable TorchScript archive"),
-    ("nocutoff", "has no attribute `cutoff`"),
-    ("nospecies", "has no attribute `species`"),
-    ("species", "species 'Ge' \\(atom type 2\\) is not known to model"),
-    ("shape", "model output has shape \\[\\d+,1\\]"),
-    ("dtype", "model output has dtype Float, the contract needs float64"),
-    ("float32", "parameter or buffer .* is Float, the contract needs float64"),
-    ("nan", "model energy is nan"),
-    ("raise", "model evaluation failed: .*index"),
-    ("newton", "requires newton pair on"),
-    ("cuda", "device cuda requested, but LibTorch finds no CUDA device"),
-    ("stress", "does not support per-atom virials"),
-    ("args", "expected `pair_coeff \\* \\* model.pt`"),
-    ("keyword", "unknown keyword 'threads'"),
-])
-def test_bad_input_is_a_clear_error(files, tmp_path, case, expected):
-    d = tmp_path
+def bad_input(case, files, d):
+    """(pair lines, commands after them, commands before the box) of one bad-input case of
+    the pair style: a broken model file, a model breaking the contract or a bad deck line.
+    Shared with the Kokkos twin's test (tests_kokkos/), which must give the same errors."""
     model = d / f"{case}.pt"
     extra, pre = [], []
     if case == "missing":
@@ -436,6 +421,28 @@ def test_bad_input_is_a_clear_error(files, tmp_path, case, expected):
         lines[1] = f"pair_coeff * * {model} Si"
     elif case == "keyword":
         lines[0] = "pair_style torchscript threads 2"
+    return lines, extra, pre
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "not found or not readable"),
+    ("notscript", "is not a loadable TorchScript archive"),
+    ("nocutoff", "has no attribute `cutoff`"),
+    ("nospecies", "has no attribute `species`"),
+    ("species", "species 'Ge' \\(atom type 2\\) is not known to model"),
+    ("shape", "model output has shape \\[\\d+,1\\]"),
+    ("dtype", "model output has dtype Float, the contract needs float64"),
+    ("float32", "parameter or buffer .* is Float, the contract needs float64"),
+    ("nan", "model energy is nan"),
+    ("raise", "model evaluation failed: .*index"),
+    ("newton", "requires newton pair on"),
+    ("cuda", "device cuda requested, but LibTorch finds no CUDA device"),
+    ("stress", "does not support per-atom virials"),
+    ("args", "expected `pair_coeff \\* \\* model.pt`"),
+    ("keyword", "unknown keyword 'threads'"),
+])
+def test_bad_input_is_a_clear_error(files, tmp_path, case, expected):
+    lines, extra, pre = bad_input(case, files, tmp_path)
     msg = lammps_error(files["small"], lines + extra, pre)
     assert __import__("re").search(expected, msg), msg
     assert msg.count("ERROR") == 1 and msg.startswith("ERROR: pair_"), msg   # one error line

@@ -126,24 +126,8 @@ def test_nve_drift_as_small_as_native(kk, files):
     ("stress", "does not support per-atom virials"),
 ])
 def test_bad_input_same_error_as_torchscript(kk, files, tmp_path, case, expected):
-    from test_calculators import BadOutput
-    from test_plugin import NoCutoff
-    model = tmp_path / f"{case}.pt"
-    extra = []
-    if case == "missing":
-        model = tmp_path / "nothere.pt"
-    elif case == "nocutoff":
-        torch.jit.script(NoCutoff()).save(str(model))
-    elif case in ("shape", "dtype", "nan", "raise"):
-        torch.jit.script(BadOutput(case)).save(str(model))
-    else:
-        model = Path(files["bks"])
-    lines = torchscript(model)
-    if case == "species":
-        lines[1] = f"pair_coeff * * {model} Si Ge"
-    elif case == "stress":
-        extra = ["compute s all stress/atom NULL", "compute ss all reduce sum c_s[1]",
-                 "thermo_style custom step c_ss"]
+    from test_plugin import bad_input
+    lines, extra, _ = bad_input(case, files, tmp_path)
     deck = ["units metal", "atom_style charge", f"read_data {files['small']}", *lines, *extra,
             "run 0"]
     errors = []
