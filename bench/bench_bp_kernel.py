@@ -12,7 +12,9 @@ edges of one centre, before the r_jk < cutoff test), ns per pair per thread, and
 speed-up over the pure-torch path (``model.fused = False``, the implementation before the
 kernel) for sizes up to --baseline-upto. Then the scaling exponent of time with atom count
 (least squares on log-log). Goals (issue #12): 3000 atoms < 1 s and < 1 GB on 2 threads,
-24000 atoms < 10 s. Results also go to out/bench/bench_bp_kernel.json.
+24000 atoms < 10 s. Last, one force-training step (energy + force loss of a batch of
+--train-batch 192-atom glasses, 6 A cutoff, gradient with respect to the weights) on the
+kernel against the pure-torch path. Results also go to out/bench/bench_bp_kernel.json.
 """
 import argparse
 import json
@@ -53,6 +55,40 @@ def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
+def training_step(fused: bool, batch: int, rounds: int) -> float:
+    """Best time (s) of one force-training step: loss of energies and forces, backward to
+    the weights (second derivatives through the features' gradient pass)."""
+    import torch
+    from lammps_adv.models.bp import BehlerParrinello
+    from lammps_adv.training.train import loss_terms
+    from lammps_adv.models.evaluate import evaluate
+    from lammps_adv.structures import read_lammps_data
+    atoms = read_lammps_data(bench_glass(192))
+    torch.manual_seed(0)
+    model = BehlerParrinello(cutoff=6.0).train()
+    model.fused = fused
+    x, cell, names = atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols()
+    e, f = evaluate(BehlerParrinello(cutoff=6.0).eval(), x, cell, names)
+    items = [_item(model, x + 0.01 * k, cell, names, e, f) for k in range(batch)]
+    weights = [q for q in model.parameters() if q.requires_grad]
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        loss, _, _ = loss_terms(model, items, 1.0, create_graph=True)
+        loss.backward(inputs=weights)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _item(model, x, cell, names, energy, forces):
+    """One labelled configuration in the trainer's form."""
+    from lammps_adv.models.evaluate import periodic_input
+    from lammps_adv.training.train import Item
+    inp = periodic_input(model, x, cell, names)
+    return Item(inp.n, x, inp.species[:inp.n], inp.image_of, inp.offsets, inp.edge_index,
+                energy, forces)
+
+
 def run_case(n: int, fused: bool, threads: int, rounds: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", str(bench_glass(n)), str(int(fused)),
            str(threads), str(rounds)]
@@ -72,6 +108,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="evaluations per case; best kept")
     ap.add_argument("--baseline-upto", type=int, default=3000,
                     help="largest size also timed with the pure-torch path (default 3000)")
+    ap.add_argument("--train-batch", type=int, default=8,
+                    help="configurations in the force-training step (default 8)")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -106,10 +144,17 @@ def main():
         print(f"scaling exponent (time ~ atoms^k): k = {slope:.2f}")
     else:
         slope = None
+    import torch
+    torch.set_num_threads(a.threads)
+    train = {"kernel_s": training_step(True, a.train_batch, a.rounds),
+             "torch_s": training_step(False, a.train_batch, 1)}
+    train["speedup"] = train["torch_s"] / train["kernel_s"]
+    print(f"force-training step, {a.train_batch} x 192 atoms (6 A): kernel {train['kernel_s']:.3f} s, "
+          f"pure torch {train['torch_s']:.3f} s, speed-up {train['speedup']:.1f}x")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_bp_kernel.json").write_text(json.dumps(
-        {"threads": a.threads, "rounds": a.rounds, "rows": rows, "scaling_exponent": slope},
-        indent=1))
+        {"threads": a.threads, "rounds": a.rounds, "rows": rows, "scaling_exponent": slope,
+         "force_training_step": train}, indent=1))
     return 0
 
 

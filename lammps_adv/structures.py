@@ -241,6 +241,8 @@ def amorphous(n_atoms: int = 192, rho: float = 2.20, potential: str = "bks-dsf",
         made = lmp.get_natoms()
     finally:
         lmp.close()
+    from lammps_adv.mpi import mpi_comm
+    (comm or mpi_comm()).Barrier()        # rank 0 wrote ``out``: every rank reads it next
     if made != n_atoms or not out.is_file():      # the deck stops before this; never a short file
         if out.is_file() and out.stat().st_mtime_ns != before:
             out.unlink()

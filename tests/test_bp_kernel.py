@@ -96,30 +96,42 @@ def test_threads_give_identical_results(glass_192):
     assert e1 == e2 and np.array_equal(f1, f2)      # each centre on one thread, same order
 
 
-def test_force_training_keeps_second_derivatives():
-    """Training mode with position gradients uses the pure-torch path (create_graph)."""
-    pos, cell, names = random_sio2(seed=2)
-    m = small_bp().train()
-    inp = periodic_input(m, pos, cell, names)
+def _force_loss_gradients(model, pos, cell, names, fused):
+    """Gradients of a force + energy loss with respect to the weights (training mode)."""
+    model.fused = fused
+    model.train()
+    inp = periodic_input(model, pos, cell, names)
     p = torch.tensor(pos, requires_grad=True)
     ext = p[torch.from_numpy(inp.image_of)] + torch.from_numpy(inp.offsets)
-    e = m(ext, torch.from_numpy(inp.species[inp.image_of]), torch.from_numpy(inp.edge_index),
-          inp.n).sum()
+    e = model(ext, torch.from_numpy(inp.species[inp.image_of]),
+              torch.from_numpy(inp.edge_index), inp.n).sum()
     (f,) = torch.autograd.grad(e, p, create_graph=True)
-    loss = (f ** 2).sum()
-    loss.backward()
-    assert m.mlps[0][0].weight.grad.abs().sum() > 0
+    weights = [q for q in model.parameters() if q.requires_grad]
+    return torch.autograd.grad((f ** 2).sum() + 1e-3 * e ** 2, weights)
 
 
-def test_operator_refuses_second_derivatives_with_a_clear_error():
+@pytest.mark.parametrize("params", [{}, {"zetas": [1.5, 2.5] + [1.0] * 20,
+                                         "lambdas": [-1.0, 1.0] * 11}])
+def test_force_training_gradients_equal_pure_torch(params):
+    """Force training runs on the operator (its gradient pass differentiated in dE/dG)."""
+    pos, cell, names = random_sio2(n_units=4, length=6.0, seed=5)
+    m = small_bp(**params)
+    fused = _force_loss_gradients(m, pos, cell, names, True)
+    plain = _force_loss_gradients(m, pos, cell, names, False)
+    assert plain[0].abs().max() > 1e-3                  # the force loss reaches the weights
+    for a, b in zip(fused, plain):
+        assert (a - b).abs().max() <= 1e-10 * b.abs().max() + 1e-15
+
+
+def test_operator_refuses_hessians_with_a_clear_error():
     vec = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.5, 0.0]], dtype=torch.float64,
                        requires_grad=True)
     m = small_bp()
     g = m._fused_features(vec, torch.tensor([0, 2]), torch.tensor([0, 1]), 1)
-    (d,) = torch.autograd.grad(g.sum(), vec, retain_graph=True)       # first: fine
+    (d,) = torch.autograd.grad(g.sum(), vec, create_graph=True)      # first: fine
     assert torch.isfinite(d).all() and d.abs().sum() > 0
-    with pytest.raises(RuntimeError, match="no second derivatives"):
-        torch.autograd.grad(g.sum(), vec, create_graph=True)
+    with pytest.raises(RuntimeError, match="no second derivatives with respect to positions"):
+        torch.autograd.grad((d ** 2).sum(), vec)
 
 
 def test_old_model_file_loads_and_reexport_is_fused_and_equal(tmp_path):

@@ -1,6 +1,7 @@
 """Datasets from LAMMPS (HDF5 layout, labels equal LAMMPS), import from extxyz / OUTCAR,
 training (loss goes down, checkpoint-resume continues identically), bad input."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,22 @@ def tiny(tmp_path_factory):
                frames=4, stride=5, equil=10, melt_ps=0.3, quench_ps=0.3, seed=3,
                split=(0.5, 0.25, 0.25), progress=False)
     return path
+
+
+def test_generate_under_mpirun_writes_one_complete_dataset(tmp_path):
+    """Two ranks share the melt-quench (domain decomposition): the glass file LAMMPS's rank 0
+    writes is read by both, and one complete dataset is written."""
+    out = tmp_path / "two.h5"
+    proc = subprocess.run(
+        [str(BIN / "mpirun"), "-np", "2", str(BIN / "lammps-adv"), "dataset", "generate",
+         "-o", str(out), "--reference", "bks-dsf", "--glass-atoms", "48", "--glass-temps",
+         "300,1500", "--quartz", "0", "--frames", "3", "--stride", "5", "--equil", "10",
+         "--melt-ps", "0.3", "--quench-ps", "0.3", "--seed", "3", "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ds = D.load(out)
+    assert len(ds) == 6 and all(len(ds.config(i)["positions"]) == 48 for i in range(6))
+    assert np.isfinite(ds.config(5)["forces"]).all()
 
 
 def lammps_labels(config):

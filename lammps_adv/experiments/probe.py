@@ -143,7 +143,11 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
                 for r in range(n_random):
                     rand = adversarial.random_direction(pos.shape, seed=seed + 1000 * c + r)
                     x = adversarial.displace(pos, rand, total)
-                    ea, _, er, _ = at(x, f"random direction {r} (epsilon {e:g} A^2)")
+                    if total == 0.0:      # not displaced: the error of the configuration as given
+                        ea, er = base[0], base[2]
+                        bar.update(n_groups)
+                    else:
+                        ea, _, er, _ = at(x, f"random direction {r} (epsilon {e:g} A^2)")
                     _store(res, "random", (c, r, k), er - ea, x, pos, cell)
     finally:
         for m in models:

@@ -24,8 +24,9 @@ are processed in chunks of ``triplet_chunk`` so that memory stays bounded.
 
 On CPU the features and their first derivatives come from the fused C++ operator
 ``torch.ops.lammps_adv.bp_features`` (lammps_adv/plugin/kernels/, threads of torch's pool),
-except in training mode when positions need gradients (force training needs second
-derivatives, which the fused operator does not have). ``fused = False`` (also on a loaded
+force training included: the operator's gradient pass is differentiable in dE/dG, which is
+all the weights' gradient of a force loss needs (second derivatives with respect to the
+positions, Hessians, are refused with a clear error). ``fused = False`` (also on a loaded
 model) selects the pure-torch paths below, the reference the operator is tested against, and
 the path for CUDA tensors. Model files exported before the operator existed keep their own
 (pure-torch) code and still load. On the pure-torch path, when forces are asked for in
@@ -353,9 +354,8 @@ class BehlerParrinello(nn.Module):
         return out.reshape(n_local, self.n_pairs * self.n_angular)
 
     def _use_fused(self, positions: torch.Tensor) -> bool:
-        """The fused operator: CPU, and no second derivatives possibly needed."""
-        return self.fused and positions.device.type == "cpu" and not (
-            self.training and positions.requires_grad and torch.is_grad_enabled())
+        """The fused operator: on CPU (force training included)."""
+        return self.fused and positions.device.type == "cpu"
 
     def _fused_features(self, vec: torch.Tensor, ctr: torch.Tensor, nbr_sp: torch.Tensor,
                         n_local: int) -> torch.Tensor:

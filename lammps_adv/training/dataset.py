@@ -30,6 +30,7 @@ and ``Dataset.check_finite`` (called by training) refuses a file holding any.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -462,12 +463,16 @@ def generate(out: str | Path, reference: str = "bks-dsf", driver: str | None = N
     get_potential(driver)          # clear error for an unknown spec before any work
     labeller = get_calculator(reference, comm=comm)
     runs = []
-    tmp = tempfile.TemporaryDirectory(prefix="lammps-adv-glass-")
+    from lammps_adv.mpi import mpi_comm
+    comm = comm or mpi_comm()
+    # one folder for every rank: LAMMPS's rank 0 writes each glass file, all ranks read it
+    tmp = Path(comm.bcast(tempfile.mkdtemp(prefix="lammps-adv-glass-")
+                          if comm.Get_rank() == 0 else None, root=0))
     try:
         structures = []
         for g in range(n_glasses if glass_atoms else 0):
             structures.append((f"glass{g}", lambda g=g: amorphous(
-                glass_atoms, potential=driver, out=Path(tmp.name) / f"glass{g}.data",
+                glass_atoms, potential=driver, out=tmp / f"glass{g}.data",
                 seed=seed + 1000 * g, melt_ps=melt_ps, quench_ps=quench_ps, comm=comm),
                 glass_temps))
         if quartz_cells:
@@ -490,7 +495,9 @@ def generate(out: str | Path, reference: str = "bks-dsf", driver: str | None = N
                 bar.update(1)
         bar.close()
     finally:
-        tmp.cleanup()
+        comm.Barrier()
+        if comm.Get_rank() == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
         labeller.close()
     gen = {"kind": "lammps-md", "reference": reference, "driver": driver,
            "reference_description": labeller.description,

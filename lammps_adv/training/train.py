@@ -324,7 +324,8 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         fit_normalisation(model, items["train"], use_forces=s.force_weight > 0)
     t_prep = time.time() - t_prep
 
-    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(params, lr=s.lr)
     sched = _scheduler(opt, s)
     epoch0, best, best_state, bad, history, elapsed = 0, math.inf, None, 0, [], 0.0
     n_trained = 0
@@ -357,7 +358,9 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
             batch = [items["train"][i] for i in order[k:k + s.batch_size]]
             opt.zero_grad(set_to_none=True)
             loss, _, _ = loss_terms(model, batch, s.force_weight, create_graph=s.force_weight > 0)
-            loss.backward()
+            # the weights only: the fused BP operator has no second derivatives in the
+            # positions, which a force loss would otherwise also send to them
+            loss.backward(inputs=params)
             opt.step()
             tot += float(loss.detach()) * len(batch)
         t_opt += time.time() - t0

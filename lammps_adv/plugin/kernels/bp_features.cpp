@@ -1,7 +1,9 @@
 // Fused Behler-Parrinello symmetry functions: lammps_adv::bp_features and its gradient.
 //
 // One pass over the edges of each centre atom computes its G2 (radial) and G4 (angular)
-// features; a second pass, given dE/dG, accumulates dE/d(edge vector). Centres are spread
+// features; a second pass, given dE/dG, accumulates dE/d(edge vector); a third (forward
+// mode, for force training) gives the change of the features along a perturbation of the
+// edge vectors. Centres are spread
 // over threads in small chunks (torch's OpenMP pool, torch.set_num_threads): a centre
 // writes only its own feature row and the gradient rows of its own edges, so no locks.
 //
@@ -185,6 +187,17 @@ struct Block {
   std::vector<double> fc3, dfc3, r3, cs, base, ang, dang, xu, scratch, dw, ds, dcos, yu, du;
   std::vector<double> gkx, gky, gkz;                   // dE/d(partner edge vector)
   std::vector<int64_t> fill;                           // species slots while loading
+  std::vector<double> ux, uy, uz, vu;                  // jvp: edge perturbation u, v . u
+
+  // The perturbation of this block's edges (jvp), in the block's order.
+  void load_u(const double* u) {
+    for (auto* vv : {&ux, &uy, &uz, &vu}) vv->resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double* ue = u + 3 * edge[i];
+      ux[i] = ue[0]; uy[i] = ue[1]; uz[i] = ue[2];
+      vu[i] = x[i] * ux[i] + y[i] * uy[i] + z[i] * uz[i];
+    }
+  }
 
   void load(const Params& p, const double* v, const int64_t* species, int64_t e0, int64_t count) {
     n = count;
@@ -451,6 +464,64 @@ void backward_centre(const Params& p, Block& B, const double* wgt) {
   }
 }
 
+// Forward mode: dG = sum_e dG/dv_e . u_e for a perturbation u of the edge vectors. Force
+// training needs it: the forces are J^T dE/dG, so the loss reaches dE/dG (and the weights)
+// through J u, with u = dLoss/d(edge vectors).
+void jvp_centre(const Params& p, Block& B, double* dg) {
+  const int64_t n = B.n, S = p.S, R = p.R, A = p.A;
+  double* dg4 = dg + S * R;
+  for (int64_t a = 0; a < n; ++a) {
+    double* row = dg + B.sp[a] * R;
+    const double d = B.dfc[a] * B.inv_r[a], vu = B.vu[a];
+    for (int64_t k = 0; k < R; ++k) {
+      const double eta = p.radial_etas[k];
+      row[k] += exp_poly(-eta * B.r2[a]) * (d - 2.0 * eta * B.fc[a]) * vu;
+    }
+  }
+  for (int64_t a = 0; a + 1 < n; ++a) {
+    B.partners(p, a, true);
+    const int64_t m = n - a - 1, sa = B.sp[a], c = B.c;
+    const double xa = B.x[a], ya = B.y[a], za = B.z[a];
+    const double uxa = B.ux[a], uya = B.uy[a], uza = B.uz[a], vua = B.vu[a];
+    const double r1sq = B.r2[a], i1 = B.inv_r[a], lw1 = B.dfc[a] / B.fc[a] * i1 * vua;
+    // per partner: the change of cos theta, of s = r_ij^2 + r_ik^2 + r_jk^2 and of
+    // log w (w = fc(r_ij) fc(r_ik) fc(r_jk))
+    double* __restrict dcp = B.dcos.data();
+    double* __restrict dsp = B.ds.data();
+    double* __restrict dlw = B.dw.data();
+    for (int64_t i = 0; i < c; ++i) {
+      const int64_t b = B.kept[i];
+      const double ubx = B.ux[b], uby = B.uy[b], ubz = B.uz[b], vub = B.vu[b];
+      const double i2 = B.kinv[i];
+      const double cross = xa * ubx + ya * uby + za * ubz + B.kx[i] * uxa + B.ky[i] * uya +
+                           B.kz[i] * uza;
+      const double ddu = (B.kx[i] - xa) * (ubx - uxa) + (B.ky[i] - ya) * (uby - uya) +
+                         (B.kz[i] - za) * (ubz - uza);
+      dcp[i] = cross * i1 * i2 - B.cs[i] * (vua / r1sq + vub / B.kr2[i]);
+      dsp[i] = 2.0 * (vua + vub + ddu);
+      dlw[i] = lw1 + B.kdfc[i] / B.kfc[i] * i2 * vub +
+               (B.r3[i] > 0.0 ? B.dfc3[i] / B.fc3[i] / B.r3[i] * ddu : 0.0);
+    }
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t i0 = B.seg[s], i1s = B.seg[s + 1];
+      if (i1s <= i0) continue;
+      const double pw = p.pair_weight[sa * S + s];
+      double* out = dg4 + p.pair_index[sa * S + s] * A;
+      for (int64_t k = 0; k < A; ++k) {
+        const double eta = p.eta_u[p.eta_of[k]];
+        const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
+        const double* __restrict dl = B.dang.data() + p.lz_of[k] * m;
+        const double* __restrict xv = B.xu.data() + p.eta_of[k] * m;
+        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = i0; i < i1s; ++i)
+          acc += xv[i] * (dl[i] * dcp[i] + al[i] * (dlw[i] - eta * dsp[i]));
+        out[k] += pw * acc;
+      }
+    }
+  }
+}
+
 // ----------------------------------------------------------------------------- drivers
 void check_inputs(const Tensor& vec, const Tensor& offsets, const Tensor& nbr_species) {
   TORCH_CHECK(vec.device().is_cpu(), "bp_features runs on CPU tensors only");
@@ -523,7 +594,68 @@ Tensor features_backward(const Tensor& grad_in, const Tensor& vec_in, const Tens
   return out;
 }
 
-// Autograd: first derivatives only (the model keeps its pure-torch path for force training).
+Tensor features_jvp(const Tensor& u_in, const Tensor& vec_in, const Tensor& offsets_in,
+                    const Tensor& species_in, const Params& p) {
+  auto vec = vec_in.contiguous();
+  auto offsets = offsets_in.contiguous();
+  auto species = species_in.contiguous();
+  auto u = u_in.to(torch::kFloat64).contiguous();
+  TORCH_CHECK(u.sizes() == vec.sizes(), "bp_features jvp: perturbation of shape [E, 3] expected");
+  const int64_t n_centres = offsets.size(0) - 1;
+  auto out = torch::zeros({n_centres, p.n_features}, vec.options());
+  const double* v = vec.data_ptr<double>();
+  const double* up = u.data_ptr<double>();
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  const int64_t* sp = species.data_ptr<int64_t>();
+  double* dg = out.data_ptr<double>();
+  for_each_centre(n_centres, [&](Block& B, int64_t i) {
+    B.load(p, v, sp, off[i], off[i + 1] - off[i]);
+    B.load_u(up);
+    jvp_centre(p, B, dg + i * p.n_features);
+  });
+  return out;
+}
+
+Params saved_params(const torch::autograd::variable_list& s, size_t first, double cutoff) {
+  return make_params(s[first], s[first + 1], s[first + 2], s[first + 3], s[first + 4],
+                     s[first + 5], cutoff);
+}
+
+// The gradient pass (dE/dG -> dE/d(edge vectors)) as a function of dE/dG that autograd can
+// differentiate: what force training (create_graph) needs. Its derivative with respect to
+// dE/dG is the forward-mode product above; second derivatives with respect to the edge
+// vectors themselves (Hessians) are not implemented and are refused.
+class BPFeaturesVJP : public torch::autograd::Function<BPFeaturesVJP> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, Tensor grad, Tensor vec,
+                        Tensor offsets, Tensor nbr_species, Tensor radial_etas,
+                        Tensor angular_etas, Tensor lambdas, Tensor zetas, Tensor pair_index,
+                        Tensor pair_weight, double cutoff) {
+    ctx->save_for_backward({vec, offsets, nbr_species, radial_etas, angular_etas, lambdas, zetas,
+                            pair_index, pair_weight});
+    ctx->saved_data["cutoff"] = cutoff;
+    return features_backward(grad, vec, offsets, nbr_species,
+                             make_params(radial_etas, angular_etas, lambdas, zetas, pair_index,
+                                         pair_weight, cutoff));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!ctx->needs_input_grad(1) && !torch::GradMode::is_enabled(),
+                "bp_features has no second derivatives with respect to positions (Hessians); "
+                "set the model's fused = False to use its pure-torch path");
+    auto s = ctx->get_saved_variables();
+    Tensor dg;
+    if (ctx->needs_input_grad(0))
+      dg = features_jvp(grads[0], s[0], s[1], s[2],
+                        saved_params(s, 3, ctx->saved_data["cutoff"].toDouble()));
+    return {dg, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(),
+            Tensor(), Tensor()};
+  }
+};
+
+// Autograd: the features' gradient pass, differentiable once more in dE/dG (force training).
+
 class BPFeatures : public torch::autograd::Function<BPFeatures> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, Tensor vec, Tensor offsets,
@@ -540,12 +672,12 @@ class BPFeatures : public torch::autograd::Function<BPFeatures> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(!torch::GradMode::is_enabled(),
-                "bp_features has no second derivatives (create_graph); train force-fitted "
-                "Behler-Parrinello models in training mode, which uses the pure-torch path");
     auto s = ctx->get_saved_variables();
-    auto p = make_params(s[3], s[4], s[5], s[6], s[7], s[8], ctx->saved_data["cutoff"].toDouble());
-    Tensor g = features_backward(grads[0], s[0], s[1], s[2], p);
+    const double cutoff = ctx->saved_data["cutoff"].toDouble();
+    Tensor g = torch::GradMode::is_enabled()      // create_graph: keep dE/dG differentiable
+        ? BPFeaturesVJP::apply(grads[0], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8],
+                               cutoff)
+        : features_backward(grads[0], s[0], s[1], s[2], saved_params(s, 3, cutoff));
     return {g, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
