@@ -39,8 +39,14 @@ def element_from_mass(mass: float, tol: float = 0.5) -> str | None:
     return _chemical_symbols()[i + 1] if diff[i] <= tol else None
 
 
+LABELMAP_SINCE = 20220217      # LAMMPS with type labels (labelmap): 17 Feb 2022 and later
+
+
 def type_labels(lmp, comm=None) -> dict[int, str]:
-    """Atom type labels of a LAMMPS instance ({type: label}; empty when none are set)."""
+    """Atom type labels of a LAMMPS instance ({type: label}; empty when none are set, or
+    when that LAMMPS predates type labels)."""
+    if int(lmp.version()) < LABELMAP_SINCE:
+        return {}
     comm = comm_of(lmp, comm)
     rank = comm.Get_rank()
     path = None

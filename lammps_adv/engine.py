@@ -75,6 +75,7 @@ def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
         so = ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
     except OSError as exc:
         raise EngineError(f"cannot load {lib}: {exc} (was it built with BUILD_SHARED_LIBS=on?)") from exc
+    bridged = _load_compat(so, lib)
     argv = [b"lammps"] + [a.encode() for a in cmdargs]
     c_argv = (ctypes.c_char_p * len(argv))(*argv)
     so.lammps_open_fortran.restype = ctypes.c_void_p
@@ -86,7 +87,10 @@ def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
     # symbols globally (our RTLD_GLOBAL load above); it then owns the instance
     ctypes.pythonapi.PyCapsule_New.restype = ctypes.py_object
     ctypes.pythonapi.PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    module_version = getattr(lammps, "__version__", 0)
     try:
+        if bridged:      # the module refuses another version unless it is 0 (a source tree)
+            lammps.__version__ = 0
         lmp = lammps.lammps(ptr=ctypes.pythonapi.PyCapsule_New(handle, None, None))
     except AttributeError as exc:
         # the Python module declares C functions this (older) library lacks, e.g. LAMMPS
@@ -98,11 +102,40 @@ def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
         so.lammps_close(handle)
         raise EngineError(
             f"{ENV_LIB}={lib} is LAMMPS {version}, older than the lammps Python module "
-            f"{getattr(lammps, '__version__', '?')} that lammps-adv drives (its C library lacks "
-            f"{missing}); use a LAMMPS build of the module's generation (e.g. 22 Jul 2025 with "
-            "KOKKOS, docs/kokkos.md), or run decks with that build's own lmp") from exc
+            f"{module_version} that lammps-adv drives (its C library lacks "
+            f"{missing}); set {ENV_PLUGIN} to a plugin built by tools/build_kokkos_plugin.sh "
+            f"(it builds {COMPAT_LIB} beside it), or use a LAMMPS of the module's generation "
+            "(docs/kokkos.md)") from exc
+    finally:
+        lammps.__version__ = module_version
     lmp.opened = 1
     return lmp
+
+
+COMPAT_LIB = "liblammps_adv_compat.so"     # beside the plugin: tools/build_kokkos_plugin.sh
+
+
+def _load_compat(so, lib: str) -> bool:
+    """For a LAMMPS older than the Python module (29 Sep 2021: no ``lammps_flush_buffers``),
+    load the C functions the module declares and that library lacks (COMPAT_LIB, built with
+    the plugin for that LAMMPS) into the global symbol table the module resolves in; True
+    when it did."""
+    if hasattr(so, "lammps_flush_buffers"):
+        return False
+    plugin = os.environ.get(ENV_PLUGIN)
+    compat = os.path.join(os.path.dirname(plugin), COMPAT_LIB) if plugin else None
+    if not (compat and os.path.isfile(compat)):
+        return False
+    try:
+        ctypes.CDLL(compat, mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        raise EngineError(f"cannot load {compat} (the C functions {lib} lacks): {exc}") from exc
+    return True
+
+
+# LAMMPS 2021 keeps one process-wide list of loaded plugins and registers a plugin's styles
+# in the first instance that loads it only ("must unload first" for any later one)
+_LOADED_ONCE: set[str] = set()
 
 
 def _load_user_plugin(lmp, plugin: str, cmdargs: list[str]) -> None:
@@ -110,6 +143,10 @@ def _load_user_plugin(lmp, plugin: str, cmdargs: list[str]) -> None:
     if not os.path.isfile(plugin):
         raise EngineError(f"{ENV_PLUGIN}={plugin}: no such file (the torchscriptplugin.so built "
                           f"for the LAMMPS of {ENV_LIB}; docs/kokkos.md)")
+    if int(lmp.version()) < 20220000:
+        if plugin in _LOADED_ONCE:
+            return    # later instances of the process (e.g. the reference's) go without it
+        _LOADED_ONCE.add(plugin)
     try:
         lmp.command(f"plugin load {plugin}")
     except Exception as exc:

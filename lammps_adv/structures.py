@@ -104,8 +104,11 @@ def lammps_cell(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return new, rotation
 
 
-def write_lammps_data(path: str | Path, atoms: Atoms, charges: dict | None = None) -> Path:
-    """Write a LAMMPS data file (atom_style charge, type labels Si/O, masses)."""
+def write_lammps_data(path: str | Path, atoms: Atoms, charges: dict | None = None,
+                      type_labels: bool = True) -> Path:
+    """Write a LAMMPS data file (atom_style charge, type labels Si/O, masses). Types are
+    always 1 = Si, 2 = O; ``type_labels=False`` leaves the labels out, for a LAMMPS older
+    than type labels (2021)."""
     path = Path(path)
     symbols = atoms.get_chemical_symbols()
     unknown = sorted(set(symbols) - set(SPECIES))
@@ -122,7 +125,9 @@ def write_lammps_data(path: str | Path, atoms: Atoms, charges: dict | None = Non
              f"0.0 {cell[2, 2]:.12f} zlo zhi"]
     if np.any(np.abs(cell[np.tril_indices(3, -1)]) > 1e-12):
         lines.append(f"{cell[1, 0]:.12f} {cell[2, 0]:.12f} {cell[2, 1]:.12f} xy xz yz")
-    lines += ["", "Atom Type Labels", "", "1 Si", "2 O", "", "Masses", "",
+    if type_labels:
+        lines += ["", "Atom Type Labels", "", "1 Si", "2 O"]
+    lines += ["", "Masses", "",
               f"1 {MASSES['Si']}", f"2 {MASSES['O']}", "", "Atoms # charge", ""]
     for i, (s, p) in enumerate(zip(symbols, pos), start=1):
         lines.append(f"{i} {SPECIES.index(s) + 1} {charges.get(s, 0.0)} "

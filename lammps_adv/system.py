@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_adv.elements import LABELMAP_SINCE
 from lammps_adv.engine import open_lammps
 from lammps_adv.potentials import get as get_potential
 from lammps_adv.structures import (BAR_PER_EV_A3, SPECIES, StructureError, cell_of,
@@ -79,7 +80,8 @@ class LammpsSystem:
             check_types(lmp, str(path))
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                lmp.command(f"read_data {write_lammps_data(Path(tmp) / 's.data', structure)}")
+                labels = int(lmp.version()) >= LABELMAP_SINCE
+                lmp.command(f"read_data {write_lammps_data(Path(tmp) / 's.data', structure, type_labels=labels)}")
         self.potential.apply(lmp)
         lmp.commands_list(["neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
                            "thermo_style custom step pe", "thermo_modify lost error"])

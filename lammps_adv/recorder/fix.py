@@ -7,6 +7,8 @@ exactly the recorded configuration in MD.
 """
 from __future__ import annotations
 
+import ctypes
+
 from lammps_adv.errors import CalculatorError, RecorderError
 from lammps_adv.mpi import on_root
 from lammps_adv.recorder.snapshot import check_atom_set
@@ -76,7 +78,12 @@ class RecordingFix:
         return self.lmp.extract_compute(f"{self.id}_pe", 0, 0)
 
     def energy_tallied(self, step: int) -> bool:
-        return int(self.lmp.extract_global("eflag_global")) == step
+        tallied = self.lmp.extract_global("eflag_global")
+        if tallied is None:       # LAMMPS 2021: from the compat library (lammps_adv.engine)
+            fn = self.lmp.lib.lammps_adv_eflag_global
+            fn.restype, fn.argtypes = ctypes.c_int64, [ctypes.c_void_p]
+            tallied = fn(self.lmp.lmp)
+        return int(tallied) == step
 
     def symbols_for(self, types, step, natoms, started: bool):
         """Rank 0: the element of every atom; errors when atoms were lost or changed."""

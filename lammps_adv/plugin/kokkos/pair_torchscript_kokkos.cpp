@@ -235,7 +235,10 @@ template <class DeviceType> int64_t PairTorchScriptKokkos<DeviceType>::build_edg
         for (int jj = 0; jj < jnum; jj++) {
           const int j = d_neighbors(i, jj) & NEIGHMASK;
           const double dx = x(j, 0) - xi, dy = x(j, 1) - yi, dz = x(j, 2) - zi;
-          if (dx * dx + dy * dy + dz * dz < cutsq_model) kept(ii, n++) = j;
+          // branch-free, as in pair_style torchscript: about half of the listed
+          // neighbours are kept, so a branch would be mispredicted every other time
+          kept(ii, n) = j;
+          n += (dx * dx + dy * dy + dz * dz < cutsq_model);
         }
         count(i) = n;
       });
