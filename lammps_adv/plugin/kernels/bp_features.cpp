@@ -548,41 +548,47 @@ void for_each_centre(int64_t n_centres, F&& work) {
   });
 }
 
-Tensor features_forward(const Tensor& vec_in, const Tensor& offsets_in, const Tensor& species_in,
+// The edge data of every centre, contiguous, and a loop that loads each centre's block
+// before ``work(B, i)``: what the three passes share.
+struct Edges {
+  Tensor vec, offsets, species;
+  int64_t n_centres;
+
+  Edges(const Tensor& vec_in, const Tensor& offsets_in, const Tensor& species_in)
+      : vec(vec_in.contiguous()), offsets(offsets_in.contiguous()),
+        species(species_in.contiguous()), n_centres(offsets.size(0) - 1) {}
+
+  template <class F>
+  void each_centre(const Params& p, F&& work) const {
+    const double* v = vec.data_ptr<double>();
+    const int64_t* off = offsets.data_ptr<int64_t>();
+    const int64_t* sp = species.data_ptr<int64_t>();
+    for_each_centre(n_centres, [&](Block& B, int64_t i) {
+      B.load(p, v, sp, off[i], off[i + 1] - off[i]);
+      work(B, i);
+    });
+  }
+};
+
+Tensor features_forward(const Tensor& vec, const Tensor& offsets, const Tensor& species,
                         const Params& p) {
-  auto vec = vec_in.contiguous();
-  auto offsets = offsets_in.contiguous();
-  auto species = species_in.contiguous();
-  const int64_t n_centres = offsets.size(0) - 1;
-  auto out = torch::zeros({n_centres, p.n_features}, vec.options());
-  const double* v = vec.data_ptr<double>();
-  const int64_t* off = offsets.data_ptr<int64_t>();
-  const int64_t* sp = species.data_ptr<int64_t>();
+  const Edges e(vec, offsets, species);
+  auto out = torch::zeros({e.n_centres, p.n_features}, e.vec.options());
   double* g = out.data_ptr<double>();
-  for_each_centre(n_centres, [&](Block& B, int64_t i) {
-    B.load(p, v, sp, off[i], off[i + 1] - off[i]);
-    forward_centre(p, B, g + i * p.n_features);
-  });
+  e.each_centre(p, [&](Block& B, int64_t i) { forward_centre(p, B, g + i * p.n_features); });
   return out;
 }
 
-Tensor features_backward(const Tensor& grad_in, const Tensor& vec_in, const Tensor& offsets_in,
-                         const Tensor& species_in, const Params& p) {
-  auto vec = vec_in.contiguous();
-  auto offsets = offsets_in.contiguous();
-  auto species = species_in.contiguous();
+Tensor features_backward(const Tensor& grad_in, const Tensor& vec, const Tensor& offsets,
+                         const Tensor& species, const Params& p) {
+  const Edges e(vec, offsets, species);
   auto grad = grad_in.to(torch::kFloat64).contiguous();
-  const int64_t n_centres = offsets.size(0) - 1;
-  TORCH_CHECK(grad.dim() == 2 && grad.size(0) == n_centres && grad.size(1) == p.n_features,
+  TORCH_CHECK(grad.dim() == 2 && grad.size(0) == e.n_centres && grad.size(1) == p.n_features,
               "bp_features backward: gradient of shape [n_centres, n_features] expected");
-  auto out = torch::zeros_like(vec);
-  const double* v = vec.data_ptr<double>();
-  const int64_t* off = offsets.data_ptr<int64_t>();
-  const int64_t* sp = species.data_ptr<int64_t>();
+  auto out = torch::zeros_like(e.vec);
   const double* gw = grad.data_ptr<double>();
   double* gv = out.data_ptr<double>();
-  for_each_centre(n_centres, [&](Block& B, int64_t i) {
-    B.load(p, v, sp, off[i], off[i + 1] - off[i]);
+  e.each_centre(p, [&](Block& B, int64_t i) {
     backward_centre(p, B, gw + i * p.n_features);
     for (int64_t a = 0; a < B.n; ++a) {
       double* o = gv + 3 * B.edge[a];
@@ -594,22 +600,15 @@ Tensor features_backward(const Tensor& grad_in, const Tensor& vec_in, const Tens
   return out;
 }
 
-Tensor features_jvp(const Tensor& u_in, const Tensor& vec_in, const Tensor& offsets_in,
-                    const Tensor& species_in, const Params& p) {
-  auto vec = vec_in.contiguous();
-  auto offsets = offsets_in.contiguous();
-  auto species = species_in.contiguous();
+Tensor features_jvp(const Tensor& u_in, const Tensor& vec, const Tensor& offsets,
+                    const Tensor& species, const Params& p) {
+  const Edges e(vec, offsets, species);
   auto u = u_in.to(torch::kFloat64).contiguous();
-  TORCH_CHECK(u.sizes() == vec.sizes(), "bp_features jvp: perturbation of shape [E, 3] expected");
-  const int64_t n_centres = offsets.size(0) - 1;
-  auto out = torch::zeros({n_centres, p.n_features}, vec.options());
-  const double* v = vec.data_ptr<double>();
+  TORCH_CHECK(u.sizes() == e.vec.sizes(), "bp_features jvp: perturbation of shape [E, 3] expected");
+  auto out = torch::zeros({e.n_centres, p.n_features}, e.vec.options());
   const double* up = u.data_ptr<double>();
-  const int64_t* off = offsets.data_ptr<int64_t>();
-  const int64_t* sp = species.data_ptr<int64_t>();
   double* dg = out.data_ptr<double>();
-  for_each_centre(n_centres, [&](Block& B, int64_t i) {
-    B.load(p, v, sp, off[i], off[i + 1] - off[i]);
+  e.each_centre(p, [&](Block& B, int64_t i) {
     B.load_u(up);
     jvp_centre(p, B, dg + i * p.n_features);
   });
