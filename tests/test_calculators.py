@@ -405,3 +405,20 @@ def test_results_on_every_rank_equal_to_serial(tmp_path):
             assert res[spec][0] == pytest.approx(serial[spec][0], abs=1e-9)
             np.testing.assert_allclose(res[spec][1], serial[spec][1], atol=1e-9)
             assert res[spec][3] and res[spec][2] in (0, 1)     # cached: computed once at most
+
+
+def test_graph_network_through_energies_periodic_equals_the_contract_call(glass_192):
+    """The shipped graph network exports energies_periodic: the calculator takes that path
+    (cell atoms only) and gives the energies and forces of the contract call on the full
+    graph with images (the path LAMMPS uses)."""
+    from lammps_adv import POTENTIALS
+    from lammps_adv.models.evaluate import evaluate
+    atoms = read_lammps_data(glass_192)
+    args = (atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols())
+    path = POTENTIALS / "gnn_bks_dsf.pt"
+    with get_calculator(f"torchscript:{path}") as calc:
+        assert hasattr(calc.model, "energies_periodic")
+        e, f = calc.evaluate(args[0], args[1], symbols=args[2])
+    e_ref, f_ref = evaluate(path, *args)            # forward, images with their own state
+    assert abs(e - e_ref) <= 1e-10 * abs(e_ref)
+    assert np.abs(f - f_ref).max() <= 1e-9 * np.abs(f_ref).max() and np.abs(f_ref).max() > 0.01

@@ -163,6 +163,7 @@ class GraphNetwork(nn.Module):
             + self.energy_shift[local_sp]
         return torch.cat([e, zeros_ghost])
 
+    @torch.jit.export
     def energies_periodic(self, positions: torch.Tensor, species: torch.Tensor,
                           edge_index: torch.Tensor, n_local: int,
                           image_of: torch.Tensor) -> torch.Tensor:
@@ -171,7 +172,10 @@ class GraphNetwork(nn.Module):
         Same result as ``forward`` on the full ghost graph, but the state of an image is
         taken from its cell atom (``image_of``), so only edges centred on the cell atoms are
         needed (``periodic_graph(..., halo=cutoff, ghost_edges=False)``) and each round
-        updates n_local nodes only. Used for training; not part of the exported model.
+        updates n_local nodes only: about 1.6x less work than ``forward`` at 3000 atoms. Used
+        for training and, exported with the model, by Python's periodic evaluations
+        (``lammps_adv.calculators``); LAMMPS calls ``forward`` (its ghosts are real atoms
+        of other ranks).
         """
         self._check_species(species)
         ctr = edge_index[0]
