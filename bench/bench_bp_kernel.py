@@ -147,7 +147,7 @@ def main():
     import torch
     torch.set_num_threads(a.threads)
     train = {"kernel_s": training_step(True, a.train_batch, a.rounds),
-             "torch_s": training_step(False, a.train_batch, 1)}
+             "torch_s": training_step(False, a.train_batch, 2)}
     train["speedup"] = train["torch_s"] / train["kernel_s"]
     print(f"force-training step, {a.train_batch} x 192 atoms (6 A): kernel {train['kernel_s']:.3f} s, "
           f"pure torch {train['torch_s']:.3f} s, speed-up {train['speedup']:.1f}x")

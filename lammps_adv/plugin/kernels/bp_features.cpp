@@ -330,8 +330,22 @@ struct Block {
   }
 };
 
+// The angular rows of one first edge (centre species sa): for each species s of the partners
+// (the contiguous range [i0, i1) of them) and each angular function k,
+// row(sa, s)[k] += pair_weight(sa, s) * sum(k, i0, i1). Shared by the forward and jvp passes.
+template <class Sum>
+inline void add_angular(const Params& p, const Block& B, int64_t sa, double* g4, Sum&& sum) {
+  for (int64_t s = 0; s < p.S; ++s) {
+    const int64_t i0 = B.seg[s], i1 = B.seg[s + 1];
+    if (i1 <= i0) continue;
+    const double pw = p.pair_weight[sa * p.S + s];
+    double* out = g4 + p.pair_index[sa * p.S + s] * p.A;
+    for (int64_t k = 0; k < p.A; ++k) out[k] += pw * sum(k, i0, i1);
+  }
+}
+
 void forward_centre(const Params& p, Block& B, double* g) {
-  const int64_t n = B.n, S = p.S, R = p.R, A = p.A;
+  const int64_t n = B.n, S = p.S, R = p.R;
   double* g4 = g + S * R;
   for (int64_t a = 0; a < n; ++a) {
     double* row = g + B.sp[a] * R;
@@ -339,21 +353,15 @@ void forward_centre(const Params& p, Block& B, double* g) {
   }
   for (int64_t a = 0; a + 1 < n; ++a) {
     B.partners(p, a, false);
-    const int64_t m = n - a - 1, sa = B.sp[a];
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t i0 = B.seg[s], i1 = B.seg[s + 1];
-      if (i1 <= i0) continue;
-      const double pw = p.pair_weight[sa * S + s];
-      double* out = g4 + p.pair_index[sa * S + s] * A;
-      for (int64_t k = 0; k < A; ++k) {
-        const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
-        const double* __restrict xv = B.xu.data() + p.eta_of[k] * m;
-        double acc = 0.0;
+    const int64_t m = n - a - 1;
+    add_angular(p, B, B.sp[a], g4, [&](int64_t k, int64_t i0, int64_t i1) {
+      const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
+      const double* __restrict xv = B.xu.data() + p.eta_of[k] * m;
+      double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t i = i0; i < i1; ++i) acc += al[i] * xv[i];
-        out[k] += pw * acc;
-      }
-    }
+      for (int64_t i = i0; i < i1; ++i) acc += al[i] * xv[i];
+      return acc;
+    });
   }
 }
 
@@ -468,7 +476,7 @@ void backward_centre(const Params& p, Block& B, const double* wgt) {
 // training needs it: the forces are J^T dE/dG, so the loss reaches dE/dG (and the weights)
 // through J u, with u = dLoss/d(edge vectors).
 void jvp_centre(const Params& p, Block& B, double* dg) {
-  const int64_t n = B.n, S = p.S, R = p.R, A = p.A;
+  const int64_t n = B.n, S = p.S, R = p.R;
   double* dg4 = dg + S * R;
   for (int64_t a = 0; a < n; ++a) {
     double* row = dg + B.sp[a] * R;
@@ -502,23 +510,17 @@ void jvp_centre(const Params& p, Block& B, double* dg) {
       dlw[i] = lw1 + B.kdfc[i] / B.kfc[i] * i2 * vub +
                (B.r3[i] > 0.0 ? B.dfc3[i] / B.fc3[i] / B.r3[i] * ddu : 0.0);
     }
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t i0 = B.seg[s], i1s = B.seg[s + 1];
-      if (i1s <= i0) continue;
-      const double pw = p.pair_weight[sa * S + s];
-      double* out = dg4 + p.pair_index[sa * S + s] * A;
-      for (int64_t k = 0; k < A; ++k) {
-        const double eta = p.eta_u[p.eta_of[k]];
-        const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
-        const double* __restrict dl = B.dang.data() + p.lz_of[k] * m;
-        const double* __restrict xv = B.xu.data() + p.eta_of[k] * m;
-        double acc = 0.0;
+    add_angular(p, B, sa, dg4, [&](int64_t k, int64_t i0, int64_t i1s) {
+      const double eta = p.eta_u[p.eta_of[k]];
+      const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
+      const double* __restrict dl = B.dang.data() + p.lz_of[k] * m;
+      const double* __restrict xv = B.xu.data() + p.eta_of[k] * m;
+      double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t i = i0; i < i1s; ++i)
-          acc += xv[i] * (dl[i] * dcp[i] + al[i] * (dlw[i] - eta * dsp[i]));
-        out[k] += pw * acc;
-      }
-    }
+      for (int64_t i = i0; i < i1s; ++i)
+        acc += xv[i] * (dl[i] * dcp[i] + al[i] * (dlw[i] - eta * dsp[i]));
+      return acc;
+    });
   }
 }
 
