@@ -133,20 +133,11 @@ def _load_compat(so, lib: str) -> bool:
     return True
 
 
-# LAMMPS 2021 keeps one process-wide list of loaded plugins and registers a plugin's styles
-# in the first instance that loads it only ("must unload first" for any later one)
-_LOADED_ONCE: set[str] = set()
-
-
 def _load_user_plugin(lmp, plugin: str, cmdargs: list[str]) -> None:
     """`plugin load` the plugin built for a user's LAMMPS and check that it registered."""
     if not os.path.isfile(plugin):
         raise EngineError(f"{ENV_PLUGIN}={plugin}: no such file (the torchscriptplugin.so built "
                           f"for the LAMMPS of {ENV_LIB}; docs/kokkos.md)")
-    if int(lmp.version()) < 20220000:
-        if plugin in _LOADED_ONCE:
-            return    # later instances of the process (e.g. the reference's) go without it
-        _LOADED_ONCE.add(plugin)
     try:
         lmp.command(f"plugin load {plugin}")
     except Exception as exc:

@@ -223,3 +223,25 @@ def test_lammps_adv_run_on_the_2021_library_without_compat_is_one_clear_error(kk
     assert len(lines) == 1 and "is LAMMPS 20210929, older than the lammps Python module" in \
         lines[0] and "lacks lammps_flush_buffers" in lines[0] and \
         "liblammps_adv_compat.so" in lines[0], proc.stderr[-2000:]
+
+
+def test_every_lammps_instance_of_a_process_gets_the_plugin(kk, tmp_path):
+    # LAMMPS 2021 refuses to register a plugin's styles again in a second instance of the
+    # process; the plugin puts them into each instance's own style map (a probe or a set of
+    # relaxations opens many instances, the reference's among them)
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "two.py"
+    script.write_text(
+        "from lammps_adv.engine import open_lammps\n"
+        "for k in range(3):\n"
+        "    lmp = open_lammps()\n"
+        "    print(k, lmp.has_style('pair', 'torchscript'), lmp.has_style('pair', 'torchscript/kk'))\n"
+        "    lmp.close()\n")
+    env = dict(os.environ, LAMMPS_ADV_LIB=str(kk.lib), LAMMPS_ADV_PLUGIN=str(kk.plugin),
+               LAMMPS_ADV_LAMMPS_ARGS="-k on t 1 -sf kk", OMP_PROC_BIND="false")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["0", "True", "True", "1", "True", "True", "2", "True", "True"]

@@ -53,6 +53,20 @@ typedef void (*lammpsplugin_regfunc)(lammpsplugin_t *, void *);
 
 using namespace LAMMPS_NS;
 
+#if LAMMPS_ADV_LAMMPS_VERSION < 20220000
+#include "force.h"
+// LAMMPS 2021 keeps one process-wide list of loaded plugins: its register function refuses a
+// style that an earlier LAMMPS instance of the process loaded and leaves this instance
+// without it. The style goes into this instance's own map in any case (what `pair_style`
+// looks up), so every instance that loads the plugin has it.
+static void add_to_instance(void *lmp, const char *name, lammpsplugin_factory1 *creator)
+{
+  (*((LAMMPS *) lmp)->force->pair_map)[name] = (Force::PairCreator) creator;
+}
+#else
+static void add_to_instance(void *, const char *, lammpsplugin_factory1 *) {}
+#endif
+
 static void *pair_torchscript_creator(void *lmp)
 {
   return (void *) new PairTorchScript((LAMMPS *) lmp);
@@ -107,6 +121,7 @@ __attribute__((visibility("default"))) void lammpsplugin_init(void *lmp, void *h
   plugin.creator.v1 = (lammpsplugin_factory1 *) &pair_torchscript_creator;
   plugin.handle = handle;
   (*(lammpsplugin_regfunc) regfunc)(&plugin, lmp);
+  add_to_instance(lmp, plugin.name, plugin.creator.v1);
 #ifdef LMP_KOKKOS
   plugin.info = "pair_style torchscript/kk: the Kokkos twin of pair_style torchscript (lammps-adv)";
   const char *names[] = {"torchscript/kk", "torchscript/kk/device", "torchscript/kk/host"};
@@ -117,6 +132,7 @@ __attribute__((visibility("default"))) void lammpsplugin_init(void *lmp, void *h
     plugin.name = names[k];
     plugin.creator.v1 = creators[k];
     (*(lammpsplugin_regfunc) regfunc)(&plugin, lmp);
+    add_to_instance(lmp, plugin.name, plugin.creator.v1);
   }
 #endif
 }
