@@ -429,9 +429,7 @@ void PairTorchScript::compute(int eflag, int vflag)
 /* ----------------------------------------------------------------------
    Edges (centre, neighbour) within the model cutoff, sorted by centre, from the full list:
    centres are the local atoms, and for message passing the ghost atoms too. Written into
-   edge_buffer as [2, E] (sources, then destinations) without a branch:
-   every listed pair is stored and the count advances only for one within the cutoff (about
-   half of them with a 2 A skin, where a branch would be mispredicted every other time).
+   edge_buffer as [2, E] (sources, then destinations) by compact_edges().
 ------------------------------------------------------------------------- */
 
 int64_t PairTorchScript::build_edges(double **x)
@@ -451,21 +449,10 @@ int64_t PairTorchScript::build_edges(double **x)
   int64_t *src = edge_buffer.data_ptr<int64_t>();
   int64_t *dst = src + edge_capacity;
   // x[0] holds all coordinates contiguously: one load per neighbour instead of two
-  const double(*xyz)[3] = (const double(*)[3]) x[0];
-  int64_t n = 0;
-  for (int ii = 0; ii < ncentre; ii++) {
-    const int i = ilist[ii];
-    const double xi = xyz[i][0], yi = xyz[i][1], zi = xyz[i][2];
-    const int *jlist = firstneigh[i];
-    const int jnum = numneigh[i];
-    for (int jj = 0; jj < jnum; jj++) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const double dx = xyz[j][0] - xi, dy = xyz[j][1] - yi, dz = xyz[j][2] - zi;
-      src[n] = i;
-      dst[n] = j;
-      n += (dx * dx + dy * dy + dz * dz < cutsq_model);
-    }
-  }
+  const int64_t n = compact_edges(
+      ncentre, [ilist](int ii) { return ilist[ii]; }, [numneigh](int i) { return numneigh[i]; },
+      [firstneigh](int i) { return (const int *) firstneigh[i]; }, (const double(*)[3]) x[0],
+      cutsq_model, src, dst);
   std::memmove(src + n, dst, n * sizeof(int64_t));    // one contiguous [2, n] tensor
   return n;
 }

@@ -69,6 +69,32 @@ class PairTorchScript : public Pair {
   };
   // edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer
   int64_t build_edges(double **x);
+  // One branch-free pass over a full neighbour list: every listed pair is written to
+  // src[k], dst[k] and k advances only for one within the cutoff (about half of them with a
+  // 2 A skin, where a branch would be mispredicted every other time); returns the count.
+  // centre(ii) is the ii-th centre, count(i) and row(i) its neighbours, xyz the coordinates.
+  // Shared with the Kokkos twin (one host thread).
+  template <class Centre, class Count, class Row>
+  static int64_t compact_edges(int ncentre, Centre centre, Count count, Row row,
+                               const double (*xyz)[3], double cutsq, int64_t *src,
+                               int64_t *dst)
+  {
+    int64_t n = 0;
+    for (int ii = 0; ii < ncentre; ii++) {
+      const int i = centre(ii);
+      const double xi = xyz[i][0], yi = xyz[i][1], zi = xyz[i][2];
+      const int *jlist = row(i);
+      const int jnum = count(i);
+      for (int jj = 0; jj < jnum; jj++) {
+        const int j = jlist[jj] & NEIGHMASK;    // the special-bond bits off
+        const double dx = xyz[j][0] - xi, dy = xyz[j][1] - yi, dz = xyz[j][2] - zi;
+        src[n] = i;
+        dst[n] = j;
+        n += (dx * dx + dy * dy + dz * dz < cutsq);
+      }
+    }
+    return n;
+  }
   // the model on positions [nall,3] (float64, on the model's device: not copied, the model
   // does not write to them), species [nall], edges [2,E]; checks the contract on its output.
   // Never throws: failures come back in ok/message for check_all().

@@ -17,6 +17,7 @@
 
 #include <torch/cuda.h>
 
+#include <cstring>
 #include <string>
 #include <type_traits>
 
@@ -210,6 +211,25 @@ template <class DeviceType> int64_t PairTorchScriptKokkos<DeviceType>::build_edg
   const int ncentre = list->inum + (message_passing ? list->gnum : 0);
   auto x = atomKK->k_x.template view<DeviceType>();
   const double cutsq_model = cutoff * cutoff;
+
+  // one host thread: the single pass of pair_style torchscript (the two passes below let
+  // threads write in order without locks; alone, one thread only pays for them)
+  if constexpr (std::is_same<typename DeviceType::memory_space, Kokkos::HostSpace>::value) {
+    if (typename DeviceType::execution_space().concurrency() == 1 && d_neighbors.stride_1() == 1 &&
+        x.stride_1() == 1 && x.stride_0() == 3) {
+      int64_t listed = 0;
+      for (int ii = 0; ii < ncentre; ii++) listed += d_numneigh(d_ilist(ii));
+      grow(d_edges, 2 * listed, "torchscript/kk:edges");
+      int64_t *src = d_edges.data(), *dst = src + listed;
+      const int64_t n = PairTorchScript::compact_edges(
+          ncentre, [&](int ii) { return (int) d_ilist(ii); },
+          [&](int i) { return (int) d_numneigh(i); },
+          [&](int i) { return (const int *) &d_neighbors(i, 0); },
+          (const double(*)[3]) x.data(), cutsq_model, src, dst);
+      std::memmove(src + n, dst, n * sizeof(int64_t));
+      return n;
+    }
+  }
 
   grow(d_count, nall, "torchscript/kk:count");
   grow(d_offset, nall + 1, "torchscript/kk:offset");
