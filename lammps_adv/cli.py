@@ -74,7 +74,8 @@ def _add_demo(sub):
     p = sub.add_parser("demo", help="run the main job (the study at small scale)")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--scale", choices=["small", "full"], default="small",
-                   help="small: 96-atom glasses, about 12 min on 2 cores; full: 3000-atom glass, hours")
+                   help="small: 96-atom glasses, about 4 min on 2 cores; full: the study's "
+                        "3000-atom glass, about 40 min on 2 cores (default small)")
     p.add_argument("--ranks", type=int, default=2, help="MPI ranks for the parallel stages (default 2)")
     p.set_defaults(func=_run_demo)
 

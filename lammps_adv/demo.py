@@ -112,7 +112,8 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     t_start = time.perf_counter()
     print(f"lammps-adv demo, scale {scale}, {ranks} MPI ranks for parallel stages; outputs in {out}")
 
-    d.stage(f"dataset: melt-quench {s['glasses']} {s['glass_atoms']}-atom glasses, NVT MD of "
+    glasses = "glass" if s["glasses"] == 1 else "glasses"
+    d.stage(f"dataset: melt-quench {s['glasses']} {s['glass_atoms']}-atom {glasses}, NVT MD of "
             f"glass ({TRAIN_TEMPS[0]}-{TRAIN_TEMPS[-1]} K) and quartz "
             f"({QUARTZ_TEMPS[0]}-{QUARTZ_TEMPS[-1]} K) labelled by bks-dsf",
             "dataset", "generate", "-o", data, "--reference", "bks-dsf",
