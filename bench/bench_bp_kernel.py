@@ -60,7 +60,7 @@ def training_step(fused: bool, batch: int, rounds: int) -> float:
     the weights (second derivatives through the features' gradient pass)."""
     import torch
     from lammps_adv.models.bp import BehlerParrinello
-    from lammps_adv.training.train import loss_terms
+    from lammps_adv.training.train import item, loss_terms
     from lammps_adv.models.evaluate import evaluate
     from lammps_adv.structures import read_lammps_data
     atoms = read_lammps_data(bench_glass(192))
@@ -69,7 +69,7 @@ def training_step(fused: bool, batch: int, rounds: int) -> float:
     model.fused = fused
     x, cell, names = atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols()
     e, f = evaluate(BehlerParrinello(cutoff=6.0).eval(), x, cell, names)
-    items = [_item(model, x + 0.01 * k, cell, names, e, f) for k in range(batch)]
+    items = [item(model, x + 0.01 * k, cell, names, e, f) for k in range(batch)]
     weights = [q for q in model.parameters() if q.requires_grad]
     best = float("inf")
     for _ in range(rounds):
@@ -78,15 +78,6 @@ def training_step(fused: bool, batch: int, rounds: int) -> float:
         loss.backward(inputs=weights)
         best = min(best, time.perf_counter() - t)
     return best
-
-
-def _item(model, x, cell, names, energy, forces):
-    """One labelled configuration in the trainer's form."""
-    from lammps_adv.models.evaluate import periodic_input
-    from lammps_adv.training.train import Item
-    inp = periodic_input(model, x, cell, names)
-    return Item(inp.n, x, inp.species[:inp.n], inp.image_of, inp.offsets, inp.edge_index,
-                energy, forces)
 
 
 def run_case(n: int, fused: bool, threads: int, rounds: int) -> dict:

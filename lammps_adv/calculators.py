@@ -347,6 +347,7 @@ class TorchScriptCalculator(Calculator):
         self.model = model
         self.cutoff = float(model.cutoff)
         self.receptive_field = float(getattr(model, "receptive_field", self.cutoff))
+        self.periodic = hasattr(model, "energies_periodic")     # the graph network's shortcut
         if not (self.cutoff > 0 and np.isfinite(self.cutoff)):
             raise CalculatorError(f"TorchScript model {self.path.name}: cutoff {self.cutoff} A")
         self.species = tuple(normalize_symbol(s) or s for s in model.species)
@@ -361,60 +362,46 @@ class TorchScriptCalculator(Calculator):
         from lammps_adv.models.export import plain_execution
         from lammps_adv.models.graph import periodic_graph
         n = len(positions)
-        spec_idx = np.array([self.species.index(s) for s in self.symbols], dtype=np.int64)
-        if hasattr(self.model, "energies_periodic"):
-            return self._compute_periodic(positions, cell, spec_idx)
-        halo = max(self.receptive_field, self.cutoff)
+        # with energies_periodic images take their cell atom's state: images within the
+        # cutoff and edges centred on cell atoms are all it needs
+        halo = self.cutoff if self.periodic else max(self.receptive_field, self.cutoff)
         ext, image_of, edges = periodic_graph(positions, cell, self.cutoff, halo=halo,
                                               ghost_edges=halo > self.cutoff)
+        spec_idx = np.array([self.species.index(s) for s in self.symbols], dtype=np.int64)
         x = torch.tensor(ext, dtype=torch.float64, requires_grad=True)
+        args = (x, torch.from_numpy(spec_idx[image_of]),
+                torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64)), n)
         with plain_execution():
-            e_atoms = self.model(x, torch.from_numpy(spec_idx[image_of]),
-                                 torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64)), n)
-        # the contract, as the plugin checks it: one float64 energy per position given
-        # (cell atoms and their images)
-        if not isinstance(e_atoms, torch.Tensor) or tuple(e_atoms.shape) != (len(ext),):
-            shape = list(e_atoms.shape) if isinstance(e_atoms, torch.Tensor) else type(e_atoms).__name__
-            raise CalculatorError(f"{self.spec}: model output has shape {shape} for {len(ext)} "
-                                  f"positions ({n} in the cell); the contract is one energy per "
-                                  f"position, shape [{len(ext)}]")
-        if e_atoms.dtype != torch.float64:
-            raise CalculatorError(f"{self.spec}: model output has dtype {e_atoms.dtype}, the "
-                                  "contract needs float64")
+            if self.periodic:
+                e_atoms = self.model.energies_periodic(
+                    *args, torch.from_numpy(np.ascontiguousarray(image_of, dtype=np.int64)))
+            else:
+                e_atoms = self.model(*args)
+        self._check_energies(e_atoms, n, len(ext))
         energy = e_atoms[:n].sum()
-        return self._energy_forces(energy, x, image_of, n)
-
-    def _compute_periodic(self, positions, cell, spec_idx):
-        """A model with ``energies_periodic`` (the graph network): images take the state of
-        their cell atom, so only edges centred on cell atoms within the cutoff are needed
-        (the same energies as the contract call, with less work)."""
-        import torch
-
-        from lammps_adv.models.export import plain_execution
-        from lammps_adv.models.graph import periodic_graph
-        n = len(positions)
-        ext, image_of, edges = periodic_graph(positions, cell, self.cutoff, halo=self.cutoff,
-                                              ghost_edges=False)
-        x = torch.tensor(ext, dtype=torch.float64, requires_grad=True)
-        with plain_execution():
-            e_atoms = self.model.energies_periodic(
-                x, torch.from_numpy(spec_idx[image_of]),
-                torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64)), n,
-                torch.from_numpy(np.ascontiguousarray(image_of, dtype=np.int64)))
-        if not isinstance(e_atoms, torch.Tensor) or tuple(e_atoms.shape) != (n,) or \
-                e_atoms.dtype != torch.float64:
-            raise CalculatorError(f"{self.spec}: energies_periodic must return one float64 "
-                                  f"energy per cell atom, shape [{n}]")
-        return self._energy_forces(e_atoms.sum(), x, image_of, n)
-
-    @staticmethod
-    def _energy_forces(energy, x, image_of, n):
-        """The energy and the forces on the cell atoms, images folded back onto them."""
-        import torch
         (grad,) = torch.autograd.grad(energy, x)
         forces = np.zeros((n, 3))
         np.add.at(forces, image_of, -grad.detach().numpy())
         return energy.detach().numpy(), forces
+
+    def _check_energies(self, e_atoms, n, n_positions):
+        """One float64 energy per cell atom (energies_periodic) or, the contract as the plugin
+        checks it, per position given (cell atoms and their images)."""
+        import torch
+        if self.periodic:
+            if not isinstance(e_atoms, torch.Tensor) or tuple(e_atoms.shape) != (n,) or \
+                    e_atoms.dtype != torch.float64:
+                raise CalculatorError(f"{self.spec}: energies_periodic must return one float64 "
+                                      f"energy per cell atom, shape [{n}]")
+            return
+        if not isinstance(e_atoms, torch.Tensor) or tuple(e_atoms.shape) != (n_positions,):
+            shape = list(e_atoms.shape) if isinstance(e_atoms, torch.Tensor) else type(e_atoms).__name__
+            raise CalculatorError(f"{self.spec}: model output has shape {shape} for {n_positions} "
+                                  f"positions ({n} in the cell); the contract is one energy per "
+                                  f"position, shape [{n_positions}]")
+        if e_atoms.dtype != torch.float64:
+            raise CalculatorError(f"{self.spec}: model output has dtype {e_atoms.dtype}, the "
+                                  "contract needs float64")
 
 
 # ---------------------------------------------------------------------------- ASE

@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lammps_adv import adversarial
+from lammps_adv.experiments.probe import CORE_DISTANCE
 from lammps_adv.structures import min_pair_distance
-
-CORE_DISTANCE = 1.2          # A, as the probe's core flag
 
 STRATEGIES = ("baseline", "more-md", "adversarial", "step-f-app", "step-f-acc", "forces",
               "uncertainty")

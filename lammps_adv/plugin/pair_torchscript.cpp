@@ -446,15 +446,11 @@ int64_t PairTorchScript::build_edges(double **x)
     edge_capacity = listed + listed / 4 + 64;
     edge_buffer = torch::empty({2 * edge_capacity}, torch::kInt64);
   }
-  int64_t *src = edge_buffer.data_ptr<int64_t>();
-  int64_t *dst = src + edge_capacity;
   // x[0] holds all coordinates contiguously: one load per neighbour instead of two
-  const int64_t n = compact_edges(
+  return compact_edges(
       ncentre, [ilist](int ii) { return ilist[ii]; }, [numneigh](int i) { return numneigh[i]; },
       [firstneigh](int i) { return (const int *) firstneigh[i]; }, (const double(*)[3]) x[0],
-      cutsq_model, src, dst);
-  std::memmove(src + n, dst, n * sizeof(int64_t));    // one contiguous [2, n] tensor
-  return n;
+      cutsq_model, edge_buffer.data_ptr<int64_t>(), edge_capacity);
 }
 
 /* ----------------------------------------------------------------------

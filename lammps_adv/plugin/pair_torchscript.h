@@ -32,6 +32,7 @@
 #endif
 #endif
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -69,16 +70,18 @@ class PairTorchScript : public Pair {
   };
   // edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer
   int64_t build_edges(double **x);
-  // One branch-free pass over a full neighbour list: every listed pair is written to
-  // src[k], dst[k] and k advances only for one within the cutoff (about half of them with a
-  // 2 A skin, where a branch would be mispredicted every other time); returns the count.
-  // centre(ii) is the ii-th centre, count(i) and row(i) its neighbours, xyz the coordinates.
-  // Shared with the Kokkos twin (one host thread).
+  // One branch-free pass over a full neighbour list: every listed pair is written (the
+  // destination into out[room + k]) and k advances only for one within the cutoff (about half
+  // of them with a 2 A skin, where a branch would be mispredicted every other time); the
+  // destinations then move next to the sources, so out holds one contiguous [2, n] array.
+  // room >= the number of listed pairs; returns n. centre(ii) is the ii-th centre, count(i)
+  // and row(i) its neighbours, xyz the coordinates. Shared with the Kokkos twin (one host
+  // thread).
   template <class Centre, class Count, class Row>
   static int64_t compact_edges(int ncentre, Centre centre, Count count, Row row,
-                               const double (*xyz)[3], double cutsq, int64_t *src,
-                               int64_t *dst)
+                               const double (*xyz)[3], double cutsq, int64_t *out, int64_t room)
   {
+    int64_t *src = out, *dst = out + room;
     int64_t n = 0;
     for (int ii = 0; ii < ncentre; ii++) {
       const int i = centre(ii);
@@ -93,6 +96,7 @@ class PairTorchScript : public Pair {
         n += (dx * dx + dy * dy + dz * dz < cutsq);
       }
     }
+    std::memmove(src + n, dst, n * sizeof(int64_t));
     return n;
   }
   // the model on positions [nall,3] (float64, on the model's device: not copied, the model

@@ -21,6 +21,7 @@ class RecordingFix:
         self.installed = False
         self.symbols = self.species_source = None
         self._types = self._type_elements = None
+        self._last_tally = None       # reader of the step of the last energy tally
 
     def box_exists(self) -> bool:
         return bool(self.lmp.extract_setting("box_exist"))
@@ -78,12 +79,19 @@ class RecordingFix:
         return self.lmp.extract_compute(f"{self.id}_pe", 0, 0)
 
     def energy_tallied(self, step: int) -> bool:
-        tallied = self.lmp.extract_global("eflag_global")
-        if tallied is None:       # LAMMPS 2021: from the compat library (lammps_adv.engine)
-            fn = self.lmp.lib.lammps_adv_eflag_global
-            fn.restype, fn.argtypes = ctypes.c_int64, [ctypes.c_void_p]
-            tallied = fn(self.lmp.lmp)
-        return int(tallied) == step
+        if self._last_tally is None:
+            self._last_tally = self._tally_reader()
+        return int(self._last_tally()) == step
+
+    def _tally_reader(self):
+        """How to read the step whose energy was last tallied: extract_global (LAMMPS 2022+)
+        or, for LAMMPS 2021, the compat library's function (lammps_adv.engine)."""
+        lmp = self.lmp
+        if lmp.extract_global("eflag_global") is not None:
+            return lambda: lmp.extract_global("eflag_global")
+        fn = lmp.lib.lammps_adv_eflag_global
+        fn.restype, fn.argtypes = ctypes.c_int64, [ctypes.c_void_p]
+        return lambda: fn(lmp.lmp)
 
     def symbols_for(self, types, step, natoms, started: bool):
         """Rank 0: the element of every atom; errors when atoms were lost or changed."""

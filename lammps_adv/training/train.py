@@ -84,17 +84,20 @@ def periodic_path(model) -> bool:
     return hasattr(model, "energies_periodic") and not isinstance(model, torch.jit.ScriptModule)
 
 
+def item(model, positions, cell, names, energy, forces) -> Item:
+    """One labelled configuration in the form the trainer takes (contract input + labels)."""
+    inp = periodic_input(model, positions, cell, names, local_only=periodic_path(model))
+    return Item(inp.n, np.asarray(positions, dtype=np.float64), inp.species, inp.image_of,
+                inp.offsets, inp.edge_index, energy, forces)
+
+
 def prepare(model, ds: Dataset, indices) -> list[Item]:
-    sp_map = species_indices(model.species, ds.species)
+    species_indices(model.species, ds.species)     # every species of the file is the model's
     items = []
-    local_only = periodic_path(model)
     for i in indices:
         c = ds.config(int(i))
         names = [ds.species[k] for k in c["species"]]
-        inp = periodic_input(model, c["positions"], c["cell"], names, local_only=local_only)
-        items.append(Item(inp.n, np.asarray(c["positions"], dtype=np.float64),
-                          sp_map[c["species"]], inp.image_of, inp.offsets, inp.edge_index,
-                          c["energy"], c["forces"]))
+        items.append(item(model, c["positions"], c["cell"], names, c["energy"], c["forces"]))
     return items
 
 

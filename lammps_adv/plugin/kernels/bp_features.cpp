@@ -330,6 +330,11 @@ struct Block {
   }
 };
 
+// d/dv [exp(-eta r^2) fc(r)] = radial_slope v for edge a: exp(-eta r^2) (fc'(r) / r - 2 eta fc)
+static inline double radial_slope(double eta, const Block& B, int64_t a) {
+  return exp_poly(-eta * B.r2[a]) * (B.dfc[a] * B.inv_r[a] - 2.0 * eta * B.fc[a]);
+}
+
 // The angular rows of one first edge (centre species sa): for each species s of the partners
 // (the contiguous range [i0, i1) of them) and each angular function k,
 // row(sa, s)[k] += pair_weight(sa, s) * sum(k, i0, i1). Shared by the forward and jvp passes.
@@ -369,14 +374,11 @@ void backward_centre(const Params& p, Block& B, const double* wgt) {
   const int64_t n = B.n, S = p.S, R = p.R, A = p.A;
   const size_t nu = p.eta_u.size();
   const double* w4 = wgt + S * R;
-  // radial: d/dv [exp(-eta r^2) fc(r)] = exp(-eta r^2) (fc'(r) / r - 2 eta fc) v
+  // radial: d/dv [exp(-eta r^2) fc(r)] = radial_slope v
   for (int64_t a = 0; a < n; ++a) {
     const double* row = wgt + B.sp[a] * R;
     double c = 0.0;
-    for (int64_t k = 0; k < R; ++k) {
-      const double eta = p.radial_etas[k];
-      c += row[k] * exp_poly(-eta * B.r2[a]) * (B.dfc[a] * B.inv_r[a] - 2.0 * eta * B.fc[a]);
-    }
+    for (int64_t k = 0; k < R; ++k) c += row[k] * radial_slope(p.radial_etas[k], B, a);
     B.gx[a] += c * B.x[a];
     B.gy[a] += c * B.y[a];
     B.gz[a] += c * B.z[a];
@@ -480,11 +482,7 @@ void jvp_centre(const Params& p, Block& B, double* dg) {
   double* dg4 = dg + S * R;
   for (int64_t a = 0; a < n; ++a) {
     double* row = dg + B.sp[a] * R;
-    const double d = B.dfc[a] * B.inv_r[a], vu = B.vu[a];
-    for (int64_t k = 0; k < R; ++k) {
-      const double eta = p.radial_etas[k];
-      row[k] += exp_poly(-eta * B.r2[a]) * (d - 2.0 * eta * B.fc[a]) * vu;
-    }
+    for (int64_t k = 0; k < R; ++k) row[k] += radial_slope(p.radial_etas[k], B, a) * B.vu[a];
   }
   for (int64_t a = 0; a + 1 < n; ++a) {
     B.partners(p, a, true);
@@ -656,7 +654,6 @@ class BPFeaturesVJP : public torch::autograd::Function<BPFeaturesVJP> {
 };
 
 // Autograd: the features' gradient pass, differentiable once more in dE/dG (force training).
-
 class BPFeatures : public torch::autograd::Function<BPFeatures> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, Tensor vec, Tensor offsets,

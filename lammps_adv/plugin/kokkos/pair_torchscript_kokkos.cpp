@@ -17,7 +17,6 @@
 
 #include <torch/cuda.h>
 
-#include <cstring>
 #include <string>
 #include <type_traits>
 
@@ -220,14 +219,11 @@ template <class DeviceType> int64_t PairTorchScriptKokkos<DeviceType>::build_edg
       int64_t listed = 0;
       for (int ii = 0; ii < ncentre; ii++) listed += d_numneigh(d_ilist(ii));
       grow(d_edges, 2 * listed, "torchscript/kk:edges");
-      int64_t *src = d_edges.data(), *dst = src + listed;
-      const int64_t n = PairTorchScript::compact_edges(
+      return PairTorchScript::compact_edges(
           ncentre, [&](int ii) { return (int) d_ilist(ii); },
           [&](int i) { return (int) d_numneigh(i); },
           [&](int i) { return (const int *) &d_neighbors(i, 0); },
-          (const double(*)[3]) x.data(), cutsq_model, src, dst);
-      std::memmove(src + n, dst, n * sizeof(int64_t));
-      return n;
+          (const double(*)[3]) x.data(), cutsq_model, d_edges.data(), listed);
     }
   }
 
