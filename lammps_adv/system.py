@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.elements import LABELMAP_SINCE
+from lammps_adv.elements import can_label_types
 from lammps_adv.engine import open_lammps
 from lammps_adv.potentials import get as get_potential
 from lammps_adv.structures import (BAR_PER_EV_A3, SPECIES, StructureError, cell_of,
@@ -80,7 +80,7 @@ class LammpsSystem:
             check_types(lmp, str(path))
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                labels = int(lmp.version()) >= LABELMAP_SINCE
+                labels = can_label_types(lmp)
                 lmp.command(f"read_data {write_lammps_data(Path(tmp) / 's.data', structure, type_labels=labels)}")
         self.potential.apply(lmp)
         lmp.commands_list(["neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",

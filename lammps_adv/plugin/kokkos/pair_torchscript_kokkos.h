@@ -20,6 +20,10 @@
 
 #include "kokkos_type.h"
 
+#ifndef LAMMPS_ADV_KOKKOS_TRANSFORM_VIEWS
+#define LAMMPS_ADV_KOKKOS_TRANSFORM_VIEWS 0
+#endif
+
 namespace LAMMPS_NS {
 
 template <class DeviceType> class PairTorchScriptKokkos : public PairTorchScript {
@@ -51,8 +55,16 @@ template <class DeviceType> class PairTorchScriptKokkos : public PairTorchScript
   Kokkos::View<int64_t *, DeviceType> d_species;
   Kokkos::View<int64_t *, DeviceType> d_type2species;
 
+  // per-atom energies: a dual view until 2025; later LAMMPS keep Kokkos arrays in their own
+  // precision (KK_ACC_FLOAT) beside the legacy double arrays, in "transform" views
+  // (CMakeLists.txt reads which from kokkos_type.h)
+#if LAMMPS_ADV_KOKKOS_TRANSFORM_VIEWS
+  DAT::ttransform_kkacc_1d k_eatom;
+  typename AT::t_kkacc_1d d_eatom;
+#else
   DAT::tdual_efloat_1d k_eatom;
   typename AT::t_efloat_1d d_eatom;
+#endif
 };
 
 }    // namespace LAMMPS_NS
