@@ -22,9 +22,9 @@ SHIPPED = {"bp": POTENTIALS / "bp_bks_dsf.pt", "gnn": POTENTIALS / "gnn_bks_dsf.
 BAR_PER_EV_A3 = 1.602176634e6
 
 
-def lammps_eval(data, model_file, comm=None) -> dict:
+def lammps_eval(data, model_file, comm=None, log=None) -> dict:
     from lammps_adv.engine import open_lammps
-    lmp = open_lammps(comm=comm)
+    lmp = open_lammps(comm=comm, log=log)
     try:
         lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
                            f"read_data {data}"]
@@ -63,9 +63,20 @@ def python_ref(glass):
     return out
 
 
+def model_call(log: str) -> str:
+    """Which model method the plugin logged for the first step."""
+    import re
+    m = re.search(r"pair_style torchscript: (\w+)\(\)", Path(log).read_text())
+    return m.group(1) if m else "?"
+
+
 @pytest.fixture(scope="module")
-def serial(glass):
-    return {kind: lammps_eval(glass, path) for kind, path in SHIPPED.items()}
+def serial(glass, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("logs")
+    out = {kind: lammps_eval(glass, path, log=str(logs / f"{kind}.log"))
+           for kind, path in SHIPPED.items()}
+    out["gnn"]["call"] = model_call(logs / "gnn.log")
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +133,23 @@ def test_lammps_equals_python_two_ranks(kind, two_ranks, python_ref):
     assert_same(two_ranks[kind], python_ref[kind])
 
 
+def test_graph_network_call_in_lammps(serial, two_ranks):
+    # one rank: every ghost is an image of a local atom, so the plugin calls the model's
+    # energies_periodic() (images take their owner's state, local centres only); on 2 ranks
+    # rank 0 has ghosts of the other rank: forward() on the ghost graph. Both equal Python
+    # (the tests above).
+    assert serial["gnn"]["call"] == "energies_periodic"
+    assert two_ranks["gnn"]["call"] == "forward"
+
+
 def main(data: str, out_file: str) -> None:
     from lammps_adv.engine import mpi_comm
     comm = mpi_comm()
     res = {"nprocs": comm.Get_size()}
     for kind, path in SHIPPED.items():
-        res[kind] = lammps_eval(data, path, comm=comm)
+        res[kind] = lammps_eval(data, path, comm=comm, log=str(Path(out_file).with_suffix(f".{kind}.log")))
     if comm.Get_rank() == 0:
+        res["gnn"]["call"] = model_call(Path(out_file).with_suffix(".gnn.log"))
         Path(out_file).write_text(json.dumps(res))
 
 

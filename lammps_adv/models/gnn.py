@@ -174,8 +174,9 @@ class GraphNetwork(nn.Module):
         needed (``periodic_graph(..., halo=cutoff, ghost_edges=False)``) and each round
         updates n_local nodes only: about 1.6x less work than ``forward`` at 3000 atoms. Used
         for training and, exported with the model, by Python's periodic evaluations
-        (``lammps_adv.calculators``); LAMMPS calls ``forward`` (its ghosts are real atoms
-        of other ranks).
+        (``lammps_adv.calculators``) and by the LAMMPS plugin wherever all ghosts of a
+        rank are images of its own atoms (one rank); elsewhere LAMMPS calls ``forward``
+        (ghosts of other ranks).
         """
         self._check_species(species)
         ctr = edge_index[0]

@@ -63,7 +63,8 @@ std::string shape_str(const torch::Tensor &t)
 
 PairTorchScript::PairTorchScript(LAMMPS *lmp) :
     Pair(lmp), device_choice(DeviceChoice::CPU), device(torch::kCPU), model_loaded(false),
-    cutoff(0.0), receptive_field(0.0), message_passing(false)
+    cutoff(0.0), receptive_field(0.0), message_passing(false), periodic_allowed(true),
+    periodic_method(false), periodic_logged(-1)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -104,6 +105,7 @@ void PairTorchScript::allocate()
 void PairTorchScript::settings(int narg, char **arg)
 {
   device_choice = DeviceChoice::CPU;
+  periodic_allowed = true;
   int iarg = 0;
   while (iarg < narg) {
     std::string key = arg[iarg];
@@ -121,10 +123,15 @@ void PairTorchScript::settings(int narg, char **arg)
         error->all(FLERR, "pair_style torchscript: unknown device '{}' (use cpu, cuda or auto)",
                    val);
       iarg += 2;
+    } else if (key == "periodic") {
+      if (iarg + 1 >= narg || (strcmp(arg[iarg + 1], "auto") != 0 && strcmp(arg[iarg + 1], "no") != 0))
+        error->all(FLERR, "pair_style torchscript: keyword periodic needs a value: auto or no");
+      periodic_allowed = strcmp(arg[iarg + 1], "auto") == 0;
+      iarg += 2;
     } else {
       error->all(FLERR,
                  "pair_style torchscript: unknown keyword '{}' "
-                 "(usage: pair_style torchscript [device cpu|cuda|auto])",
+                 "(usage: pair_style torchscript [device cpu|cuda|auto] [periodic auto|no])",
                  key);
     }
   }
@@ -287,9 +294,13 @@ void PairTorchScript::load_model(const std::string &path)
   const bool uses_detach = model.dump_to_str(true, false, false).find("aten::detach") !=
       std::string::npos;
   bool frozen = false;
+  const bool has_periodic = model.find_method("energies_periodic").has_value();
   if (!uses_detach) {
     try {
-      model = torch::jit::freeze(model, std::nullopt, /*optimize_numerics=*/false);
+      // freezing keeps forward() only, unless told otherwise
+      std::optional<std::vector<std::string>> keep;
+      if (has_periodic) keep = std::vector<std::string>{"energies_periodic"};
+      model = torch::jit::freeze(model, keep, /*optimize_numerics=*/false);
       frozen = true;
     } catch (const c10::Error &e) {
       if (comm->me == 0)
@@ -299,6 +310,9 @@ void PairTorchScript::load_model(const std::string &path)
   }
   if (!frozen)
     for (auto p : model.parameters()) p.requires_grad_(false);
+  periodic_method =
+      periodic_allowed && message_passing && model.find_method("energies_periodic").has_value();
+  periodic_logged = -1;
   model_loaded = true;
 
   if (comm->me == 0) {
@@ -308,7 +322,7 @@ void PairTorchScript::load_model(const std::string &path)
                    "pair_style torchscript: model {} species [{}] cutoff {} A receptive_field "
                    "{} A{}{}\n",
                    path, names, cutoff, receptive_field,
-                   message_passing ? " (message passing: edges of ghost atoms too)" : "",
+                   message_passing ? " (message passing)" : "",
                    frozen ? ", frozen" : uses_detach ? ", not frozen (it uses detach)" : ", not frozen");
   }
 }
@@ -398,7 +412,18 @@ void PairTorchScript::compute(int eflag, int vflag)
     check_all(true, "");
     return;
   }
-  const int64_t nedge = build_edges(x);
+  // a message-passing model's energies_periodic(): where every ghost of this rank is an image
+  // of one of its own atoms (one rank, or a rank spanning the box), ghosts take their owner's
+  // state and only local atoms are centres (fewer edges, fewer node updates); else forward()
+  const bool periodic = periodic_method && ghost_owners(nlocal, nall);
+  if (comm->me == 0 && periodic_method && periodic_logged != (int) periodic) {
+    periodic_logged = (int) periodic;
+    utils::logmesg(lmp, "pair_style torchscript: {} at step {}\n",
+                   periodic ? "energies_periodic() (ghosts take their owner's state)"
+                            : "forward() (ghosts of rank 0 owned by other ranks)",
+                   update->ntimestep);
+  }
+  const int64_t nedge = build_edges(x, message_passing && !periodic);
 
   if (species_buffer.numel() < nall)
     species_buffer = torch::empty({(int64_t) (nall + nall / 4 + 16)}, torch::kInt64);
@@ -417,7 +442,12 @@ void PairTorchScript::compute(int eflag, int vflag)
     species = species.to(device);
     edges = edges.to(device);
   }
-  ModelOutput out = evaluate(pos, species, edges, nlocal, eflag_atom);
+  torch::Tensor image_of;
+  if (periodic) {
+    image_of = image_buffer.narrow(0, 0, nall);
+    if (!device.is_cpu()) image_of = image_of.to(device);
+  }
+  ModelOutput out = evaluate(pos, species, edges, nlocal, eflag_atom, image_of);
   if (out.ok && !device.is_cpu()) {
     out.forces = out.forces.to(torch::kCPU);
     if (out.energies.defined()) out.energies = out.energies.to(torch::kCPU);
@@ -432,9 +462,9 @@ void PairTorchScript::compute(int eflag, int vflag)
    edge_buffer as [2, E] (sources, then destinations) by compact_edges().
 ------------------------------------------------------------------------- */
 
-int64_t PairTorchScript::build_edges(double **x)
+int64_t PairTorchScript::build_edges(double **x, bool ghost_centres)
 {
-  const int ncentre = list->inum + (message_passing ? list->gnum : 0);
+  const int ncentre = list->inum + (ghost_centres ? list->gnum : 0);
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
@@ -454,24 +484,51 @@ int64_t PairTorchScript::build_edges(double **x)
 }
 
 /* ----------------------------------------------------------------------
+   For energies_periodic(): the owner (a local atom) of every ghost into image_buffer
+   (local atoms are their own); false when a ghost belongs to another rank or LAMMPS keeps
+   no atom map. atom->map() gives the owned copy of an atom when this rank has one.
+------------------------------------------------------------------------- */
+
+bool PairTorchScript::ghost_owners(int nlocal, int nall)
+{
+  if (atom->map_style == 0 || !atom->tag_enable) return false;
+  if (image_buffer.numel() < nall)
+    image_buffer = torch::empty({(int64_t) (nall + nall / 4 + 16)}, torch::kInt64);
+  int64_t *owner = image_buffer.data_ptr<int64_t>();
+  for (int i = 0; i < nlocal; i++) owner[i] = i;
+  const tagint *tag = atom->tag;
+  for (int j = nlocal; j < nall; j++) {
+    const int i = atom->map(tag[j]);
+    if (i < 0 || i >= nlocal) return false;
+    owner[j] = i;
+  }
+  return true;
+}
+
+/* ----------------------------------------------------------------------
    The model call: per-atom energies, their local sum, forces by autograd, and the checks
-   of the contract on what the model returned.
+   of the contract on what the model returned. With image_of defined: energies_periodic(),
+   which returns the local atoms' energies only.
 ------------------------------------------------------------------------- */
 
 PairTorchScript::ModelOutput PairTorchScript::evaluate(torch::Tensor pos,
                                                        const torch::Tensor &species,
                                                        const torch::Tensor &edges, int64_t nlocal,
-                                                       bool per_atom_energy)
+                                                       bool per_atom_energy,
+                                                       const torch::Tensor &image_of)
 {
   ModelOutput out;
-  const int64_t nall = pos.size(0);
+  const bool periodic = image_of.defined();
+  const int64_t nall = pos.size(0), nout = periodic ? nlocal : nall;
   try {
     torch::AutoGradMode grad_on(true);
     // the graph executor's optimisations off, as in Python (models.export.plain_execution):
     // eager autograd, no profiling runs
     torch::jit::GraphOptimizerEnabledGuard plain_execution(false);
     pos.requires_grad_(true);
-    auto result = model.forward({pos, species, edges, nlocal});
+    auto result = periodic
+        ? model.get_method("energies_periodic")({pos, species, edges, nlocal, image_of})
+        : model.forward({pos, species, edges, nlocal});
     if (!result.isTensor()) {
       out.ok = false;
       out.message = fmt::format("model returned {} instead of a Tensor of per-atom energies",
@@ -485,11 +542,13 @@ PairTorchScript::ModelOutput PairTorchScript::evaluate(torch::Tensor pos,
                                 c10::toString(e.scalar_type()));
       return out;
     }
-    if (e.dim() != 1 || e.size(0) != nall) {
+    if (e.dim() != 1 || e.size(0) != nout) {
       out.ok = false;
-      out.message = fmt::format("model output has shape {}, the contract needs [{}] (one energy "
-                                "per local and ghost atom)",
-                                shape_str(e), nall);
+      out.message = periodic
+          ? fmt::format("energies_periodic output has shape {}, it needs [{}] (one energy per "
+                        "local atom)", shape_str(e), nout)
+          : fmt::format("model output has shape {}, the contract needs [{}] (one energy "
+                        "per local and ghost atom)", shape_str(e), nall);
       return out;
     }
     torch::Tensor etot = e.narrow(0, 0, nlocal).sum();

@@ -1,6 +1,6 @@
 /* pair_style torchscript: evaluate a TorchScript model (the lammps-adv model contract).
 
-   pair_style torchscript [device cpu|cuda|auto]
+   pair_style torchscript [device cpu|cuda|auto] [periodic auto|no]
    pair_coeff * * model.pt Si O        (LAMMPS type i -> model species name)
 
    The model gets positions [N,3] (local atoms first, then ghosts), species [N], the directed
@@ -8,6 +8,11 @@
    style sums the first n_local energies, takes forces by autograd on all N positions (ghost
    forces are summed into their owners by LAMMPS' reverse communication, hence newton on) and
    the virial as sum_i r_i (x) f_i over local and ghost atoms.
+
+   A message-passing model that also exports energies_periodic(positions, species, edges,
+   n_local, image_of) -> [n_local] is called through it wherever every ghost of a rank is an
+   image of one of that rank's atoms (one rank): ghosts take their owner's state, and only
+   local atoms are centres. `periodic no` always calls forward().
 
    compute() is three steps, each its own function: build_edges() (neighbour list -> edge
    tensor), evaluate() (the model call and the contract checks; one function shared with the
@@ -32,6 +37,7 @@
 #endif
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -68,15 +74,19 @@ class PairTorchScript : public Pair {
     double energy = 0.0;    // sum of the local atoms' energies (eV)
     torch::Tensor forces, energies;
   };
-  // edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer
-  int64_t build_edges(double **x);
-  // One branch-free pass over a full neighbour list: every listed pair is written (the
-  // destination into out[room + k]) and k advances only for one within the cutoff (about half
-  // of them with a 2 A skin, where a branch would be mispredicted every other time); the
-  // destinations then move next to the sources, so out holds one contiguous [2, n] array.
-  // room >= the number of listed pairs; returns n. centre(ii) is the ii-th centre, count(i)
-  // and row(i) its neighbours, xyz the coordinates. Shared with the Kokkos twin (one host
-  // thread).
+  // edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer;
+  // centres: local atoms, and with ghost_centres the ghosts of the list too
+  int64_t build_edges(double **x, bool ghost_centres);
+  // for energies_periodic(): every ghost's owner into image_buffer, if all are local atoms
+  bool ghost_owners(int nlocal, int nall);
+  // One branch-free pass over a full neighbour list: every listed neighbour is written (into
+  // out[room + k]) and k advances only for one within the cutoff (about half of them with a
+  // 2 A skin, where a branch would be mispredicted every other time); each centre's sources
+  // are then filled in one vectorised run, and the destinations move next to them, so out
+  // holds one contiguous [2, n] array. room >= the number of listed pairs; returns n.
+  // centre(ii) is the ii-th centre, count(i) and row(i) its neighbours, xyz the coordinates.
+  // Shared with the Kokkos twin (one host thread). About 1 ns per listed pair: the loads of
+  // xyz[j] bound it (AVX2 gathers measured slower).
   template <class Centre, class Count, class Row>
   static int64_t compact_edges(int ncentre, Centre centre, Count count, Row row,
                                const double (*xyz)[3], double cutsq, int64_t *out, int64_t room)
@@ -88,13 +98,14 @@ class PairTorchScript : public Pair {
       const double xi = xyz[i][0], yi = xyz[i][1], zi = xyz[i][2];
       const int *jlist = row(i);
       const int jnum = count(i);
+      const int64_t first = n;
       for (int jj = 0; jj < jnum; jj++) {
         const int j = jlist[jj] & NEIGHMASK;    // the special-bond bits off
         const double dx = xyz[j][0] - xi, dy = xyz[j][1] - yi, dz = xyz[j][2] - zi;
-        src[n] = i;
         dst[n] = j;
         n += (dx * dx + dy * dy + dz * dz < cutsq);
       }
+      std::fill(src + first, src + n, (int64_t) i);
     }
     std::memmove(src + n, dst, n * sizeof(int64_t));
     return n;
@@ -102,8 +113,11 @@ class PairTorchScript : public Pair {
   // the model on positions [nall,3] (float64, on the model's device: not copied, the model
   // does not write to them), species [nall], edges [2,E]; checks the contract on its output.
   // Never throws: failures come back in ok/message for check_all().
+  // With image_of [nall] (each atom's owner, a local atom): the model's energies_periodic()
+  // instead of forward().
   ModelOutput evaluate(torch::Tensor pos, const torch::Tensor &species, const torch::Tensor &edges,
-                       int64_t nlocal, bool per_atom_energy);
+                       int64_t nlocal, bool per_atom_energy,
+                       const torch::Tensor &image_of = torch::Tensor());
   void accumulate(const ModelOutput &out, double **x, double **f, int nlocal, int nall);
 
   DeviceChoice device_choice;
@@ -114,11 +128,14 @@ class PairTorchScript : public Pair {
   double cutoff;             // edges within this distance (A)
   double receptive_field;    // ghost cutoff needed by message passing (A)
   bool message_passing;      // receptive_field > cutoff: edges of ghost atoms too
+  bool periodic_allowed;     // pair_style keyword periodic auto (default) | no
+  bool periodic_method;      // message passing with energies_periodic() (ghosts as images)
+  int periodic_logged;       // which call the log last named (-1: none yet)
   std::vector<std::string> model_species;
   std::vector<int64_t> type2species;    // LAMMPS type (1..ntypes) -> model species index
 
   // reused between steps: the edges [2, E] (room for 2 x edge_capacity), the species
-  torch::Tensor edge_buffer, species_buffer;
+  torch::Tensor edge_buffer, species_buffer, image_buffer;
   int64_t edge_capacity = 0;
 };
 
