@@ -95,7 +95,7 @@ def evaluate(kk: KokkosLammps, data, pot, cwd: Path, kokkos=None, per_atom=True)
 @pytest.fixture(scope="session")
 def files(tmp_path_factory):
     """Rattled 192-atom glass and 72-atom triclinic quartz (box < 2 x cutoff), the TorchScript
-    bks-dsf and a message-passing model."""
+    bks-dsf, a message-passing model and the shipped graph network."""
     import torch
     from lammps_adv.models import bks_dsf
     from lammps_adv.structures import amorphous, quartz, read_lammps_data, write_lammps_data
@@ -114,5 +114,7 @@ def files(tmp_path_factory):
         "small": str(strip_type_labels(write_lammps_data(d / "small.data", small))),
         "bks": str(bks_dsf.export(d / "bks_dsf.pt")),
         "mp": str(export_message_passing(d / "mp.pt")),
+        # the shipped graph network: message passing with energies_periodic()
+        "gnn": str(REPO / "potentials" / "gnn_bks_dsf.pt"),
         "dir": d,
     }

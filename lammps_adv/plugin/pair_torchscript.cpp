@@ -415,14 +415,7 @@ void PairTorchScript::compute(int eflag, int vflag)
   // a message-passing model's energies_periodic(): where every ghost of this rank is an image
   // of one of its own atoms (one rank, or a rank spanning the box), ghosts take their owner's
   // state and only local atoms are centres (fewer edges, fewer node updates); else forward()
-  const bool periodic = periodic_method && ghost_owners(nlocal, nall);
-  if (comm->me == 0 && periodic_method && periodic_logged != (int) periodic) {
-    periodic_logged = (int) periodic;
-    utils::logmesg(lmp, "pair_style torchscript: {} at step {}\n",
-                   periodic ? "energies_periodic() (ghosts take their owner's state)"
-                            : "forward() (ghosts of rank 0 owned by other ranks)",
-                   update->ntimestep);
-  }
+  const bool periodic = use_periodic(nlocal, nall);
   const int64_t nedge = build_edges(x, message_passing && !periodic);
 
   if (species_buffer.numel() < nall)
@@ -481,6 +474,24 @@ int64_t PairTorchScript::build_edges(double **x, bool ghost_centres)
       ncentre, [ilist](int ii) { return ilist[ii]; }, [numneigh](int i) { return numneigh[i]; },
       [firstneigh](int i) { return (const int *) firstneigh[i]; }, (const double(*)[3]) x[0],
       cutsq_model, edge_buffer.data_ptr<int64_t>(), edge_capacity);
+}
+
+/* ----------------------------------------------------------------------
+   Whether this step calls energies_periodic() (ghost owners in image_buffer) or forward();
+   the log names the call when it changes.
+------------------------------------------------------------------------- */
+
+bool PairTorchScript::use_periodic(int nlocal, int nall)
+{
+  const bool periodic = periodic_method && ghost_owners(nlocal, nall);
+  if (comm->me == 0 && periodic_method && periodic_logged != (int) periodic) {
+    periodic_logged = (int) periodic;
+    utils::logmesg(lmp, "pair_style torchscript: {} at step {}\n",
+                   periodic ? "energies_periodic() (ghosts take their owner's state)"
+                            : "forward() (ghosts of rank 0 owned by other ranks)",
+                   update->ntimestep);
+  }
+  return periodic;
 }
 
 /* ----------------------------------------------------------------------

@@ -79,6 +79,8 @@ class PairTorchScript : public Pair {
   int64_t build_edges(double **x, bool ghost_centres);
   // for energies_periodic(): every ghost's owner into image_buffer, if all are local atoms
   bool ghost_owners(int nlocal, int nall);
+  // energies_periodic() this step (owners in image_buffer), or forward(); logs changes
+  bool use_periodic(int nlocal, int nall);
   // One branch-free pass over a full neighbour list: every listed neighbour is written (into
   // out[room + k]) and k advances only for one within the cutoff (about half of them with a
   // 2 A skin, where a branch would be mispredicted every other time); each centre's sources

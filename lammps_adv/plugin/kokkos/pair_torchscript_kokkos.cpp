@@ -162,7 +162,11 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::compute(int 
     check_all(true, "");
     return;
   }
-  const int64_t nedge = build_edges_kokkos(nall);
+  // as the non-Kokkos style: energies_periodic() where every ghost is an image of a local
+  // atom (LAMMPS keeps the atom map on the host; the tags are synced there for it)
+  if (periodic_method) atomKK->sync(Host, TAG_MASK);
+  const bool periodic = use_periodic(nlocal, nall);
+  const int64_t nedge = build_edges_kokkos(nall, message_passing && !periodic);
 
   grow(d_species, nall, "torchscript/kk:species");
   auto species = d_species;
@@ -189,7 +193,9 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::compute(int 
 
   // the one model call shared with pair_style torchscript; its .item() calls have waited for
   // LibTorch's stream, so Kokkos may read the results right after
-  ModelOutput out = evaluate(pos, species_t, edges, nlocal, eflag_atom);
+  torch::Tensor image_of;
+  if (periodic) image_of = image_buffer.narrow(0, 0, nall).to(device);
+  ModelOutput out = evaluate(pos, species_t, edges, nlocal, eflag_atom, image_of);
   check_all(out.ok, out.message);
   accumulate_kokkos(out, nlocal, nall);
 }
@@ -201,13 +207,14 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::compute(int 
    ghosts for message passing.
 ------------------------------------------------------------------------- */
 
-template <class DeviceType> int64_t PairTorchScriptKokkos<DeviceType>::build_edges_kokkos(int nall)
+template <class DeviceType>
+int64_t PairTorchScriptKokkos<DeviceType>::build_edges_kokkos(int nall, bool ghost_centres)
 {
   auto k_list = static_cast<NeighListKokkos<DeviceType> *>(list);
   auto d_ilist = k_list->d_ilist;
   auto d_numneigh = k_list->d_numneigh;
   auto d_neighbors = k_list->d_neighbors;
-  const int ncentre = list->inum + (message_passing ? list->gnum : 0);
+  const int ncentre = list->inum + (ghost_centres ? list->gnum : 0);
   auto x = atomKK->k_x.template view<DeviceType>();
   const double cutsq_model = cutoff * cutoff;
 

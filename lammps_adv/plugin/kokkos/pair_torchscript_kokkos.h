@@ -43,7 +43,7 @@ template <class DeviceType> class PairTorchScriptKokkos : public PairTorchScript
 
   // edges (centre, neighbour) within the model cutoff from the Kokkos neighbour list into
   // d_edges (sources, then destinations), sorted by centre; returns their number
-  int64_t build_edges_kokkos(int nall);
+  int64_t build_edges_kokkos(int nall, bool ghost_centres);
   // forces, per-atom energies and the virial of one model call into the Kokkos views
   void accumulate_kokkos(const ModelOutput &out, int nlocal, int nall);
 
