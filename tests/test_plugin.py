@@ -375,6 +375,16 @@ class NoSpecies(torch.nn.Module):
         return positions.sum(dim=1)
 
 
+class BadPeriodic(TinyMessagePassing):
+    """energies_periodic() returning one energy per position instead of per local atom."""
+
+    @torch.jit.export
+    def energies_periodic(self, positions: torch.Tensor, species: torch.Tensor,
+                          edge_index: torch.Tensor, n_local: int,
+                          image_of: torch.Tensor) -> torch.Tensor:
+        return self.forward(positions, species, edge_index, n_local)
+
+
 def lammps_error(data, lines, pre=()) -> str:
     """Run the commands; return the LAMMPS error message (the test fails if there is none)."""
     lmp = open_lammps()
@@ -405,6 +415,8 @@ def bad_input(case, files, d):
         torch.jit.script(TinyMessagePassing().float()).save(str(model))
     elif case in ("shape", "dtype", "nan", "raise"):
         torch.jit.script(BadOutput(case)).save(str(model))
+    elif case == "periodic":
+        torch.jit.script(BadPeriodic().double()).save(str(model))
     else:
         model = Path(files["bks"])
     lines = torchscript(model)
@@ -421,6 +433,8 @@ def bad_input(case, files, d):
         lines[1] = f"pair_coeff * * {model} Si"
     elif case == "keyword":
         lines[0] = "pair_style torchscript threads 2"
+    elif case == "periodic_value":
+        lines[0] = "pair_style torchscript periodic yes"
     return lines, extra, pre
 
 
@@ -440,6 +454,8 @@ def bad_input(case, files, d):
     ("stress", "does not support per-atom virials"),
     ("args", "expected `pair_coeff \\* \\* model.pt`"),
     ("keyword", "unknown keyword 'threads'"),
+    ("periodic", "energies_periodic output has shape \\[\\d+\\], it needs \\[72\\]"),
+    ("periodic_value", "keyword periodic needs a value: auto or no"),
 ])
 def test_bad_input_is_a_clear_error(files, tmp_path, case, expected):
     lines, extra, pre = bad_input(case, files, tmp_path)

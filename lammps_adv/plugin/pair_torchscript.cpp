@@ -496,21 +496,26 @@ bool PairTorchScript::use_periodic(int nlocal, int nall)
 
 /* ----------------------------------------------------------------------
    For energies_periodic(): the owner (a local atom) of every ghost into image_buffer
-   (local atoms are their own); false when a ghost belongs to another rank or LAMMPS keeps
-   no atom map. atom->map() gives the owned copy of an atom when this rank has one.
+   (local atoms are their own), found by atom ID among the local atoms (no LAMMPS atom map
+   needed); false when a ghost belongs to another rank, or without atom IDs.
 ------------------------------------------------------------------------- */
 
 bool PairTorchScript::ghost_owners(int nlocal, int nall)
 {
-  if (atom->map_style == 0 || !atom->tag_enable) return false;
+  if (!atom->tag_enable || nlocal == 0) return false;
+  const tagint *tag = atom->tag;
+  tagint maxtag = 0;
+  for (int i = 0; i < nlocal; i++) maxtag = std::max(maxtag, tag[i]);
+  if (maxtag > 4 * (tagint) nall + 1024) return false;    // sparse IDs: not worth a table
+  local_of_tag.assign(maxtag + 1, -1);
+  for (int i = 0; i < nlocal; i++) local_of_tag[tag[i]] = i;
   if (image_buffer.numel() < nall)
     image_buffer = torch::empty({(int64_t) (nall + nall / 4 + 16)}, torch::kInt64);
   int64_t *owner = image_buffer.data_ptr<int64_t>();
   for (int i = 0; i < nlocal; i++) owner[i] = i;
-  const tagint *tag = atom->tag;
   for (int j = nlocal; j < nall; j++) {
-    const int i = atom->map(tag[j]);
-    if (i < 0 || i >= nlocal) return false;
+    const int i = tag[j] <= maxtag ? local_of_tag[tag[j]] : -1;
+    if (i < 0) return false;
     owner[j] = i;
   }
   return true;

@@ -138,6 +138,7 @@ class PairTorchScript : public Pair {
 
   // reused between steps: the edges [2, E] (room for 2 x edge_capacity), the species
   torch::Tensor edge_buffer, species_buffer, image_buffer;
+  std::vector<int> local_of_tag;    // atom ID -> local index (energies_periodic)
   int64_t edge_capacity = 0;
 };
 

@@ -163,7 +163,7 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::compute(int 
     return;
   }
   // as the non-Kokkos style: energies_periodic() where every ghost is an image of a local
-  // atom (LAMMPS keeps the atom map on the host; the tags are synced there for it)
+  // atom (owners found by atom ID on the host: the tags are synced there)
   if (periodic_method) atomKK->sync(Host, TAG_MASK);
   const bool periodic = use_periodic(nlocal, nall);
   const int64_t nedge = build_edges_kokkos(nall, message_passing && !periodic);
