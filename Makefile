@@ -27,8 +27,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # pair_style torchscript/kk on a real KOKKOS LAMMPS (docs/kokkos.md): LAMMPS 29 Sep 2021 +
-# Kokkos 3.4.01 from Debian source packages, built once (13-23 min measured on 2 busy cores) and cached in
-# ${XDG_CACHE_HOME:-~/.cache}/lammps-adv; then the plugin against it, then tests_kokkos/.
+# Kokkos 3.4.01 from Debian source packages with the environment's MPICH, built once (5-23 min
+# measured on 2 cores) and cached in ${XDG_CACHE_HOME:-~/.cache}/lammps-adv; then the plugin
+# against it, then tests_kokkos/ (1 and 2 MPI ranks).
 # LAMMPS_ADV_KOKKOS_LAMMPS=2025 LAMMPS_ADV_KOKKOS_SRC=<Kokkos 4.5 tree> make test-kokkos
 # KOKKOS_PLUGIN=build/plugin-kokkos-2025 runs the same on LAMMPS 4 Feb 2025 (docs/kokkos.md).
 KOKKOS_PLUGIN ?= build/plugin-kokkos

@@ -37,21 +37,37 @@ class KokkosLammps:
         self.entry = Path(entry_file.read_text().strip())
         self.lmp = self.entry / "build" / "lmp"
         self.lib = self.entry / "build" / "liblammps.so"
+        # the MPI library folder of a LAMMPS built with MPI ("" for the serial stubs)
+        mpi_file = plugin_dir / "kokkos_mpi.txt"
+        self.mpi_libdir = mpi_file.read_text().strip() if mpi_file.is_file() else ""
 
-    def run(self, lines, cwd: Path, kokkos=None, check=True, timeout=600, threads=None):
+    def env(self, **extra) -> dict:
+        """The environment of its programs: libmpi found (the build's own search path may
+        point into another clone's environment)."""
+        env = dict(os.environ, **OMP_ENV, **extra)
+        if self.mpi_libdir:
+            env["LD_LIBRARY_PATH"] = ":".join(
+                p for p in (self.mpi_libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p)
+        return env
+
+    def run(self, lines, cwd: Path, kokkos=None, check=True, timeout=600, threads=None,
+            ranks=1):
         """Run a deck (our plugin loaded first). kokkos: None (no Kokkos) or the thread count
         for `-k on t N -sf kk`; threads: OMP_NUM_THREADS (LibTorch's threads; default the
-        Kokkos threads, else 1). Returns the CompletedProcess (stdout = LAMMPS screen)."""
-        deck = Path(cwd) / f"in.{abs(hash(tuple(lines))) % 10**8}.{kokkos or 0}"
+        Kokkos threads, else 1); ranks > 1: under mpirun (a LAMMPS built with MPI). Returns
+        the CompletedProcess (stdout = LAMMPS screen)."""
+        deck = Path(cwd) / f"in.{abs(hash(tuple(lines))) % 10**8}.{kokkos or 0}.{ranks}"
         deck.write_text("\n".join([f"plugin load {self.plugin}", *lines]) + "\n")
         args = [str(self.lmp), "-in", str(deck), "-log", "none", "-nocite"]
-        env = dict(os.environ, **OMP_ENV, OMP_NUM_THREADS=str(threads or kokkos or 1))
+        if ranks > 1:
+            args = [str(Path(sys.executable).parent / "mpirun"), "-np", str(ranks)] + args
+        env = self.env(OMP_NUM_THREADS=str(threads or kokkos or 1))
         if kokkos:
             args += ["-k", "on", "t", str(kokkos), "-sf", "kk"]
         proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               env=env)
         if check and proc.returncode != 0:
-            raise AssertionError(f"lmp {' '.join(args[5:])} failed ({proc.returncode}):\n"
+            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc
 
@@ -68,10 +84,11 @@ def strip_type_labels(path: Path) -> Path:
     return path
 
 
-def evaluate(kk: KokkosLammps, data, pot, cwd: Path, kokkos=None, per_atom=True) -> dict:
+def evaluate(kk: KokkosLammps, data, pot, cwd: Path, kokkos=None, per_atom=True,
+             ranks=1) -> dict:
     """Energy, pressure tensor (bar), volume, forces and per-atom energies by atom ID, and
     the LAMMPS screen output."""
-    tag = f"{kokkos or 0}_{abs(hash(tuple(pot))) % 10**8}"
+    tag = f"{kokkos or 0}_{ranks}_{abs(hash(tuple(pot))) % 10**8}"
     dump = Path(cwd) / f"f_{tag}.dump"
     cols = "id fx fy fz" + (" c_pa" if per_atom else "")
     lines = ["units metal", "atom_style charge", "atom_modify map yes", f"read_data {data}",
@@ -82,7 +99,7 @@ def evaluate(kk: KokkosLammps, data, pot, cwd: Path, kokkos=None, per_atom=True)
              "thermo_style custom step pe vol " + " ".join(PRESS), "run 0",
              'print "RESULT $(pe:%.17g) $(vol:%.17g) ' +
              " ".join(f"$({k}:%.17g)" for k in PRESS) + '"']
-    proc = kk.run(lines, cwd, kokkos=kokkos)
+    proc = kk.run(lines, cwd, kokkos=kokkos, ranks=ranks)
     res = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1].split()[1:]
     rows = np.loadtxt(dump, skiprows=9)
     out = {"pe": float(res[0]), "vol": float(res[1]), "press": [float(v) for v in res[2:]],

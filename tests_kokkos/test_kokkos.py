@@ -101,6 +101,34 @@ def test_message_passing_kk_equals_torchscript(results, threads, model):
     assert_same(ts, kk, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
 
 
+# ------------------------------------------------------------------ MPI ranks
+@pytest.fixture(scope="module")
+def two_ranks(kk, files):
+    """torchscript/kk on 2 MPI ranks (1 Kokkos thread each): the lane's LAMMPS is built with
+    the MPICH of the project's environment."""
+    assert kk.mpi_libdir, ("this Kokkos LAMMPS was built with MPI's serial stubs: rebuild with "
+                           "tools/build_kokkos_plugin.sh from an environment with mpicxx")
+    d = Path(files["dir"])
+    res = {s: evaluate(kk, files[s], torchscript(files["bks"]), d, kokkos=1, ranks=2)
+           for s in ("glass", "small")}
+    for m in ("mp", "gnn"):
+        res[m] = evaluate(kk, files["glass"], torchscript(files[m]), d, kokkos=1, ranks=2)
+    return res
+
+
+@pytest.mark.parametrize("case", ["glass", "small", "mp", "gnn"])
+def test_two_ranks_kk_equals_one_rank_torchscript(results, two_ranks, case):
+    # ghosts owned by the other rank come through Kokkos communication; forces on them go
+    # back by reverse communication: the same numbers as one rank without Kokkos
+    one = results[{"glass": "ts_glass", "small": "ts_small", "mp": "mp_ts", "gnn": "gnn_ts"}[case]]
+    two = two_ranks[case]
+    assert re.search(r"\b2 by 1 by 1 MPI processor grid|1 by 2 by 1|1 by 1 by 2", two["log"]), \
+        two["log"][:2000]
+    if case == "gnn":     # rank 0's ghosts include the other rank's atoms: forward()
+        assert "forward() (ghosts of rank 0 owned by other ranks)" in two["log"]
+    assert_same(one, two, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
+
+
 # ------------------------------------------------------------------ dynamics
 def nve_drift(kk, data, pot, cwd, kokkos=None) -> float:
     """Largest |E_total(t) - E_total(0)| (eV) over 100 NVE steps of 1 fs from 1500 K."""

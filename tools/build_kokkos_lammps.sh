@@ -13,7 +13,8 @@
 #                                       (no Debian source package holds one; e.g.
 #                                       git clone -b 4.5.01 https://github.com/kokkos/kokkos;
 #                                       its headers are those of Debian's libtrilinos-kokkos-dev 16.1)
-#   packages KOKKOS (OpenMP + Serial backends), PLUGIN; shared library; MPI stubs (serial).
+#   packages KOKKOS (OpenMP + Serial backends), PLUGIN; shared library; MPI stubs (serial), or
+#   with LAMMPS_ADV_KOKKOS_MPICXX real MPI (the MPICH of the project's environment).
 #
 # The sources come through the ordinary Debian client with a private apt state (sources list,
 # lists and cache in the work folder): the system's apt configuration is not touched and no
@@ -26,6 +27,11 @@
 # Environment:
 #   LAMMPS_ADV_KOKKOS_LAMMPS  2021 (default) or 2025, see above
 #   LAMMPS_ADV_KOKKOS_SRC     with 2025: the Kokkos 4.5.x source tree
+#   LAMMPS_ADV_KOKKOS_MPICXX  an MPI C++ compiler wrapper (e.g. .venv/bin/mpicxx of MPICH):
+#                             LAMMPS with MPI instead of its serial stubs. The key holds the MPI
+#                             version, not the wrapper's path, so clones share the entry; its
+#                             programs find libmpi through LD_LIBRARY_PATH (or an MPI already
+#                             loaded, as lammps_adv does)
 #   LAMMPS_ADV_CACHE          cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/lammps-adv)
 #   LAMMPS_ADV_BUILD_JOBS     parallel compile jobs (default 2)
 #   LAMMPS_ADV_KOKKOS_CMAKE   extra CMake arguments (part of the cache key), e.g. for CUDA
@@ -60,6 +66,19 @@ CMAKE_ARGS=(
 )
 # shellcheck disable=SC2206
 [ -n "$EXTRA_CMAKE" ] && CMAKE_ARGS+=($EXTRA_CMAKE)
+MPICXX=${LAMMPS_ADV_KOKKOS_MPICXX:-}
+MPI_ID=""
+MPI_PATH_ARGS=()
+if [ -n "$MPICXX" ]; then
+  [ -x "$MPICXX" ] || { echo "build_kokkos_lammps: ERROR: LAMMPS_ADV_KOKKOS_MPICXX=$MPICXX is not an executable" >&2; exit 1; }
+  MPI_BIN=$(cd "$(dirname "$MPICXX")" && pwd)
+  CMAKE_ARGS=("${CMAKE_ARGS[@]/BUILD_MPI=OFF/BUILD_MPI=ON}")
+  MPI_ID=$( { "$MPI_BIN/mpichversion" 2>/dev/null || "$MPICXX" --version; } | head -1 | tr -s ' ')
+  MPI_PATH_ARGS=(-D "MPI_CXX_COMPILER=$MPI_BIN/$(basename "$MPICXX")" -D "MPI_C_COMPILER=$MPI_BIN/mpicc")
+  # the wrapper's library folder, for running lmp below
+  MPI_LIBDIR=$("$MPICXX" -show | tr ' ' '\n' | sed -n 's/^-L//p' | head -1)
+  export LD_LIBRARY_PATH="$MPI_LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 
 log() { echo "build_kokkos_lammps: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -83,10 +102,11 @@ if [ "$RELEASE" = 2025 ]; then
   esac
 fi
 KEY_TEXT="lammps=$LAMMPS_PKG trilinos=$TRILINOS_PKG kokkos=$KOKKOS_VERSION mie-graft=2 ${CMAKE_ARGS[*]} $(c++ --version | head -1)"
+[ -n "$MPI_ID" ] && KEY_TEXT="$KEY_TEXT mpi=$MPI_ID"
 KEY=$(printf '%s' "$KEY_TEXT" | sha256sum | cut -c1-12)
 case "$RELEASE" in
-  2021) ENTRY="$CACHE_ROOT/kokkos-lammps-20210929u2-kokkos$KOKKOS_VERSION-$KEY" ;;
-  2025) ENTRY="$CACHE_ROOT/kokkos-lammps-20250204-kokkos$KOKKOS_VERSION-$KEY" ;;
+  2021) ENTRY="$CACHE_ROOT/kokkos-lammps-20210929u2-kokkos$KOKKOS_VERSION${MPI_ID:+-mpi}-$KEY" ;;
+  2025) ENTRY="$CACHE_ROOT/kokkos-lammps-20250204-kokkos$KOKKOS_VERSION${MPI_ID:+-mpi}-$KEY" ;;
 esac
 
 if [ -f "$ENTRY/BUILD_INFO" ]; then
@@ -181,7 +201,7 @@ fi
 
 # --- configure and build ------------------------------------------------------------------------
 log "cmake configure"
-[ -f "$TMP/build/build.ninja" ] || cmake -S "$TMP/src/cmake" -B "$TMP/build" "${CMAKE_ARGS[@]}" >"$TMP/configure.log" 2>&1 ||
+[ -f "$TMP/build/build.ninja" ] || cmake -S "$TMP/src/cmake" -B "$TMP/build" "${CMAKE_ARGS[@]}" "${MPI_PATH_ARGS[@]}" >"$TMP/configure.log" 2>&1 ||
   { tail -30 "$TMP/configure.log" >&2; die "cmake configure failed"; }
 log "building with $JOBS jobs (a few minutes)"
 cmake --build "$TMP/build" -j "$JOBS" >"$TMP/build.log" 2>&1 ||
@@ -196,7 +216,8 @@ find "$TMP/build" -name '*.o' -delete
   echo "lammps_source_package=lammps $LAMMPS_PKG (LAMMPS $LAMMPS_NAME, Debian $SUITE)"
   if [ -n "$TRILINOS_PKG" ]; then echo "kokkos=$KOKKOS_VERSION from trilinos $TRILINOS_PKG"
   else echo "kokkos=$KOKKOS_VERSION from $KOKKOS_SRC"; fi
-  echo "cmake=${CMAKE_ARGS[*]}"
+  echo "cmake=${CMAKE_ARGS[*]} ${MPI_PATH_ARGS[*]}"
+  [ -n "$MPI_ID" ] && echo "mpi=$MPI_ID"
   echo "compiler=$(c++ --version | head -1)"
   echo "build_seconds=$(( $(date +%s) - T0 ))"
   grep -E "KOKKOS package API|Large-scale" <<<"$HELP" || true
