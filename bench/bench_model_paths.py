@@ -27,17 +27,19 @@ import numpy as np
 from common import REPO, bench_glass
 
 
-def graph_input(model, data):
-    """Positions, species and edges of the glass with its images, as the model takes them."""
+def graph_input(model, data, local_only: bool = False):
+    """Positions, species and edges of the glass with its images, as the model takes them, and
+    n and image_of (the cell atom of each position); local_only: edges centred on cell atoms
+    only (for energies_periodic)."""
     import torch
     from lammps_adv.models.evaluate import periodic_input
     from lammps_adv.structures import read_lammps_data
     atoms = read_lammps_data(data)
     inp = periodic_input(model, atoms.get_positions(), atoms.cell.array,
-                         atoms.get_chemical_symbols())
+                         atoms.get_chemical_symbols(), local_only=local_only)
     pos = torch.from_numpy(atoms.get_positions()[inp.image_of] + inp.offsets)
     return (pos, torch.from_numpy(inp.species[inp.image_of]),
-            torch.from_numpy(inp.edge_index), inp.n)
+            torch.from_numpy(inp.edge_index), inp.n), torch.from_numpy(inp.image_of)
 
 
 def energy_forces(model, pos, species, edges, n):
@@ -52,21 +54,14 @@ def folded(model, data, periodic: bool):
     """A call giving (energy, forces on the cell atoms) of the graph network on the glass:
     through energies_periodic (cell-atom edges) or the contract forward (images with state)."""
     import torch
-    from lammps_adv.models.evaluate import periodic_input
-    from lammps_adv.structures import read_lammps_data
-    atoms = read_lammps_data(data)
-    inp = periodic_input(model, atoms.get_positions(), atoms.cell.array,
-                         atoms.get_chemical_symbols(), local_only=periodic)
-    pos = torch.from_numpy(atoms.get_positions()[inp.image_of] + inp.offsets)
-    species = torch.from_numpy(inp.species[inp.image_of])
-    edges, image_of = torch.from_numpy(inp.edge_index), torch.from_numpy(inp.image_of)
+    (pos, species, edges, n), image_of = graph_input(model, data, local_only=periodic)
 
     def call():
         p = pos.clone().requires_grad_(True)
-        e = (model.energies_periodic(p, species, edges, inp.n, image_of) if periodic
-             else model(p, species, edges, inp.n)[:inp.n]).sum()
+        e = (model.energies_periodic(p, species, edges, n, image_of) if periodic
+             else model(p, species, edges, n)[:n]).sum()
         (g,) = torch.autograd.grad(e, p)
-        return float(e.detach()), torch.zeros(inp.n, 3, dtype=g.dtype).index_add(0, image_of, g)
+        return float(e.detach()), torch.zeros(n, 3, dtype=g.dtype).index_add(0, image_of, g)
     return call
 
 
@@ -103,12 +98,12 @@ def main():
     fused, plain = torch.jit.script(BKSDSF()), BKSDSF()
     plain.fused = False
     plain = torch.jit.script(plain)
-    inputs = graph_input(fused, data)
+    inputs, _ = graph_input(fused, data)
     bks = race({"kernel": lambda *a: energy_forces(fused, *a),
                 "torch ops": lambda *a: energy_forces(plain, *a)}, inputs, args.rounds)
 
     gnn = load(REPO / "potentials" / "gnn_bks_dsf.pt")
-    inputs_gnn = graph_input(gnn, data)
+    inputs_gnn, _ = graph_input(gnn, data)
 
     def gnn_plain(*a):
         with plain_execution():

@@ -80,12 +80,13 @@ def timed_run(lmp, steps: int, post: str = "no") -> dict:
     return timed(lambda n: lmp.command(f"run {n} pre no post {post}"), steps)
 
 
-def fastest_pair_time(log: Path, steps: int) -> float:
+def pair_seconds(log: Path, steps: int) -> list:
     """Seconds per step in the pair style (the plugin's compute(): edges, model, forces) of
-    the fastest timed block, from the timing breakdown LAMMPS logs after each run."""
+    each run, from the timing breakdown LAMMPS logs after it (average over ranks); the first
+    is the warm-up, the others blocks of steps // BLOCKS steps. Complete once LAMMPS closed."""
     n = max(1, steps // BLOCKS)
     rows = [line.split("|") for line in log.read_text().splitlines() if line.startswith("Pair ")]
-    return min(float(r[2]) for r in rows[1:]) / n        # avg over ranks; rows[0]: the warm-up
+    return [float(r[2]) / n for r in rows]
 
 
 def raw_model_call(lmp, model_file):
@@ -115,17 +116,18 @@ def raw_model_call(lmp, model_file):
             pos = pos0.clone().requires_grad_(True)
             e = model(pos, species, edges, nlocal)[:nlocal].sum()
             torch.autograd.grad(e, pos)
+    for _ in range(3):       # warm-up
+        step()
     info = {"edges": int(edges.shape[1]), "atoms_with_ghosts": int(nall), "atoms": int(nlocal)}
     return step, info
 
 
-def pair_vs_raw_in_process(lmp, model_file, steps: int, log: Path) -> dict:
-    """The pair style's time per step (LAMMPS' Pair row) and the raw model call on the same
-    input, in this one process, blocks of each alternating (BLOCKS pairs of blocks): both
-    see the same state of the host and of the process' memory. Fastest block of each."""
+def raw_between_runs(lmp, model_file, steps: int) -> float:
+    """Wall seconds of the raw model call on this LAMMPS' own input, in blocks alternating
+    with BLOCKS further MD blocks (logged by LAMMPS like the timed ones), so that the pair
+    style and the raw call see the same state of the host and of this process' memory.
+    Fastest block."""
     step, _ = raw_model_call(lmp, model_file)
-    for _ in range(3):
-        step()
     n = max(1, steps // BLOCKS)
     raw = float("inf")
     for _ in range(BLOCKS):
@@ -134,10 +136,7 @@ def pair_vs_raw_in_process(lmp, model_file, steps: int, log: Path) -> dict:
         for _ in range(n):
             step()
         raw = min(raw, (time.perf_counter() - t) / n)
-    lmp.close()          # the log is complete once LAMMPS is closed
-    rows = [line.split("|") for line in log.read_text().splitlines() if line.startswith("Pair ")]
-    pair = min(float(r[2]) for r in rows[-BLOCKS:]) / n
-    return {"pair": pair, "raw": raw}
+    return raw
 
 
 def worker(args) -> dict:
@@ -162,12 +161,15 @@ def worker(args) -> dict:
         lmp = open_lammps(comm=comm, log=str(log))
         setup_lammps(lmp, args.glass, pot)
         result["time_per_step"] = timed_run(lmp, args.steps, post="yes")
-        if args.worker == "plugin" and comm.Get_size() == 1:
-            result["in_process"] = pair_vs_raw_in_process(lmp, args.model, args.steps, log)
-        else:
-            lmp.close()
+        in_process = args.worker == "plugin" and comm.Get_size() == 1
+        if in_process:
+            raw = raw_between_runs(lmp, args.model, args.steps)
+        lmp.close()
         if comm.Get_rank() == 0:
-            result["pair_per_step"] = fastest_pair_time(log, args.steps)
+            pair = pair_seconds(log, args.steps)
+            result["pair_per_step"] = min(pair[1:])
+            if in_process:     # the MD blocks that alternated with the raw blocks
+                result["in_process"] = {"pair": min(pair[-BLOCKS:]), "raw": raw}
     elif args.worker == "raw":
         lmp = open_lammps(comm=comm)
         setup_lammps(lmp, args.glass, plugin)
@@ -175,8 +177,6 @@ def worker(args) -> dict:
         step, info = raw_model_call(lmp, args.model)
         lmp.close()
         result.update(info)
-        for _ in range(3):
-            step()
         result["time_per_step"] = timed(lambda n: [step() for _ in range(n)], args.steps)
     elif args.worker == "external":
         from lammps_adv.models.graph import periodic_graph

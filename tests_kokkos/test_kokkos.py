@@ -92,7 +92,7 @@ def test_small_triclinic_box_is_below_twice_cutoff(files):
 @pytest.mark.parametrize("model", ["mp", "gnn"])
 def test_message_passing_kk_equals_torchscript(results, threads, model):
     # mp: forward() on the ghost graph; gnn (it exports energies_periodic): ghosts take their
-    # owner's state, in both styles (the tags synced to the host for LAMMPS' atom map)
+    # owner's state, in both styles (owners found by atom ID on the host)
     kk, ts = results[f"{model}_kk{threads}"], results[f"{model}_ts"]
     assert "message passing" in kk["log"]
     call = "energies_periodic() (ghosts take their owner's state)"

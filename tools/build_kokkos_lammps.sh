@@ -82,6 +82,8 @@ fi
 
 log() { echo "build_kokkos_lammps: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=tools/debian_apt.sh
+. "$(dirname "$0")/debian_apt.sh"
 
 for tool in apt-get dpkg-source cmake ninja c++ tar flock sha256sum; do
   command -v "$tool" >/dev/null || die "'$tool' is needed (Debian: apt-get install cmake ninja-build g++ dpkg-dev util-linux)"
@@ -131,39 +133,14 @@ mkdir -p "$TMP"
 if [ ! -f "$TMP/sources.done" ]; then
 rm -rf "$TMP"/*
 
-# --- sources through a private apt state -------------------------------------------------------
-# The archive URI of the system's Debian entry (deb822 or one-line format; the archive serves
-# every suite); never a host written into the repository.
-URI=""
-if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  URI=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / (bookworm|trixie)( |$)/ && u {print u; exit}' \
-          /etc/apt/sources.list.d/debian.sources)
-fi
-if [ -z "$URI" ]; then
-  URI=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        awk '$1=="deb" && $0 ~ / (bookworm|trixie) / {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}')
-fi
-[ -n "$URI" ] || die "no Debian archive (bookworm or trixie entry) found in /etc/apt (needed for the source packages)"
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$KEYRING" ] || die "$KEYRING missing (Debian package debian-archive-keyring)"
-
-APT="$TMP/apt"
-mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$TMP/dl"
-echo "deb-src [signed-by=$KEYRING] $URI $SUITE main" >"$APT/sources.list"
-APT_OPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/nonexistent
-          -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o APT::Sandbox::User=)
-log "apt-get update (private state) from $URI $SUITE"
-apt-get -q "${APT_OPTS[@]}" update >&2
+# --- sources through a private apt state (tools/debian_apt.sh) -----------------------------------
+private_apt "$TMP/apt" "$SUITE" deb-src
 PACKAGES=("lammps=$LAMMPS_PKG")
 [ -n "$TRILINOS_PKG" ] && PACKAGES+=("trilinos=$TRILINOS_PKG")
-# the upstream tarballs are what the build needs: a mirror that lacks a .dsc is tolerated
-# (checked below)
-(cd "$TMP/dl" && apt-get -q "${APT_OPTS[@]}" source --download-only "${PACKAGES[@]}" >&2) ||
-  log "apt-get source reported a failure; going on if the upstream tarballs are there"
+fetch_sources "$TMP/dl" "${PACKAGES[@]}"
 
 log "unpacking"
-LAMMPS_ORIG=$(ls "$TMP"/dl/lammps_"${LAMMPS_PKG%-*}".orig.tar.* 2>/dev/null | head -1)
-[ -n "$LAMMPS_ORIG" ] || die "the lammps $LAMMPS_PKG source package did not download"
+LAMMPS_ORIG=$(orig_tarball "$TMP/dl" lammps "$LAMMPS_PKG")
 if [ -f "$TMP/dl/lammps_${LAMMPS_PKG#*:}.dsc" ]; then
   dpkg-source --no-check -x "$TMP/dl/lammps_${LAMMPS_PKG#*:}.dsc" "$TMP/src" >/dev/null
 else
@@ -172,7 +149,7 @@ else
 fi
 [ -d "$TMP/src/lib/kokkos" ] && die "unexpected: the lammps source package has lib/kokkos"
 if [ -n "$TRILINOS_PKG" ]; then
-  TRILINOS_TAR=$(ls "$TMP"/dl/trilinos_*.orig.tar.*)
+  TRILINOS_TAR=$(orig_tarball "$TMP/dl" trilinos "$TRILINOS_PKG")
   mkdir -p "$TMP/trilinos"
   tar -xf "$TRILINOS_TAR" -C "$TMP/trilinos" --wildcards '*/packages/kokkos/*'
   KOKKOS_SRC=$(ls -d "$TMP"/trilinos/*/packages/kokkos)

@@ -11,7 +11,7 @@
 #
 # Sources: the sid source package `lammps` (its src/ headers) and the sid binary package
 # `libkokkos-dev` (Kokkos' installed headers and KokkosCore_config.h: Serial + OpenMP), through
-# a private apt state as in tools/build_kokkos_lammps.sh. Prints the versions and the plugin.
+# a private apt state (tools/debian_apt.sh). Prints the versions and the plugin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-build/kokkos-api-check}
@@ -19,26 +19,16 @@ PY=${2:-.venv/bin/python}
 JOBS=${LAMMPS_ADV_BUILD_JOBS:-2}
 log() { echo "check_kokkos_api: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=tools/debian_apt.sh
+. tools/debian_apt.sh    # (the working folder is the repository root)
 for tool in apt-get dpkg-deb cmake ninja c++ tar; do
   command -v "$tool" >/dev/null || die "'$tool' is needed"
 done
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 
-URI=$(awk '/^URIs:/ {u=$2} /^Suites:/ && u {print u; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-[ -n "$URI" ] || URI=$(awk '$1=="deb" {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
-                         /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1)
-[ -n "$URI" ] || die "no Debian archive found in /etc/apt"
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-APT="$WORK/apt"
-mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$WORK/dl"
-printf 'deb [signed-by=%s] %s sid main\ndeb-src [signed-by=%s] %s sid main\n' \
-  "$KEYRING" "$URI" "$KEYRING" "$URI" >"$APT/sources.list"
-APT_OPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/nonexistent
-          -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o APT::Sandbox::User=
-          -o Dir::State::status=/dev/null)
-log "apt-get update (private state, sid) from $URI"
-apt-get -q "${APT_OPTS[@]}" update >&2
+private_apt "$WORK/apt" sid deb deb-src
+mkdir -p "$WORK/dl"
 
 LAMMPS_PKG=$(apt-cache "${APT_OPTS[@]}" showsrc lammps | awk '/^Version:/ {print $2}' | sort -V | tail -1)
 KOKKOS_PKG=$(apt-cache "${APT_OPTS[@]}" show libkokkos-dev | awk '/^Version:/ {print $2}' | sort -V | tail -1)
@@ -48,10 +38,8 @@ log "lammps $LAMMPS_PKG (source), libkokkos-dev $KOKKOS_PKG"
 SRC="$WORK/lammps-$LAMMPS_PKG"
 if [ ! -f "$SRC/src/version.h" ]; then
   rm -f "$WORK"/dl/lammps_*
-  (cd "$WORK/dl" && apt-get -q "${APT_OPTS[@]}" source --download-only "lammps=$LAMMPS_PKG" >&2) ||
-    log "apt-get source reported a failure; going on if the upstream tarball is there"
-  ORIG=$(ls "$WORK"/dl/lammps_"${LAMMPS_PKG%-*}".orig.tar.* 2>/dev/null | head -1)
-  [ -n "$ORIG" ] || die "the lammps $LAMMPS_PKG source package did not download"
+  fetch_sources "$WORK/dl" "lammps=$LAMMPS_PKG"
+  ORIG=$(orig_tarball "$WORK/dl" lammps "$LAMMPS_PKG")
   # the headers only (the tarball may or may not have a top folder)
   rm -rf "$SRC.tmp" && mkdir -p "$SRC.tmp"
   tar -xf "$ORIG" -C "$SRC.tmp" --wildcards '*src/*.h' '*src/*.hpp'

@@ -310,8 +310,7 @@ void PairTorchScript::load_model(const std::string &path)
   }
   if (!frozen)
     for (auto p : model.parameters()) p.requires_grad_(false);
-  periodic_method =
-      periodic_allowed && message_passing && model.find_method("energies_periodic").has_value();
+  periodic_method = periodic_allowed && message_passing && has_periodic;    // kept by freezing
   periodic_logged = -1;
   model_loaded = true;
 
