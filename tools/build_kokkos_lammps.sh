@@ -169,7 +169,7 @@ sed 's/#include "pair_mie_cut.h"/#include "pair_mie_cut_graft.h"/' \
   "$TMP/src/src/EXTRA-PAIR/pair_mie_cut.cpp" >"$TMP/src/src/pair_mie_cut_graft.cpp"
 grep -q '"pair_mie_cut_graft.h"' "$TMP/src/src/pair_mie_cut_graft.cpp" || die "mie/cut graft failed"
 # what a plugin build does not need
-rm -rf "$TMP/dl" "$TMP/trilinos" "$APT" "$TMP/src/doc" "$TMP/src/examples" "$TMP/src/bench" \
+rm -rf "$TMP/dl" "$TMP/trilinos" "$TMP/apt" "$TMP/src/doc" "$TMP/src/examples" "$TMP/src/bench" \
        "$TMP/src/unittest" "$TMP/src/tools" "$TMP/src/potentials"
 touch "$TMP/sources.done"
 else
