@@ -15,12 +15,12 @@ For one silica glass (default 3000 atoms, BKS-DSF TorchScript model), time per M
   gnn_forward the graph network through forward() on the ghost graph (`periodic no`)
 and the peak memory (max resident set) of each, every variant in a fresh process, all
 variants measured --rounds times interleaved, each time the fastest block of steps (the
-machine may be shared). Prints the ratios measured in this run against the goals: plugin overhead over raw <= 15 %, plugin >= 2x
-faster than fix external, 2 ranks >= 1.6x faster than 1, and the pair style's own time
-(LAMMPS' "Pair" row: edge building, model call, forces) <= 1.05x the raw model call. For that
-last ratio the plugin's process also times the raw call on its own input, in blocks
-alternating with its MD blocks, so that both see the same state of the host (a busy host
-slows a LAMMPS process and a bare model call unequally).
+machine may be shared). Prints the ratios measured in this run against the goals: plugin
+overhead over raw <= 15 %, plugin >= 2x faster than fix external, 2 ranks >= 1.6x faster
+than 1, and the pair style's own time (LAMMPS' "Pair" row: edge building, model call, forces)
+<= 1.05x the raw model call. For that last ratio the plugin's process also times the raw call
+on its own input, single calls alternating with single MD steps, so that both see the same
+state of the host (a busy host slows a LAMMPS process and a bare model call unequally).
 
     python bench/bench_plugin.py [--atoms 3000] [--steps 30] [--rounds 2] [--glass FILE]
                                  [--threads 1]
@@ -80,13 +80,17 @@ def timed_run(lmp, steps: int, post: str = "no") -> dict:
     return timed(lambda n: lmp.command(f"run {n} pre no post {post}"), steps)
 
 
-def pair_seconds(log: Path, steps: int) -> list:
+def pair_seconds(log: Path) -> list:
     """Seconds per step in the pair style (the plugin's compute(): edges, model, forces) of
-    each run, from the timing breakdown LAMMPS logs after it (average over ranks); the first
-    is the warm-up, the others blocks of steps // BLOCKS steps. Complete once LAMMPS closed."""
-    n = max(1, steps // BLOCKS)
-    rows = [line.split("|") for line in log.read_text().splitlines() if line.startswith("Pair ")]
-    return [float(r[2]) / n for r in rows]
+    each run in the log, from the timing breakdown LAMMPS prints after it (average over
+    ranks), in order. Complete once LAMMPS closed."""
+    out, steps = [], 0
+    for line in log.read_text().splitlines():
+        if line.startswith("Loop time of"):
+            steps = int(line.split(" for ")[1].split()[0])
+        elif line.startswith("Pair ") and steps:
+            out.append(float(line.split("|")[2]) / steps)
+    return out
 
 
 def raw_model_call(lmp, model_file):
@@ -111,9 +115,10 @@ def raw_model_call(lmp, model_file):
     species = torch.tensor(types - 1)
     pos0 = torch.tensor(x)
 
+    pos = pos0.requires_grad_(True)      # as the plugin: no copy of the positions per call
+
     def step():
         with plain_execution():
-            pos = pos0.clone().requires_grad_(True)
             e = model(pos, species, edges, nlocal)[:nlocal].sum()
             torch.autograd.grad(e, pos)
     for _ in range(3):       # warm-up
@@ -122,20 +127,22 @@ def raw_model_call(lmp, model_file):
     return step, info
 
 
-def raw_between_runs(lmp, model_file, steps: int) -> float:
-    """Wall seconds of the raw model call on this LAMMPS' own input, in blocks alternating
-    with BLOCKS further MD blocks (logged by LAMMPS like the timed ones), so that the pair
-    style and the raw call see the same state of the host and of this process' memory.
-    Fastest block."""
+ALTERNATIONS = 30   # in-process comparison: single MD steps alternating with single raw calls
+
+
+def raw_between_runs(lmp, model_file) -> float:
+    """Wall seconds of the raw model call on this LAMMPS' own input, one call after each of
+    ALTERNATIONS further one-step runs (whose pair time LAMMPS logs), so that the pair style
+    and the raw call see the same state of the host and of this process' memory. Fastest
+    call: on a shared host single steps vary by 10-20 %, and the fastest of many is what
+    each costs undisturbed."""
     step, _ = raw_model_call(lmp, model_file)
-    n = max(1, steps // BLOCKS)
     raw = float("inf")
-    for _ in range(BLOCKS):
-        lmp.command(f"run {n} pre no post yes")
+    for _ in range(ALTERNATIONS):
+        lmp.command("run 1 pre no post yes")
         t = time.perf_counter()
-        for _ in range(n):
-            step()
-        raw = min(raw, (time.perf_counter() - t) / n)
+        step()
+        raw = min(raw, time.perf_counter() - t)
     return raw
 
 
@@ -163,13 +170,13 @@ def worker(args) -> dict:
         result["time_per_step"] = timed_run(lmp, args.steps, post="yes")
         in_process = args.worker == "plugin" and comm.Get_size() == 1
         if in_process:
-            raw = raw_between_runs(lmp, args.model, args.steps)
+            raw = raw_between_runs(lmp, args.model)
         lmp.close()
         if comm.Get_rank() == 0:
-            pair = pair_seconds(log, args.steps)
-            result["pair_per_step"] = min(pair[1:])
-            if in_process:     # the MD blocks that alternated with the raw blocks
-                result["in_process"] = {"pair": min(pair[-BLOCKS:]), "raw": raw}
+            pair = pair_seconds(log)       # warm-up, BLOCKS timed blocks, single steps
+            result["pair_per_step"] = min(pair[1:1 + BLOCKS])
+            if in_process:     # the steps that alternated with the raw calls
+                result["in_process"] = {"pair": min(pair[-ALTERNATIONS:]), "raw": raw}
     elif args.worker == "raw":
         lmp = open_lammps(comm=comm)
         setup_lammps(lmp, args.glass, plugin)

@@ -266,6 +266,46 @@ def test_nve_drift_as_small_as_native(files):
     assert ts <= 1.05 * native + 1e-6, (ts, native)
 
 
+def moved_then_fresh(data, pot, temperature, steps) -> tuple:
+    """NVE from `temperature` K for `steps` fs with LAMMPS' own check (2 A skin: it rebuilds
+    its list once an atom moved 1 A); then the same positions again after `run 0`, which
+    rebuilds every list. Returns the largest displacement (A), forces and energies of both."""
+    lmp = open_lammps()
+    try:
+        lmp.commands_list(["units metal", "atom_style charge", f"read_data {data}", *pot,
+                           "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+                           f"velocity all create {temperature} 5 dist gaussian",
+                           "fix nve all nve", "timestep 0.001", "run 0"])
+        n = lmp.get_natoms()
+
+        def state():
+            return (np.array(lmp.gather_atoms("x", 1, 3)[:3 * n]).reshape(n, 3),
+                    np.array(lmp.gather_atoms("f", 1, 3)[:3 * n]).reshape(n, 3),
+                    lmp.get_thermo("pe"))
+        x0 = state()[0]
+        lmp.command(f"run {steps}")
+        x1, f1, e1 = state()
+        lmp.command("run 0")
+        _, f2, e2 = state()
+        # no rebuild by LAMMPS in between means no re-wrapping: plain differences are moves
+        return float(np.linalg.norm(x1 - x0, axis=1).max()), f1, e1, f2, e2
+    finally:
+        lmp.close()
+
+
+@pytest.mark.parametrize("model, steps", [("bks", 40), ("mp", 20)])    # mp: stronger forces
+def test_edges_follow_atoms_between_list_builds(files, model, steps):
+    # the plugin keeps the pairs within cutoff +- 0.5 A while no atom has moved 0.25 A:
+    # atoms move past that here, but less than the 1 A after which LAMMPS rebuilds its list,
+    # so the edges come from a short list rebuilt mid-run and, before that, reused
+    moved, f1, e1, f2, e2 = moved_then_fresh(files["glass"], torchscript(files[model]), 1500,
+                                             steps)
+    assert 0.3 < moved < 0.95, moved
+    assert np.abs(f1 - f2).max() < 1e-10, np.abs(f1 - f2).max()
+    assert abs(e1 - e2) < 1e-12 * abs(e1), (e1, e2)
+    assert np.abs(f1).max() > 0.1
+
+
 def npt_run(data, pot) -> tuple:
     lmp = open_lammps()
     try:

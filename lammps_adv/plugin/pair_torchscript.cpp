@@ -449,30 +449,32 @@ void PairTorchScript::compute(int eflag, int vflag)
 }
 
 /* ----------------------------------------------------------------------
-   Edges (centre, neighbour) within the model cutoff, sorted by centre, from the full list:
-   centres are the local atoms, and for message passing the ghost atoms too. Written into
-   edge_buffer as [2, E] (sources, then destinations) by compact_edges().
+   Edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer as
+   [2, E] (sources, then destinations): from the short list of pairs near the cutoff, made
+   again from LAMMPS' full list when stale. Centres are the local atoms, and for message
+   passing the ghost atoms too.
 ------------------------------------------------------------------------- */
 
 int64_t PairTorchScript::build_edges(double **x, bool ghost_centres)
 {
   const int ncentre = list->inum + (ghost_centres ? list->gnum : 0);
-  const int *ilist = list->ilist;
-  const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
-  const double cutsq_model = cutoff * cutoff;
-
-  int64_t listed = 0;
-  for (int ii = 0; ii < ncentre; ii++) listed += numneigh[ilist[ii]];
-  if (edge_capacity < listed) {
-    edge_capacity = listed + listed / 4 + 64;
+  const int nall = atom->nlocal + atom->nghost;
+  const auto xyz = (const double(*)[3]) x[0];    // x[0] holds all coordinates contiguously
+  if (short_list.stale(xyz, nall, ncentre, cutoff, neighbor->ncalls)) {
+    const int *ilist = list->ilist;
+    const int *numneigh = list->numneigh;
+    int **firstneigh = list->firstneigh;
+    short_list.rebuild(
+        ncentre, [ilist](int ii) { return ilist[ii]; }, [numneigh](int i) { return numneigh[i]; },
+        [firstneigh](int i) { return (const int *) firstneigh[i]; }, xyz, nall, cutoff,
+        neighbor->ncalls);
+  }
+  const int64_t room = short_list.max_edges();
+  if (edge_capacity < room) {
+    edge_capacity = room + room / 4 + 64;
     edge_buffer = torch::empty({2 * edge_capacity}, torch::kInt64);
   }
-  // x[0] holds all coordinates contiguously: one load per neighbour instead of two
-  return compact_edges(
-      ncentre, [ilist](int ii) { return ilist[ii]; }, [numneigh](int i) { return numneigh[i]; },
-      [firstneigh](int i) { return (const int *) firstneigh[i]; }, (const double(*)[3]) x[0],
-      cutsq_model, edge_buffer.data_ptr<int64_t>(), edge_capacity);
+  return short_list.edges(xyz, edge_buffer.data_ptr<int64_t>());
 }
 
 /* ----------------------------------------------------------------------

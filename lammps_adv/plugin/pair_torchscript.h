@@ -23,6 +23,7 @@
 #define LMP_ADV_PAIR_TORCHSCRIPT_H
 
 #include "pair.h"
+#include "short_list.h"
 
 #include <torch/script.h>
 
@@ -37,8 +38,6 @@
 #endif
 #endif
 
-#include <algorithm>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -74,44 +73,14 @@ class PairTorchScript : public Pair {
     double energy = 0.0;    // sum of the local atoms' energies (eV)
     torch::Tensor forces, energies;
   };
-  // edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer;
-  // centres: local atoms, and with ghost_centres the ghosts of the list too
+  // edges (centre, neighbour) within the model cutoff, sorted by centre, into edge_buffer
+  // from short_list (rebuilt from LAMMPS' full list when stale); centres: local atoms, and
+  // with ghost_centres the ghosts of the list too
   int64_t build_edges(double **x, bool ghost_centres);
   // for energies_periodic(): every ghost's owner into image_buffer, if all are local atoms
   bool ghost_owners(int nlocal, int nall);
   // energies_periodic() this step (owners in image_buffer), or forward(); logs changes
   bool use_periodic(int nlocal, int nall);
-  // One branch-free pass over a full neighbour list: every listed neighbour is written (into
-  // out[room + k]) and k advances only for one within the cutoff (about half of them with a
-  // 2 A skin, where a branch would be mispredicted every other time); each centre's sources
-  // are then filled in one vectorised run, and the destinations move next to them, so out
-  // holds one contiguous [2, n] array. room >= the number of listed pairs; returns n.
-  // centre(ii) is the ii-th centre, count(i) and row(i) its neighbours, xyz the coordinates.
-  // Shared with the Kokkos twin (one host thread). About 1 ns per listed pair: the loads of
-  // xyz[j] bound it (AVX2 gathers measured slower).
-  template <class Centre, class Count, class Row>
-  static int64_t compact_edges(int ncentre, Centre centre, Count count, Row row,
-                               const double (*xyz)[3], double cutsq, int64_t *out, int64_t room)
-  {
-    int64_t *src = out, *dst = out + room;
-    int64_t n = 0;
-    for (int ii = 0; ii < ncentre; ii++) {
-      const int i = centre(ii);
-      const double xi = xyz[i][0], yi = xyz[i][1], zi = xyz[i][2];
-      const int *jlist = row(i);
-      const int jnum = count(i);
-      const int64_t first = n;
-      for (int jj = 0; jj < jnum; jj++) {
-        const int j = jlist[jj] & NEIGHMASK;    // the special-bond bits off
-        const double dx = xyz[j][0] - xi, dy = xyz[j][1] - yi, dz = xyz[j][2] - zi;
-        dst[n] = j;
-        n += (dx * dx + dy * dy + dz * dz < cutsq);
-      }
-      std::fill(src + first, src + n, (int64_t) i);
-    }
-    std::memmove(src + n, dst, n * sizeof(int64_t));
-    return n;
-  }
   // the model on positions [nall,3] (float64, on the model's device: not copied, the model
   // does not write to them), species [nall], edges [2,E]; checks the contract on its output.
   // Never throws: failures come back in ok/message for check_all().
@@ -136,7 +105,9 @@ class PairTorchScript : public Pair {
   std::vector<std::string> model_species;
   std::vector<int64_t> type2species;    // LAMMPS type (1..ntypes) -> model species index
 
-  // reused between steps: the edges [2, E] (room for 2 x edge_capacity), the species
+  // reused between steps: the pairs near the cutoff, the edges [2, E] (room for
+  // 2 x edge_capacity), the species
+  ShortList short_list;
   torch::Tensor edge_buffer, species_buffer, image_buffer;
   std::vector<int> local_of_tag;    // atom ID -> local index (energies_periodic)
   int64_t edge_capacity = 0;

@@ -218,19 +218,20 @@ int64_t PairTorchScriptKokkos<DeviceType>::build_edges_kokkos(int nall, bool gho
   auto x = atomKK->k_x.template view<DeviceType>();
   const double cutsq_model = cutoff * cutoff;
 
-  // one host thread: the single pass of pair_style torchscript (the two passes below let
+  // one host thread: the short list of pair_style torchscript (the two passes below let
   // threads write in order without locks; alone, one thread only pays for them)
   if constexpr (std::is_same<typename DeviceType::memory_space, Kokkos::HostSpace>::value) {
     if (typename DeviceType::execution_space().concurrency() == 1 && d_neighbors.stride(1) == 1 &&
         x.stride(1) == 1 && x.stride(0) == 3) {
-      int64_t listed = 0;
-      for (int ii = 0; ii < ncentre; ii++) listed += d_numneigh(d_ilist(ii));
-      grow(d_edges, 2 * listed, "torchscript/kk:edges");
-      return PairTorchScript::compact_edges(
-          ncentre, [&](int ii) { return (int) d_ilist(ii); },
-          [&](int i) { return (int) d_numneigh(i); },
-          [&](int i) { return (const int *) &d_neighbors(i, 0); },
-          (const double(*)[3]) x.data(), cutsq_model, d_edges.data(), listed);
+      const auto xyz = (const double(*)[3]) x.data();
+      if (short_list.stale(xyz, nall, ncentre, cutoff, neighbor->ncalls))
+        short_list.rebuild(
+            ncentre, [&](int ii) { return (int) d_ilist(ii); },
+            [&](int i) { return (int) d_numneigh(i); },
+            [&](int i) { return (const int *) &d_neighbors(i, 0); }, xyz, nall, cutoff,
+            neighbor->ncalls);
+      grow(d_edges, 2 * short_list.max_edges(), "torchscript/kk:edges");
+      return short_list.edges(xyz, d_edges.data());
     }
   }
 
