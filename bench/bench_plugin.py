@@ -20,7 +20,8 @@ overhead over raw <= 15 %, plugin >= 2x faster than fix external, 2 ranks >= 1.6
 than 1, and the pair style's own time (LAMMPS' "Pair" row: edge building, model call, forces)
 <= 1.05x the raw model call. For that last ratio the plugin's process also times the raw call
 on its own input, single calls alternating with single MD steps, so that both see the same
-state of the host (a busy host slows a LAMMPS process and a bare model call unequally).
+state of the host (a busy host slows a LAMMPS process and a bare model call unequally), and
+takes the median over these pairs of step time / call time.
 
     python bench/bench_plugin.py [--atoms 3000] [--steps 30] [--rounds 2] [--glass FILE]
                                  [--threads 1]
@@ -37,6 +38,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from common import OUT, REPO, bench_glass
 
@@ -98,7 +101,6 @@ def raw_model_call(lmp, model_file):
     positions, species, the edges within the cutoff sorted by centre) and a function making
     one model call on it as the plugin makes it (forward + forces; plain execution, 5 %
     faster than Python's default call for this model, measured here)."""
-    import numpy as np
     import torch
     from scipy.spatial import cKDTree
 
@@ -127,28 +129,27 @@ def raw_model_call(lmp, model_file):
     return step, info
 
 
-ALTERNATIONS = 30   # in-process comparison: single MD steps alternating with single raw calls
+ALTERNATIONS = 60   # in-process comparison: single MD steps alternating with single raw calls
 
 
-def raw_between_runs(lmp, model_file) -> float:
-    """Wall seconds of the raw model call on this LAMMPS' own input, one call after each of
-    ALTERNATIONS further one-step runs (whose pair time LAMMPS logs), so that the pair style
-    and the raw call see the same state of the host and of this process' memory. Fastest
-    call: on a shared host single steps vary by 10-20 %, and the fastest of many is what
-    each costs undisturbed."""
+def raw_between_runs(lmp, model_file) -> list:
+    """Wall seconds of the raw model call on this LAMMPS' own input, one call right after each
+    of ALTERNATIONS further one-step runs (whose pair time LAMMPS logs), so that the pair
+    style and the raw call see the same state of the host and of this process' memory. All
+    calls, in order: on a shared host single steps vary by 10-50 %, and a step and the call
+    after it are slowed alike."""
     step, _ = raw_model_call(lmp, model_file)
-    raw = float("inf")
+    raw = []
     for _ in range(ALTERNATIONS):
         lmp.command("run 1 pre no post yes")
         t = time.perf_counter()
         step()
-        raw = min(raw, time.perf_counter() - t)
+        raw.append(time.perf_counter() - t)
     return raw
 
 
 def worker(args) -> dict:
     """One variant in this process (or on each rank under mpirun); rank 0 returns the result."""
-    import numpy as np
     import torch
     torch.set_num_threads(args.threads)
     from lammps_adv.engine import mpi_comm, open_lammps
@@ -176,7 +177,7 @@ def worker(args) -> dict:
             pair = pair_seconds(log)       # warm-up, BLOCKS timed blocks, single steps
             result["pair_per_step"] = min(pair[1:1 + BLOCKS])
             if in_process:     # the steps that alternated with the raw calls
-                result["in_process"] = {"pair": min(pair[-ALTERNATIONS:]), "raw": raw}
+                result["in_process"] = {"pair": pair[-ALTERNATIONS:], "raw": raw}
     elif args.worker == "raw":
         lmp = open_lammps(comm=comm)
         setup_lammps(lmp, args.glass, plugin)
@@ -274,8 +275,8 @@ def main():
                 for key in ("cpu_per_step", "wall_per_step", "pair_per_step"):
                     if key in r:
                         r[key] = min(r[key], old[key])
-                if "in_process" in r:
-                    r["in_process"] = {k: min(r["in_process"][k], old["in_process"][k])
+                if "in_process" in r:      # all single steps of all rounds
+                    r["in_process"] = {k: old["in_process"][k] + r["in_process"][k]
                                        for k in ("pair", "raw")}
             res[(variant, ranks)] = r
     print("\nfastest of the rounds (CPU time per step of the slowest rank; wall time):")
@@ -293,16 +294,23 @@ def main():
           f"{args.threads} thread(s)/rank")
     overhead = t[("plugin", 1)] / t[("raw", 1)] - 1.0
     # the pair style alone (LAMMPS' "Pair" time: edges + model + forces) against the same
-    # model call on the same input, timed in the plugin's own process in alternating blocks
-    # (the same state of host and memory for both); wall times of their fastest blocks
-    inp = res[("plugin", 1)]["in_process"]
-    pair_ratio = inp["pair"] / inp["raw"]
-    print(f"pair style time per step (LAMMPS 'Pair' row): {1e3 * inp['pair']:.2f} ms; raw model "
-          f"call in the same process {1e3 * inp['raw']:.2f} ms wall (in a process of its own: "
-          f"{1e3 * raw['wall_per_step']:.2f} ms; the pair style across processes "
-          f"{res[('plugin', 1)]['pair_per_step'] / raw['wall_per_step']:.3f}x)")
+    # model call on the same input, timed in the plugin's own process, single steps each
+    # followed by a single call (the same state of host and memory for both): the goal on the
+    # median over these pairs of step / call, which a burst of other work on the host, longer
+    # than a step, slows alike; the median also holds the steps that remake the short list
+    # (about one in 30 at 300 K)
+    inp = {k: np.array(v) for k, v in res[("plugin", 1)]["in_process"].items()}
+    pair_ratio = float(np.median(inp["pair"] / inp["raw"]))
+    print(f"pair style time per step (LAMMPS 'Pair' row, {len(inp['pair'])} single steps): "
+          f"fastest {1e3 * inp['pair'].min():.2f} ms, median {1e3 * np.median(inp['pair']):.2f} "
+          f"ms; the raw model call right after each, in the same process: fastest "
+          f"{1e3 * inp['raw'].min():.2f} ms, median {1e3 * np.median(inp['raw']):.2f} ms; "
+          f"fastest / fastest {inp['pair'].min() / inp['raw'].min():.3f}, median / median "
+          f"{np.median(inp['pair']) / np.median(inp['raw']):.3f}. In a process of its own the "
+          f"raw call took {1e3 * raw['wall_per_step']:.2f} ms, the pair style across processes "
+          f"{res[('plugin', 1)]['pair_per_step'] / raw['wall_per_step']:.3f}x of it")
     rows = [
-        ("(a) pair style / raw model call, same process", f"{pair_ratio:.3f}", "<= 1.05",
+        ("(a) pair style / raw model call, median of pairs", f"{pair_ratio:.3f}", "<= 1.05",
          pair_ratio <= 1.05),
         ("(a') whole MD step / raw model call (CPU)", f"{100 * overhead:+.1f} %", "<= +15 %",
          overhead <= 0.15),

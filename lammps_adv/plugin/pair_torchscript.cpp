@@ -603,12 +603,10 @@ PairTorchScript::ModelOutput PairTorchScript::evaluate(torch::Tensor pos,
 void PairTorchScript::accumulate(const ModelOutput &out, double **x, double **f, int nlocal,
                                  int nall)
 {
+  // LAMMPS' per-atom arrays are contiguous [nmax][3]: flat loops, which vectorise
   const double *fm = out.forces.data_ptr<double>();
-  for (int i = 0; i < nall; i++) {
-    f[i][0] += fm[3 * i];
-    f[i][1] += fm[3 * i + 1];
-    f[i][2] += fm[3 * i + 2];
-  }
+  double *fl = f[0];
+  for (int64_t k = 0; k < 3 * (int64_t) nall; k++) fl[k] += fm[k];
   if (eflag_global) eng_vdwl += out.energy;
   if (eflag_atom) {
     const double *ea = out.energies.data_ptr<double>();
@@ -616,14 +614,15 @@ void PairTorchScript::accumulate(const ModelOutput &out, double **x, double **f,
   }
   if (vflag_global) {
     double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    const double *xl = x[0];
     for (int i = 0; i < nall; i++) {
-      const double fx = fm[3 * i], fy = fm[3 * i + 1], fz = fm[3 * i + 2];
-      v[0] += x[i][0] * fx;
-      v[1] += x[i][1] * fy;
-      v[2] += x[i][2] * fz;
-      v[3] += x[i][0] * fy;
-      v[4] += x[i][0] * fz;
-      v[5] += x[i][1] * fz;
+      const double *xi = xl + 3 * i, *fi = fm + 3 * i;
+      v[0] += xi[0] * fi[0];
+      v[1] += xi[1] * fi[1];
+      v[2] += xi[2] * fi[2];
+      v[3] += xi[0] * fi[1];
+      v[4] += xi[0] * fi[2];
+      v[5] += xi[1] * fi[2];
     }
     for (int k = 0; k < 6; k++) virial[k] += v[k];
   }
