@@ -11,7 +11,7 @@
    LAMMPS' list gives (same test, same arithmetic); within a centre, inner pairs come first.
 
    With LAMMPS' default 2 A skin and an 8 A cutoff, LAMMPS lists about twice as many pairs as
-   there are edges; a step here checks a fifth of them and costs a third of a pass over the
+   there are edges; a step here checks a fifth of them and costs about 40 % of a pass over the
    list (bench/bench_plugin.py, docs/plugin.md). A rebuild costs a little more than one pass.
 
    Shared by pair_style torchscript and the one-thread host path of torchscript/kk: the
