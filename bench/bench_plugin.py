@@ -115,9 +115,7 @@ def raw_model_call(lmp, model_file):
     edges = edges[edges[:, 0] < nlocal]
     edges = torch.tensor(edges[np.lexsort((edges[:, 1], edges[:, 0]))].T.copy())  # by centre
     species = torch.tensor(types - 1)
-    pos0 = torch.tensor(x)
-
-    pos = pos0.requires_grad_(True)      # as the plugin: no copy of the positions per call
+    pos = torch.tensor(x).requires_grad_(True)   # as the plugin: no copy of them per call
 
     def step():
         with plain_execution():
