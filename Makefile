@@ -23,19 +23,22 @@ $(STAMP): pyproject.toml setup.py $(wildcard lammps_adv/plugin/*.cpp lammps_adv/
 demo: $(STAMP)
 	$(VENV)/bin/lammps-adv demo
 
+# the layers contract first (pyproject.toml, [tool.importlinter]: a back-edge fails here),
+# then unit tests (no LAMMPS) and integration tests (real LAMMPS, MPI, HDF5)
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest -q
 
 # pair_style torchscript/kk on a real KOKKOS LAMMPS (docs/kokkos.md): LAMMPS 29 Sep 2021 +
 # Kokkos 3.4.01 from Debian source packages with the environment's MPICH, built once (5-23 min
 # measured on 2 cores) and cached in ${XDG_CACHE_HOME:-~/.cache}/lammps-adv; then the plugin
-# against it, then tests_kokkos/ (1 and 2 MPI ranks).
+# against it, then tests/kokkos/ (1 and 2 MPI ranks).
 # LAMMPS_ADV_KOKKOS_LAMMPS=2025 LAMMPS_ADV_KOKKOS_SRC=<Kokkos 4.5 tree> make test-kokkos
 # KOKKOS_PLUGIN=build/plugin-kokkos-2025 runs the same on LAMMPS 4 Feb 2025 (docs/kokkos.md).
 KOKKOS_PLUGIN ?= build/plugin-kokkos
 test-kokkos: $(STAMP)
 	tools/build_kokkos_plugin.sh $(KOKKOS_PLUGIN) $(PY)
-	LAMMPS_ADV_KOKKOS_PLUGIN_DIR=$(KOKKOS_PLUGIN) $(PY) -m pytest -q tests_kokkos
+	LAMMPS_ADV_KOKKOS_PLUGIN_DIR=$(KOKKOS_PLUGIN) $(PY) -m pytest -q tests/kokkos
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

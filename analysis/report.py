@@ -11,7 +11,8 @@ Files that are not lammps-adv results or are truncated are skipped with a warnin
 """
 import argparse
 
-from lammps_adv.analysis import build_report, find_h5
+from lammps_adv.io.results import find_h5
+from lammps_adv.report.build import build_report
 
 
 def main():

@@ -33,8 +33,8 @@ def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
     import torch
     torch.set_num_threads(threads)
     from lammps_adv.models.bp import BehlerParrinello
-    from lammps_adv.models.evaluate import evaluate, periodic_input
-    from lammps_adv.structures import read_lammps_data
+    from lammps_adv.models.contract import evaluate, periodic_input
+    from lammps_adv.lammps.structures import read_lammps_data
     atoms = read_lammps_data(data)
     torch.manual_seed(0)
     model = BehlerParrinello().eval()
@@ -61,8 +61,8 @@ def training_step(fused: bool, batch: int, rounds: int) -> float:
     import torch
     from lammps_adv.models.bp import BehlerParrinello
     from lammps_adv.training.train import item, loss_terms
-    from lammps_adv.models.evaluate import evaluate
-    from lammps_adv.structures import read_lammps_data
+    from lammps_adv.models.contract import evaluate
+    from lammps_adv.lammps.structures import read_lammps_data
     atoms = read_lammps_data(bench_glass(192))
     torch.manual_seed(0)
     model = BehlerParrinello(cutoff=6.0).train()

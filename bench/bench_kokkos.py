@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import OUT, REPO, bench_glass
 
-sys.path.insert(0, str(REPO / "tests_kokkos"))
+sys.path.insert(0, str(REPO / "tests" / "kokkos"))
 from conftest import PLUGIN_DIR, KokkosLammps, strip_type_labels  # noqa: E402
 
 

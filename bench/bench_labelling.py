@@ -48,8 +48,8 @@ def main():
     import numpy as np
     from ase.io import write
 
-    from lammps_adv.structures import quartz
-    from lammps_adv.training.dataset import load
+    from lammps_adv.lammps.structures import quartz
+    from lammps_adv.io.dataset import load
     cells = [int(x) for x in args.cells.split("x")]
     rng = np.random.default_rng(0)
     images = []

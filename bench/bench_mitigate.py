@@ -23,8 +23,8 @@ BIN = Path(sys.executable).parent
 LABEL = """
 import sys, time
 from lammps_adv.experiments.labelling import label
-from lammps_adv.experiments.probe import load_configs
-from lammps_adv.mpi import mpi_comm
+from lammps_adv.io.configs import load_configs
+from lammps_adv.parallel.mpi import mpi_comm
 comm = mpi_comm()
 configs = load_configs(sys.argv[1], split=None)
 comm.Barrier()

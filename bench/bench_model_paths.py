@@ -32,8 +32,8 @@ def graph_input(model, data, local_only: bool = False):
     n and image_of (the cell atom of each position); local_only: edges centred on cell atoms
     only (for energies_periodic)."""
     import torch
-    from lammps_adv.models.evaluate import periodic_input
-    from lammps_adv.structures import read_lammps_data
+    from lammps_adv.models.contract import periodic_input
+    from lammps_adv.lammps.structures import read_lammps_data
     atoms = read_lammps_data(data)
     inp = periodic_input(model, atoms.get_positions(), atoms.cell.array,
                          atoms.get_chemical_symbols(), local_only=local_only)

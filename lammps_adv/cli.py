@@ -24,7 +24,7 @@ def _add_glass(sub):
 
 
 def _run_glass(args):
-    from lammps_adv.structures import amorphous, density
+    from lammps_adv.lammps.structures import amorphous, density
     atoms = amorphous(args.atoms, rho=args.density, potential=args.potential, out=args.out,
                       seed=args.seed, t_melt=args.t_melt, melt_ps=args.melt_ps,
                       quench_ps=args.quench_ps)
@@ -43,8 +43,8 @@ def _add_energy(sub):
 
 def _run_energy(args):
     from pathlib import Path
-    from lammps_adv.structures import read
-    from lammps_adv.system import LammpsSystem
+    from lammps_adv.lammps.structures import read
+    from lammps_adv.lammps.system import LammpsSystem
     path = Path(args.structure)
     structure = path if path.suffix in (".data", ".lmp", ".lammps") else read(path)
     with LammpsSystem(structure, args.potential) as system:
@@ -63,7 +63,7 @@ def _add_potentials(sub):
 
 
 def _run_potentials(args):
-    from lammps_adv import potentials
+    from lammps_adv.lammps import snippets as potentials
     entries = potentials.catalogue()       # placeholders (FILE) are described, never built
     width = max(len(name) for name, _ in entries)
     for name, description in entries:
@@ -141,7 +141,7 @@ def _add_dataset(sub):
     i.add_argument("--reference", default="DFT", help="what labelled the data (default DFT)")
     i.add_argument("--index", default=":", help="ASE frame selection (default all)")
     i.add_argument("--format", default=None, help="ASE format (default from the file name)")
-    from lammps_adv.training.dft_import import unit_names
+    from lammps_adv.io.dft_import import unit_names
     units = unit_names()
     i.add_argument("--energy-unit", choices=units["energy"], default=None,
                    help="energy unit of the files (default: declared, else eV)")
@@ -150,7 +150,7 @@ def _add_dataset(sub):
     i.add_argument("--stress-unit", choices=units["stress"], default=None,
                    help="stress unit of the files (default: declared, else eV/A^3; a virial "
                    "takes the energy unit)")
-    from lammps_adv.training.dataset import ENERGY_KINDS
+    from lammps_adv.io.dataset import ENERGY_KINDS
     i.add_argument("--energy", choices=ENERGY_KINDS, default="auto",
                    help="free_energy (VASP TOTEN, consistent with the forces), energy (VASP: "
                    "sigma -> 0), or auto: the free energy when present (default)")
@@ -204,7 +204,7 @@ def _add_md_frames(p, frames: int, stride: int) -> None:
 
 
 def _run_dataset_generate(args):
-    from lammps_adv.training.dataset import generate
+    from lammps_adv.training.sampling import generate
     q = args.quartz if args.quartz and any(args.quartz) else None
     if q is not None and len(q) != 3:
         raise ValueError(f"--quartz needs NXxNYxNZ, got {args.quartz}")
@@ -233,7 +233,7 @@ def _run_dataset_mixed(args):
 
 
 def _run_dataset_subset(args):
-    from lammps_adv.training.dataset import load
+    from lammps_adv.io.dataset import load
     from lammps_adv.training.recipes import subset
     if not 0 < args.fraction <= 1:
         raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
@@ -243,7 +243,7 @@ def _run_dataset_subset(args):
 
 
 def _run_dataset_import(args):
-    from lammps_adv.training.dataset import import_ase
+    from lammps_adv.io.dataset import import_ase
     ds = import_ase(args.files, args.out, species=args.species.split(","),
                     reference=args.reference, split=args.split, seed=args.seed,
                     index=args.index, fmt=args.format, energy_kind=args.energy,
@@ -253,7 +253,7 @@ def _run_dataset_import(args):
 
 
 def _run_dataset_info(args):
-    from lammps_adv.training.dataset import load
+    from lammps_adv.io.dataset import load
     _say(load(args.file).summary())
 
 
@@ -355,9 +355,10 @@ def _run_run(args):
         if len(item) < 2:
             raise ValueError(f"-var {item[0]}: needs a name and at least one value")
         variables[item[0]] = item[1] if len(item) == 2 else item[1:]
-    from lammps_adv import alignment
-    aligned = (alignment.parse_shifts(args.align_shifts) if args.align_shifts else
-               alignment.from_file(args.align_from, args.approx, args.reference)
+    from lammps_adv.core.alignment import parse_shifts
+    from lammps_adv.experiments.align import from_file
+    aligned = (parse_shifts(args.align_shifts) if args.align_shifts else
+               from_file(args.align_from, args.approx, args.reference)
                if args.align_from else None)
     n = run_deck(args.deck, args.reference, out=args.out, every=args.every,
                  frames_every=args.frames_every, variables=variables, species=args.species,
@@ -370,7 +371,7 @@ def _run_run(args):
 
 
 def _say(msg: str) -> None:
-    from lammps_adv.mpi import is_root
+    from lammps_adv.parallel.mpi import is_root
     if is_root():
         print(msg, flush=True)
 
@@ -387,7 +388,7 @@ def _add_probe(sub):
     p.add_argument("--reference", required=True, help="accurate model spec, e.g. bks-dsf")
     p.add_argument("--epsilon", type=_floats, default=[0.0, 0.1, 0.3, 0.5],
                    help="distortions in A^2, comma-separated (default 0,0.1,0.3,0.5)")
-    from lammps_adv.adversarial import DISTORTIONS
+    from lammps_adv.core.adversarial import DISTORTIONS
     p.add_argument("--distortion", choices=DISTORTIONS, default="total",
                    help="epsilon is the sum of |dr_i|^2 over the cell (total, the study's "
                    "convention) or per atom (per-atom: comparable across cell sizes); "
@@ -408,7 +409,8 @@ def _add_probe(sub):
 
 
 def _run_probe(args):
-    from lammps_adv.experiments.probe import load_configs, probe
+    from lammps_adv.experiments.probe import probe
+    from lammps_adv.io.configs import load_configs
     _apply_label_cache(args)
     configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
                            limit=args.limit)
@@ -419,15 +421,15 @@ def _run_probe(args):
 
 
 def _alignment_line(path) -> str:
-    from lammps_adv import h5md
-    from lammps_adv.alignment import from_attrs
-    from lammps_adv.mpi import is_root
+    from lammps_adv.io import h5md
+    from lammps_adv.core.alignment import from_attrs
+    from lammps_adv.parallel.mpi import is_root
     return f"alignment {from_attrs(h5md.read_parameters(path, texts=False)).describe()}" \
         if is_root() else ""
 
 
 def _add_align(p):
-    from lammps_adv.alignment import MODES
+    from lammps_adv.core.alignment import MODES
     p.add_argument("--align", choices=MODES, default="per-species",
                    help="energy alignment of the approximate model: per-species shifts fitted "
                    "by least squares on the configurations given (default), or none (raw "
@@ -466,7 +468,7 @@ def _add_label_cache(p):
 
 
 def _apply_label_cache(args) -> None:
-    from lammps_adv.experiments.label_cache import ENV
+    from lammps_adv.io.label_cache import ENV
     if getattr(args, "no_label_cache", False):
         os.environ[ENV] = "off"
     elif getattr(args, "label_cache", None):
@@ -511,7 +513,7 @@ def _add_relax(sub):
 
 
 def _run_relax(args):
-    from lammps_adv.experiments.probe import load_configs
+    from lammps_adv.io.configs import load_configs
     from lammps_adv.experiments.relax import relax
     _apply_label_cache(args)
     configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
@@ -534,7 +536,8 @@ def _add_report(sub):
 
 
 def _run_report(args):
-    from lammps_adv.analysis import build_report, find_h5
+    from lammps_adv.io.results import find_h5
+    from lammps_adv.report.build import build_report
     _say(f"wrote {build_report(find_h5(args.results), args.out)}")
 
 
@@ -567,7 +570,7 @@ def _add_mitigate(sub):
     p.add_argument("--reference", default=d.reference, help="labelling calculator (default bks-dsf)")
     p.add_argument("--epsilon", type=float, default=d.epsilon,
                    help=f"distortion of the steps along A / F (A^2, default {d.epsilon})")
-    from lammps_adv.adversarial import DISTORTIONS
+    from lammps_adv.core.adversarial import DISTORTIONS
     p.add_argument("--distortion", choices=DISTORTIONS, default=d.distortion,
                    help="epsilon over the cell or per atom (default per-atom)")
     p.add_argument("--committee", type=int, default=d.committee,
@@ -620,7 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from lammps_adv.errors import RunInterrupted, one_line
+    from lammps_adv.core.errors import RunInterrupted, one_line
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -631,11 +634,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = one_line(exc).removeprefix("ERROR: ")
         code = exc.exit_code if isinstance(exc, RunInterrupted) else 2
-        from lammps_adv.mpi import is_root
+        from lammps_adv.parallel.mpi import is_root
         if not isinstance(exc, RunInterrupted) or is_root():   # every rank stops for a signal
             print(f"lammps-adv {args.command}: error: {msg}", file=sys.stderr, flush=True)
         if not isinstance(exc, RunInterrupted):   # a signal reaches every rank by itself
-            from lammps_adv.mpi import abort_other_ranks
+            from lammps_adv.parallel.mpi import abort_other_ranks
             abort_other_ranks(code)
         return code
     return 0

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from lammps_adv import POTENTIALS
+from lammps_adv.io.resources import POTENTIALS
 
 SCALES = {
     # glass atoms in the dataset, glasses, melt and quench times (ps), frames per MD run,
@@ -245,8 +245,8 @@ def _shipped(name: str) -> bool:
 def _first_glass(dataset: Path, out: Path) -> Path:
     """A LAMMPS data file of the dataset's first glass configuration (for the MD stage)."""
     from ase import Atoms
-    from lammps_adv.structures import write_lammps_data
-    from lammps_adv.training.dataset import load
+    from lammps_adv.lammps.structures import write_lammps_data
+    from lammps_adv.io.dataset import load
     ds = load(dataset)
     for i in range(len(ds)):
         c = ds.config(i)

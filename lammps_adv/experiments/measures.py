@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv import adversarial
+from lammps_adv.core import adversarial
 
 
 def reference_labels(configs, reference: str, comm) -> list:
@@ -31,8 +31,8 @@ def measure(model_pt, configs, reference_labels: list, s, folder: Path, comm,
             full: bool = True) -> dict:
     """The measures of the TorchScript model ``model_pt`` (``full``: also probe and
     relaxations, written under ``folder``)."""
-    from lammps_adv import analysis
-    from lammps_adv.alignment import fit
+    from lammps_adv.core.alignment import fit
+    from lammps_adv.core.statistics import pearson
     from lammps_adv.experiments.labelling import label
     spec = f"torchscript:{model_pt}"
     pred = label(configs, spec, comm, what="evaluation")
@@ -47,7 +47,7 @@ def measure(model_pt, configs, reference_labels: list, s, folder: Path, comm,
     out = {"energy_rmse_meV_per_atom": float(np.sqrt(np.mean(((e_app - e_acc) / n) ** 2)) * 1000),
            "force_rmse_eV_per_A": float(np.sqrt(np.mean(df ** 2))),
            "cos_mean": float(cos.mean()), "cos_fraction_positive": float((cos > 0).mean()),
-           "cos_energy_correlation": analysis.pearson(cos, e_acc / n),
+           "cos_energy_correlation": pearson(cos, e_acc / n),
            "probe_excess": np.nan, "relax_growth": np.nan,
            "cos": cos, "relax_curve": np.full(s.relax_steps + 1, np.nan)}
     if full:
@@ -56,7 +56,9 @@ def measure(model_pt, configs, reference_labels: list, s, folder: Path, comm,
 
 
 def probe_and_relax(spec: str, configs, s, folder: Path, comm) -> dict:
-    from lammps_adv import analysis
+    from lammps_adv.core.statistics import quantile_band
+    from lammps_adv.core.summaries import epsilon_rows, relax_curves, relax_first_step
+    from lammps_adv.io.results import probe_arrays, read_files, recording
     from lammps_adv.experiments.probe import probe
     from lammps_adv.experiments.relax import relax
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,13 +67,13 @@ def probe_and_relax(spec: str, configs, s, folder: Path, comm) -> dict:
               comm=comm, progress=False)
     relax(configs[:s.relaxations], spec, s.reference, folder / "relax", steps=s.relax_steps,
           overwrite=True, comm=comm, progress=False)
-    (res,) = analysis.read_files([p], analysis.probe_arrays)
+    (res,) = read_files([p], probe_arrays)
     files = sorted((folder / "relax").glob("relax_*.h5"))
-    runs = analysis.read_files(files, analysis._recording)
-    growth = analysis.relax_first_step(runs)
-    _, median, _, _ = analysis.quantile_band([analysis.relax_curves(r)[1] for r in runs])
+    runs = read_files(files, recording)
+    growth = relax_first_step(runs)
+    _, median, _, _ = quantile_band([relax_curves(r)[1] for r in runs])
     curve = np.full(s.relax_steps + 1, np.nan)
     curve[:min(len(median), len(curve))] = median[:len(curve)]
-    row = analysis.epsilon_rows(res)[1]
+    row = epsilon_rows(res)[1]
     return {"probe_excess": row["adversarial_increase"] - row["random_increase"],
             "relax_growth": growth["growth_factor"], "relax_curve": curve}

@@ -14,7 +14,7 @@ Every final model is measured on one fixed evaluation set that no strategy train
     seed<S>/base.pt (+ card)                      the base model of seed S
     seed<S>/<strategy>/round<R>.h5 / .pt (+ card)  training set and model after round R
     seed<S>/<strategy>/eval/                      probe file and recorded relaxations
-    mitigate.h5                                   the summary (lammps_adv.h5md.write_mitigation)
+    mitigate.h5                                   the summary (lammps_adv.io.h5md.write_mitigation)
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _train(data: Path, out: Path, s: MitigateSettings, seed: int, force_weight: 
            warm_start: Path | None = None, info: dict | None = None, comm=None) -> Path:
     """Train (or retrain warm-started) one model on rank 0 (the others wait); returns the
     checkpoint path."""
-    from lammps_adv.mpi import on_root
+    from lammps_adv.parallel.mpi import on_root
     from lammps_adv.training.train import TrainSettings, train
     ts = TrainSettings(model=s.model, model_kwargs=dict(s.model_kwargs), force_weight=force_weight,
                        epochs=s.warm_epochs if warm_start else s.epochs, batch_size=s.batch_size,
@@ -96,7 +96,7 @@ def _starts(ds) -> list:
 
 def _extend(ds, labelled: list, path: Path):
     """The dataset with ``labelled`` configurations added to its training split."""
-    from lammps_adv.training.dataset import from_frames
+    from lammps_adv.io.dataset import from_frames
     frames = [ds.config(i) for i in range(len(ds))] + labelled
     new = from_frames(frames, ds.species, {**ds.attrs, "extended_by": "mitigate"})
     n_old = len(ds)
@@ -137,7 +137,7 @@ def _run_strategy(run: _Run, strategy: str, i: int, j: int, seed: int, folder: P
     measures, the measures after each round (round 0: the base model) and labels spent."""
     from lammps_adv.experiments.labelling import label
     from lammps_adv.experiments.measures import measure
-    from lammps_adv.mpi import is_root
+    from lammps_adv.parallel.mpi import is_root
     s, comm = run.s, run.comm
     sdir = folder / strategy
     sdir.mkdir(exist_ok=True)
@@ -175,10 +175,10 @@ def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: st
              settings: MitigateSettings | None = None, comm=None, progress: bool = True) -> Path:
     """Run every strategy for every seed; write the summary; returns its path."""
     from lammps_adv.experiments.measures import measure, reference_labels
-    from lammps_adv.experiments.probe import load_configs
-    from lammps_adv.mpi import is_root, mpi_comm
-    from lammps_adv.progress import bar as progress_bar
-    from lammps_adv.training.dataset import load
+    from lammps_adv.io.configs import load_configs
+    from lammps_adv.parallel.mpi import is_root, mpi_comm
+    from lammps_adv.core.progress import bar as progress_bar
+    from lammps_adv.io.dataset import load
     s = settings or MitigateSettings()
     s.check()
     comm = comm or mpi_comm()
@@ -220,7 +220,7 @@ def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: st
         bar.close()
     summary = out / "mitigate.h5"
     if is_root(comm):
-        from lammps_adv.h5md import write_mitigation
+        from lammps_adv.io.h5md import write_mitigation
         params = {"experiment": "mitigate", "approx_kind": s.model, "reference": s.reference,
                   "base": str(base), "evaluation": str(evaluation), "pool": str(pool),
                   "settings": json.dumps(dataclasses.asdict(s), sort_keys=True),

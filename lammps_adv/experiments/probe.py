@@ -1,7 +1,7 @@
 """Probe: model error along the adversarial direction vs along random directions.
 
 For each configuration R0 both models are evaluated, giving the energy error and A(R0).
-The approximate energy is first aligned (lammps_adv.alignment: per-species shifts fitted
+The approximate energy is first aligned (lammps_adv.core.alignment: per-species shifts fitted
 on all the configurations given, by default). Then for each distortion epsilon the
 configuration is moved along A, and by the same amount along ``n_random`` seeded random
 directions, and both models are evaluated again.
@@ -20,9 +20,8 @@ smallest interatomic distance; one closer than ``core_distance`` (default 1.2 A,
 inside the Si-O bond of 1.6 A) is flagged as pushed into the repulsive core, where both
 models are outside what they were made for.
 
-HDF5 layout (besides /h5md; /parameters attrs hold approx, reference, units, epsilons_A2,
-distortion, ascent_steps, core_distance_A, n_random, seed, sampling, alignment,
-alignment_shifts_eV): see ``lammps_adv.h5md.write_probe``.
+HDF5 layout (besides /h5md): see ``lammps_adv.io.h5md.write_probe``; the /parameters
+attributes are ``lammps_adv.io.schema.PROBE_PARAMETERS``.
 """
 from __future__ import annotations
 
@@ -31,41 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv import adversarial
-from lammps_adv.alignment import NONE, check_mode, fit
+from lammps_adv.core import adversarial
+from lammps_adv.core.alignment import NONE, check_mode, fit
 from lammps_adv.calculators import get_calculator
-from lammps_adv.experiments.parallel import split_tasks
-from lammps_adv.progress import bar as progress_bar
-from lammps_adv.structures import min_pair_distance
+from lammps_adv.parallel.tasks import split_tasks
+from lammps_adv.core.progress import bar as progress_bar
+from lammps_adv.lammps.structures import min_pair_distance
 
 DEFAULT_EPSILONS = (0.0, 0.1, 0.3, 0.5)
 CORE_DISTANCE = 1.2          # A
-
-
-def load_configs(path: str | Path, split: str | None = "test", limit: int | None = None):
-    """Configurations (positions, cell, names, source) from a dataset file (a split of it)
-    or from any structure file ASE reads (every frame)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"configuration file not found: {path}")
-    out = []
-    if path.suffix in (".h5", ".hdf5"):
-        from lammps_adv.training.dataset import load
-        ds = load(path)
-        idx = ds.split(split) if split else np.arange(len(ds))
-        for i in idx[:limit]:
-            c = ds.config(int(i))
-            out.append((c["positions"], c["cell"], c["names"], f"{path.name}#{int(i)}"))
-    else:
-        from ase.io import iread
-        for k, atoms in enumerate(iread(str(path), index=":")):
-            if limit is not None and k >= limit:
-                break
-            out.append((atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols(),
-                        f"{path.name}#{k}"))
-    if not out:
-        raise ValueError(f"no configurations in {path}" + (f" (split {split!r})" if split else ""))
-    return out
 
 
 def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
@@ -79,12 +52,12 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     in /parameters and used to label the cos(theta) statistics. Under MPI the
     configurations are spread over groups of ``ranks_per_task`` ranks; the numbers do not
     depend on the number of ranks."""
-    from lammps_adv.mpi import mpi_comm
+    from lammps_adv.parallel.mpi import mpi_comm
     comm = comm or mpi_comm()
     eps = _check(epsilons, align, distortion, ascent_steps, n_random)
     out = Path(out)
     if comm.Get_rank() == 0:
-        from lammps_adv.h5md import check_writable
+        from lammps_adv.io.files import check_writable
         check_writable(out, "probe file")      # unwritable output fails before any work
     c_n, e_n = len(configs), len(eps)
     res = {"cos_adversarial": np.zeros(c_n), "energy_error": np.zeros(c_n),
@@ -158,7 +131,7 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     # (only the group leader's copy counts, so other members contribute zeros)
     res = {k: comm.allreduce(v if leader else np.zeros_like(v)) for k, v in res.items()}
     if comm.Get_rank() == 0:
-        from lammps_adv.h5md import write_probe
+        from lammps_adv.io.h5md import write_probe
         res["alignment_offset"] = np.array([alignment.offset(n) for _, _, n, _ in configs])
         for kind in ("adversarial", "random"):
             res[f"core_{kind}"] = res[f"min_distance_{kind}"] < core_distance

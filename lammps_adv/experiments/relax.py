@@ -13,9 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lammps_adv.alignment import NONE, check_mode, fit_parallel
-from lammps_adv.experiments.parallel import split_tasks
-from lammps_adv.mpi import mpi_comm
+from lammps_adv.core.alignment import NONE, check_mode
+from lammps_adv.experiments.align import fit_parallel
+from lammps_adv.parallel.tasks import split_tasks
+from lammps_adv.parallel.mpi import mpi_comm
 
 MIN_STYLES = ("fire", "cg", "sd")
 
@@ -30,12 +31,12 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     steps: maximum minimizer iterations; ftol: force tolerance (eV/A) of the minimizer;
     overwrite: replace relaxation files already in ``out_dir`` (else they are an error);
     align: "per-species" fits energy shifts of the approximate model on the starting
-    configurations (lammps_adv.alignment), "none" compares raw energies.
+    configurations (lammps_adv.core.alignment), "none" compares raw energies.
     Returns the paths of the files written by this rank's group (all of them in serial).
     """
     from ase import Atoms
     from lammps_adv.recorder import Recorder
-    from lammps_adv.system import LammpsSystem
+    from lammps_adv.lammps.system import LammpsSystem
     if min_style not in MIN_STYLES:
         raise ValueError(f"min_style must be one of {', '.join(MIN_STYLES)}, not {min_style!r}")
     if steps < 1:
@@ -50,7 +51,7 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
         out_dir.mkdir(parents=True, exist_ok=True)
     comm.Barrier()
     written = []
-    from lammps_adv.progress import bar as progress_bar
+    from lammps_adv.core.progress import bar as progress_bar
     bar = progress_bar(len(configs), f"relaxations ({n_groups} at a time)", "relax", progress, comm)
     try:
         for i in mine:

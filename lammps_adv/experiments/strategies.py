@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lammps_adv import adversarial
+from lammps_adv.core import adversarial
 from lammps_adv.experiments.probe import CORE_DISTANCE
-from lammps_adv.structures import min_pair_distance
+from lammps_adv.lammps.structures import min_pair_distance
 
 STRATEGIES = ("baseline", "more-md", "adversarial", "step-f-app", "step-f-acc", "forces",
               "uncertainty")

@@ -7,13 +7,15 @@ file ``hparams.json`` inside the archive.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
 
 import torch
-from lammps_adv.errors import ModelError  # noqa: F401 (raised here, re-exported)
+
+from lammps_adv.core.errors import ModelError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.io.files import file_sha256
+from lammps_adv.io.model_card import card_paths, write_model_card
 from lammps_adv.plugin.kernels import load_kernels
 
 MODEL_KINDS = ("bp", "gnn")
@@ -100,11 +102,10 @@ def reexport(src: str | Path, dst: str | Path) -> Path:
     model = model_from_hparams(old.hparams)
     model.load_state_dict(old.state_dict())
     out = export(model, dst)
-    from lammps_adv.training.train import card_paths, write_model_card
     card = card_paths(out)[0]
     if card.is_file():
         info = json.loads(card.read_text())
-        info.update(sha256=sha256(out), size_bytes=out.stat().st_size)
+        info.update(sha256=file_sha256(out), size_bytes=out.stat().st_size)
         write_model_card(out, info)
     return out
 
@@ -120,11 +121,3 @@ def check_contract(m, where: str = "model") -> None:
     rf = getattr(m, "receptive_field", m.cutoff)
     if rf < m.cutoff:
         raise ModelError(f"{where}: receptive_field {rf} < cutoff {m.cutoff}")
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

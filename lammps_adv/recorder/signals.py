@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from lammps_adv.errors import RunInterrupted
+from lammps_adv.core.errors import RunInterrupted
 
 NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 

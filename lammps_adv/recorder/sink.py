@@ -1,6 +1,6 @@
 """Rank 0's side of a recording: complete records become rows (and frames) of the file.
 
-Computes the measures of each record (lammps_adv.adversarial), buffers rows in the
+Computes the measures of each record (lammps_adv.core.adversarial), buffers rows in the
 H5MD writer, flushes after ``flush_every`` rows or ``flush_seconds`` seconds, and prints
 progress (at most one line a second, and one at the start of each stage).
 """
@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import time
 
-from lammps_adv import adversarial
-from lammps_adv.errors import RecorderError
-
-OBSERVABLES = adversarial.OBSERVABLES + ("temperature", "evaluation", "stage")
+from lammps_adv.core import adversarial
+from lammps_adv.core.errors import RecorderError
+from lammps_adv.io.schema import RECORDING_OBSERVABLES as OBSERVABLES
 
 
 class RecordSink:
     def __init__(self, path, attrs: dict, texts: dict, mode: str, frames_every: int,
                  flush_every: int, flush_seconds: float, progress: bool):
-        from lammps_adv.h5md import H5MDWriter
+        from lammps_adv.io.h5md import H5MDWriter
         self.writer = H5MDWriter(path, OBSERVABLES, attrs, texts, mode=mode)
         self.frames_every, self.progress = frames_every, progress
         self.flush_every, self.flush_seconds = flush_every, flush_seconds

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lammps_adv.errors import RecorderError
-from lammps_adv.structures import cell_of  # noqa: F401 (used here, re-exported)
+from lammps_adv.core.errors import RecorderError
+from lammps_adv.lammps.structures import cell_of  # noqa: F401 (used here, re-exported)
 
 WIDTH = 8      # id, type, x, y, z, fx, fy, fz
 

@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lammps_adv.models.evaluate import periodic_input, species_indices
-from lammps_adv.models.export import build_model, export, load, model_from_hparams, sha256
-from lammps_adv.training.dataset import Dataset, DatasetError
-from lammps_adv.training.dataset import load as load_dataset
-from lammps_adv.errors import TrainingError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.models.contract import periodic_input, species_indices
+from lammps_adv.models.export import build_model, export, load, model_from_hparams
+from lammps_adv.io.dataset import Dataset, DatasetError
+from lammps_adv.io.dataset import load as load_dataset
+from lammps_adv.io.files import file_sha256
+from lammps_adv.io.model_card import card_paths, write_model_card
+from lammps_adv.core.errors import TrainingError  # noqa: F401 (raised here, re-exported)
 
 SCHEDULES = ("plateau", "cosine", "exponential", "constant")
 
@@ -292,7 +294,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         # the run continues with the saved settings; only these may be changed on resume
         saved.epochs, saved.max_minutes, saved.patience = s.epochs, s.max_minutes, s.patience
         s = saved
-        if state["dataset_sha256"] != sha256(dataset):
+        if state["dataset_sha256"] != file_sha256(dataset):
             raise TrainingError(f"cannot resume: {dataset} is not the dataset the checkpoint "
                                 f"{ckpt_path} was trained on")
     s.check()
@@ -340,9 +342,9 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         best_state, history = state["best_state"], state["history"]
         elapsed, n_trained = state["elapsed_s"], state["n_trained"]
     hp = json.loads(model.hparams)
-    dataset_hash = state["dataset_sha256"] if state is not None else sha256(dataset)
+    dataset_hash = state["dataset_sha256"] if state is not None else file_sha256(dataset)
 
-    from lammps_adv.progress import bar as progress_bar
+    from lammps_adv.core.progress import bar as progress_bar
     bar = progress_bar(s.epochs, f"train {hp['kind']}", "epoch", progress,
                        initial=min(epoch0, s.epochs))
     stopped = "epochs"
@@ -414,7 +416,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     export(model, out)
     check = _check_export(model, out, ds, int(ds.split("test")[0]))
     card = {
-        "name": out.stem, "file": out.name, "sha256": sha256(out),
+        "name": out.stem, "file": out.name, "sha256": file_sha256(out),
         "size_bytes": out.stat().st_size,
         "model": {**hp, "n_parameters": int(sum(p.numel() for p in model.parameters()))},
         "contract": {"cutoff": float(model.cutoff), "species": list(model.species),
@@ -498,51 +500,3 @@ def _check_export(model, path: Path, ds: Dataset, index: int) -> float:
 def _version() -> str:
     from lammps_adv import __version__
     return __version__
-
-
-# ---------------------------------------------------------------------------- model card
-def card_paths(out: str | Path) -> tuple[Path, Path]:
-    out = Path(out)
-    return out.with_name(out.stem + ".card.json"), out.with_name(out.stem + ".card.md")
-
-
-def write_model_card(out: str | Path, card: dict) -> tuple[Path, Path]:
-    js, md = card_paths(out)
-    js.write_text(json.dumps(card, indent=1) + "\n")
-    md.write_text(card_markdown(card))
-    return js, md
-
-
-def card_markdown(card: dict) -> str:
-    m, t, st = card["model"], card["training_data"], card["settings"]
-    lines = [f"# Model card: {card['name']}", "",
-             f"- file: `{card['file']}` ({card['size_bytes']} bytes), "
-             f"sha256 `{card['sha256']}`",
-             f"- model: {m['kind']}, {m['n_parameters']} parameters, species "
-             f"{', '.join(card['contract']['species'])}, cutoff {card['contract']['cutoff']} A, "
-             f"receptive field {card['contract']['receptive_field']} A",
-             f"- hyper-parameters: `{json.dumps({k: v for k, v in m.items() if k not in ('radial_etas', 'angular_etas', 'lambdas', 'zetas')})}`",
-             f"- trained on: {st['trained_on']} (force weight {st['force_weight']}), "
-             f"reference `{t['reference']}`",
-             f"- data: `{t['path']}` (sha256 `{t['sha256'][:16]}...`), {t['n_configs']} "
-             f"configurations, splits {t['splits']}, labels {', '.join(t['labels'])}",
-             f"- settings: Adam lr {st['lr']}, schedule {st['schedule']}, batch "
-             f"{st['batch_size']}, epochs {st['epochs']}, patience {st['patience']}, "
-             f"seed {st['seed']}",
-             f"- run: {card['metrics']['epochs_run']} epochs (stopped: "
-             f"{card['metrics']['stopped']}), best epoch {card['metrics']['best_epoch']}, "
-             f"{card['performance']['training_time_s']} s, "
-             f"{card['performance']['throughput_configs_per_s']} configurations/s", "",
-             "## Test metrics", "",
-             "| split | configs | energy RMSE (meV/atom) | energy MAE (meV/atom) "
-             "| force RMSE (meV/A) | force MAE (meV/A) |",
-             "|---|---|---|---|---|---|"]
-    for name in ("test", "validation"):
-        x = card["metrics"][name]
-        lines.append(f"| {name} | {x['n_configs']} | {x['energy_rmse_meV_per_atom']:.2f} | "
-                     f"{x['energy_mae_meV_per_atom']:.2f} | "
-                     f"{x.get('force_rmse_meV_per_A', float('nan')):.1f} | "
-                     f"{x.get('force_mae_meV_per_A', float('nan')):.1f} |")
-    lines += ["", f"Created {card['created']} by lammps-adv {card['software']['lammps_adv']}, "
-              f"torch {card['software']['torch']}.", f"Command: `{card['command']}`", ""]
-    return "\n".join(lines)

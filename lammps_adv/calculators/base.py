@@ -1,0 +1,165 @@
+"""The interface every energy model implements (``Calculator``): validated, cached,
+collective over an MPI communicator. What a backend must provide: ``compute``."""
+from __future__ import annotations
+
+import numpy as np
+
+from lammps_adv.core.configuration import config_key, describe
+from lammps_adv.core.errors import CalculatorError, one_line
+from lammps_adv.parallel.mpi import mpi_comm
+
+
+class Calculator:
+    """Energy + forces of periodic configurations (see the module docstring)."""
+
+    spec: str = ""
+    description: str = ""
+    species: tuple | None = None       # elements it can evaluate; None: any
+    collective: bool = False           # True: every rank takes part in compute()
+
+    def __init__(self, comm=None):
+        self.comm = comm if comm is not None else mpi_comm()
+        self.symbols: list[str] | None = None
+        self.n_computed = 0            # evaluations that were not cache hits
+        self._cache = (None, None)     # (key, (energy, forces))
+
+    @property
+    def rank(self) -> int:
+        return self.comm.Get_rank()
+
+    def check_species(self, symbols) -> None:
+        if self.species is None:
+            return
+        missing = sorted(set(symbols) - set(self.species))
+        if missing:
+            raise CalculatorError(f"{self.spec} covers the elements {', '.join(self.species)}; "
+                                  f"the system also has {', '.join(missing)}")
+
+    def setup(self, symbols) -> None:
+        """Element of every atom (rank 0's list counts; call it on every rank)."""
+        symbols = [str(s) for s in symbols]
+        self.check_species(symbols)
+        self.symbols = symbols
+
+    # -------------------------------------------------------------- the one entry point
+    def evaluate(self, positions, cell, symbols=None, label=None):
+        comm = self.comm
+        parallel = comm.Get_size() > 1
+        head = None
+        if self.rank == 0:
+            if symbols is not None and (self.symbols is None or list(symbols) != self.symbols):
+                self.setup(symbols)
+            head = self._inputs(positions, cell, label)
+        pos = cell = None
+        if self.rank == 0 and not isinstance(head, CalculatorError):
+            *head, pos, cell = head        # the arrays travel only if a collective compute needs them
+        if parallel:
+            head = comm.bcast(head, root=0)
+        if isinstance(head, CalculatorError):
+            raise head
+        key, new_symbols, label = head
+        if new_symbols is not None and self.rank != 0:
+            self.symbols = new_symbols
+        if key == self._cache[0]:
+            e, f = self._cache[1]
+            return e, f.copy()
+        if self.collective and parallel:
+            if self.rank != 0:
+                pos, cell = np.empty((len(self.symbols), 3)), np.empty((3, 3))
+            comm.Bcast(pos, root=0)
+            comm.Bcast(cell, root=0)
+        result = err = None
+        if self.collective or self.rank == 0:
+            try:
+                result = self.compute(pos, cell)
+                self.n_computed += 1
+            except Exception as exc:  # noqa: BLE001 - any backend failure, named here
+                msg = one_line(exc).removeprefix(f"{self.spec}: ")
+                err = CalculatorError(f"{self.spec} failed on {label}: {msg}")
+            else:
+                if self.rank == 0:
+                    try:
+                        result = self._validated(result, label)
+                    except CalculatorError as exc:
+                        err = exc
+        if parallel:
+            err = comm.bcast(err if self.rank == 0 else None, root=0)
+        if err is not None:
+            raise err
+        if parallel:
+            result = comm.bcast(result if self.rank == 0 else None, root=0)
+        self._cache = (key, result)
+        return result[0], result[1].copy()
+
+    def _inputs(self, positions, cell, label):
+        """Rank 0: checked inputs (key, symbols to share, label, positions, cell), or the
+        error to raise on every rank."""
+        if self.symbols is None:
+            return CalculatorError(f"{self.spec}: evaluate() needs the element of every atom "
+                                   "(symbols=... or setup())")
+        try:
+            pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
+            cell = np.ascontiguousarray(cell, dtype=np.float64).reshape(3, 3)
+        except (TypeError, ValueError) as exc:
+            return CalculatorError(f"{self.spec}: positions must be [N, 3] and the cell 3x3 "
+                                   f"(A): {one_line(exc)}")
+        label = label or describe(self.symbols, pos, cell)
+        if len(pos) != len(self.symbols):
+            return CalculatorError(f"{self.spec} on {label}: {len(pos)} positions for "
+                                   f"{len(self.symbols)} atoms")
+        if not (np.isfinite(pos).all() and np.isfinite(cell).all()):
+            return CalculatorError(f"{self.spec} on {label}: non-finite positions or cell")
+        if abs(np.linalg.det(cell)) < 1e-6:
+            return CalculatorError(f"{self.spec} on {label}: the cell has no volume")
+        key = config_key(self.symbols, pos, cell)
+        shared = getattr(self, "_shared_symbols", None)
+        new = None if shared is self.symbols else self.symbols
+        self._shared_symbols = self.symbols
+        return key, new, label, pos, cell
+
+    def _validated(self, result, label):
+        """The one place where every model's result is checked (see the module docstring)."""
+        n = len(self.symbols)
+        where = f"{self.spec} on {label}"
+        try:
+            energy, forces = result
+        except (TypeError, ValueError):
+            raise CalculatorError(f"{where}: returned {type(result).__name__}, "
+                                  "expected (energy, forces)") from None
+        e = np.asarray(energy)
+        if e.size != 1 or not np.issubdtype(e.dtype, np.number) or np.iscomplexobj(e):
+            raise CalculatorError(f"{where}: energy must be one real number (eV), got shape "
+                                  f"{list(e.shape)} of {e.dtype}")
+        e = float(e.reshape(()))
+        if not np.isfinite(e):
+            raise CalculatorError(f"{where}: energy is {e}")
+        f = np.asarray(forces)
+        if f.shape != (n, 3):
+            raise CalculatorError(f"{where}: forces have shape {list(f.shape)}, expected [{n}, 3]")
+        if not np.issubdtype(f.dtype, np.number) or np.iscomplexobj(f):
+            raise CalculatorError(f"{where}: forces must be real numbers, got {f.dtype}")
+        f = np.array(f, dtype=np.float64)
+        bad = ~np.isfinite(f)
+        if bad.any():
+            atoms = np.flatnonzero(bad.any(axis=1))
+            raise CalculatorError(f"{where}: forces are not finite on {len(atoms)} of {n} atoms "
+                                  f"(first: atom {atoms[0]}, {f[atoms[0]].tolist()})")
+        return e, f
+
+    # -------------------------------------------------------------- for backends
+    def compute(self, positions, cell):
+        """Backends: (energy eV, forces eV/A [N, 3]) of one configuration, self.symbols set."""
+        raise NotImplementedError
+
+    def hashes(self) -> dict:
+        """{file: sha256} of the model files it depends on (provenance)."""
+        return {}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

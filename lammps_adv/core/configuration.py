@@ -1,0 +1,36 @@
+"""A configuration of atoms in a periodic cell: the tuple every experiment passes around,
+the hash that identifies it bit for bit, and its description in words."""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Configuration(NamedTuple):
+    """One periodic configuration: positions [N, 3] (A), cell rows a, b, c (A), the element of
+    every atom, and where it came from (e.g. ``data.h5#3``)."""
+    positions: np.ndarray
+    cell: np.ndarray
+    names: list
+    source: str
+
+
+def config_key(symbols, positions, cell) -> str:
+    """Hash of a configuration (bit-exact): the cache key of calculators and label stores."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(" ".join(symbols).encode())
+    h.update(np.ascontiguousarray(cell, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(positions, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def describe(symbols, positions, cell) -> str:
+    """A configuration in words: 'configuration of 96 atoms (Si32 O64, cell 10.2 x ... A,
+    id 3f2a9c01)' - what error messages name when the caller gives no label."""
+    counts = " ".join(f"{s}{c}" for s, c in sorted(Counter(symbols).items()))
+    lengths = " x ".join(f"{x:.3g}" for x in np.linalg.norm(cell, axis=1))
+    return (f"configuration of {len(symbols)} atoms ({counts}, cell {lengths} A, "
+            f"id {config_key(symbols, positions, cell)[:8]})")

@@ -1,0 +1,54 @@
+"""Model cards: the JSON and Markdown files next to an exported model (``X.pt`` ->
+``X.card.json`` and ``X.card.md``): what the model is, what it was trained on, its test
+metrics and the command that made it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def card_paths(out: str | Path) -> tuple[Path, Path]:
+    out = Path(out)
+    return out.with_name(out.stem + ".card.json"), out.with_name(out.stem + ".card.md")
+
+
+def write_model_card(out: str | Path, card: dict) -> tuple[Path, Path]:
+    js, md = card_paths(out)
+    js.write_text(json.dumps(card, indent=1) + "\n")
+    md.write_text(card_markdown(card))
+    return js, md
+
+
+def card_markdown(card: dict) -> str:
+    m, t, st = card["model"], card["training_data"], card["settings"]
+    lines = [f"# Model card: {card['name']}", "",
+             f"- file: `{card['file']}` ({card['size_bytes']} bytes), "
+             f"sha256 `{card['sha256']}`",
+             f"- model: {m['kind']}, {m['n_parameters']} parameters, species "
+             f"{', '.join(card['contract']['species'])}, cutoff {card['contract']['cutoff']} A, "
+             f"receptive field {card['contract']['receptive_field']} A",
+             f"- hyper-parameters: `{json.dumps({k: v for k, v in m.items() if k not in ('radial_etas', 'angular_etas', 'lambdas', 'zetas')})}`",
+             f"- trained on: {st['trained_on']} (force weight {st['force_weight']}), "
+             f"reference `{t['reference']}`",
+             f"- data: `{t['path']}` (sha256 `{t['sha256'][:16]}...`), {t['n_configs']} "
+             f"configurations, splits {t['splits']}, labels {', '.join(t['labels'])}",
+             f"- settings: Adam lr {st['lr']}, schedule {st['schedule']}, batch "
+             f"{st['batch_size']}, epochs {st['epochs']}, patience {st['patience']}, "
+             f"seed {st['seed']}",
+             f"- run: {card['metrics']['epochs_run']} epochs (stopped: "
+             f"{card['metrics']['stopped']}), best epoch {card['metrics']['best_epoch']}, "
+             f"{card['performance']['training_time_s']} s, "
+             f"{card['performance']['throughput_configs_per_s']} configurations/s", "",
+             "## Test metrics", "",
+             "| split | configs | energy RMSE (meV/atom) | energy MAE (meV/atom) "
+             "| force RMSE (meV/A) | force MAE (meV/A) |",
+             "|---|---|---|---|---|---|"]
+    for name in ("test", "validation"):
+        x = card["metrics"][name]
+        lines.append(f"| {name} | {x['n_configs']} | {x['energy_rmse_meV_per_atom']:.2f} | "
+                     f"{x['energy_mae_meV_per_atom']:.2f} | "
+                     f"{x.get('force_rmse_meV_per_A', float('nan')):.1f} | "
+                     f"{x.get('force_mae_meV_per_A', float('nan')):.1f} |")
+    lines += ["", f"Created {card['created']} by lammps-adv {card['software']['lammps_adv']}, "
+              f"torch {card['software']['torch']}.", f"Command: `{card['command']}`", ""]
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""The schema of every lammps-adv file: unit strings, observable names and their units,
+array units of probe and mitigation files, the dataset file layout, the frame layout of
+recordings, the creator name, and the documented ``/parameters`` keys.
+
+Plain data, no I/O: lammps_adv.io.h5md writes and reads by it, the recorder takes its
+observable names from it, docs/recorder.md describes it. Metal units throughout (eV,
+Angstrom, ps); unit strings are H5MD ``unit`` attributes.
+"""
+from __future__ import annotations
+
+from lammps_adv.core import adversarial
+from lammps_adv.core.alignment import Alignment
+
+H5MD_VERSION = (1, 1)
+CREATOR = "lammps-adv"                     # /h5md/creator name of every file we write
+
+# ----------------------------------------------------------------------------- units (H5MD)
+TIME_UNIT = "ps"
+LENGTH_UNIT = "Angstrom"
+AREA_UNIT = "Angstrom2"
+ENERGY_UNIT = "eV"
+MILLI_ENERGY_UNIT = "meV"
+FORCE_UNIT = "eV Angstrom-1"
+STRESS_UNIT = "eV Angstrom-3"
+TEMPERATURE_UNIT = "K"
+MDA_FORCE_UNIT = "kJ mol-1 Angstrom-1"     # particles/all/force (MDAnalysis knows it)
+KJ_PER_MOL_PER_EV = 96.48533212331002      # 1 eV = 96.485... kJ/mol (CODATA 2018)
+
+# ----------------------------------------------------------------------------- recordings
+# the columns of /observables: the adversarial measures (lammps_adv.core.adversarial
+# computes them) and what the recorder adds to each record
+RECORDING_OBSERVABLES = adversarial.OBSERVABLES + ("temperature", "evaluation", "stage")
+# the unit of each observable; None: dimensionless, no unit attribute
+OBSERVABLE_UNITS = {
+    "energy_approx": ENERGY_UNIT, "energy_reference": ENERGY_UNIT, "energy_error": ENERGY_UNIT,
+    "energy_error_per_atom": ENERGY_UNIT, "cos_adversarial": None, "force_rmse": FORCE_UNIT,
+    "force_max_error": FORCE_UNIT, "force_cos": None, "fnorm_approx": FORCE_UNIT,
+    "fnorm_reference": FORCE_UNIT, "temperature": TEMPERATURE_UNIT, "evaluation": None,
+    "stage": None}
+if set(OBSERVABLE_UNITS) != set(RECORDING_OBSERVABLES):
+    raise ImportError("lammps_adv.io.schema: OBSERVABLE_UNITS does not cover exactly "
+                      f"RECORDING_OBSERVABLES {RECORDING_OBSERVABLES}")
+
+# what a frame holds: (group under /particles/all, shape after K, unit)
+FRAME_DATASETS = (("position", "atoms", LENGTH_UNIT), ("force", "atoms", MDA_FORCE_UNIT),
+                  ("force_approx", "atoms", FORCE_UNIT),
+                  ("force_reference", "atoms", FORCE_UNIT),
+                  ("box/edges", "box", LENGTH_UNIT), ("record", "record", None))
+
+# /stages: one row per run/minimize command
+COMMAND_LEN = 1024                         # bytes of the command kept
+STAGE_DTYPES = {"kind": "S16", "command": f"S{COMMAND_LEN}", "first_step": "i8", "first_row": "i8"}
+
+# ----------------------------------------------------------------------------- probe files
+PROBE_UNITS = {"epsilon": AREA_UNIT, "error_adversarial": ENERGY_UNIT,
+               "error_random": ENERGY_UNIT, "energy_error": ENERGY_UNIT,
+               "energy_reference": ENERGY_UNIT, "energy_approx_raw": ENERGY_UNIT,
+               "alignment_offset": ENERGY_UNIT,
+               "max_displacement_adversarial": LENGTH_UNIT,
+               "max_displacement_random": LENGTH_UNIT,
+               "min_distance_adversarial": LENGTH_UNIT, "min_distance_random": LENGTH_UNIT}
+
+# ----------------------------------------------------------------------------- mitigation summaries
+MITIGATION_UNITS = {"energy_rmse_meV_per_atom": MILLI_ENERGY_UNIT,
+                    "force_rmse_eV_per_A": FORCE_UNIT, "relax_curve": MILLI_ENERGY_UNIT}
+
+# ----------------------------------------------------------------------------- dataset files
+DATASET_FORMAT = "lammps-adv-dataset"
+DATASET_VERSION = 1
+DATASET_SPLITS = ("train", "validation", "test")
+# (path, dtype, required, unit); see lammps_adv.io.dataset for the meaning
+DATASET_LAYOUT = (
+    ("configs/natoms", "i8", True, None), ("configs/offset", "i8", True, None),
+    ("configs/cell", "f8", True, LENGTH_UNIT), ("configs/energy", "f8", True, ENERGY_UNIT),
+    ("configs/stress", "f8", False, STRESS_UNIT),
+    ("configs/temperature", "f8", False, TEMPERATURE_UNIT),
+    ("configs/source", "str", False, None),
+    ("atoms/positions", "f8", True, LENGTH_UNIT), ("atoms/species", "i8", True, None),
+    ("atoms/forces", "f8", False, FORCE_UNIT),
+) + tuple((f"split/{s}", "i8", False, None) for s in DATASET_SPLITS)
+
+# ----------------------------------------------------------------------------- /parameters
+# every probe, relaxation and recording: how the approximate energy was aligned
+# (lammps_adv.core.alignment.Alignment.attrs makes them)
+ALIGNMENT_PARAMETERS = tuple(Alignment().attrs())
+# the unit attributes of a recording's /parameters (LAMMPS-style notation, not H5MD's)
+PARAMETER_UNITS = {"energy_unit": "eV", "force_unit": "eV/A", "length_unit": "A",
+                   "time_unit": "ps"}
+# a recording (lammps-adv run, relax): attributes (docs/recorder.md explains each) ...
+RECORDING_PARAMETERS = (
+    "approx", "approx_pair_style", "approx_kspace_style", "reference",
+    "reference_description", "units", "every", "frames_every", "lammps_version",
+    "lammps_adv_version", "mpi_ranks", "created", "model_hashes", "variables", "seeds",
+    "species_source", "n_atoms") + tuple(PARAMETER_UNITS) + ALIGNMENT_PARAMETERS
+# ... and string datasets; /parameters/append_<k> holds both again for each --append session
+RECORDING_TEXTS = ("deck", "deck_path", "command_line")
+# a probe file (lammps-adv probe): attributes
+PROBE_PARAMETERS = (
+    "experiment", "approx", "reference", "approx_description", "reference_description",
+    "units", "epsilons_A2", "distortion", "ascent_steps", "core_distance_A", "sampling",
+    "n_random", "seed", "command_line") + ALIGNMENT_PARAMETERS

@@ -1,0 +1,151 @@
+"""A LAMMPS instance holding one silica configuration and one potential.
+
+Set-up with the project's conventions (metal units, atom_style charge, type 1 = Si,
+type 2 = O), checks of the atom types, and energy + forces of the configuration.
+Used to evaluate a catalogue potential on a structure, from the CLI or as a reference.
+"""
+from __future__ import annotations
+
+import ctypes
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lammps_adv.lammps.elements import can_label_types
+from lammps_adv.lammps.engine import open_lammps
+from lammps_adv.lammps.snippets import get as get_potential
+from lammps_adv.core.units import BAR_PER_EV_A3
+from lammps_adv.lammps.structures import (SPECIES, StructureError, cell_of,
+                                   write_lammps_data)
+
+# the virial part of the pressure tensor, in the thermo output (stress without kinetic part)
+STRESS_COMMANDS = ("compute adv_pv all pressure NULL virial",
+                   "thermo_style custom step temp pe c_adv_pv[1] c_adv_pv[2] c_adv_pv[3] "
+                   "c_adv_pv[4] c_adv_pv[5] c_adv_pv[6]")
+
+
+def type_labels(lmp, ntypes: int) -> list[str] | None:
+    """Species of LAMMPS types 1..ntypes from their type labels Si/O, or None without labels."""
+    labels = []
+    for name in ("Si", "O"):
+        lmp.command(f'variable _lammps_adv_lab equal is_typelabel(atom,{name})')
+        if lmp.extract_variable("_lammps_adv_lab") == 0:
+            return None if not labels else [n for n, _ in labels]
+        lmp.command(f'variable _lammps_adv_lab equal label2type(atom,{name})')
+        labels.append((name, int(lmp.extract_variable("_lammps_adv_lab"))))
+    lmp.command("variable _lammps_adv_lab delete")
+    by_type = [None] * ntypes
+    for name, t in labels:
+        by_type[t - 1] = name
+    return by_type
+
+
+def check_types(lmp, where: str = "structure") -> None:
+    """Type 1 must be Si and type 2 O (from labels when present); a clear error otherwise."""
+    ntypes = lmp.extract_setting("ntypes")
+    if ntypes != 2:
+        raise StructureError(f"{where}: has {ntypes} atom types; lammps-adv expects 2 "
+                             "(type 1 = Si, type 2 = O)")
+    labels = type_labels(lmp, ntypes)
+    if labels is not None and labels != list(SPECIES):
+        raise StructureError(f"{where}: atom type labels map types 1, 2 to {labels}; "
+                             "lammps-adv expects type 1 = Si, type 2 = O")
+
+
+class LammpsSystem:
+    """One configuration with one potential in a private LAMMPS instance.
+
+    structure: a LAMMPS data file or an ase.Atoms (Si/O only); potential: a catalogue spec
+    or a ``Potential``.
+    """
+
+    def __init__(self, structure, potential, comm=None):
+        self.potential = get_potential(potential)
+        self.lmp = open_lammps(comm=comm)
+        try:
+            self._load(structure)
+        except Exception:
+            self.lmp.close()
+            raise
+
+    def _load(self, structure) -> None:
+        lmp = self.lmp
+        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes sort 0 0.0",
+                           "boundary p p p"])
+        if isinstance(structure, (str, Path)):
+            path = Path(structure)
+            if not path.is_file():
+                raise StructureError(f"data file not found: {path}")
+            lmp.command(f"read_data {path.resolve()}")
+            check_types(lmp, str(path))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                labels = can_label_types(lmp)
+                lmp.command(f"read_data {write_lammps_data(Path(tmp) / 's.data', structure, type_labels=labels)}")
+        self.potential.apply(lmp)
+        lmp.commands_list(["neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+                           "thermo_style custom step pe", "thermo_modify lost error"])
+
+    @property
+    def natoms(self) -> int:
+        return int(self.lmp.get_natoms())
+
+    def set_positions(self, positions: np.ndarray) -> None:
+        """Set all positions (Angstrom), ordered by atom ID (collective under MPI)."""
+        pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
+        self._per_atom("lammps_scatter_atoms", b"x", pos)
+
+    def positions(self) -> np.ndarray:
+        return self._per_atom("lammps_gather_atoms", b"x", np.empty((self.natoms, 3)))
+
+    def forces(self) -> np.ndarray:
+        """Forces (eV/A, ordered by atom ID) as of the last run."""
+        return self._per_atom("lammps_gather_atoms", b"f", np.empty((self.natoms, 3)))
+
+    def energy_forces(self) -> tuple[float, np.ndarray]:
+        """Potential energy (eV) and forces (eV/A, ordered by atom ID) of the configuration."""
+        self.lmp.command("run 0 post no")
+        return float(self.lmp.get_thermo("pe")), self.forces()
+
+    def frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions relative to the box origin (A, ordered by atom ID) and the cell (rows)."""
+        boxlo, boxhi, xy, yz, xz, _, _ = self.lmp.extract_box()
+        return self.positions() - np.asarray(boxlo), cell_of(boxlo, boxhi, xy, yz, xz)
+
+    def track_stress(self) -> None:
+        """Put the virial stress in the thermo output, for ``stress()`` after each run."""
+        self.lmp.commands_list(list(STRESS_COMMANDS))
+
+    def stress(self) -> np.ndarray:
+        """Virial stress of the last thermo output (eV/A^3, ASE sign: minus the pressure);
+        needs ``track_stress()`` first."""
+        th = self.lmp.last_thermo()
+        pxx, pyy, pzz, pxy, pxz, pyz = (float(th[f"c_adv_pv[{i}]"]) for i in range(1, 7))
+        return -np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]]) / BAR_PER_EV_A3
+
+    def set_cell(self, cell) -> None:
+        """Change the periodic cell (rows a, b, c, LAMMPS lower-triangular form) without
+        moving the atoms; set the positions afterwards."""
+        c = np.asarray(cell, dtype=np.float64).reshape(3, 3).tolist()   # floats print in full
+        cmd = f"change_box all x final 0 {c[0][0]!r} y final 0 {c[1][1]!r} z final 0 {c[2][2]!r}"
+        if self.lmp.extract_setting("triclinic"):
+            cmd += f" xy final {c[1][0]!r} xz final {c[2][0]!r} yz final {c[2][1]!r}"
+        self.lmp.command(cmd + " units box")
+
+    def _per_atom(self, fn: str, name: bytes, array: np.ndarray) -> np.ndarray:
+        """Scatter or gather a [N, 3] float64 array straight from/into numpy memory."""
+        from lammps.core import ExceptionCheck
+        with ExceptionCheck(self.lmp):
+            getattr(self.lmp.lib, fn)(self.lmp.lmp, name, 1, 3,
+                                      array.ctypes.data_as(ctypes.c_void_p))
+        return array
+
+    def close(self) -> None:
+        self.lmp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,94 @@
+"""The report's figures (PNG, matplotlib with the Agg backend, imported on first use)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lammps_adv.core.statistics import quantile_band
+
+
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend (imported on first use)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_epsilon(rows: list[dict], path: Path, unit: str = "meV/atom",
+                 xlabel: str = r"total distortion $\epsilon$ ($\AA^2$)") -> Path:
+    """Mean |E_acc - E_app| vs epsilon, adversarial and random, with 95 % intervals."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    eps = [r["epsilon_A2"] for r in rows]
+    for key, label, color in (("adversarial", "adversarial direction", "C3"),
+                              ("random", "random direction", "C0")):
+        mean = np.array([r[f"{key}_mean"] for r in rows])
+        err = np.array([[m - r[f"{key}_lo"], r[f"{key}_hi"] - m] for m, r in zip(mean, rows)]).T
+        ax.errorbar(eps, mean, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label,
+                    color=color)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"|E_acc - E_app| ({unit})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_cos_histograms(groups: dict[str, np.ndarray], path: Path) -> Path:
+    """One panel per model pair ('<pair>, <sampling>' keys), one curve per sampling."""
+    plt = pyplot()
+    pairs = list(dict.fromkeys(k.split(", ", 1)[0] for k in groups))
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(6, 2.6 * len(pairs)), sharex=True,
+                             squeeze=False)
+    bins = np.linspace(-1, 1, 41)
+    styles = ["-", "--", ":", "-."]
+    for ax, pair in zip(axes[:, 0], pairs):
+        for i, (label, cos) in enumerate((k, v) for k, v in groups.items()
+                                         if k.split(", ", 1)[0] == pair):
+            sampling = label.split(", ", 1)[1] if ", " in label else label
+            ax.hist(cos, bins=bins, density=True, histtype="step", linewidth=1.6,
+                    linestyle=styles[i % len(styles)], color=f"C{i}",
+                    label=f"{sampling} (n={len(cos)})")
+        ax.axvline(0, color="k", linewidth=0.6)
+        ax.set_title(pair, fontsize=9)
+        ax.set_ylabel("density")
+        ax.legend(fontsize=7, loc="upper left")
+    axes[-1, 0].set_xlabel(r"cos$\theta$ between adversarial direction A and F_app")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_scatter(x, y, path: Path, xlabel: str, ylabel: str, title: str = "") -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.scatter(x, y, s=12, alpha=0.7)
+    ax.axhline(0, color="k", linewidth=0.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylabel: str) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for i, (label, cs) in enumerate(curves.items()):
+        x, med, q1, q3 = quantile_band(cs)
+        ax.plot(x, med, color=f"C{i}", label=f"{label}: median (n={len(cs)})")
+        ax.fill_between(x, q1, q3, color=f"C{i}", alpha=0.25, label="quartiles")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,53 @@
+"""The report's tables: rows written as CSV + Markdown, values with their 95 % intervals."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lammps_adv.core.statistics import bootstrap_ci
+
+
+def with_ci(value: float, ci: tuple[float, float], fmt: str = "{:.3g}") -> str:
+    """'12.3 [10.1, 14.2]' (a value and its 95 % interval) for tables."""
+    if not math.isfinite(value):
+        return "n/a"
+    if not all(math.isfinite(c) for c in ci):
+        return fmt.format(value)
+    return f"{fmt.format(value)} [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
+def cos_stats(cos) -> dict:
+    """n, mean, median and fraction > 0 of cos(theta), each with its 95 % bootstrap interval."""
+    c = np.asarray(cos, float)
+    if not len(c):
+        return {"n": 0, "mean": "n/a", "median": "n/a", "fraction_positive": "n/a"}
+
+    def positive(x):
+        return float((x > 0).mean())
+    return {"n": int(len(c)),
+            "mean": with_ci(float(c.mean()), bootstrap_ci(np.mean, c)),
+            "median": with_ci(float(np.median(c)), bootstrap_ci(np.median, c)),
+            "fraction_positive": with_ci(positive(c), bootstrap_ci(positive, c))}
+
+
+def write_table(rows: list[dict], stem: Path, floatfmt: str = "{:.6g}") -> tuple[Path, Path]:
+    """Write rows (dicts with the same keys) as stem.csv and stem.md."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(rows[0]) if rows else []
+
+    def fmt(v):
+        return floatfmt.format(v) if isinstance(v, float) else str(v)
+
+    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([fmt(r[k]) for k in keys])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return stem.with_suffix(".csv"), stem.with_suffix(".md")
