@@ -3,7 +3,7 @@
 Spec strings (``get_calculator``):
   bks, bks:pppm, bks-dsf, lammps:FILE   a potential of the catalogue (lammps_adv.lammps.snippets),
                                         run in a private LAMMPS instance on the communicator
-  torchscript:FILE.pt                   a TorchScript model of the design.md contract,
+  torchscript:FILE.pt                   a TorchScript model of the model contract,
                                         evaluated in-process (PyTorch, float64)
   xtb:GFN1 | xtb:GFN2[:accuracy=A][:etemp=K][:maxiter=N]
                                         GFN-xTB through tblite (rank 0), labels cached on

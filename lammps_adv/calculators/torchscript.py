@@ -17,7 +17,7 @@ from lammps_adv.plugin.kernels import load_kernels
 
 
 class TorchScriptCalculator(Calculator):
-    """A TorchScript model of the design.md contract, evaluated in-process on rank 0.
+    """A TorchScript model of the model contract (docs/plugin.md), evaluated in-process on rank 0.
 
     The periodic graph is built with ``lammps_adv.models.graph.periodic_graph`` (images within
     the receptive field; edges centred on images too when receptive_field > cutoff); the

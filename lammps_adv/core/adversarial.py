@@ -1,4 +1,5 @@
-"""The adversarial measures of mission.md, as pure array code (no I/O, no LAMMPS).
+"""The adversarial measures (A, cos theta and the error measures), as pure array code
+(no I/O, no LAMMPS).
 
 Conventions (metal units):
   energies E in eV, forces F = -dE/dR in eV/A, positions R in A, one configuration of N

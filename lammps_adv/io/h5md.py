@@ -12,7 +12,7 @@ Other modules never open these files with h5py themselves. Names, units and layo
 constants are lammps_adv.io.schema's; the writer's lock, disk reservation, atomic
 replacement and superblock repair are lammps_adv.io.files'.
 
-Recording layout (the design.md contract, plus ``/stages``; docs/recorder.md has the table)::
+Recording layout (H5MD 1.1 based, plus ``/stages``; docs/recorder.md has the table)::
 
   /h5md                                    attrs version [1, 1]; groups author, creator
   /parameters                              attrs (approx, reference, units, every, ...),

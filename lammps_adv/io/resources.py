@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lammps_adv.core.errors import PotentialError
+
 ROOT = Path(__file__).resolve().parents[2]      # the repository checkout
 POTENTIALS = ROOT / "potentials"
 INPUTS = ROOT / "inputs"
@@ -26,3 +28,17 @@ def export_potentials_dir(environ=os.environ) -> None:
     """
     if not environ.get(ENV_POTENTIALS) and POTENTIALS.is_dir():
         environ[ENV_POTENTIALS] = str(POTENTIALS)
+
+
+def shipped_models() -> list[str]:
+    """Bare names of the shipped TorchScript models (``potentials/NAME.pt``)."""
+    return sorted(p.stem for p in POTENTIALS.glob("*.pt"))
+
+
+def shipped_model(name: str) -> Path:
+    """The file of a shipped model named without folder or suffix (``gnn_bks_dsf``)."""
+    path = POTENTIALS / f"{name}.pt"
+    if not path.is_file():
+        raise PotentialError(f"no shipped model named {name!r}; shipped: "
+                             f"{', '.join(shipped_models()) or 'none'}")
+    return path

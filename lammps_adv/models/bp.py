@@ -1,6 +1,6 @@
 """Behler-Parrinello network (atom-centred symmetry functions + one MLP per species).
 
-Model contract (docs/models.md, design.md): a TorchScript-able module with ``cutoff``,
+Model contract (docs/models.md, docs/plugin.md): a TorchScript-able module with ``cutoff``,
 ``species``, ``receptive_field`` and ``forward(positions, species, edge_index, n_local)``
 returning per-atom energies (eV, float64).
 

@@ -1,4 +1,4 @@
-"""Graph network (message passing over edges within the cutoff), model contract of design.md.
+"""Graph network (message passing over edges within the cutoff), model contract of docs/plugin.md.
 
     h_i^0      = embedding(s_i)                                   species embedding, width W
     rbf_k(r)   = exp(-(r - mu_k)^2 / (2 sigma^2)),  mu_k = k r_c / (K - 1), sigma = r_c / K

@@ -17,7 +17,7 @@ from lammps_adv.lammps.structures import quartz, read_lammps_data, write_lammps_
 
 # ------------------------------------------------------------------ toy TorchScript models
 class PairModel(torch.nn.Module):
-    """Smooth repulsive pair model under the design.md contract (per-atom energies)."""
+    """Smooth repulsive pair model under the model contract (per-atom energies)."""
     cutoff: float
     species: List[str]
 

@@ -1,6 +1,6 @@
 """BKS and BKS-DSF in LAMMPS against independent numpy implementations written here.
 
-Parameters are typed in again from the papers (facts.md), not read from the potential
+Parameters are typed in again from the papers (docs/potentials.md cites them), not read from the potential
 files, so a typo in either place fails the test.
 """
 import itertools

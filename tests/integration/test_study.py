@@ -1,6 +1,6 @@
 """The study at small scale: probe, recorded relaxations, MPI groups, analysis and report.
 
-Acceptance of the study (mission.md): along the adversarial direction the error of the BP
+Acceptance of the study (Cubuk and Schoenholz, README): along the adversarial direction the error of the BP
 network approximating BKS-DSF grows much faster than along random directions; relaxations
 driven by an approximate model end with a larger error than they start with, and the
 first-step error increase correlates with cos(theta) at the start.

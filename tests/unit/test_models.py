@@ -66,7 +66,7 @@ def small_gnn(**kw):
 MODELS = {"bp": small_bp, "gnn": small_gnn}
 
 
-# ------------------------------------------------------------------ parameters (facts.md)
+# ------------------------------------------------------------------ parameters (Artrith, Hiller, Behler 2013; JAX MD)
 def test_default_parameters_are_the_published_ones():
     m = BehlerParrinello()
     bohr2 = 0.529177 ** 2
