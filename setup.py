@@ -7,9 +7,15 @@ wheel installed in the *current* environment, so install without build isolation
 
 It lands in lammps_adv/plugin/lib/torchscriptplugin.so (with liblammps_adv_kernels.so, the fused
 model kernels), the folder the `lammps.plugins` entry
-point hands to LAMMPS. CMake works in build/plugin (kept, so rebuilds are incremental).
+point hands to LAMMPS. CMake works in build/plugin-pyXY (kept, so rebuilds are incremental).
 Environment: LAMMPS_ADV_CMAKE_ARGS (extra CMake arguments), CMAKE_BUILD_PARALLEL_LEVEL (jobs,
 default 2), LAMMPS_ADV_SKIP_PLUGIN=1 (build no plugin; lammps-adv will then refuse to start).
+
+A wheel (`pip wheel --no-build-isolation --no-deps .`) also carries the top-level folders
+inputs/ (decks) and potentials/ (snippets, shipped models and their cards) as
+lammps_adv/data/inputs and lammps_adv/data/potentials, where lammps_adv.io.resources finds
+them; an editable install reads them in the checkout. It needs the torch and lammps it was
+built against where it is installed.
 """
 import os
 import re
@@ -23,6 +29,7 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 PLUGIN_SRC = HERE / "lammps_adv" / "plugin"
@@ -31,6 +38,9 @@ PLUGIN_EXT = "lammps_adv.plugin.lib.torchscriptplugin"   # -> lammps_adv/plugin/
 # extension of its own so that setuptools also copies it for editable installs
 KERNELS_EXT = "lammps_adv.plugin.lib.liblammps_adv_kernels"
 SKIP = bool(os.environ.get("LAMMPS_ADV_SKIP_PLUGIN"))
+# top-level folders shipped in a wheel as lammps_adv/data/<folder>: the files they ship (not
+# what a deck run inside them may leave, such as log.lammps)
+DATA = {"inputs": ("*.in",), "potentials": ("*.lmp", "*.pt", "*.card.json", "*.card.md")}
 
 
 class CMakeExtension(Extension):
@@ -69,6 +79,26 @@ def _mpich_files():
     except metadata.PackageNotFoundError:
         pass
     return header, lib
+
+
+class BuildPy(build_py):
+    def run(self):
+        package = Path(self.build_lib) / "lammps_adv"
+        if not self.editable_mode:
+            # a wheel holds only what the tree has now (build/lib outlives modules and data
+            # files removed since); the plugin is relinked into it, CMake's objects are kept
+            shutil.rmtree(package, ignore_errors=True)
+        super().run()
+        if self.editable_mode:      # lammps_adv.io.resources reads the checkout's folders
+            return
+        for folder, patterns in DATA.items():
+            src = HERE / folder
+            if not src.is_dir():
+                raise RuntimeError(f"{src} is missing: the wheel ships it as lammps_adv/data/{folder}")
+            dst = package / "data" / folder
+            dst.mkdir(parents=True)
+            for f in sorted({f for p in patterns for f in src.glob(p) if f.is_file()}):
+                shutil.copy2(f, dst / f.name)
 
 
 class BuildPlugin(build_ext):
@@ -125,5 +155,5 @@ class BuildPlugin(build_ext):
 
 setup(
     ext_modules=[CMakeExtension(PLUGIN_EXT, PLUGIN_SRC), CMakeExtension(KERNELS_EXT, PLUGIN_SRC)],
-    cmdclass={"build_ext": BuildPlugin},
+    cmdclass={"build_py": BuildPy, "build_ext": BuildPlugin},
 )

@@ -47,7 +47,7 @@ def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
     best = float("inf")
     for _ in range(rounds):
         t = time.perf_counter()
-        energy, forces = evaluate(model, *args)
+        energy, forces = evaluate(model, *args).values()
         best = min(best, time.perf_counter() - t)
     return {"time_s": best, "graph_s": graph_s, "energy": energy,
             "fmax": float(np.abs(forces).max()), "edges": int(inp.edge_index.shape[1]),
@@ -68,7 +68,7 @@ def training_step(fused: bool, batch: int, rounds: int) -> float:
     model = BehlerParrinello(cutoff=6.0).train()
     model.fused = fused
     x, cell, names = atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols()
-    e, f = evaluate(BehlerParrinello(cutoff=6.0).eval(), x, cell, names)
+    e, f = evaluate(BehlerParrinello(cutoff=6.0).eval(), x, cell, names).values()
     items = [item(model, x + 0.01 * k, cell, names, e, f) for k in range(batch)]
     weights = [q for q in model.parameters() if q.requires_grad]
     best = float("inf")

@@ -92,7 +92,7 @@ def main():
     import torch
     torch.set_num_threads(args.threads)
     from lammps_adv.models.bks_dsf import BKSDSF
-    from lammps_adv.models.export import load, plain_execution
+    from lammps_adv.models.contract import load, plain_execution
     data = bench_glass(args.atoms)
 
     fused, plain = torch.jit.script(BKSDSF()), BKSDSF()

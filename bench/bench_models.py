@@ -50,7 +50,7 @@ def worker_torch(data: str, threads: int) -> dict:
     inp = periodic_input(model, pos, cell, names)
     t_graph = time.perf_counter() - t
     t = time.perf_counter()
-    e, f = evaluate(model, pos, cell, names)
+    e, f = evaluate(model, pos, cell, names).values()
     t_total = time.perf_counter() - t
     return {"energy": e, "fmax": float(np.abs(f).max()), "time_s": t_total,
             "graph_s": t_graph, "edges": int(inp.edge_index.shape[1]),

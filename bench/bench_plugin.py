@@ -104,7 +104,7 @@ def raw_model_call(lmp, model_file):
     import torch
     from scipy.spatial import cKDTree
 
-    from lammps_adv.models.export import plain_execution
+    from lammps_adv.models.contract import plain_execution
     nlocal = lmp.extract_global("nlocal")
     nall = nlocal + lmp.extract_global("nghost")
     x = np.array(lmp.numpy.extract_atom("x", nelem=nall))

@@ -57,15 +57,14 @@ def _group(source: str) -> str:
 def evaluate_model(model_path, ds, indices, forces: bool = True) -> dict:
     """Per-configuration energy errors (eV/atom) and force errors (eV/A) of a model."""
     import torch
-    from lammps_adv.models.contract import evaluate
-    from lammps_adv.models.export import load
+    from lammps_adv.models.contract import evaluate, load
     model = load(model_path)
     de, df, groups = [], [], []
     t0 = time.time()
     for i in indices:
         c = ds.config(int(i))
         if forces:
-            e, f = evaluate(model, c["positions"], c["cell"], c["names"])
+            e, f = evaluate(model, c["positions"], c["cell"], c["names"]).values()
             if c["forces"] is not None:
                 df.append((f - c["forces"]).ravel())
         else:

@@ -1,25 +1,302 @@
-"""``lammps-adv`` command line: thin wrappers over the library modules."""
+"""``lammps-adv`` command line: parsing, and dispatch to the library modules.
+
+Choices and defaults come from the library (its constants, settings classes and function
+signatures). A subcommand's options are added only when that subcommand is used
+(``_Subcommand``): ``lammps-adv --help`` imports none of the library, and a subcommand
+imports only what its own options name (torch for train and mitigate, h5py for relax).
+"""
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 
-def _add_glass(sub):
-    p = sub.add_parser("glass", help="make amorphous silica by melt-quench in LAMMPS",
-                       description="Amorphous SiO2 by melt-quench: random insertion at the "
-                       "given density, NVT melt, linear quench to 300 K, minimization. "
-                       "Writes a LAMMPS data file (metal units, type 1 = Si, 2 = O).")
-    p.add_argument("-n", "--atoms", type=int, default=192, help="number of atoms, a positive multiple of 3 (default 192)")
-    p.add_argument("--density", type=float, default=2.20, help="g/cm^3, 1.0 to 4.5 (default 2.20)")
-    p.add_argument("--potential", default="bks-dsf", help="potential spec (default bks-dsf; see `lammps-adv potentials`)")
-    p.add_argument("--t-melt", type=float, default=5000.0, help="melt temperature in K, above 300 and at most 20000 (default 5000)")
-    p.add_argument("--melt-ps", type=float, default=10.0, help="melt time in ps, 0.001 to 1e5 (default 10)")
-    p.add_argument("--quench-ps", type=float, default=20.0, help="quench time in ps, 0.001 to 1e5 (default 20)")
-    p.add_argument("--seed", type=int, default=12345, help="random seed, a positive integer (default 12345)")
-    p.add_argument("-o", "--out", default="glass.data", help="output LAMMPS data file (default glass.data)")
+class _Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser that adds its options, ``add_options(parser)``, when it is
+    first used (to parse, or for its help)."""
+
+    def __init__(self, *args, add_options=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_options = add_options
+
+    def _complete(self) -> None:
+        add, self._add_options = self._add_options, None
+        if add is not None:
+            add(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+
+def _command(name: str, summary: str, add_options):
+    """Registers subcommand ``name``; ``summary`` is its line in ``lammps-adv --help``."""
+    return lambda sub: sub.add_parser(name, help=summary, add_options=add_options)
+
+
+# ---------------------------------------------------------------- value parsers, defaults
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _csv(values, sep: str = ",") -> str:
+    """A default list as the option is written: 0,0.1,0.3 or (sep "x") 2x2x2."""
+    return sep.join(f"{v:g}" for v in values)
+
+
+def _defaults(func) -> SimpleNamespace:
+    """The keyword defaults of a library function or class, which its options mirror."""
+    return SimpleNamespace(**{name: par.default for name, par in
+                              inspect.signature(func).parameters.items()
+                              if par.default is not inspect.Parameter.empty})
+
+
+# ---------------------------------------------------------------- option groups
+DATASET_OUT = "output dataset file (.h5)"
+
+
+def _add_out(p, what: str, default: str | None = None) -> None:
+    """-o/--out; required without a default."""
+    p.add_argument("-o", "--out", default=default, required=default is None,
+                   help=what if default is None else f"{what} (default {default})")
+
+
+def _add_spec(p, flag: str, role: str, example: str, default: str | None = None,
+              required: bool = False, unset: str | None = None) -> None:
+    """A model spec option (--potential, --approx, --reference, --driver)."""
+    tail = f"default {default}" if default is not None else unset
+    p.add_argument(flag, default=default, required=required,
+                   help=f"{role}: a model spec such as {example} (`lammps-adv potentials` "
+                   "lists them)" + (f"; {tail}" if tail else ""))
+
+
+def _add_approx_reference(p) -> None:
+    """--approx and --reference of the commands that compare the two models."""
+    _add_spec(p, "--approx", "the approximate model", "torchscript:potentials/bp_bks_dsf.pt",
+              required=True)
+    _add_reference(p)
+
+
+def _add_reference(p) -> None:
+    _add_spec(p, "--reference", "the accurate (reference) model", "bks-dsf or xtb:GFN1",
+              required=True)
+
+
+def _add_seed(p, default: int, what: str = "random seed") -> None:
+    p.add_argument("--seed", type=int, default=default, help=f"{what} (default {default})")
+
+
+def _add_quiet(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _add_ranks(p, flag: str, what: str, default: int) -> None:
+    """MPI ranks given to each task (or to the parallel stages) under mpirun."""
+    p.add_argument(flag, type=int, default=default, help=f"MPI ranks {what} (default {default})")
+
+
+def _add_split_fractions(p, default) -> None:
+    from lammps_adv.io.schema import DATASET_SPLITS
+    p.add_argument("--split", type=_floats, default=default,
+                   help=f"{','.join(DATASET_SPLITS)} fractions (default {_csv(default)}; "
+                   "0,0,1: all held out)")
+
+
+def _add_md_frames(p, d) -> None:
+    """MD frames, split, seed and progress of the dataset recipes; ``d``: the recipe's
+    defaults."""
+    p.add_argument("--frames", type=int, default=d.frames,
+                   help=f"frames per run (default {d.frames})")
+    p.add_argument("--stride", type=int, default=d.stride,
+                   help=f"MD steps between frames (default {d.stride})")
+    p.add_argument("--equil", type=int, default=d.equil,
+                   help=f"MD steps before the first frame (default {d.equil})")
+    _add_split_fractions(p, d.split)
+    _add_seed(p, d.seed)
+    _add_quiet(p)
+
+
+def _add_quartz(p, cells, temps, note: str = "") -> None:
+    """--quartz, --quartz-temps of the dataset recipes (``_quartz`` reads them)."""
+    p.add_argument("--quartz", type=_ints, default=cells,
+                   help=f"quartz supercell NXxNYxNZ{note}, 0: none (default "
+                   f"{_csv(cells, 'x') if cells else 0})")
+    p.add_argument("--quartz-temps", type=_floats, default=temps,
+                   help=f"K, comma-separated (default {_csv(temps)})")
+
+
+def _quartz(args):
+    """The quartz supercell of --quartz, None for 0."""
+    if not args.quartz or not any(args.quartz):
+        return None
+    if len(args.quartz) != 3:
+        raise ValueError(f"--quartz needs NXxNYxNZ, got {list(args.quartz)}")
+    return args.quartz
+
+
+def _add_configs(p, split: str, verb: str, note: str = "") -> None:
+    """configs, --split, --limit: the configurations a command takes (``_selection``)."""
+    from lammps_adv.io.schema import DATASET_SPLITS
+    p.add_argument("configs", help="dataset (.h5, a split of it) or structure file(s) ASE reads "
+                   "(extxyz, ...)")
+    p.add_argument("--split", default=split, help=f"dataset split ({', '.join(DATASET_SPLITS)}), "
+                   f"or all for every configuration (default {split}{note})")
+    p.add_argument("--limit", type=int, default=None,
+                   help=f"{verb} at most this many configurations (default: all)")
+
+
+def _selection(args) -> dict:
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    return {"split": None if args.split == "all" else args.split, "limit": args.limit}
+
+
+def _add_align(p, default: str) -> None:
+    from lammps_adv.core.alignment import MODES
+    p.add_argument("--align", choices=MODES, default=default,
+                   help="energy alignment of the approximate model: per-species shifts fitted "
+                   "by least squares on the configurations given, or none (raw energies; an "
+                   f"arbitrary energy zero then becomes the error); default {default}")
+
+
+def _add_align_source(p) -> None:
+    """--align-shifts / --align-from: an alignment given rather than fitted (``_alignment``)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--align-shifts", default=None, metavar="SI=EV,O=EV",
+                   help="per-species energy shifts (eV per atom) added to the driving "
+                   "model's energy before every measure (default: none, raw energies)")
+    g.add_argument("--align-from", default=None, metavar="FILE",
+                   help="take the alignment of a lammps-adv output (probe, relax, run), "
+                   "or fit shifts on a dataset / structure file's configurations")
+
+
+def _alignment(args):
+    from lammps_adv.core.alignment import parse_shifts
+    from lammps_adv.experiments.align import from_file
+    if args.align_shifts:
+        return parse_shifts(args.align_shifts)
+    if args.align_from:
+        return from_file(args.align_from, args.approx, args.reference)
+    return None
+
+
+def _alignment_line(path) -> str:
+    """What a probe or relax output says about its alignment (rank 0; '' elsewhere)."""
+    from lammps_adv.experiments.align import from_file
+    from lammps_adv.parallel.mpi import is_root
+    return f"alignment {from_file(path).describe()}" if is_root() else ""
+
+
+def _add_distortion(p, default: str) -> None:
+    from lammps_adv.core.adversarial import DISTORTIONS
+    p.add_argument("--distortion", choices=DISTORTIONS, default=default,
+                   help="epsilon is the sum of |dr_i|^2 over the cell (total, the study's "
+                   "convention) or per atom (per-atom: comparable across cell sizes); "
+                   f"default {default}")
+
+
+def _add_frames_every(p, default: int) -> None:
+    p.add_argument("--frames-every", type=int, default=default,
+                   help="store positions, both force sets and the box every K records "
+                   f"(default {default}{': never' if not default else ''})")
+
+
+def _add_model(p, kind: str) -> None:
+    """--model, --cutoff, --hidden: the network trained (``_model_kwargs``)."""
+    from lammps_adv.models.bp import BehlerParrinello
+    from lammps_adv.models.export import MODEL_KINDS
+    from lammps_adv.models.gnn import GraphNetwork
+    bp, gnn = _defaults(BehlerParrinello), _defaults(GraphNetwork)
+    p.add_argument("--model", choices=MODEL_KINDS, default=kind,
+                   help=f"model kind (default {kind})")
+    p.add_argument("--cutoff", type=float, default=None,
+                   help=f"model cutoff in A (default: the model's, bp {bp.cutoff:g}, "
+                   f"gnn {gnn.cutoff:g})")
+    p.add_argument("--hidden", type=_ints, default=None,
+                   help=f"MLP widths, e.g. 16,16 (default: the model's, bp {_csv(bp.hidden)}, "
+                   f"gnn {_csv(gnn.hidden)})")
+
+
+def _model_kwargs(**given) -> dict:
+    """The model hyper-parameters given on the command line (None: the model's default)."""
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _add_label_cache(p) -> None:
+    """--label-cache / --no-label-cache (``_apply_label_cache``)."""
+    from lammps_adv.io.label_cache import ENV
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--label-cache", default=None, metavar="DIR",
+                   help=f"folder of cached reference labels (default: ${ENV}, else "
+                   "~/.cache/lammps-adv/labels)")
+    g.add_argument("--no-label-cache", action="store_true",
+                   help="neither read nor write cached labels")
+
+
+def _apply_label_cache(args) -> None:
+    from lammps_adv.io.label_cache import ENV
+    if getattr(args, "no_label_cache", False):
+        os.environ[ENV] = "off"
+    elif getattr(args, "label_cache", None):
+        os.environ[ENV] = str(Path(args.label_cache).resolve())
+
+
+def _say(msg: str) -> None:
+    from lammps_adv.parallel.mpi import is_root
+    if is_root():
+        print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- glass, energy, potentials
+def _glass_options(p):
+    from lammps_adv.lammps.structures import GLASS_DENSITY, GLASS_T_MELT, GLASS_TIME_PS, amorphous
+    d = _defaults(amorphous)
+    p.description = ("Amorphous SiO2 by melt-quench: random insertion at the given density, "
+                     "NVT melt, linear quench to 300 K, minimization. Writes a LAMMPS data "
+                     "file (metal units, type 1 = Si, 2 = O).")
+    p.add_argument("-n", "--atoms", type=int, default=d.n_atoms,
+                   help=f"number of atoms, a positive multiple of 3 (default {d.n_atoms})")
+    p.add_argument("--density", type=float, default=d.rho,
+                   help=f"g/cm^3, {GLASS_DENSITY[0]:g} to {GLASS_DENSITY[1]:g} "
+                   f"(default {d.rho:.2f})")
+    _add_spec(p, "--potential", "the potential of the melt-quench", "bks-dsf",
+              default=d.potential)
+    p.add_argument("--t-melt", type=float, default=d.t_melt,
+                   help=f"melt temperature in K, above {GLASS_T_MELT[0]:g} and at most "
+                   f"{GLASS_T_MELT[1]:g} (default {d.t_melt:g})")
+    span = f"{GLASS_TIME_PS[0]:g} to {GLASS_TIME_PS[1]:g}"
+    p.add_argument("--melt-ps", type=float, default=d.melt_ps,
+                   help=f"melt time in ps, {span} (default {d.melt_ps:g})")
+    p.add_argument("--quench-ps", type=float, default=d.quench_ps,
+                   help=f"quench time in ps, {span} (default {d.quench_ps:g})")
+    _add_seed(p, d.seed, "random seed, a positive integer")
+    _add_out(p, "output LAMMPS data file", str(d.out))
     p.set_defaults(func=_run_glass)
 
 
@@ -31,18 +308,16 @@ def _run_glass(args):
     _say(f"wrote {args.out}: {len(atoms)} atoms, {density(atoms):.3f} g/cm^3")
 
 
-def _add_energy(sub):
-    p = sub.add_parser("energy", help="energy and forces of a structure with a potential",
-                       description="Single point: potential energy (eV, eV/atom) and the "
-                       "largest force (eV/A) of a structure (LAMMPS data file, or any file "
-                       "ASE reads) with a catalogue potential.")
+def _energy_options(p):
+    p.description = ("Single point: potential energy (eV, eV/atom) and the largest force "
+                     "(eV/A) of a structure (LAMMPS data file, or any file ASE reads) with a "
+                     "catalogue potential.")
     p.add_argument("structure", help="LAMMPS data file (type 1 = Si, 2 = O) or extxyz/...")
-    p.add_argument("--potential", default="bks", help="potential spec (default bks)")
+    _add_spec(p, "--potential", "the potential", "bks-dsf", default="bks")
     p.set_defaults(func=_run_energy)
 
 
 def _run_energy(args):
-    from pathlib import Path
     from lammps_adv.lammps.structures import read
     from lammps_adv.lammps.system import LammpsSystem
     path = Path(args.structure)
@@ -63,154 +338,77 @@ def _add_potentials(sub):
 
 
 def _run_potentials(args):
-    from lammps_adv.lammps import snippets as potentials
-    entries = potentials.catalogue()       # placeholders (FILE) are described, never built
-    width = max(len(name) for name, _ in entries)
-    for name, description in entries:
-        _say(f"{name:{width}s}  {description}")
+    import json
+    from lammps_adv.core.specs import catalogue
+    from lammps_adv.io.model_card import card_paths
+    from lammps_adv.io.resources import shipped_model, shipped_models
+
+    def what(name):                        # a shipped model's card says what it is
+        try:
+            card = json.loads(card_paths(shipped_model(name))[0].read_text())
+            return (f"{card['model']['kind']} fitted to {card['training_data']['reference']} "
+                    f"({card['settings']['trained_on']})")
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+
+    # placeholders (FILE, NAME) are described, never built
+    entries = catalogue({name: what(name) for name in shipped_models()})
+    width = max(len(e.spec) for e in entries)
+    for e in entries:
+        _say(f"{e.spec:{width}s}  {e.description}")
 
 
-def _add_demo(sub):
-    p = sub.add_parser("demo", help="run the main job (the study at small scale)")
-    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--scale", choices=["small", "full"], default="small",
-                   help="small: 96-atom glasses, about 4 min on 2 cores; full: the study's "
-                        "3000-atom glass, about 40 min on 2 cores (default small)")
-    p.add_argument("--ranks", type=int, default=2, help="MPI ranks for the parallel stages (default 2)")
-    p.set_defaults(func=_run_demo)
-
-
-def _run_demo(args):
-    from lammps_adv.demo import run_demo
-    run_demo(out=args.out, scale=args.scale, ranks=args.ranks)
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-
-
-def _add_dataset(sub):
-    p = sub.add_parser("dataset", help="make, import or inspect training datasets (HDF5)",
-                       description="Training datasets (HDF5, layout in docs/models.md).")
+# ---------------------------------------------------------------- dataset
+def _dataset_options(p):
+    p.description = "Training datasets (HDF5, layout in docs/models.md)."
     dsub = p.add_subparsers(dest="action", required=True)
-    g = dsub.add_parser("generate", help="label LAMMPS MD of glass and quartz with a potential",
-                        description="NVT MD in LAMMPS of melt-quenched glasses at several "
-                        "temperatures and of alpha-quartz (driven by --driver), labelled by --reference "
-                        "(energies, forces; stress when the driver is the reference); frames "
-                        "`--stride` steps apart. Units: eV, Angstrom, ps, K.")
-    g.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
-    g.add_argument("--reference", default="bks-dsf",
-                   help="what labels energies and forces: a calculator spec, e.g. bks-dsf, "
-                   "xtb:GFN1, MODEL.pt (default bks-dsf)")
-    g.add_argument("--driver", default=None,
-                   help="catalogue potential that drives the MD and melt-quench "
-                   "(default: the reference)")
-    g.add_argument("--glass-atoms", type=int, default=96, help="atoms per glass, 0: no glass (default 96)")
-    g.add_argument("--glasses", type=int, default=1, help="independent glasses (default 1)")
-    g.add_argument("--glass-temps", type=_floats, default=[300, 1000, 2000, 3000],
-                   help="K, comma-separated (default 300,1000,2000,3000)")
-    g.add_argument("--quartz", type=_ints, default=[2, 2, 2],
-                   help="quartz supercell NXxNYxNZ, 0: none (default 2x2x2)")
-    g.add_argument("--quartz-temps", type=_floats, default=[300, 900, 1500],
-                   help="K, comma-separated (default 300,900,1500)")
-    _add_md_frames(g, frames=20, stride=50)
-    g.add_argument("--timestep", type=float, default=0.001, help="ps (default 0.001)")
-    g.add_argument("--melt-ps", type=float, default=5.0, help="glass melt time (default 5)")
-    g.add_argument("--quench-ps", type=float, default=10.0, help="glass quench time (default 10)")
+    for name, summary, add in (
+            ("generate", "label LAMMPS MD of glass and quartz with a potential",
+             _dataset_generate_options),
+            ("import", "dataset from extxyz / VASP OUTCAR / vasprun.xml / ... (through ASE), "
+             "units checked", _dataset_import_options),
+            ("mixed", "glasses of several sizes and quench rates, thermal and relaxed, in one "
+             "dataset", _dataset_mixed_options),
+            ("subset", "a seeded random fraction of some splits of a dataset",
+             _dataset_subset_options),
+            ("info", "summary of a dataset file", _dataset_info_options)):
+        dsub.add_parser(name, help=summary, add_options=add)
+
+
+def _dataset_generate_options(g):
+    from lammps_adv.training.sampling import generate
+    d = _defaults(generate)
+    g.description = ("NVT MD in LAMMPS of melt-quenched glasses at several temperatures and "
+                     "of alpha-quartz (driven by --driver), labelled by --reference (energies, "
+                     "forces; stress when the driver is the reference); frames `--stride` "
+                     "steps apart. Units: eV, Angstrom, ps, K.")
+    _add_out(g, DATASET_OUT)
+    _add_spec(g, "--reference", "what labels energies and forces",
+              "bks-dsf, xtb:GFN1, torchscript:MODEL.pt", default=d.reference)
+    _add_spec(g, "--driver", "the catalogue potential that drives the MD and melt-quench",
+              "bks-dsf", default=d.driver, unset="default: the reference")
+    g.add_argument("--glass-atoms", type=int, default=d.glass_atoms,
+                   help=f"atoms per glass, 0: no glass (default {d.glass_atoms})")
+    g.add_argument("--glasses", type=int, default=d.n_glasses,
+                   help=f"independent glasses (default {d.n_glasses})")
+    g.add_argument("--glass-temps", type=_floats, default=d.glass_temps,
+                   help=f"K, comma-separated (default {_csv(d.glass_temps)})")
+    _add_quartz(g, d.quartz_cells, d.quartz_temps)
+    _add_md_frames(g, d)
+    g.add_argument("--timestep", type=float, default=d.timestep,
+                   help=f"ps (default {d.timestep:g})")
+    g.add_argument("--melt-ps", type=float, default=d.melt_ps,
+                   help=f"glass melt time, ps (default {d.melt_ps:g})")
+    g.add_argument("--quench-ps", type=float, default=d.quench_ps,
+                   help=f"glass quench time, ps (default {d.quench_ps:g})")
     g.set_defaults(func=_run_dataset_generate)
-    i = dsub.add_parser("import", help="dataset from extxyz / VASP OUTCAR / vasprun.xml / ... "
-                        "(through ASE), units checked",
-                        description="Import DFT (or any) labels from files ASE reads into a "
-                        "dataset (.h5, metal units). Units: as given by --energy-unit/--force-unit/"
-                        "--stress-unit, else as each extxyz frame declares (energy_unit, "
-                        "force_unit, stress_unit), else eV, eV/A, eV/A^3; VASP files are converted "
-                        "by ASE. Implausible forces or stresses (another unit?) are refused.")
-    i.add_argument("files", nargs="+", help="files with energies (and forces, stress or virial)")
-    i.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
-    i.add_argument("--species", default="Si,O", help="species names in model order (default Si,O)")
-    i.add_argument("--reference", default="DFT", help="what labelled the data (default DFT)")
-    i.add_argument("--index", default=":", help="ASE frame selection (default all)")
-    i.add_argument("--format", default=None, help="ASE format (default from the file name)")
-    from lammps_adv.io.dft_import import unit_names
-    units = unit_names()
-    i.add_argument("--energy-unit", choices=units["energy"], default=None,
-                   help="energy unit of the files (default: declared, else eV)")
-    i.add_argument("--force-unit", choices=units["force"], default=None,
-                   help="force unit of the files (default: declared, else eV/A)")
-    i.add_argument("--stress-unit", choices=units["stress"], default=None,
-                   help="stress unit of the files (default: declared, else eV/A^3; a virial "
-                   "takes the energy unit)")
-    from lammps_adv.io.dataset import ENERGY_KINDS
-    i.add_argument("--energy", choices=ENERGY_KINDS, default="auto",
-                   help="free_energy (VASP TOTEN, consistent with the forces), energy (VASP: "
-                   "sigma -> 0), or auto: the free energy when present (default)")
-    i.add_argument("--split", type=_floats, default=[0.8, 0.1, 0.1])
-    i.add_argument("--seed", type=int, default=0)
-    i.set_defaults(func=_run_dataset_import)
-    m = dsub.add_parser("mixed", help="glasses of several sizes and quench rates, thermal and "
-                        "relaxed, in one dataset",
-                        description="Glasses of every size of --sizes (--glasses per size and "
-                        "quench time), NVT MD at --temps labelled by --reference, optionally "
-                        "alpha-quartz, plus the first --relaxed frames of every run minimised "
-                        "with the reference. Units: eV, Angstrom, ps, K.")
-    m.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
-    m.add_argument("--reference", default="bks-dsf", help="catalogue potential (default bks-dsf)")
-    m.add_argument("--sizes", type=_ints, default=[96, 192], help="atoms per glass (default 96,192)")
-    m.add_argument("--glasses", type=int, default=1, help="glasses per size and quench time (default 1)")
-    m.add_argument("--quench-ps", type=_floats, default=[10.0], help="quench times, ps (default 10)")
-    m.add_argument("--melt-ps", type=float, default=5.0, help="melt time, ps (default 5)")
-    m.add_argument("--temps", type=_floats, default=[300, 1000, 2000, 3000],
-                   help="K, comma-separated (default 300,1000,2000,3000)")
-    m.add_argument("--quartz", type=_ints, default=[0], help="quartz supercell NXxNYxNZ, with "
-                   "the first size (default 0: none)")
-    m.add_argument("--quartz-temps", type=_floats, default=[300, 900, 1500])
-    _add_md_frames(m, frames=10, stride=100)
-    m.add_argument("--relaxed", type=int, default=0,
-                   help="minimised copies of the first N frames of every run (default 0)")
-    m.set_defaults(func=_run_dataset_mixed)
-    s = dsub.add_parser("subset", help="a seeded random fraction of some splits of a dataset")
-    s.add_argument("dataset")
-    s.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
-    s.add_argument("--fraction", type=float, required=True, help="kept fraction, 0-1")
-    s.add_argument("--splits", default="train,validation,test",
-                   help="splits to thin (default all three)")
-    s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=_run_dataset_subset)
-    n = dsub.add_parser("info", help="summary of a dataset file")
-    n.add_argument("file")
-    n.set_defaults(func=_run_dataset_info)
-
-
-def _add_md_frames(p, frames: int, stride: int) -> None:
-    """Options shared by the dataset recipes: MD frames, split, seed, progress."""
-    p.add_argument("--frames", type=int, default=frames, help=f"frames per run (default {frames})")
-    p.add_argument("--stride", type=int, default=stride,
-                   help=f"MD steps between frames (default {stride})")
-    p.add_argument("--equil", type=int, default=500, help="MD steps before the first frame (default 500)")
-    p.add_argument("--split", type=_floats, default=[0.8, 0.1, 0.1],
-                   help="train,validation,test fractions (default 0.8,0.1,0.1; 0,0,1: all held out)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _run_dataset_generate(args):
     from lammps_adv.training.sampling import generate
-    q = args.quartz if args.quartz and any(args.quartz) else None
-    if q is not None and len(q) != 3:
-        raise ValueError(f"--quartz needs NXxNYxNZ, got {args.quartz}")
     ds = generate(args.out, reference=args.reference, driver=args.driver,
                   glass_atoms=args.glass_atoms,
-                  n_glasses=args.glasses, glass_temps=args.glass_temps, quartz_cells=q,
+                  n_glasses=args.glasses, glass_temps=args.glass_temps, quartz_cells=_quartz(args),
                   quartz_temps=args.quartz_temps, frames=args.frames, stride=args.stride,
                   equil=args.equil, timestep=args.timestep, seed=args.seed,
                   melt_ps=args.melt_ps, quench_ps=args.quench_ps, split=args.split,
@@ -218,33 +416,41 @@ def _run_dataset_generate(args):
     _say(f"wrote {args.out}: {ds.summary()}")
 
 
-def _run_dataset_mixed(args):
-    from lammps_adv.training.recipes import mixed_glasses
-    q = args.quartz if args.quartz and any(args.quartz) else None
-    if q is not None and len(q) != 3:
-        raise ValueError(f"--quartz needs NXxNYxNZ, got {args.quartz}")
-    ds = mixed_glasses(args.out, reference=args.reference, sizes=args.sizes,
-                       glasses=args.glasses, quench_ps=args.quench_ps, temps=args.temps,
-                       quartz_cells=q, quartz_temps=args.quartz_temps, frames=args.frames,
-                       stride=args.stride, equil=args.equil, melt_ps=args.melt_ps,
-                       relaxed=args.relaxed, split=args.split, seed=args.seed,
-                       progress=not args.quiet)
-    _say(f"wrote {args.out}: {ds.summary()}")
-
-
-def _run_dataset_subset(args):
-    from lammps_adv.io.dataset import load
-    from lammps_adv.training.recipes import subset
-    if not 0 < args.fraction <= 1:
-        raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
-    out = subset(load(args.dataset), args.fraction, args.splits.split(","), args.seed)
-    out.save(args.out)
-    _say(f"wrote {args.out}: {out.summary()}")
+def _dataset_import_options(i):
+    from lammps_adv.io.dataset import ENERGY_KINDS, import_ase
+    from lammps_adv.io.dft_import import DEFAULTS, unit_names
+    d = _defaults(import_ase)
+    i.description = ("Import DFT (or any) labels from files ASE reads into a dataset (.h5, "
+                     "metal units). Units: as given by --energy-unit/--force-unit/"
+                     "--stress-unit, else as each extxyz frame declares (energy_unit, "
+                     "force_unit, stress_unit), else " + ", ".join(DEFAULTS.values()) +
+                     "; VASP files are converted by ASE. Implausible forces or stresses "
+                     "(another unit?) are refused.")
+    i.add_argument("files", nargs="+", help="files with energies (and forces, stress or virial)")
+    _add_out(i, DATASET_OUT)
+    i.add_argument("--species", type=_names, default=d.species,
+                   help=f"species names in model order (default {','.join(d.species)})")
+    i.add_argument("--reference", default=d.reference,
+                   help=f"what labelled the data (default {d.reference})")
+    i.add_argument("--index", default=d.index, help="ASE frame selection (default all)")
+    i.add_argument("--format", default=d.fmt, help="ASE format (default from the file name)")
+    for kind, units in unit_names().items():
+        virial = "; a virial takes the energy unit" if kind == "stress" else ""
+        i.add_argument(f"--{kind}-unit", choices=units, default=None,
+                       help=f"{kind} unit of the files (default: declared, else "
+                       f"{DEFAULTS[kind]}{virial})")
+    i.add_argument("--energy", choices=ENERGY_KINDS, default=d.energy_kind,
+                   help="free_energy (VASP TOTEN, consistent with the forces), energy (VASP: "
+                   "sigma -> 0), or auto: the free energy when present; "
+                   f"default {d.energy_kind}")
+    _add_split_fractions(i, d.split)
+    _add_seed(i, d.seed)
+    i.set_defaults(func=_run_dataset_import)
 
 
 def _run_dataset_import(args):
     from lammps_adv.io.dataset import import_ase
-    ds = import_ase(args.files, args.out, species=args.species.split(","),
+    ds = import_ase(args.files, args.out, species=args.species,
                     reference=args.reference, split=args.split, seed=args.seed,
                     index=args.index, fmt=args.format, energy_kind=args.energy,
                     units={"energy": args.energy_unit, "force": args.force_unit,
@@ -252,51 +458,127 @@ def _run_dataset_import(args):
     _say(f"wrote {args.out}: {ds.summary()}")
 
 
+def _dataset_mixed_options(m):
+    from lammps_adv.training.recipes import mixed_glasses
+    d = _defaults(mixed_glasses)
+    m.description = ("Glasses of every size of --sizes (--glasses per size and quench time), "
+                     "NVT MD at --temps labelled by --reference, optionally alpha-quartz, plus "
+                     "the first --relaxed frames of every run minimised with the reference. "
+                     "Units: eV, Angstrom, ps, K.")
+    _add_out(m, DATASET_OUT)
+    _add_spec(m, "--reference", "the catalogue potential that drives and labels", "bks-dsf",
+              default=d.reference)
+    m.add_argument("--sizes", type=_ints, default=d.sizes,
+                   help=f"atoms per glass, comma-separated (default {_csv(d.sizes)})")
+    m.add_argument("--glasses", type=int, default=d.glasses,
+                   help=f"glasses per size and quench time (default {d.glasses})")
+    m.add_argument("--quench-ps", type=_floats, default=d.quench_ps,
+                   help=f"quench times, ps, comma-separated (default {_csv(d.quench_ps)})")
+    m.add_argument("--melt-ps", type=float, default=d.melt_ps,
+                   help=f"melt time, ps (default {d.melt_ps:g})")
+    m.add_argument("--temps", type=_floats, default=d.temps,
+                   help=f"K, comma-separated (default {_csv(d.temps)})")
+    _add_quartz(m, d.quartz_cells, d.quartz_temps, note=" with the first size")
+    _add_md_frames(m, d)
+    m.add_argument("--relaxed", type=int, default=d.relaxed,
+                   help="minimised copies of the first N frames of every run "
+                   f"(default {d.relaxed})")
+    m.set_defaults(func=_run_dataset_mixed)
+
+
+def _run_dataset_mixed(args):
+    from lammps_adv.training.recipes import mixed_glasses
+    ds = mixed_glasses(args.out, reference=args.reference, sizes=args.sizes,
+                       glasses=args.glasses, quench_ps=args.quench_ps, temps=args.temps,
+                       quartz_cells=_quartz(args), quartz_temps=args.quartz_temps,
+                       frames=args.frames, stride=args.stride, equil=args.equil,
+                       melt_ps=args.melt_ps, relaxed=args.relaxed, split=args.split,
+                       seed=args.seed, progress=not args.quiet)
+    _say(f"wrote {args.out}: {ds.summary()}")
+
+
+def _dataset_subset_options(s):
+    from lammps_adv.io.schema import DATASET_SPLITS
+    s.add_argument("dataset", help="dataset file (.h5)")
+    _add_out(s, DATASET_OUT)
+    s.add_argument("--fraction", type=float, required=True, help="kept fraction, 0-1")
+    s.add_argument("--splits", type=_names, default=DATASET_SPLITS,
+                   help="splits to thin, comma-separated (default all: "
+                   f"{','.join(DATASET_SPLITS)})")
+    _add_seed(s, 0)
+    s.set_defaults(func=_run_dataset_subset)
+
+
+def _run_dataset_subset(args):
+    from lammps_adv.io.dataset import load
+    from lammps_adv.training.recipes import subset
+    if not 0 < args.fraction <= 1:
+        raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
+    out = subset(load(args.dataset), args.fraction, args.splits, args.seed)
+    out.save(args.out)
+    _say(f"wrote {args.out}: {out.summary()}")
+
+
+def _dataset_info_options(n):
+    n.add_argument("file", help="dataset file (.h5)")
+    n.set_defaults(func=_run_dataset_info)
+
+
 def _run_dataset_info(args):
     from lammps_adv.io.dataset import load
     _say(load(args.file).summary())
 
 
-def _add_train(sub):
-    p = sub.add_parser("train", help="train a BP or graph network on a dataset, export it",
-                       description="Train a model (Adam, learning-rate schedule, early "
-                       "stopping on the validation split), export it to TorchScript and "
-                       "write a model card (OUT.card.json / OUT.card.md) with test metrics.")
+# ---------------------------------------------------------------- train
+def _train_options(p):
+    from lammps_adv.models.gnn import GraphNetwork
+    from lammps_adv.training.train import SCHEDULES, TrainSettings
+    d, gnn = TrainSettings(), _defaults(GraphNetwork)
+    p.description = ("Train a model (Adam, learning-rate schedule, early stopping on the "
+                     "validation split), export it to TorchScript and write a model card "
+                     "(OUT.card.json / OUT.card.md) with test metrics.")
     p.add_argument("dataset", help="dataset file (.h5, see `lammps-adv dataset`)")
-    p.add_argument("-o", "--out", required=True, help="output TorchScript model (.pt)")
-    p.add_argument("--model", choices=["bp", "gnn"], default="bp")
-    p.add_argument("--force-weight", type=float, default=0.0,
-                   help="weight of the force loss (eV/A)^2 vs energy (eV/atom)^2; 0: energies only")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--schedule", choices=["plateau", "cosine", "exponential", "constant"],
-                   default="plateau")
-    p.add_argument("--lr-factor", type=float, default=0.5, help="decay factor (default 0.5)")
-    p.add_argument("--lr-patience", type=int, default=10, help="plateau patience (default 10)")
-    p.add_argument("--patience", type=int, default=30, help="early-stopping patience (default 30)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-minutes", type=float, default=None, help="time budget")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--cutoff", type=float, default=None, help="A (default bp 8, gnn 5)")
-    p.add_argument("--hidden", type=_ints, default=None, help="MLP widths, e.g. 30,30")
-    p.add_argument("--width", type=int, default=None, help="gnn: node feature width (default 64)")
-    p.add_argument("--rounds", type=int, default=None, help="gnn: message-passing rounds (default 2)")
+    _add_out(p, "output TorchScript model (.pt)")
+    _add_model(p, d.model)
+    p.add_argument("--force-weight", type=float, default=d.force_weight,
+                   help="weight of the force loss (eV/A)^2 vs energy (eV/atom)^2; 0: energies "
+                   f"only (default {d.force_weight:g})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"configurations per batch (default {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr,
+                   help=f"Adam learning rate (default {d.lr:g})")
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
+                   help=f"learning-rate schedule (default {d.schedule})")
+    p.add_argument("--lr-factor", type=float, default=d.lr_factor,
+                   help=f"plateau / exponential decay factor (default {d.lr_factor:g})")
+    p.add_argument("--lr-patience", type=int, default=d.lr_patience,
+                   help=f"plateau patience, epochs (default {d.lr_patience})")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help=f"early-stopping patience, epochs (default {d.patience})")
+    _add_seed(p, d.seed, "random seed of the initialisation and batch order")
+    p.add_argument("--max-minutes", type=float, default=d.max_minutes,
+                   help="time budget in minutes; the best model so far is kept (default: none)")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="torch threads (default: torch's)")
+    p.add_argument("--width", type=int, default=None,
+                   help=f"gnn: node feature width (default {gnn.width})")
+    p.add_argument("--rounds", type=int, default=None,
+                   help=f"gnn: message-passing rounds (default {gnn.n_rounds})")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default OUT.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_quiet(p)
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args):
     from lammps_adv.training.train import TrainSettings, train
-    kw = {}
-    for key, val in (("cutoff", args.cutoff), ("hidden", args.hidden), ("width", args.width),
-                     ("n_rounds", args.rounds)):
-        if val is not None:
-            if args.model == "bp" and key in ("width", "n_rounds"):
-                raise ValueError(f"--{key.replace('n_rounds', 'rounds')} is for --model gnn")
-            kw[key] = val
+    kw = _model_kwargs(cutoff=args.cutoff, hidden=args.hidden, width=args.width,
+                       n_rounds=args.rounds)
+    if args.model == "bp":
+        for flag, key in (("--width", "width"), ("--rounds", "n_rounds")):
+            if key in kw:
+                raise ValueError(f"{flag} is for --model gnn")
     s = TrainSettings(model=args.model, model_kwargs=kw, force_weight=args.force_weight,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       schedule=args.schedule, lr_factor=args.lr_factor,
@@ -306,21 +588,21 @@ def _run_train(args):
           progress=not args.quiet, log=_say)
 
 
-def _add_run(sub):
-    p = sub.add_parser("run", help="run a LAMMPS deck and record adversarial measures to HDF5",
-                       description="Run an unmodified LAMMPS deck (one that runs with `lmp -in`) "
-                       "and record, at every N-th MD step and every force evaluation of a "
-                       "minimization, the driving model's energy and forces against a reference "
-                       "model: cos(theta) of the adversarial direction, energy and force errors "
-                       "(docs/recorder.md). Works under `mpirun -np N lammps-adv run ...`.")
+# ---------------------------------------------------------------- run, probe, relax, label
+def _run_options(p):
+    from lammps_adv.recorder import run_deck
+    d = _defaults(run_deck)
+    p.description = ("Run an unmodified LAMMPS deck (one that runs with `lmp -in`) and record, "
+                     "at every N-th MD step and every force evaluation of a minimization, the "
+                     "driving model's energy and forces against a reference model: cos(theta) "
+                     "of the adversarial direction, energy and force errors (docs/recorder.md). "
+                     "Works under `mpirun -np N lammps-adv run ...`.")
     p.add_argument("deck", help="LAMMPS input deck")
-    p.add_argument("--reference", required=True,
-                   help="reference model: bks, bks:pppm, bks-dsf, lammps:FILE, torchscript:FILE.pt, "
-                        "xtb:GFN1, xtb:GFN2, ase:MODULE:CLASS")
-    p.add_argument("--every", type=int, default=1, help="record every N MD steps (default 1)")
-    p.add_argument("--frames-every", type=int, default=0,
-                   help="store positions, both force sets and the box every K records (default 0: never)")
-    p.add_argument("--out", default="run.h5", help="HDF5 output (default run.h5)")
+    _add_reference(p)
+    p.add_argument("--every", type=int, default=d.every,
+                   help=f"record every N MD steps (default {d.every})")
+    _add_frames_every(p, d.frames_every)
+    _add_out(p, "HDF5 output", d.out)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true", help="continue an existing output file")
     mode.add_argument("--overwrite", action="store_true",
@@ -330,80 +612,69 @@ def _add_run(sub):
                    help="LAMMPS variable, as `lmp -var NAME VALUE...` (repeatable)")
     p.add_argument("--species", nargs="+", default=None,
                    help="element of each atom type, when the types have no labels (e.g. Si O)")
-    p.add_argument("--approx", default=None,
-                   help="name of the driving model (provenance; a calculator spec such as "
-                   "bks-dsf when --align-from fits shifts on a configuration file)")
-    align = p.add_mutually_exclusive_group()
-    align.add_argument("--align-shifts", default=None, metavar="SI=EV,O=EV",
-                       help="per-species energy shifts (eV per atom) added to the driving "
-                       "model's energy before every measure (default: none, raw energies)")
-    align.add_argument("--align-from", default=None, metavar="FILE",
-                       help="take the alignment of a lammps-adv output (probe, relax, run), "
-                       "or fit shifts on a dataset / structure file's configurations")
-    p.add_argument("--flush-every", type=int, default=100, help="write after this many records (default 100)")
-    p.add_argument("--flush-seconds", type=float, default=5.0, help="... or after this many seconds (default 5)")
-    p.add_argument("--log", default=None, help="LAMMPS log file (default: none)")
+    _add_spec(p, "--approx", "the driving model, named for provenance, and evaluated when "
+              "--align-from fits shifts on a configuration file", "bks-dsf",
+              unset="default: unnamed")
+    _add_align_source(p)
+    p.add_argument("--flush-every", type=int, default=d.flush_every,
+                   help=f"write after this many records (default {d.flush_every})")
+    p.add_argument("--flush-seconds", type=float, default=d.flush_seconds,
+                   help=f"... or after this many seconds (default {d.flush_seconds:g})")
+    p.add_argument("--log", default=d.log, help="LAMMPS log file (default: none)")
     p.add_argument("--screen", action="store_true", help="show LAMMPS screen output")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_quiet(p)
     p.set_defaults(func=_run_run)
+
+
+def _variables(items) -> dict:
+    """-var NAME VALUE... (repeated) as {name: value or [values]}."""
+    out = {}
+    for item in items:
+        if len(item) < 2:
+            raise ValueError(f"-var {item[0]}: needs a name and at least one value")
+        out[item[0]] = item[1] if len(item) == 2 else item[1:]
+    return out
 
 
 def _run_run(args):
     from lammps_adv.recorder import run_deck
-    variables = {}
-    for item in args.var:
-        if len(item) < 2:
-            raise ValueError(f"-var {item[0]}: needs a name and at least one value")
-        variables[item[0]] = item[1] if len(item) == 2 else item[1:]
-    from lammps_adv.core.alignment import parse_shifts
-    from lammps_adv.experiments.align import from_file
-    aligned = (parse_shifts(args.align_shifts) if args.align_shifts else
-               from_file(args.align_from, args.approx, args.reference)
-               if args.align_from else None)
+    variables = _variables(args.var)
     n = run_deck(args.deck, args.reference, out=args.out, every=args.every,
                  frames_every=args.frames_every, variables=variables, species=args.species,
                  append=args.append, overwrite=args.overwrite, approx=args.approx,
                  flush_every=args.flush_every,
                  flush_seconds=args.flush_seconds, progress=not args.quiet,
-                 screen=args.screen, log=args.log, alignment=aligned,
+                 screen=args.screen, log=args.log, alignment=_alignment(args),
                  command_line=" ".join(["lammps-adv"] + sys.argv[1:]))
     _say(f"recorded {n} rows to {args.out}")
 
 
-def _say(msg: str) -> None:
-    from lammps_adv.parallel.mpi import is_root
-    if is_root():
-        print(msg, flush=True)
-
-
-def _add_probe(sub):
-    p = sub.add_parser("probe", help="model error along the adversarial vs random directions",
-                       description="For each configuration, displace along the adversarial "
-                       "direction A and along random directions with distortion epsilon "
-                       "(sum of squared displacements, A^2, of the cell or per atom) and record "
-                       "E_acc - E_app (eV, approximate energy aligned per species by default), "
-                       "the largest atom displacement and the closest pair (A) to HDF5.")
-    p.add_argument("configs", help="dataset (.h5, a split of it) or structure file(s) ASE reads")
-    p.add_argument("--approx", required=True, help="approximate model spec, e.g. torchscript:potentials/bp_bks_dsf.pt")
-    p.add_argument("--reference", required=True, help="accurate model spec, e.g. bks-dsf")
-    p.add_argument("--epsilon", type=_floats, default=[0.0, 0.1, 0.3, 0.5],
-                   help="distortions in A^2, comma-separated (default 0,0.1,0.3,0.5)")
-    from lammps_adv.core.adversarial import DISTORTIONS
-    p.add_argument("--distortion", choices=DISTORTIONS, default="total",
-                   help="epsilon is the sum of |dr_i|^2 over the cell (total, the study's "
-                   "convention) or per atom (per-atom: comparable across cell sizes); "
-                   "default total")
-    p.add_argument("--ascent-steps", type=int, default=1,
+def _probe_options(p):
+    from lammps_adv.experiments.probe import probe
+    from lammps_adv.io.configs import load_configs
+    d = _defaults(probe)
+    p.description = ("For each configuration, displace along the adversarial direction A and "
+                     "along random directions with distortion epsilon (sum of squared "
+                     "displacements, A^2, of the cell or per atom) and record E_acc - E_app "
+                     "(eV, approximate energy aligned per species by default), the largest "
+                     "atom displacement and the closest pair (A) to HDF5.")
+    _add_configs(p, _defaults(load_configs).split, "use")
+    _add_approx_reference(p)
+    p.add_argument("--epsilon", type=_floats, default=d.epsilons,
+                   help=f"distortions in A^2, comma-separated (default {_csv(d.epsilons)})")
+    _add_distortion(p, d.distortion)
+    p.add_argument("--ascent-steps", type=int, default=d.ascent_steps,
                    help="steps of projected gradient ascent on (E_acc - E_app)^2 inside the "
-                   "distortion ball, re-evaluating A each step (default 1: one step along A)")
-    _add_align(p)
-    p.add_argument("--random", type=int, default=5, help="random directions per configuration (default 5)")
-    p.add_argument("--split", default="test", help="dataset split to use, 'all' for every configuration (default test)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many configurations")
-    p.add_argument("--sampling", default="given configurations",
-                   help="how the configurations were sampled, for the report's labels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--out", default="probe.h5", help="output HDF5 file (default probe.h5)")
+                   "distortion ball, re-evaluating A each step (default "
+                   f"{d.ascent_steps}{': one step along A' if d.ascent_steps == 1 else ''})")
+    _add_align(p, d.align)
+    p.add_argument("--random", type=int, default=d.n_random,
+                   help=f"random directions per configuration (default {d.n_random})")
+    p.add_argument("--sampling", default=d.sampling,
+                   help="how the configurations were sampled, for the report's labels "
+                   f"(default: {d.sampling})")
+    _add_seed(p, d.seed, "random seed of the random directions")
+    _add_out(p, "output HDF5 file", str(d.out))
     _add_label_cache(p)
     p.set_defaults(func=_run_probe)
 
@@ -412,100 +683,35 @@ def _run_probe(args):
     from lammps_adv.experiments.probe import probe
     from lammps_adv.io.configs import load_configs
     _apply_label_cache(args)
-    configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
-                           limit=args.limit)
+    configs = load_configs(args.configs, **_selection(args))
     out = probe(configs, args.approx, args.reference, out=args.out, epsilons=args.epsilon,
                 n_random=args.random, seed=args.seed, sampling=args.sampling,
                 align=args.align, distortion=args.distortion, ascent_steps=args.ascent_steps)
     _say(f"wrote {out}: {len(configs)} configurations; {_alignment_line(out)}")
 
 
-def _alignment_line(path) -> str:
-    from lammps_adv.io import h5md
-    from lammps_adv.core.alignment import from_attrs
-    from lammps_adv.parallel.mpi import is_root
-    return f"alignment {from_attrs(h5md.read_parameters(path, texts=False)).describe()}" \
-        if is_root() else ""
-
-
-def _add_align(p):
-    from lammps_adv.core.alignment import MODES
-    p.add_argument("--align", choices=MODES, default="per-species",
-                   help="energy alignment of the approximate model: per-species shifts fitted "
-                   "by least squares on the configurations given (default), or none (raw "
-                   "energies; an arbitrary energy zero then becomes the error)")
-
-
-def _add_label(sub):
-    p = sub.add_parser("label", help="label configurations with a reference (e.g. GFN-xTB), "
-                       "in parallel, cached",
-                       description="Energies (eV) and forces (eV/A) of every configuration of "
-                       "a dataset or structure file, computed by --reference and written as a "
-                       "dataset (.h5). Under `mpirun -np N` the configurations are spread over "
-                       "N/--ranks-per-task groups; the labels equal a serial run's. GFN-xTB "
-                       "labels are cached on disk by configuration and settings (--label-cache): "
-                       "a rerun, or an interrupted run started again, computes only what is "
-                       "missing. The reference's settings go into the output.")
-    p.add_argument("configs", help="dataset (.h5) or structure file ASE reads (extxyz, ...)")
-    p.add_argument("-o", "--out", required=True, help="output dataset file (.h5)")
-    p.add_argument("--reference", required=True,
-                   help="calculator spec, e.g. xtb:GFN1, xtb:GFN1:accuracy=0.1:etemp=300, bks")
-    p.add_argument("--split", default="all", help="dataset split to label, or all (default all: "
-                   "the dataset's splits are kept)")
-    p.add_argument("--limit", type=int, default=None, help="label at most this many configurations")
-    p.add_argument("--ranks-per-task", type=int, default=1, help="MPI ranks per configuration (default 1)")
-    _add_label_cache(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_label)
-
-
-def _add_label_cache(p):
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--label-cache", default=None, metavar="DIR",
-                   help="folder of cached reference labels (default: $LAMMPS_ADV_LABEL_CACHE, "
-                   "else ~/.cache/lammps-adv/labels)")
-    g.add_argument("--no-label-cache", action="store_true", help="neither read nor write cached labels")
-
-
-def _apply_label_cache(args) -> None:
-    from lammps_adv.io.label_cache import ENV
-    if getattr(args, "no_label_cache", False):
-        os.environ[ENV] = "off"
-    elif getattr(args, "label_cache", None):
-        os.environ[ENV] = str(Path(args.label_cache).resolve())
-
-
-def _run_label(args):
-    from lammps_adv.experiments.labelling import describe_stats, relabel
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    _apply_label_cache(args)
-    ds, stats = relabel(args.configs, args.out, args.reference,
-                        split=None if args.split == "all" else args.split, limit=args.limit,
-                        ranks_per_task=args.ranks_per_task, progress=not args.quiet)
-    _say(f"wrote {args.out}: {describe_stats(stats)}\n"
-         f"reference: {stats.get('reference_description') or args.reference}")
-
-
-def _add_relax(sub):
-    p = sub.add_parser("relax", help="relaxations driven by the approximate model, recorded",
-                       description="Relax each configuration with the approximate model in "
-                       "LAMMPS while recording the adversarial measures against the reference "
-                       "at every force evaluation; one HDF5 file per relaxation. Under "
-                       "`mpirun -np N` the relaxations are spread over MPI sub-communicators.")
-    p.add_argument("configs", help="dataset (.h5, a split of it) or structure file(s) ASE reads")
-    p.add_argument("--approx", required=True, help="driving (approximate) model spec")
-    p.add_argument("--reference", required=True, help="accurate model spec")
-    p.add_argument("--min-style", choices=["fire", "cg", "sd"], default="fire", help="LAMMPS min_style (default fire)")
-    p.add_argument("--min-modify", default="", help="options passed to LAMMPS min_modify, e.g. 'dmax 0.05'")
-    p.add_argument("--steps", type=int, default=200, help="maximum minimizer steps (default 200)")
-    p.add_argument("--ftol", type=float, default=1e-4, help="force tolerance in eV/A (default 1e-4)")
-    p.add_argument("--frames-every", type=int, default=0, help="store frames every K records (default 0: none)")
-    p.add_argument("--ranks-per-relax", type=int, default=1, help="MPI ranks per relaxation (default 1)")
-    _add_align(p)
-    p.add_argument("--split", default="test", help="dataset split to use, 'all' for every configuration (default test)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many configurations")
-    p.add_argument("-o", "--out", default="relax", help="output folder (default relax/)")
+def _relax_options(p):
+    from lammps_adv.experiments.relax import MIN_STYLES, relax
+    from lammps_adv.io.configs import load_configs
+    d = _defaults(relax)
+    p.description = ("Relax each configuration with the approximate model in LAMMPS while "
+                     "recording the adversarial measures against the reference at every force "
+                     "evaluation; one HDF5 file per relaxation. Under `mpirun -np N` the "
+                     "relaxations are spread over MPI sub-communicators.")
+    _add_configs(p, _defaults(load_configs).split, "use")
+    _add_approx_reference(p)
+    p.add_argument("--min-style", choices=MIN_STYLES, default=d.min_style,
+                   help=f"LAMMPS min_style (default {d.min_style})")
+    p.add_argument("--min-modify", default=d.min_modify,
+                   help="options passed to LAMMPS min_modify, e.g. 'dmax 0.05' (default: none)")
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help=f"maximum minimizer steps (default {d.steps})")
+    p.add_argument("--ftol", type=float, default=d.ftol,
+                   help=f"force tolerance in eV/A (default {d.ftol:g})")
+    _add_frames_every(p, d.frames_every)
+    _add_ranks(p, "--ranks-per-relax", "per relaxation", d.ranks_per_relax)
+    _add_align(p, d.align)
+    _add_out(p, "output folder", str(d.out_dir))
     p.add_argument("--overwrite", action="store_true",
                    help="replace relaxation files already in the output folder")
     _add_label_cache(p)
@@ -513,11 +719,10 @@ def _add_relax(sub):
 
 
 def _run_relax(args):
-    from lammps_adv.io.configs import load_configs
     from lammps_adv.experiments.relax import relax
+    from lammps_adv.io.configs import load_configs
     _apply_label_cache(args)
-    configs = load_configs(args.configs, split=None if args.split == "all" else args.split,
-                           limit=args.limit)
+    configs = load_configs(args.configs, **_selection(args))
     relax(configs, args.approx, args.reference, out_dir=args.out, min_style=args.min_style,
           steps=args.steps, ftol=args.ftol, min_modify=args.min_modify,
           frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax,
@@ -526,58 +731,70 @@ def _run_relax(args):
     _say(f"wrote {len(configs)} relaxations to {args.out}/; {_alignment_line(first)}")
 
 
-def _add_report(sub):
-    p = sub.add_parser("report", help="tables, figures and report.md from result files",
-                       description="Aggregate probe, relax and run HDF5 files (files or folders) "
-                       "into CSV/Markdown tables, PNG figures and report.md.")
-    p.add_argument("results", nargs="+", help="HDF5 files or folders holding them")
-    p.add_argument("-o", "--out", default="report", help="output folder (default report/)")
-    p.set_defaults(func=_run_report)
+def _label_options(p):
+    from lammps_adv.experiments.labelling import relabel
+    d = _defaults(relabel)
+    p.description = ("Energies (eV) and forces (eV/A) of every configuration of a dataset or "
+                     "structure file, computed by --reference and written as a dataset (.h5). "
+                     "Under `mpirun -np N` the configurations are spread over "
+                     "N/--ranks-per-task groups; the labels equal a serial run's. GFN-xTB "
+                     "labels are cached on disk by configuration and settings (--label-cache): "
+                     "a rerun, or an interrupted run started again, computes only what is "
+                     "missing. The reference's settings go into the output.")
+    _add_configs(p, "all", "label", note=": the dataset's splits are kept")
+    _add_out(p, DATASET_OUT)
+    _add_spec(p, "--reference", "what labels the configurations",
+              "xtb:GFN1, xtb:GFN1:accuracy=0.1:etemp=300, bks", required=True)
+    _add_ranks(p, "--ranks-per-task", "per configuration", d.ranks_per_task)
+    _add_label_cache(p)
+    _add_quiet(p)
+    p.set_defaults(func=_run_label)
 
 
-def _run_report(args):
-    from lammps_adv.io.results import find_h5
-    from lammps_adv.report.build import build_report
-    _say(f"wrote {build_report(find_h5(args.results), args.out)}")
+def _run_label(args):
+    from lammps_adv.experiments.labelling import describe_stats, relabel
+    selection = _selection(args)
+    _apply_label_cache(args)
+    ds, stats = relabel(args.configs, args.out, args.reference, **selection,
+                        ranks_per_task=args.ranks_per_task, progress=not args.quiet)
+    _say(f"wrote {args.out}: {describe_stats(stats)}\n"
+         f"reference: {stats.get('reference_description') or args.reference}")
 
 
-def _add_mitigate(sub):
+# ---------------------------------------------------------------- mitigate, report, demo
+def _mitigate_options(p):
     from lammps_adv.experiments.mitigate import MitigateSettings
     from lammps_adv.experiments.strategies import STRATEGIES
     d = MitigateSettings()
-    p = sub.add_parser("mitigate", help="compare remedies (adversarial training, ...) on equal "
-                       "label budgets",
-                       description="Train a base model, then for every strategy and seed spend "
-                       "the same budget of reference labels over rounds (pick configurations "
-                       "with the current model, label them, retrain warm-started) and measure "
-                       "the final model on a fixed evaluation set: energy/force RMSE, "
-                       "cos(theta) statistics, the probe's extra error rise along A, "
-                       "relaxation error growth. Writes OUT/mitigate.h5 and one .pt + model "
-                       "card per model. Strategies: " + ", ".join(STRATEGIES) + ".")
+    p.description = ("Train a base model, then for every strategy and seed spend the same "
+                     "budget of reference labels over rounds (pick configurations with the "
+                     "current model, label them, retrain warm-started) and measure the final "
+                     "model on a fixed evaluation set: energy/force RMSE, cos(theta) "
+                     "statistics, the probe's extra error rise along A, relaxation error "
+                     "growth. Writes OUT/mitigate.h5 and one .pt + model card per model. "
+                     "Strategies: " + ", ".join(STRATEGIES) + ".")
     p.add_argument("base", help="base training dataset (.h5)")
     p.add_argument("--evaluation", required=True,
                    help="evaluation configurations no strategy trains on (dataset or structures)")
     p.add_argument("--pool", required=True,
                    help="reserve of thermal MD configurations for more-md / forces")
-    p.add_argument("-o", "--out", default="out/mitigate", help="output folder (default out/mitigate)")
-    p.add_argument("--model", choices=["bp", "gnn"], default=d.model, help="model kind (default bp)")
+    _add_out(p, "output folder", "out/mitigate")
+    _add_model(p, d.model)
     p.add_argument("--strategies", default="all",
                    help="comma-separated strategies, or all (default all)")
     p.add_argument("--budget", type=int, default=d.budget,
                    help=f"reference labels per strategy, all rounds together (default {d.budget})")
     p.add_argument("--rounds", type=int, default=d.rounds, help=f"rounds (default {d.rounds})")
-    p.add_argument("--seeds", type=_ints, default=list(d.seeds), help="seeds (default 0,1,2)")
-    p.add_argument("--reference", default=d.reference, help="labelling calculator (default bks-dsf)")
+    p.add_argument("--seeds", type=_ints, default=d.seeds,
+                   help=f"seeds, comma-separated (default {_csv(d.seeds)})")
+    _add_spec(p, "--reference", "the labelling model", "bks-dsf", default=d.reference)
     p.add_argument("--epsilon", type=float, default=d.epsilon,
-                   help=f"distortion of the steps along A / F (A^2, default {d.epsilon})")
-    from lammps_adv.core.adversarial import DISTORTIONS
-    p.add_argument("--distortion", choices=DISTORTIONS, default=d.distortion,
-                   help="epsilon over the cell or per atom (default per-atom)")
+                   help=f"distortion of the steps along A / F (A^2, default {d.epsilon:g})")
+    _add_distortion(p, d.distortion)
     p.add_argument("--committee", type=int, default=d.committee,
                    help=f"uncertainty: models in the committee (default {d.committee})")
-    p.add_argument("--cutoff", type=float, default=None, help="model cutoff in A (default: the model's)")
-    p.add_argument("--hidden", type=_ints, default=None, help="MLP widths, e.g. 16,16 (default: the model's)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"base model epochs (default {d.epochs})")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help=f"base model epochs (default {d.epochs})")
     p.add_argument("--warm-epochs", type=int, default=d.warm_epochs,
                    help=f"epochs of each warm-started retraining (default {d.warm_epochs})")
     p.add_argument("--relaxations", type=int, default=d.relaxations,
@@ -592,22 +809,65 @@ def _add_mitigate(sub):
 def _run_mitigate(args):
     from lammps_adv.experiments.mitigate import MitigateSettings, mitigate
     from lammps_adv.experiments.strategies import STRATEGIES
-    names = STRATEGIES if args.strategies == "all" else tuple(
-        x.strip() for x in args.strategies.split(",") if x.strip())
+    names = STRATEGIES if args.strategies == "all" else tuple(_names(args.strategies))
     s = MitigateSettings(model=args.model, strategies=names, budget=args.budget,
                          rounds=args.rounds, seeds=tuple(args.seeds), reference=args.reference,
                          epsilon=args.epsilon, distortion=args.distortion,
                          committee=args.committee, epochs=args.epochs,
                          warm_epochs=args.warm_epochs, relaxations=args.relaxations,
                          relax_steps=args.relax_steps, probe_configs=args.probe_configs,
-                         model_kwargs={k: v for k, v in (("cutoff", args.cutoff),
-                                                         ("hidden", args.hidden)) if v is not None})
+                         model_kwargs=_model_kwargs(cutoff=args.cutoff, hidden=args.hidden))
     out = mitigate(args.base, args.evaluation, args.pool, args.out, s)
     _say(f"wrote {out}")
 
 
-PARSERS = [_add_glass, _add_energy, _add_potentials, _add_dataset, _add_train, _add_run,
-           _add_probe, _add_relax, _add_label, _add_mitigate, _add_report, _add_demo]
+def _report_options(p):
+    p.description = ("Aggregate probe, relax and run HDF5 files (files or folders) into "
+                     "CSV/Markdown tables, PNG figures and report.md.")
+    p.add_argument("results", nargs="+", help="HDF5 files or folders holding them")
+    _add_out(p, "output folder", "report")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args):
+    from lammps_adv.io.results import find_h5
+    from lammps_adv.report.build import build_report
+    _say(f"wrote {build_report(find_h5(args.results), args.out)}")
+
+
+def _demo_options(p):
+    from lammps_adv.demo import SCALES, run_demo
+    d = _defaults(run_demo)
+    _add_out(p, "output folder", str(d.out))
+    p.add_argument("--scale", choices=tuple(SCALES), default=d.scale,
+                   help="small: 96-atom glasses, about 4 min on 2 cores; full: the study's "
+                        f"3000-atom glass, about 40 min on 2 cores (default {d.scale})")
+    _add_ranks(p, "--ranks", "for the parallel stages", d.ranks)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args):
+    from lammps_adv.demo import run_demo
+    run_demo(out=args.out, scale=args.scale, ranks=args.ranks)
+
+
+# ---------------------------------------------------------------- the parser
+PARSERS = [
+    _command("glass", "make amorphous silica by melt-quench in LAMMPS", _glass_options),
+    _command("energy", "energy and forces of a structure with a potential", _energy_options),
+    _add_potentials,
+    _command("dataset", "make, import or inspect training datasets (HDF5)", _dataset_options),
+    _command("train", "train a BP or graph network on a dataset, export it", _train_options),
+    _command("run", "run a LAMMPS deck and record adversarial measures to HDF5", _run_options),
+    _command("probe", "model error along the adversarial vs random directions", _probe_options),
+    _command("relax", "relaxations driven by the approximate model, recorded", _relax_options),
+    _command("label", "label configurations with a reference (e.g. GFN-xTB), in parallel, "
+             "cached", _label_options),
+    _command("mitigate", "compare remedies (adversarial training, ...) on equal label budgets",
+             _mitigate_options),
+    _command("report", "tables, figures and report.md from result files", _report_options),
+    _command("demo", "run the main job (the study at small scale)", _demo_options),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -615,7 +875,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lammps-adv",
         description="Adversarial directions of physical models in LAMMPS runs "
                     "(metal units: eV, Angstrom, ps).")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
     for add in PARSERS:
         add(sub)
     return parser

@@ -14,7 +14,7 @@ out/demo):
     data/qm/, results/qm/      GFN1-xTB labels (parallel, cached), model pairs judged against
                                them (cos theta on stored labels; probe and relaxations
                                against live xTB)
-    report/report.md           tables and figures (analysis/report.py)
+    report/report.md           tables and figures (lammps-adv report)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from lammps_adv.io.resources import POTENTIALS
+from lammps_adv.io.resources import INPUTS, POTENTIALS
 
 SCALES = {
     # glass atoms in the dataset, glasses, melt and quench times (ps), frames per MD run,
@@ -144,7 +144,7 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
                        f"pair_style torchscript\npair_coeff * * {bp} Si O\n")
     glass = _first_glass(data, out / "data" / "glass_start.data")
     d.stage("NVT MD at 300 K driven by the BP network, recorded against bks-dsf every 5 steps",
-            "run", POTENTIALS.parent / "inputs" / "nvt_glass.in", "--reference", "bks-dsf",
+            "run", INPUTS / "nvt_glass.in", "--reference", "bks-dsf",
             "--approx", f"torchscript:{bp}", "--align-from", res / "probe_bp.h5",
             "--every", 5, "--out", res / "md_bp.h5", "--overwrite",
             "--quiet", "-var", "data", glass, "-var", "potential_file", snippet,

@@ -1,10 +1,15 @@
 """Every energy model behind one small interface: energy + forces of a configuration.
 
-Spec strings (``get_calculator``):
-  bks, bks:pppm, bks-dsf, lammps:FILE   a potential of the catalogue (lammps_adv.lammps.snippets),
-                                        run in a private LAMMPS instance on the communicator
-  torchscript:FILE.pt                   a TorchScript model of the model contract,
-                                        evaluated in-process (PyTorch, float64)
+A spec string names the model (``lammps_adv.core.specs``, the one registry: grammar and
+catalogue); ``get_calculator(spec)`` picks the backend that evaluates it
+(``calculators.registry``):
+  bks, bks:pppm, bks-dsf, lammps:FILE   a LAMMPS potential (lammps_adv.lammps.snippets), run
+                                        in a private LAMMPS instance on the communicator
+  torchscript:FILE.pt | torchscript:NAME
+                                        a TorchScript model of the model contract (a file or
+                                        a shipped model by name), evaluated in-process
+                                        (PyTorch, float64); in LAMMPS the same spec runs
+                                        through the plugin's pair_style torchscript
   xtb:GFN1 | xtb:GFN2[:accuracy=A][:etemp=K][:maxiter=N]
                                         GFN-xTB through tblite (rank 0), labels cached on
                                         disk (lammps_adv.io.label_cache)
@@ -32,4 +37,4 @@ keep ``collective = False``; LAMMPS runs on every rank of the communicator
 (``collective = True``).
 """
 from lammps_adv.calculators.base import Calculator  # noqa: F401
-from lammps_adv.calculators.registry import get_calculator, names  # noqa: F401
+from lammps_adv.calculators.registry import get_calculator  # noqa: F401

@@ -1,18 +1,28 @@
-"""The one registry of model specs: a spec string names a model; ``get_calculator`` builds
-the calculator that evaluates it."""
+"""The calculator backend of model specs: ``get_calculator`` picks the backend that evaluates
+a spec parsed by the one registry (``lammps_adv.core.specs``).
+
+  bks, bks:pppm, bks-dsf, lammps:FILE   LAMMPS (``LammpsCalculator``, the snippet catalogue)
+  torchscript:FILE.pt | torchscript:NAME
+                                        PyTorch in-process (``TorchScriptCalculator``)
+  xtb:GFN1 | xtb:GFN2[:options]         tblite (``XtbCalculator``)
+  ase:MODULE:CLASS                      an ASE calculator (``AseCalculator``)
+  labels:FILE.h5                        stored labels (``LabelsCalculator``)
+
+A TorchScript model has two backends: it drives LAMMPS through the plugin's ``pair_style
+torchscript`` (``lammps_adv.lammps.snippets``), while as a calculator, evaluated on given
+configurations, it runs in-process: no LAMMPS instance per model and no MPI collective.
+Both evaluate the same model contract and agree to round-off
+(tests/integration/test_spec_backends.py).
+"""
 from __future__ import annotations
 
 import importlib
 
 from lammps_adv.calculators.base import Calculator
-from lammps_adv.core.errors import CalculatorError
+from lammps_adv.core import specs
+from lammps_adv.core.errors import CalculatorError, PotentialError
+from lammps_adv.io.resources import shipped_model
 from lammps_adv.lammps import snippets
-
-
-def names() -> list[str]:
-    out = [n for n in snippets.names() if not n.startswith("torchscript:")]
-    return out + ["torchscript:FILE.pt", "xtb:GFN1", "xtb:GFN2", "ase:MODULE:CLASS",
-                  "labels:FILE.h5"]
 
 
 def get_calculator(spec, comm=None) -> Calculator:
@@ -20,33 +30,33 @@ def get_calculator(spec, comm=None) -> Calculator:
     is returned as it is."""
     if isinstance(spec, Calculator):
         return spec
-    if not isinstance(spec, str) or not spec:
-        raise CalculatorError(f"empty model spec; known: {', '.join(names())}")
-    kind, _, rest = spec.partition(":")
+    try:
+        model = specs.parse(spec)
+        path = specs.model_file(model, shipped_model) if model.kind == "torchscript" else None
+    except PotentialError as exc:
+        raise CalculatorError(str(exc)) from None
     # backends are imported when named: torch, tblite and LAMMPS load only when used
-    if kind == "torchscript":
+    if model.kind == "torchscript":
         from lammps_adv.calculators.torchscript import TorchScriptCalculator
-        return TorchScriptCalculator(rest, comm=comm)
-    if kind == "labels":
+        calc = TorchScriptCalculator(path, comm=comm)
+        calc.spec = model.text           # a shipped model's bare name stays its name
+        return calc
+    if model.kind == "labels":
         from lammps_adv.calculators.labels import LabelsCalculator
-        return LabelsCalculator(rest, comm=comm)
-    if kind == "xtb":
+        return LabelsCalculator(model.target, comm=comm)
+    if model.kind == "xtb":
         from lammps_adv.calculators.xtb import XtbCalculator
-        return XtbCalculator(spec, comm=comm)
-    if kind == "ase":
-        parts = spec.split(":")
-        if len(parts) != 3:
-            raise CalculatorError(f"ase calculator spec must be ase:MODULE:CLASS, got {spec!r}")
+        return XtbCalculator(model, comm=comm)
+    if model.kind == "ase":
+        module, cls_name = model.target, model.options["class"]
         try:
-            cls = getattr(importlib.import_module(parts[1]), parts[2])
+            cls = getattr(importlib.import_module(module), cls_name)
         except (ImportError, AttributeError) as exc:
-            raise CalculatorError(f"cannot import ASE calculator {parts[1]}.{parts[2]}: "
+            raise CalculatorError(f"cannot import ASE calculator {module}.{cls_name}: "
                                   f"{exc}") from None
         from lammps_adv.calculators.ase import AseCalculator
-        return AseCalculator(spec, cls, f"ASE calculator {parts[1]}.{parts[2]}", comm=comm)
-    from lammps_adv.calculators.lammps import LammpsCalculator
-    try:
-        return LammpsCalculator(spec, comm=comm)
-    except CalculatorError as exc:
-        raise CalculatorError(f"unknown model spec {spec!r}; known: {', '.join(names())}"
-                              if "unknown potential" in str(exc) else str(exc)) from None
+        return AseCalculator(model.text, cls, f"ASE calculator {module}.{cls_name}", comm=comm)
+    if model.kind in snippets.KINDS:
+        from lammps_adv.calculators.lammps import LammpsCalculator
+        return LammpsCalculator(model.text, comm=comm)
+    raise CalculatorError(f"{model}: no calculator backend for kind {model.kind!r}")

@@ -6,12 +6,13 @@ import numpy as np
 from lammps_adv.calculators.base import Calculator
 from lammps_adv.core.configuration import config_key
 from lammps_adv.core.errors import CalculatorError, one_line
+from lammps_adv.core.specs import ModelSpec
 from lammps_adv.io.label_cache import LabelCache, default_root
 
 
-XTB_METHODS = {"GFN1": "GFN1-xTB", "GFN2": "GFN2-xTB", "GFN1-XTB": "GFN1-xTB", "GFN2-XTB": "GFN2-xTB"}
-XTB_OPTIONS = {"accuracy": ("accuracy", float), "etemp": ("electronic_temperature_K", float),
-               "maxiter": ("max_iterations", int)}
+# spec option (lammps_adv.core.specs.XTB_OPTIONS) -> setting, with its default
+XTB_SETTINGS = {"accuracy": ("accuracy", 1.0), "etemp": ("electronic_temperature_K", 300.0),
+                "maxiter": ("max_iterations", 250)}
 
 
 class XtbCalculator(Calculator):
@@ -30,29 +31,11 @@ class XtbCalculator(Calculator):
     False; ``n_backend`` counts real tblite evaluations, ``n_cache_hits`` labels read back.
     """
 
-    def __init__(self, spec: str, comm=None, cache=None):
+    def __init__(self, model: ModelSpec, comm=None, cache=None):
         super().__init__(comm)
-        _, *parts = spec.split(":")
-        method = XTB_METHODS.get(parts[0].upper()) if parts else None
-        if method is None:
-            raise CalculatorError(f"unknown xtb method in {spec!r}: use xtb:GFN1 or xtb:GFN2 "
-                                  "(options :accuracy=A :etemp=K :maxiter=N)")
-        opts = {"accuracy": 1.0, "electronic_temperature_K": 300.0, "max_iterations": 250}
-        for item in parts[1:]:
-            name, sep, value = item.partition("=")
-            if not sep or name not in XTB_OPTIONS:
-                raise CalculatorError(f"xtb option {item!r} in {spec!r}: expected one of "
-                                      + ", ".join(f"{k}=VALUE" for k in XTB_OPTIONS))
-            key, conv = XTB_OPTIONS[name]
-            try:
-                opts[key] = conv(value)
-            except ValueError:
-                raise CalculatorError(f"xtb option {name} in {spec!r}: {value!r} is not a "
-                                      f"{conv.__name__}") from None
-        if not (opts["accuracy"] > 0 and opts["electronic_temperature_K"] >= 0
-                and opts["max_iterations"] >= 1):
-            raise CalculatorError(f"xtb options in {spec!r}: accuracy must be > 0, etemp >= 0 K "
-                                  "and maxiter >= 1")
+        method = f"{model.target}-xTB"          # the spec's grammar and options: core.specs
+        opts = {key: model.options.get(name, default)
+                for name, (key, default) in XTB_SETTINGS.items()}
         try:
             from importlib.metadata import version
             import tblite.interface  # noqa: F401
@@ -60,7 +43,7 @@ class XtbCalculator(Calculator):
         except ImportError:
             raise CalculatorError("xtb calculators need tblite: pip install "
                                   "'lammps-adv[xtb]'") from None
-        self.spec = spec
+        self.spec = model.text
         self.settings = {"method": method, **opts, "charge": 0, "unpaired_electrons": 0,
                          "initial_guess": "SAD, fresh for every configuration",
                          "periodicity": "3D periodic cell",

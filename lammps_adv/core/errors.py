@@ -30,6 +30,10 @@ class PotentialError(LammpsAdvError, ValueError):
     """Unknown or unusable potential spec."""
 
 
+class UnknownSpecError(PotentialError):
+    """A spec string of no kind of the catalogue (each backend names what it can run)."""
+
+
 class StructureError(LammpsAdvError, ValueError):
     """A structure cannot be built, read or written as asked."""
 

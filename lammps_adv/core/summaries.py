@@ -1,5 +1,6 @@
 """What one probe or relaxation result says, from its arrays: the epsilon table of a probe,
-the error curve of a relaxation, and cos(theta) at the start vs the first step's error rise.
+the error curve of a relaxation, and cos(theta) at the start vs the first step's error rise;
+the per-configuration errors of any result and summaries of their distributions.
 
 Duck-typed: a result is anything with ``.data`` (arrays by name) and ``.params`` (the
 /parameters attributes), e.g. ``lammps_adv.io.results.Result``."""
@@ -10,7 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
-from lammps_adv.core.statistics import bootstrap_ci, correlations, pearson, spearman
+from lammps_adv.core.statistics import (bootstrap_ci, correlations, pearson, quantile_band,
+                                        spearman)
+
+MIN_UNITS = 5     # fewer independent units (configurations, relaxations): no interval is given
 
 
 class ResultLike(Protocol):
@@ -65,17 +69,21 @@ def relax_curves(result: ResultLike) -> tuple[np.ndarray, np.ndarray]:
     return step[last], np.abs(d["energy_error"][last]) * 1000.0 / n
 
 
+def relax_start(result: ResultLike) -> dict | None:
+    """One relaxation's cos(theta) at the start, |error| (meV/atom) at its first and last
+    step and the rise of |error| over the first step; None when it ended before one step."""
+    _, err = relax_curves(result)
+    if len(err) < 2:
+        return None
+    return {"cos0": float(result.data["cos_adversarial"][0]), "error_first": float(err[0]),
+            "rise": float(err[1] - err[0]), "error_last": float(err[-1])}
+
+
 def relax_first_step(results: list[ResultLike]) -> dict:
     """cos(theta) at the start vs increase of |error| (meV/atom) over the first step."""
-    cos0, rise, first, last = [], [], [], []
-    for r in results:
-        steps, err = relax_curves(r)
-        if len(err) < 2:
-            continue
-        cos0.append(float(r.data["cos_adversarial"][0]))
-        rise.append(float(err[1] - err[0]))
-        first.append(float(err[0]))
-        last.append(float(err[-1]))
+    starts = [s for s in map(relax_start, results) if s is not None]
+    cos0, rise = [s["cos0"] for s in starts], [s["rise"] for s in starts]
+    first, last = [s["error_first"] for s in starts], [s["error_last"] for s in starts]
     r_p, r_s = correlations(cos0, rise)
 
     def growth(a, b):
@@ -89,3 +97,48 @@ def relax_first_step(results: list[ResultLike]) -> dict:
             "median_last": float(np.median(last)) if len(last) else math.nan,
             "growth_factor": growth(first, last) if len(first) else math.nan,
             "growth_ci": bootstrap_ci(growth, first, last)}
+
+
+def relax_band_rows(curves: list[np.ndarray], min_units: int = MIN_UNITS) -> list[dict]:
+    """Per minimizer step: relaxations still running, median and quartiles of |error| over all
+    relaxations (one that ended keeps its last value); quartiles are "not resolved" with fewer
+    than ``min_units`` relaxations (the independent units)."""
+    steps, med, q1, q3 = quantile_band(curves)
+    resolved = len(curves) >= min_units
+    return [{"step": int(k), "running": int(sum(len(c) > k for c in curves)),
+             "median_meV_per_atom": float(m),
+             "q25_meV_per_atom": float(a) if resolved else "not resolved",
+             "q75_meV_per_atom": float(b) if resolved else "not resolved"}
+            for k, m, a, b in zip(steps, med, q1, q3)]
+
+
+def error_observables(result: ResultLike) -> dict[str, np.ndarray]:
+    """Per row of a recording or configuration of a probe file: cos(theta), the energy error
+    E_acc - E_app per atom (meV/atom) and, for recordings, the force RMSE (eV/A)."""
+    d = result.data
+    if result.params.get("experiment") == "probe":
+        per_atom = d["energy_error"] / d["natoms"].astype(float)
+        return {"cos_adversarial": d["cos_adversarial"],
+                "energy_error_meV_per_atom": 1000.0 * per_atom}
+    return {"cos_adversarial": d["cos_adversarial"],
+            "energy_error_meV_per_atom": 1000.0 * d["energy_error_per_atom"],
+            "force_rmse_eV_per_A": d["force_rmse"]}
+
+
+QUANTILES = (0.05, 0.25, 0.75, 0.95)
+
+
+def distribution_summary(values, quantiles=QUANTILES) -> dict:
+    """n, mean, median and quantiles ('q05', ...) of values (NaN when empty)."""
+    x = np.asarray(values, float)
+    if not len(x):
+        return {"n": 0, "mean": math.nan, "median": math.nan,
+                **{f"q{round(100 * q):02d}": math.nan for q in quantiles}}
+    return {"n": int(len(x)), "mean": float(x.mean()), "median": float(np.median(x)),
+            **{f"q{round(100 * q):02d}": float(np.quantile(x, q)) for q in quantiles}}
+
+
+def random_abs_cos(n_atoms: int) -> float:
+    """Mean |cos| between a fixed 3N-vector and a random direction, sqrt(2 / (pi 3N)) (large
+    N): the |cos(theta)| of a direction that carries no information about F_app."""
+    return math.sqrt(2.0 / (math.pi * 3 * n_atoms))

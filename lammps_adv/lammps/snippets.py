@@ -1,30 +1,37 @@
-"""One catalogue of energy models by name.
+"""The LAMMPS backend of model specs: a parsed spec (``lammps_adv.core.specs``, the one
+registry) turned into the LAMMPS commands that install it.
 
-Spec strings (used by the CLI and the Python API):
-  bks            BKS + Saika-Voivod 30-6 core, Coulomb by Ewald (potentials/bks.lmp)
-  bks:pppm       the same with PPPM
-  bks-dsf        JAX MD's BKS form: DSF Coulomb, r^-24 core (potentials/bks_dsf.lmp)
-  lammps:FILE    any LAMMPS snippet file that sets pair_style/pair_coeff (types 1=Si, 2=O)
-  torchscript:FILE.pt   a TorchScript model through the plugin pair style (docs/plugin.md);
-                 its snippet (pair_style torchscript + pair_coeff * * FILE.pt Si O) is
-                 written to a per-user temporary folder
+Kinds LAMMPS runs (``KINDS``): the named potentials of the catalogue (bks, bks:ewald,
+bks:pppm, bks-dsf: a snippet of ``potentials/`` and its index variables), ``lammps:FILE``
+(the user's snippet) and ``torchscript:FILE.pt`` / ``torchscript:NAME`` (a shipped model by
+name) through the plugin's ``pair_style torchscript``, whose two-line snippet
+(pair_style torchscript + pair_coeff * * FILE.pt Si O) is written to a per-user temporary
+folder. Other kinds (xtb, ase, labels) are calculators only: asking LAMMPS for one is a
+one-line error.
 
 Each entry sets up LAMMPS on an instance whose box and atoms exist (the snippet sets the
 charges it needs).
 
-The decks in ``inputs/`` find this folder through the environment variable
+The decks in ``inputs/`` find the snippets' folder through the environment variable
 ``LAMMPS_ADV_POTENTIALS`` (``lammps_adv.io.resources.ENV_POTENTIALS``), which
 ``export_potentials_dir`` sets on every
 ``import lammps`` (through the plugin entry point), so they run from any working directory.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lammps_adv.io.resources import POTENTIALS
-from lammps_adv.core.errors import PotentialError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.core import specs
+from lammps_adv.core.errors import PotentialError, UnknownSpecError
+from lammps_adv.io.resources import POTENTIALS, shipped_model
+
+KINDS = ("bks", "bks-dsf", "lammps", "torchscript")
+
+# why a calculator-only kind cannot drive LAMMPS
+_NOT_LAMMPS = {"xtb": "GFN-xTB runs in tblite, not as a LAMMPS pair style",
+               "ase": "an ASE calculator runs in Python, not as a LAMMPS pair style",
+               "labels": "stored labels cover fixed configurations and cannot move atoms"}
 
 
 @dataclass(frozen=True)
@@ -49,60 +56,38 @@ class Potential:
                          {**self.variables, **variables}, self.species)
 
 
-_CATALOGUE = {
-    "bks": ("bks.lmp", {"bks_kspace": "ewald"},
-            "BKS silica + Saika-Voivod 30-6 core, Ewald Coulomb, 10 A cutoff"),
-    "bks:ewald": ("bks.lmp", {"bks_kspace": "ewald"},
-                  "BKS silica + Saika-Voivod 30-6 core, Ewald Coulomb, 10 A cutoff"),
-    "bks:pppm": ("bks.lmp", {"bks_kspace": "pppm"},
-                 "BKS silica + Saika-Voivod 30-6 core, PPPM Coulomb, 10 A cutoff"),
-    "bks-dsf": ("bks_dsf.lmp", {},
-                "BKS-DSF (JAX MD / Carre 2016): DSF Coulomb alpha 0.25, 8 A cutoff, r^-24 core"),
-}
-
-
-# spec patterns that name a file of the user's: listed, never built without the file
-_PLACEHOLDERS = {
-    "lammps:FILE": "any LAMMPS snippet file that sets pair_style/pair_coeff (types 1 = Si, 2 = O)",
-    "torchscript:FILE.pt": "a TorchScript model (pair_style torchscript of the lammps-adv "
-                           "plugin, types 1 = Si, 2 = O)",
-}
-
-
-
-def names() -> list[str]:
-    return sorted(_CATALOGUE) + list(_PLACEHOLDERS)
-
-
-def catalogue() -> list[tuple[str, str]]:
-    """(spec, description) of every entry, placeholders included; builds nothing."""
-    entries = [(name, _CATALOGUE[name][2]) for name in sorted(_CATALOGUE)]
-    return entries + list(_PLACEHOLDERS.items())
-
-
 def get(spec) -> Potential:
-    """Look up a potential by its spec string; a clear error for unknown ones."""
+    """The potential a spec names (a string, a parsed ``ModelSpec`` or a ``Potential``,
+    returned as it is); a one-line PotentialError for one LAMMPS cannot run."""
     if isinstance(spec, Potential):
         return spec
-    if spec in _CATALOGUE:
-        fname, variables, desc = _CATALOGUE[spec]
-        return Potential(spec, POTENTIALS / fname, desc, dict(variables))
-    if spec.startswith("lammps:"):
-        path = Path(spec.split(":", 1)[1]).resolve()
+    try:
+        model = specs.parse(spec)
+    except UnknownSpecError:
+        raise PotentialError(f"unknown potential {spec!r}; LAMMPS runs: "
+                             f"{', '.join(specs.names(KINDS))}") from None
+    if model.kind not in KINDS:
+        why = _NOT_LAMMPS.get(model.kind, "it has no LAMMPS backend")
+        raise PotentialError(f"{model} cannot drive LAMMPS: {why} (it can be a reference); "
+                             f"LAMMPS runs {', '.join(specs.names(KINDS))}")
+    if model.potential is not None:
+        entry = model.potential
+        return Potential(model.text, POTENTIALS / entry.snippet, entry.description,
+                         dict(entry.variables))
+    path = specs.model_file(model, shipped_model)
+    if model.kind == "lammps":
         if not path.is_file():
             raise PotentialError(f"potential snippet not found: {path}")
-        return Potential(spec, path, f"LAMMPS snippet {path.name}")
-    if spec.startswith("torchscript:"):
-        return _torchscript(spec)
-    raise PotentialError(f"unknown potential {spec!r}; known: {', '.join(names())}")
+        return Potential(model.text, path, f"LAMMPS snippet {path.name}")
+    return _torchscript(model.text, path)
 
 
-def _torchscript(spec: str) -> Potential:
-    """``torchscript:FILE.pt``: pair_style torchscript with types 1, 2 = Si, O (no charges)."""
+def _torchscript(spec: str, path: Path) -> Potential:
+    """The model file ``path`` through pair_style torchscript, types 1, 2 = Si, O (no
+    charges)."""
     import hashlib
     import os
     import tempfile
-    path = Path(spec.split(":", 1)[1]).resolve()
     if not path.is_file():
         raise PotentialError(f"TorchScript model not found: {path}")
     text = (f"# written by lammps-adv for {spec}\n"

@@ -46,10 +46,6 @@ from typing import List, Tuple
 
 import torch
 
-from lammps_adv.plugin.kernels import load_kernels
-
-load_kernels()      # torch.ops.lammps_adv.bks_dsf_pairs, needed to script the model
-
 # ---------------------------------------------------------------- parameters (visible here)
 KCAL_PER_EV = 23.0605                 # JAX MD's kcal/mol -> eV, as in potentials/bks_dsf.lmp
 QQRD2E = 14.399645                    # LAMMPS metal units: e^2 / (4 pi eps0) in eV A

@@ -44,10 +44,6 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from lammps_adv.plugin.kernels import load_kernels
-
-load_kernels()      # torch.ops.lammps_adv.bp_features, needed to script the model
-
 BOHR = 0.529177  # A, the unit of the published eta values
 
 RADIAL_ETAS = [9e-4, 0.01, 0.02, 0.035, 0.06, 0.1, 0.2, 0.4]

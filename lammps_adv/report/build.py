@@ -36,7 +36,7 @@ def build_report(paths, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     res = read_results(paths)
     lines = ["# lammps-adv report", "",
-             "Every number here is computed by `analysis/report.py` from the HDF5 files listed at "
+             "Every number here is computed by `lammps-adv report` from the HDF5 files listed at "
              "the end; energies in meV/atom unless stated, distortion epsilon in A^2. Intervals "
              f"in brackets are 95 % percentile-bootstrap intervals ({BOOTSTRAP_SAMPLES} "
              f"resamples of the configurations, seed {BOOTSTRAP_SEED}: rerunning reproduces "

@@ -92,3 +92,31 @@ def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylab
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_timeseries(x, panels: dict[str, np.ndarray], path: Path, xlabel: str,
+                    boundaries=(), guides: dict[str, tuple[float, str]] | None = None) -> Path:
+    """One panel per series (y label -> values) over a shared x; dashed lines at the
+    boundaries [(x, label)] (stages of a run); dotted lines at +-level in the panels of
+    guides {y label: (level, legend text)}."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.5, 2.2 * len(panels)), sharex=True,
+                             squeeze=False)
+    for ax, (label, y) in zip(axes[:, 0], panels.items()):
+        ax.plot(x, y, marker=".", markersize=3, linewidth=0.9)
+        for bx, _ in boundaries:
+            ax.axvline(bx, color="k", linestyle="--", linewidth=0.6)
+        if guides and label in guides:
+            level, text = guides[label]
+            ax.axhline(level, color="C3", linestyle=":", linewidth=0.9, label=text)
+            ax.axhline(-level, color="C3", linestyle=":", linewidth=0.9)
+            ax.legend(fontsize=7, loc="best")
+        ax.set_ylabel(label, fontsize=8)
+    for bx, text in boundaries:
+        axes[0, 0].annotate(text, (bx, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                            xytext=(2, -9), textcoords="offset points")
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -7,27 +7,32 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_adv.core.specs import model_file
 from lammps_adv.core.statistics import difference_ci
-from lammps_adv.report.labels import pair_label
+from lammps_adv.io.model_card import card_paths
+from lammps_adv.io.resources import shipped_model
+from lammps_adv.report.labels import pair_label, recorded_model
 from lammps_adv.report.tables import cos_stats, with_ci, write_table
 
 
 def is_qm(params: dict) -> bool:
     """A result whose reference is quantum mechanical: live GFN-xTB, or stored labels that
     GFN-xTB or DFT made (as the label file's description says)."""
-    ref, desc = str(params.get("reference", "")), str(params.get("reference_description", ""))
-    return ref.startswith("xtb:") or (ref.startswith("labels:") and
-                                      any(w in desc for w in ("xTB", "xtb:", "DFT")))
+    ref = recorded_model(params.get("reference", ""))
+    desc = str(params.get("reference_description", ""))
+    return ref is not None and (ref.kind == "xtb" or (ref.kind == "labels" and any(
+        w in desc for w in ("xTB", "xtb:", "DFT"))))
 
 
 def trained_on(spec: str) -> str:
     """'energies' / 'energies and forces' for a TorchScript model with a model card, else
     'analytic' (a catalogue potential) or '?'."""
-    kind, _, path = str(spec).partition(":")
+    model = recorded_model(spec)
+    kind = model.kind if model is not None else None
     if kind != "torchscript":
-        return "analytic" if kind not in ("labels", "xtb", "ase") else "?"
-    card = Path(path).parent / f"{Path(path).stem}.card.json"
+        return "?" if kind in ("labels", "xtb", "ase") else "analytic"
     try:
+        card = card_paths(model_file(model, shipped_model))[0]
         settings = json.loads(card.read_text())["settings"]
         return "energies and forces" if float(settings.get("force_weight", 0)) > 0 else "energies"
     except (OSError, ValueError, KeyError, TypeError):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.core.statistics import bootstrap_ci
+from lammps_adv.core.summaries import MIN_UNITS
 
 
 def with_ci(value: float, ci: tuple[float, float], fmt: str = "{:.3g}") -> str:
@@ -17,6 +18,15 @@ def with_ci(value: float, ci: tuple[float, float], fmt: str = "{:.3g}") -> str:
     if not all(math.isfinite(c) for c in ci):
         return fmt.format(value)
     return f"{fmt.format(value)} [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
+def with_ci_if_resolved(value: float, ci: tuple[float, float], units: int,
+                        fmt: str = "{:.3g}", min_units: int = MIN_UNITS) -> str:
+    """with_ci, or '12.3 [not resolved]' when fewer than ``min_units`` independent units
+    (configurations, relaxations) stand behind the interval."""
+    if units >= min_units or not math.isfinite(value):
+        return with_ci(value, ci, fmt)
+    return f"{fmt.format(value)} [not resolved]"
 
 
 def cos_stats(cos) -> dict:
@@ -33,8 +43,9 @@ def cos_stats(cos) -> dict:
             "fraction_positive": with_ci(positive(c), bootstrap_ci(positive, c))}
 
 
-def write_table(rows: list[dict], stem: Path, floatfmt: str = "{:.6g}") -> tuple[Path, Path]:
-    """Write rows (dicts with the same keys) as stem.csv and stem.md."""
+def write_table(rows: list[dict], stem: Path, floatfmt: str = "{:.6g}",
+                markdown: bool = True) -> tuple[Path, Path | None]:
+    """Write rows (dicts with the same keys) as stem.csv and (with ``markdown``) stem.md."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     keys = list(rows[0]) if rows else []
@@ -47,6 +58,8 @@ def write_table(rows: list[dict], stem: Path, floatfmt: str = "{:.6g}") -> tuple
         w.writerow(keys)
         for r in rows:
             w.writerow([fmt(r[k]) for k in keys])
+    if not markdown:
+        return stem.with_suffix(".csv"), None
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")

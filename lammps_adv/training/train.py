@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lammps_adv.models.contract import periodic_input, species_indices
-from lammps_adv.models.export import build_model, export, load, model_from_hparams
+from lammps_adv.models.contract import (PeriodicInput, energy_and_forces, has_periodic_call,
+                                        load, periodic_input, species_indices)
+from lammps_adv.models.export import build_model, export, model_from_hparams
 from lammps_adv.io.dataset import Dataset, DatasetError
 from lammps_adv.io.dataset import load as load_dataset
 from lammps_adv.io.files import file_sha256
@@ -82,8 +83,10 @@ class Item:
 
 
 def periodic_path(model) -> bool:
-    """Models with ``energies_periodic`` (the graph network) train on cell atoms only."""
-    return hasattr(model, "energies_periodic") and not isinstance(model, torch.jit.ScriptModule)
+    """Models with ``energies_periodic`` (the graph network) train on cell atoms only; an
+    exported model is called through ``forward`` here, so that the export check compares the
+    two calls."""
+    return has_periodic_call(model) and not isinstance(model, torch.jit.ScriptModule)
 
 
 def item(model, positions, cell, names, energy, forces) -> Item:
@@ -103,54 +106,43 @@ def prepare(model, ds: Dataset, indices) -> list[Item]:
     return items
 
 
-def assemble(items: list[Item]):
+def assemble(items: list[Item]) -> tuple[PeriodicInput, torch.Tensor]:
     """One contract input for several configurations: all cell atoms first, then all
-    images. Returns (src [M], offsets [M,3], species [M], edges [2,E], n_local, batch [n_local])."""
+    images (``image_of`` points into the cell atoms of all items). Returns (input, batch
+    [n_local]: the configuration of each cell atom)."""
     n = np.array([it.n for it in items])
     loc0 = np.concatenate([[0], np.cumsum(n)[:-1]])
     n_local = int(n.sum())
     ghosts = np.array([len(it.image_of) - it.n for it in items])
     gh0 = n_local + np.concatenate([[0], np.cumsum(ghosts)[:-1]])
-    src_l, src_g, off_l, off_g, sp_l, sp_g, edges = [], [], [], [], [], [], []
+    src_l, src_g, off_l, off_g, edges = [], [], [], [], []
     for b, it in enumerate(items):
         src_l.append(loc0[b] + it.image_of[:it.n])
         src_g.append(loc0[b] + it.image_of[it.n:])
         off_l.append(it.offsets[:it.n])
         off_g.append(it.offsets[it.n:])
-        sp_l.append(it.species[it.image_of[:it.n]])
-        sp_g.append(it.species[it.image_of[it.n:]])
         k = it.edge_index
         edges.append(np.where(k < it.n, loc0[b] + k, gh0[b] + k - it.n))
-    src = np.concatenate(src_l + src_g)
-    off = np.concatenate(off_l + off_g)
-    sp = np.concatenate(sp_l + sp_g)
-    batch = np.repeat(np.arange(len(items)), n)
-    return (torch.from_numpy(src), torch.from_numpy(off), torch.from_numpy(sp),
-            torch.from_numpy(np.concatenate(edges, axis=1)), n_local, torch.from_numpy(batch))
+    inp = PeriodicInput(n_local, np.concatenate(src_l + src_g), np.concatenate(off_l + off_g),
+                        np.concatenate(edges, axis=1),
+                        np.concatenate([it.species for it in items]))
+    return inp, torch.from_numpy(np.repeat(np.arange(len(items)), n))
 
 
 def predict(model, items: list[Item], forces: bool, create_graph: bool = False):
-    """Energies [B] (and forces [sum n, 3] when asked) of configurations, as tensors."""
+    """Energies [B] (and forces [sum n, 3] when asked) of configurations, as tensors: the
+    contract's model call (``energy_and_forces``) on all of them at once."""
     if items and items[0].feats is not None and not forces:
         feats = torch.cat([it.feats for it in items])
         sp = torch.from_numpy(np.concatenate([it.species for it in items]))
         e = model.readout(feats, sp)
         batch = torch.from_numpy(np.repeat(np.arange(len(items)), [it.n for it in items]))
         return torch.zeros(len(items), dtype=e.dtype).index_add(0, batch, e), None
-    src, off, sp, edges, n_local, batch = assemble(items)
-    pos = torch.from_numpy(np.concatenate([it.positions for it in items]))
-    if forces:
-        pos.requires_grad_(True)
-    ext = pos[src] + off
-    if periodic_path(model):
-        e = model.energies_periodic(ext, sp, edges, n_local, src)
-    else:
-        e = model(ext, sp, edges, n_local)[:n_local]
-    energy = torch.zeros(len(items), dtype=e.dtype).index_add(0, batch, e)
-    if not forces:
-        return energy, None
-    g = torch.autograd.grad([energy.sum()], [pos], create_graph=create_graph)[0]
-    return energy, -g
+    inp, batch = assemble(items)
+    out = energy_and_forces(model, np.concatenate([it.positions for it in items]), inp,
+                            periodic_path(model), forces=forces, batch=batch,
+                            n_configs=len(items), create_graph=create_graph)
+    return out.energy, out.forces
 
 
 def _targets(items: list[Item]):

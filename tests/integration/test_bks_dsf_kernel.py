@@ -16,7 +16,7 @@ def _both(model, pos, cell, names):
     out = []
     for fused in (True, False):
         model.fused = fused
-        out.append(evaluate(model, pos, cell, names))
+        out.append(tuple(evaluate(model, pos, cell, names).values()))
     return out
 
 

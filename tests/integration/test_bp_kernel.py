@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lammps_adv.models.bp import BehlerParrinello
-from lammps_adv.models.contract import evaluate, periodic_input
-from lammps_adv.models.export import export, load, reexport
+from lammps_adv.models.contract import evaluate, load, periodic_input
+from lammps_adv.models.export import export, reexport
 from lammps_adv.lammps.structures import read_lammps_data
 from test_models import random_sio2, small_bp
 
@@ -20,7 +20,7 @@ def _both(model, pos, cell, names):
     out = []
     for fused in (True, False):
         model.fused = fused
-        out.append(evaluate(model, pos, cell, names))
+        out.append(tuple(evaluate(model, pos, cell, names).values()))
     model.fused = True
     return out
 
@@ -85,7 +85,7 @@ def on_one_and_two_threads(model, atoms):
         out = []
         for n in (1, 2):
             torch.set_num_threads(n)
-            out.append(evaluate(model, *args))
+            out.append(tuple(evaluate(model, *args).values()))
         return out
     finally:
         torch.set_num_threads(before)
@@ -140,8 +140,8 @@ def test_old_model_file_loads_and_reexport_is_fused_and_equal(tmp_path):
     assert not hasattr(old, "fused")                # scripted before the kernel existed
     new = load(reexport(OLD_FILE, tmp_path / "new.pt"))
     assert new.fused and "lammps_adv.bp_features" in new._fused_features.code
-    e_old, f_old = evaluate(old, pos, cell, names)
-    e_new, f_new = evaluate(new, pos, cell, names)
+    e_old, f_old = evaluate(old, pos, cell, names).values()
+    e_new, f_new = evaluate(new, pos, cell, names).values()
     assert abs(e_new - e_old) <= 1e-10 * abs(e_old)
     np.testing.assert_allclose(f_new, f_old, rtol=1e-9, atol=1e-10 * np.abs(f_old).max())
 

@@ -58,7 +58,7 @@ def python_ref(glass):
     atoms = read_lammps_data(glass)
     out = {}
     for kind, path in SHIPPED.items():
-        e, f, s = evaluate_atoms(str(path), atoms, stress=True)
+        e, f, s = evaluate_atoms(str(path), atoms, ("energy", "forces", "stress")).values()
         out[kind] = {"pe": e, "f": f, "stress": s}
     return out
 
@@ -104,7 +104,7 @@ def assert_same(lmp: dict, ref: dict):
 
 def test_shipped_models_are_small_carded_and_load_quickly():
     from lammps_adv.io.files import file_sha256 as sha256
-    from lammps_adv.models.export import load
+    from lammps_adv.models.contract import load
     for kind, path in SHIPPED.items():
         assert path.is_file() and path.stat().st_size < 2 * 1024 ** 2
         card = json.loads(path.with_name(path.stem + ".card.json").read_text())

@@ -142,7 +142,7 @@ def test_report_is_reproducible_and_skips_bad_files(reference_md, tmp_path):
     for png in ("epsilon_table_0.png", "cos_hist.png", "relax_first_step_0.png",
                 "relax_error_vs_step_0.png"):
         assert (tmp_path / "r1" / png).stat().st_size > 1000
-    # rerunning the analysis (script in analysis/) gives identical tables
-    run_cmd([BIN / "python", REPO / "analysis" / "report.py", results, "-o", tmp_path / "r2"])
+    # rerunning the analysis (`lammps-adv report`) gives identical tables
+    run_cmd([BIN / "lammps-adv", "report", results, "-o", tmp_path / "r2"])
     for table in sorted((tmp_path / "r1").glob("*.csv")) + sorted((tmp_path / "r1").glob("*.md")):
         assert table.read_bytes() == (tmp_path / "r2" / table.name).read_bytes(), table.name

@@ -174,7 +174,7 @@ def test_training_reduces_loss_and_writes_card(tiny, tmp_path, kind, fw, epochs)
     js, md = card_paths(out)
     saved = json.loads(js.read_text())
     from lammps_adv.io.files import file_sha256 as sha256
-    from lammps_adv.models.export import load
+    from lammps_adv.models.contract import load
     assert saved["sha256"] == sha256(out) and saved["model"]["kind"] == kind
     t = saved["metrics"]["test"]
     assert t["n_configs"] == 3 and t["energy_rmse_meV_per_atom"] > 0

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lammps_adv.models.bp import BehlerParrinello, cosine_cutoff
-from lammps_adv.models.contract import evaluate, periodic_input, species_indices
-from lammps_adv.models.export import ModelError, export, load, model_from_hparams, script
+from lammps_adv.models.contract import evaluate, load, periodic_input, species_indices
+from lammps_adv.models.export import ModelError, export, model_from_hparams, script
 from lammps_adv.models.gnn import GraphNetwork
 from lammps_adv.lammps.structures import quartz
 
@@ -158,35 +158,35 @@ def rotation(seed):
 def test_energy_invariances(kind):
     m = MODELS[kind]()
     pos, cell, names = random_sio2(seed=4)
-    e0, f0 = evaluate(m, pos, cell, names)
+    e0, f0 = evaluate(m, pos, cell, names).values()
     assert abs(e0) > 1e-3 and np.abs(f0).max() > 1e-3
     # rotation (forces rotate with it)
     R = rotation(5)
-    e, f = evaluate(m, pos @ R.T, cell @ R.T, names)
+    e, f = evaluate(m, pos @ R.T, cell @ R.T, names).values()
     assert e == pytest.approx(e0, rel=1e-11, abs=1e-11)
     np.testing.assert_allclose(f, f0 @ R.T, atol=1e-10)
     # translation
-    e, f = evaluate(m, pos + np.array([0.3, -1.7, 12.1]), cell, names)
+    e, f = evaluate(m, pos + np.array([0.3, -1.7, 12.1]), cell, names).values()
     assert e == pytest.approx(e0, rel=1e-11, abs=1e-11)
     np.testing.assert_allclose(f, f0, atol=1e-10)
     # permutation of same-species atoms (Si among Si, O among O)
     perm = np.concatenate([np.random.default_rng(6).permutation(4),
                            4 + np.random.default_rng(7).permutation(8)])
-    e, f = evaluate(m, pos[perm], cell, [names[i] for i in perm])
+    e, f = evaluate(m, pos[perm], cell, [names[i] for i in perm]).values()
     assert e == pytest.approx(e0, rel=1e-11, abs=1e-11)
     np.testing.assert_allclose(f, f0[perm], atol=1e-10)
     # periodic image choice: atoms moved by lattice vectors, and another cell of the lattice
     shifts = np.random.default_rng(8).integers(-2, 3, size=(len(pos), 3))
-    e, f = evaluate(m, pos + shifts @ cell, cell, names)
+    e, f = evaluate(m, pos + shifts @ cell, cell, names).values()
     assert e == pytest.approx(e0, rel=1e-11, abs=1e-11)
     np.testing.assert_allclose(f, f0, atol=1e-10)
     other = np.array([[1, 0, 0], [1, 1, 0], [-1, 0, 1]]) @ cell     # unimodular change
-    e, f = evaluate(m, pos, other, names)
+    e, f = evaluate(m, pos, other, names).values()
     assert e == pytest.approx(e0, rel=1e-11, abs=1e-11)
     np.testing.assert_allclose(f, f0, atol=1e-10)
     # a supercell has twice the energy
     big = np.concatenate([pos, pos + cell[0]])
-    e, f = evaluate(m, big, cell * np.array([[2], [1], [1]]), names + names)
+    e, f = evaluate(m, big, cell * np.array([[2], [1], [1]]), names + names).values()
     assert e == pytest.approx(2 * e0, rel=1e-11)
 
 
@@ -196,22 +196,22 @@ def test_forces_and_stress_equal_finite_differences(kind, train):
     m = MODELS[kind]()
     m.train(train)          # BP: eval -> memory-lean path, train -> full autograd graph
     pos, cell, names = random_sio2(seed=9)
-    e0, f0, s0 = evaluate(m, pos, cell, names, stress=True)
+    e0, f0, s0 = evaluate(m, pos, cell, names, ("energy", "forces", "stress")).values()
     assert m.training == train      # evaluate restores the mode
     h = 1e-5
     for i, k in [(0, 0), (3, 1), (7, 2), (11, 0)]:
         p = pos.copy()
         p[i, k] += h
-        ep, _ = evaluate(m, p, cell, names)
+        ep, _ = evaluate(m, p, cell, names).values()
         p[i, k] -= 2 * h
-        em, _ = evaluate(m, p, cell, names)
+        em, _ = evaluate(m, p, cell, names).values()
         assert -(ep - em) / (2 * h) == pytest.approx(f0[i, k], rel=1e-6, abs=1e-8)
     vol = abs(np.linalg.det(cell))
     for a, b in [(0, 0), (1, 2), (2, 2)]:
         d = np.zeros((3, 3))
         d[a, b] = d[b, a] = 0.5 * h if a != b else h
-        ep, _ = evaluate(m, pos @ (np.eye(3) + d), cell @ (np.eye(3) + d), names)
-        em, _ = evaluate(m, pos @ (np.eye(3) - d), cell @ (np.eye(3) - d), names)
+        ep, _ = evaluate(m, pos @ (np.eye(3) + d), cell @ (np.eye(3) + d), names).values()
+        em, _ = evaluate(m, pos @ (np.eye(3) - d), cell @ (np.eye(3) - d), names).values()
         assert (ep - em) / (2 * h) / vol == pytest.approx(s0[a, b], rel=1e-6, abs=1e-9)
     assert np.abs(f0.sum(axis=0)).max() < 1e-10          # no net force
 
@@ -267,16 +267,16 @@ def test_exported_model_equals_eager(kind, tmp_path):
     assert sm.receptive_field == m.receptive_field
     assert (kind == "gnn") == (sm.receptive_field > sm.cutoff)
     pos, cell, names = random_sio2(seed=12)
-    e1, f1, s1 = evaluate(m, pos, cell, names, stress=True)
-    e2, f2, s2 = evaluate(sm, pos, cell, names, stress=True)
-    e3, f3 = evaluate(str(path), pos, cell, names)
+    e1, f1, s1 = evaluate(m, pos, cell, names, ("energy", "forces", "stress")).values()
+    e2, f2, s2 = evaluate(sm, pos, cell, names, ("energy", "forces", "stress")).values()
+    e3, f3 = evaluate(str(path), pos, cell, names).values()
     assert e1 == pytest.approx(e2, rel=1e-13, abs=1e-13) and e2 == e3
     np.testing.assert_allclose(f1, f2, atol=1e-12)
     np.testing.assert_allclose(s1, s2, atol=1e-12)
     # hyper-parameters travel with the file: the eager twin is rebuilt from them
     twin = model_from_hparams(sm.hparams)
     twin.load_state_dict(m.state_dict())
-    assert evaluate(twin, pos, cell, names)[0] == pytest.approx(e1, rel=1e-13)
+    assert evaluate(twin, pos, cell, names)["energy"] == pytest.approx(e1, rel=1e-13)
 
 
 def test_default_bp_on_quartz_exports_and_matches():
@@ -285,8 +285,8 @@ def test_default_bp_on_quartz_exports_and_matches():
     m = BehlerParrinello().eval()
     at = quartz()
     sm = script(m)
-    e1, f1 = evaluate(m, at.get_positions(), at.cell.array, at.get_chemical_symbols())
-    e2, f2 = evaluate(sm, at.get_positions(), at.cell.array, at.get_chemical_symbols())
+    e1, f1 = evaluate(m, at.get_positions(), at.cell.array, at.get_chemical_symbols()).values()
+    e2, f2 = evaluate(sm, at.get_positions(), at.cell.array, at.get_chemical_symbols()).values()
     assert e1 == pytest.approx(e2, rel=1e-13)
     np.testing.assert_allclose(f1, f2, atol=1e-12)
     assert np.abs(f1.sum(axis=0)).max() < 1e-10
@@ -324,10 +324,11 @@ def test_bad_input_gives_clear_errors(tmp_path):
 
 def test_gnn_periodic_training_path_equals_contract_forward():
     """energies_periodic (images as copies of cell atoms, used in training) == forward on
-    the full ghost graph of the contract (used by LAMMPS and evaluate)."""
+    the full ghost graph of the contract (used by LAMMPS on several ranks, and by evaluate
+    with periodic=False)."""
     m = small_gnn()
     pos, cell, names = random_sio2(seed=14)
-    e0, f0 = evaluate(m, pos, cell, names)
+    e0, f0 = evaluate(m, pos, cell, names, periodic=False).values()
     inp = periodic_input(m, pos, cell, names, local_only=True)
     p = torch.tensor(pos, requires_grad=True)
     image_of = torch.from_numpy(inp.image_of)
