@@ -59,7 +59,7 @@ def main():
                   if 0 <= r < rows]
     n_atoms = int(res.params.get("n_atoms", 0))
     rnd = random_abs_cos(n_atoms) if n_atoms else float("nan")
-    png = plot_timeseries(x, {LABELS[k]: v for k, v in obs.items()}, prefix.with_suffix(".png"),
+    png = plot_timeseries(x, {LABELS[k]: v for k, v in obs.items()}, Path(f"{prefix}.png"),
                           "step" if by_step else "time (ps)", boundaries,
                           guides={LABELS["cos_adversarial"]:
                                   (rnd, "+-|cos| of a random direction")})

@@ -539,7 +539,7 @@ PairTorchScript::ModelOutput PairTorchScript::evaluate(torch::Tensor pos,
   const int64_t nall = pos.size(0), nout = periodic ? nlocal : nall;
   try {
     torch::AutoGradMode grad_on(true);
-    // the graph executor's optimisations off, as in Python (models.export.plain_execution):
+    // the graph executor's optimisations off, as in Python (models.contract.plain_execution):
     // eager autograd, no profiling runs
     torch::jit::GraphOptimizerEnabledGuard plain_execution(false);
     pos.requires_grad_(true);

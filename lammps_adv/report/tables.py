@@ -48,19 +48,21 @@ def write_table(rows: list[dict], stem: Path, floatfmt: str = "{:.6g}",
     """Write rows (dicts with the same keys) as stem.csv and (with ``markdown``) stem.md."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    # appended, not with_suffix: a stem such as out/run.v2 keeps its dot
+    csv_path, md_path = Path(f"{stem}.csv"), Path(f"{stem}.md")
     keys = list(rows[0]) if rows else []
 
     def fmt(v):
         return floatfmt.format(v) if isinstance(v, float) else str(v)
 
-    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+    with open(csv_path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(keys)
         for r in rows:
             w.writerow([fmt(r[k]) for k in keys])
     if not markdown:
-        return stem.with_suffix(".csv"), None
+        return csv_path, None
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return stem.with_suffix(".csv"), stem.with_suffix(".md")
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
