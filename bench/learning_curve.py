@@ -128,7 +128,7 @@ def run_curve(a) -> None:
     import torch
     from lammps_adv.io.files import file_sha256 as sha256
     from lammps_adv.io.model_card import card_paths
-from lammps_adv.training.train import TrainSettings, train
+    from lammps_adv.training.train import TrainSettings, train
     torch.set_num_threads(a.threads)
     ds = dsmod.load(a.dataset)
     held = dsmod.load(a.heldout)
