@@ -3,7 +3,8 @@
 Choices and defaults come from the library (its constants, settings classes and function
 signatures). A subcommand's options are added only when that subcommand is used
 (``_Subcommand``): ``lammps-adv --help`` imports none of the library, and a subcommand
-imports only what its own options name (torch for train and mitigate, h5py for relax).
+imports only what its own options name (torch for train and mitigate, h5py for relax and
+mitigate).
 """
 from __future__ import annotations
 

@@ -244,9 +244,11 @@ def _shipped(name: str) -> bool:
 
 def _first_glass(dataset: Path, out: Path) -> Path:
     """A LAMMPS data file of the dataset's first glass configuration (for the MD stage)."""
+    # lazy: every other stage is a `lammps-adv` subprocess, so the driver (and
+    # `lammps-adv demo --help`) loads no numpy, ase or scipy
     from ase import Atoms
-    from lammps_adv.lammps.structures import write_lammps_data
     from lammps_adv.io.dataset import load
+    from lammps_adv.lammps.structures import write_lammps_data
     ds = load(dataset)
     for i in range(len(ds)):
         c = ds.config(i)

@@ -14,8 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.calculators import get_calculator
-from lammps_adv.parallel.tasks import split_tasks
 from lammps_adv.core.progress import bar as progress_bar
+from lammps_adv.io.configs import load_configs
+from lammps_adv.io.dataset import Dataset, from_frames, load
+from lammps_adv.io.files import check_writable
+from lammps_adv.parallel.mpi import mpi_comm
+from lammps_adv.parallel.tasks import split_tasks
 
 
 def label(configs, reference, comm, ranks_per_task: int = 1, what: str = "labels",
@@ -76,13 +80,9 @@ def relabel(path, out, reference: str, split: str | None = None, limit: int | No
     them as a dataset (lammps_adv.io.dataset): the source's splits, temperatures and
     sources are kept when it is a dataset of all its configurations. Returns (dataset,
     stats)."""
-    from lammps_adv.io.configs import load_configs
-    from lammps_adv.parallel.mpi import mpi_comm
-    from lammps_adv.io.dataset import Dataset, from_frames, load
     comm = comm or mpi_comm()
     path = Path(path)
     if comm.Get_rank() == 0:
-        from lammps_adv.io.files import check_writable
         check_writable(Path(out), "label file")     # fails before hours of labelling
     configs = load_configs(path, split=split, limit=limit)
     stats: dict = {}

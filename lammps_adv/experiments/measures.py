@@ -20,10 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.core import adversarial
+from lammps_adv.core.alignment import fit
+from lammps_adv.core.statistics import pearson, quantile_band
+from lammps_adv.core.summaries import epsilon_rows, relax_curves, relax_first_step
+from lammps_adv.experiments.labelling import label
+from lammps_adv.experiments.probe import probe
+from lammps_adv.experiments.relax import relax
+from lammps_adv.io.results import probe_arrays, read_files, recording
 
 
 def reference_labels(configs, reference: str, comm) -> list:
-    from lammps_adv.experiments.labelling import label
     return label(configs, reference, comm, what="evaluation labels")
 
 
@@ -31,9 +37,6 @@ def measure(model_pt, configs, reference_labels: list, s, folder: Path, comm,
             full: bool = True) -> dict:
     """The measures of the TorchScript model ``model_pt`` (``full``: also probe and
     relaxations, written under ``folder``)."""
-    from lammps_adv.core.alignment import fit
-    from lammps_adv.core.statistics import pearson
-    from lammps_adv.experiments.labelling import label
     spec = f"torchscript:{model_pt}"
     pred = label(configs, spec, comm, what="evaluation")
     n = np.array([len(r["positions"]) for r in reference_labels], dtype=float)
@@ -56,11 +59,6 @@ def measure(model_pt, configs, reference_labels: list, s, folder: Path, comm,
 
 
 def probe_and_relax(spec: str, configs, s, folder: Path, comm) -> dict:
-    from lammps_adv.core.statistics import quantile_band
-    from lammps_adv.core.summaries import epsilon_rows, relax_curves, relax_first_step
-    from lammps_adv.io.results import probe_arrays, read_files, recording
-    from lammps_adv.experiments.probe import probe
-    from lammps_adv.experiments.relax import relax
     folder.mkdir(parents=True, exist_ok=True)
     p = probe(configs[:s.probe_configs], spec, s.reference, folder / "probe.h5",
               epsilons=(0.0, s.probe_epsilon), n_random=2, distortion="per-atom",

@@ -26,7 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_adv.calculators import get_calculator
+from lammps_adv.core.progress import bar as progress_bar
+from lammps_adv.experiments.labelling import label
+from lammps_adv.experiments.measures import measure, reference_labels
 from lammps_adv.experiments.strategies import STRATEGIES, Sources, pick
+from lammps_adv.io.configs import load_configs
+from lammps_adv.io.dataset import from_frames, load
+from lammps_adv.io.h5md import write_mitigation
+from lammps_adv.parallel.mpi import is_root, mpi_comm, on_root
+from lammps_adv.training.train import TrainSettings, train
 
 MEASURES = ("energy_rmse_meV_per_atom", "force_rmse_eV_per_A", "cos_mean", "cos_fraction_positive",
             "cos_energy_correlation", "probe_excess", "relax_growth")
@@ -79,8 +88,6 @@ def _train(data: Path, out: Path, s: MitigateSettings, seed: int, force_weight: 
            warm_start: Path | None = None, info: dict | None = None, comm=None) -> Path:
     """Train (or retrain warm-started) one model on rank 0 (the others wait); returns the
     checkpoint path."""
-    from lammps_adv.parallel.mpi import on_root
-    from lammps_adv.training.train import TrainSettings, train
     ts = TrainSettings(model=s.model, model_kwargs=dict(s.model_kwargs), force_weight=force_weight,
                        epochs=s.warm_epochs if warm_start else s.epochs, batch_size=s.batch_size,
                        lr=s.lr, patience=s.patience, seed=seed, threads=s.threads)
@@ -96,7 +103,6 @@ def _starts(ds) -> list:
 
 def _extend(ds, labelled: list, path: Path):
     """The dataset with ``labelled`` configurations added to its training split."""
-    from lammps_adv.io.dataset import from_frames
     frames = [ds.config(i) for i in range(len(ds))] + labelled
     new = from_frames(frames, ds.species, {**ds.attrs, "extended_by": "mitigate"})
     n_old = len(ds)
@@ -120,7 +126,6 @@ class _Run:
 
 def _pick(run: _Run, strategy: str, src: Sources, pt: Path, committee: list, ds, n: int, rng):
     """n configurations picked by ``strategy`` with the current model (and committee)."""
-    from lammps_adv.calculators import get_calculator
     with get_calculator(f"torchscript:{pt}", comm=run.comm) as model:
         calcs = [get_calculator(f"torchscript:{p}", comm=run.comm) for p, _ in committee]
         try:
@@ -135,9 +140,6 @@ def _run_strategy(run: _Run, strategy: str, i: int, j: int, seed: int, folder: P
                   base: tuple, committee0: list, first: dict):
     """The rounds of one strategy from the base model of seed ``seed``: returns the final
     measures, the measures after each round (round 0: the base model) and labels spent."""
-    from lammps_adv.experiments.labelling import label
-    from lammps_adv.experiments.measures import measure
-    from lammps_adv.parallel.mpi import is_root
     s, comm = run.s, run.comm
     sdir = folder / strategy
     sdir.mkdir(exist_ok=True)
@@ -174,11 +176,6 @@ def _run_strategy(run: _Run, strategy: str, i: int, j: int, seed: int, folder: P
 def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: str | Path,
              settings: MitigateSettings | None = None, comm=None, progress: bool = True) -> Path:
     """Run every strategy for every seed; write the summary; returns its path."""
-    from lammps_adv.experiments.measures import measure, reference_labels
-    from lammps_adv.io.configs import load_configs
-    from lammps_adv.parallel.mpi import is_root, mpi_comm
-    from lammps_adv.core.progress import bar as progress_bar
-    from lammps_adv.io.dataset import load
     s = settings or MitigateSettings()
     s.check()
     comm = comm or mpi_comm()
@@ -220,7 +217,6 @@ def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: st
         bar.close()
     summary = out / "mitigate.h5"
     if is_root(comm):
-        from lammps_adv.io.h5md import write_mitigation
         params = {"experiment": "mitigate", "approx_kind": s.model, "reference": s.reference,
                   "base": str(base), "evaluation": str(evaluation), "pool": str(pool),
                   "settings": json.dumps(dataclasses.asdict(s), sort_keys=True),

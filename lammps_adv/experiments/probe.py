@@ -30,12 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_adv.calculators import get_calculator
 from lammps_adv.core import adversarial
 from lammps_adv.core.alignment import NONE, check_mode, fit
-from lammps_adv.calculators import get_calculator
-from lammps_adv.parallel.tasks import split_tasks
 from lammps_adv.core.progress import bar as progress_bar
+from lammps_adv.io.files import check_writable
+from lammps_adv.io.h5md import write_probe
 from lammps_adv.lammps.structures import min_pair_distance
+from lammps_adv.parallel.mpi import mpi_comm
+from lammps_adv.parallel.tasks import split_tasks
 
 DEFAULT_EPSILONS = (0.0, 0.1, 0.3, 0.5)
 CORE_DISTANCE = 1.2          # A
@@ -52,12 +55,10 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     in /parameters and used to label the cos(theta) statistics. Under MPI the
     configurations are spread over groups of ``ranks_per_task`` ranks; the numbers do not
     depend on the number of ranks."""
-    from lammps_adv.parallel.mpi import mpi_comm
     comm = comm or mpi_comm()
     eps = _check(epsilons, align, distortion, ascent_steps, n_random)
     out = Path(out)
     if comm.Get_rank() == 0:
-        from lammps_adv.io.files import check_writable
         check_writable(out, "probe file")      # unwritable output fails before any work
     c_n, e_n = len(configs), len(eps)
     res = {"cos_adversarial": np.zeros(c_n), "energy_error": np.zeros(c_n),
@@ -131,7 +132,6 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     # (only the group leader's copy counts, so other members contribute zeros)
     res = {k: comm.allreduce(v if leader else np.zeros_like(v)) for k, v in res.items()}
     if comm.Get_rank() == 0:
-        from lammps_adv.io.h5md import write_probe
         res["alignment_offset"] = np.array([alignment.offset(n) for _, _, n, _ in configs])
         for kind in ("adversarial", "random"):
             res[f"core_{kind}"] = res[f"min_distance_{kind}"] < core_distance

@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 
 from lammps_adv.core.alignment import NONE, check_mode
+from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.align import fit_parallel
-from lammps_adv.parallel.tasks import split_tasks
+from lammps_adv.lammps.system import LammpsSystem
 from lammps_adv.parallel.mpi import mpi_comm
+from lammps_adv.parallel.tasks import split_tasks
+from lammps_adv.recorder import Recorder
 
 MIN_STYLES = ("fire", "cg", "sd")
 
@@ -35,8 +38,6 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     Returns the paths of the files written by this rank's group (all of them in serial).
     """
     from ase import Atoms
-    from lammps_adv.recorder import Recorder
-    from lammps_adv.lammps.system import LammpsSystem
     if min_style not in MIN_STYLES:
         raise ValueError(f"min_style must be one of {', '.join(MIN_STYLES)}, not {min_style!r}")
     if steps < 1:
@@ -51,7 +52,6 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
         out_dir.mkdir(parents=True, exist_ok=True)
     comm.Barrier()
     written = []
-    from lammps_adv.core.progress import bar as progress_bar
     bar = progress_bar(len(configs), f"relaxations ({n_groups} at a time)", "relax", progress, comm)
     try:
         for i in mine:

@@ -35,8 +35,10 @@ from typing import Sequence
 
 import numpy as np
 
-from lammps_adv.core.errors import DatasetError  # noqa: F401 (raised here, re-exported)
-from lammps_adv.core.errors import one_line
+from lammps_adv.core.errors import DatasetError
+from lammps_adv.core.errors import FileFormatError, one_line
+from lammps_adv.io import dft_import
+from lammps_adv.io.h5md import read_dataset, write_dataset
 from lammps_adv.io.schema import DATASET_SPLITS as SPLITS
 
 
@@ -157,7 +159,6 @@ class Dataset:
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | Path) -> Path:
         """Write the dataset file (layout and attributes: lammps_adv.io.h5md.write_dataset)."""
-        from lammps_adv.io.h5md import write_dataset
         arrays = {"configs/natoms": self.natoms, "configs/offset": self.offset,
                   "configs/cell": self.cell, "configs/energy": self.energy,
                   "configs/temperature": self.temperature, "configs/source": self.source,
@@ -184,8 +185,6 @@ def _non_finite(values) -> str:
 
 def load(path: str | Path) -> Dataset:
     """Read a dataset file (clear errors for a missing, foreign or damaged file)."""
-    from lammps_adv.core.errors import FileFormatError
-    from lammps_adv.io.h5md import read_dataset
     path = Path(path)
     try:
         arrays, attrs = read_dataset(path)
@@ -340,10 +339,9 @@ def import_ase(paths: Sequence[str | Path], out: str | Path,
                energy_kind: str = "auto") -> Dataset:
     """Build a dataset file from extxyz / OUTCAR / vasprun.xml / ... files (through ASE).
 
-    units: {"energy": ..., "force": ..., "stress": ...} of the files (lammps_adv.training.
-    dft_import; default: as each file declares, else eV, eV/A, eV/A^3), converted to metal
+    units: {"energy": ..., "force": ..., "stress": ...} of the files (``dft_import``;
+    default: as each file declares, else eV, eV/A, eV/A^3), converted to metal
     units and checked for plausibility; recorded in the dataset's generator attribute."""
-    from lammps_adv.io import dft_import
     frames, file_units = [], {}
     for p in paths:
         raw = read_ase_frames(p, index=index, fmt=fmt, energy_kind=energy_kind)

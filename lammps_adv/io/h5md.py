@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_adv import __version__
 from lammps_adv.core.errors import FileFormatError, one_line
 from lammps_adv.io.files import (WriterLock, atomic_write_h5, error_reason, lock_holder,
                                  open_reserved, recover, reserve_space)
@@ -175,7 +176,6 @@ def _reading(path, ours: bool = True):
 
 def write_header(f) -> None:
     """The /h5md group of every lammps-adv file: H5MD version, author, creator."""
-    from lammps_adv import __version__
     h5 = f.create_group("h5md")
     h5.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
     h5.create_group("author").attrs["name"] = "lammps-adv user"

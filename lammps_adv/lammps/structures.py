@@ -12,8 +12,11 @@ import numpy as np
 from ase import Atoms
 from ase.spacegroup import crystal
 
+from lammps_adv.core.errors import StructureError
 from lammps_adv.io.resources import INPUTS
-from lammps_adv.core.errors import StructureError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.lammps.engine import open_lammps
+from lammps_adv.lammps.snippets import get as get_potential
+from lammps_adv.parallel.mpi import mpi_comm
 
 SPECIES = ("Si", "O")
 MASSES = {"Si": 28.0855, "O": 15.9994}   # g/mol
@@ -217,8 +220,6 @@ def amorphous(n_atoms: int = 192, rho: float = 2.20, potential: str = "bks-dsf",
     before starting LAMMPS, for parameters outside these ranges, and when LAMMPS places fewer
     atoms than asked (naming both numbers); no ``out`` is written then.
     """
-    from lammps_adv.lammps.engine import open_lammps
-    from lammps_adv.lammps.snippets import get as get_potential
     check_glass_parameters(n_atoms, rho, t_melt, melt_ps, quench_ps, seed)
     pot = get_potential(potential)
     out = Path(out).resolve()
@@ -245,7 +246,6 @@ def amorphous(n_atoms: int = 192, rho: float = 2.20, potential: str = "bks-dsf",
         made = lmp.get_natoms()
     finally:
         lmp.close()
-    from lammps_adv.parallel.mpi import mpi_comm
     (comm or mpi_comm()).Barrier()        # rank 0 wrote ``out``: every rank reads it next
     if made != n_atoms or not out.is_file():      # the deck stops before this; never a short file
         if out.is_file() and out.stat().st_mtime_ns != before:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_adv.core.errors import StructureError
+from lammps_adv.core.units import BAR_PER_EV_A3
 from lammps_adv.lammps.elements import can_label_types
 from lammps_adv.lammps.engine import open_lammps
 from lammps_adv.lammps.snippets import get as get_potential
-from lammps_adv.core.units import BAR_PER_EV_A3
-from lammps_adv.lammps.structures import (SPECIES, StructureError, cell_of,
-                                   write_lammps_data)
+from lammps_adv.lammps.structures import SPECIES, cell_of, write_lammps_data
 
 # the virial part of the pressure tensor, in the thermo output (stress without kinetic part)
 STRESS_COMMANDS = ("compute adv_pv all pressure NULL virial",

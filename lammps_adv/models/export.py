@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
-from lammps_adv.core.errors import ModelError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.core.errors import ModelError
 from lammps_adv.io.files import file_sha256
 from lammps_adv.io.model_card import card_paths, write_model_card
+from lammps_adv.models.bp import BehlerParrinello
 from lammps_adv.models.contract import check_contract, load
+from lammps_adv.models.gnn import GraphNetwork
 
 MODEL_KINDS = ("bp", "gnn")
 
@@ -24,11 +26,9 @@ MODEL_KINDS = ("bp", "gnn")
 def build_model(kind: str, **kwargs) -> torch.nn.Module:
     """A fresh eager model: kind 'bp' (BehlerParrinello) or 'gnn' (GraphNetwork)."""
     if kind == "bp":
-        from lammps_adv.models.bp import BehlerParrinello
         kwargs.pop("kind", None)
         return BehlerParrinello(**kwargs)
     if kind == "gnn":
-        from lammps_adv.models.gnn import GraphNetwork
         kwargs.pop("kind", None)
         return GraphNetwork(**kwargs)
     raise ModelError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")

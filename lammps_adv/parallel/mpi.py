@@ -15,7 +15,7 @@ import os
 import sys
 from importlib import metadata
 
-from lammps_adv.core.errors import EngineError, one_line
+from lammps_adv.core.errors import EngineError, LammpsAdvError, one_line
 
 _mpi_loaded = False
 
@@ -94,7 +94,6 @@ def on_root(comm, fn, *args):
 
 
 def _rebuild(cls, message):
-    from lammps_adv.core.errors import LammpsAdvError
     try:
         return cls(message)
     except Exception:   # noqa: BLE001 - a class that takes other arguments

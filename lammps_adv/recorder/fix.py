@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 
 from lammps_adv.core.errors import CalculatorError, RecorderError
+from lammps_adv.lammps.elements import type_elements
 from lammps_adv.parallel.mpi import on_root
 from lammps_adv.recorder.snapshot import check_atom_set
 
@@ -53,7 +54,6 @@ class RecordingFix:
     def resolve_elements(self) -> None:
         """The element of every atom type and atom, checked against the calculator
         (collective; once per box, at the first force evaluation at the latest)."""
-        from lammps_adv.lammps.elements import type_elements
         try:
             self._type_elements, self.species_source = type_elements(
                 self.lmp, self.species, self.comm)

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from lammps_adv import __version__
 from lammps_adv.io.files import file_sha256
 from lammps_adv.io.schema import PARAMETER_UNITS
 from lammps_adv.io.schema import RECORDING_TEXTS as TEXTS   # stored as string datasets
@@ -56,7 +57,6 @@ def _hash_files(cands) -> dict:
 
 def recording_parameters(calculator, provenance: dict, **settings) -> tuple[dict, dict]:
     """(attributes, texts) of a recording's /parameters at its start."""
-    from lammps_adv import __version__
     attrs = {"reference": calculator.spec, "reference_description": calculator.description,
              "units": "metal", **settings, "lammps_adv_version": __version__,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -19,17 +19,18 @@ import sys
 import time as _time
 from pathlib import Path
 
-from lammps_adv.core.alignment import NONE
 from lammps_adv.calculators import get_calculator
+from lammps_adv.core.alignment import NONE
 from lammps_adv.core.errors import FileFormatError, RecorderError, RunInterrupted, one_line
+from lammps_adv.lammps.engine import lammps_version
 from lammps_adv.parallel.mpi import comm_of, on_root
 from lammps_adv.recorder.deck import (BOX_COMMANDS, REINSTALL, RUN_COMMANDS, run_command,
                                       run_with_hooks)
+from lammps_adv.recorder.fix import RecordingFix
 from lammps_adv.recorder.late_energy import LateEnergy
 from lammps_adv.recorder.provenance import recording_parameters, run_parameters
 from lammps_adv.recorder.signals import StopSignals
 from lammps_adv.recorder.sink import RecordSink, check_options
-from lammps_adv.recorder.fix import RecordingFix
 from lammps_adv.recorder.snapshot import Gatherer
 from lammps_adv.recorder.stages import StageTracker
 
@@ -85,7 +86,6 @@ class Recorder:
             self.attach()
 
     def _open_sink(self, mode):
-        from lammps_adv.lammps.engine import lammps_version
         attrs, texts = recording_parameters(
             self.calculator, self.provenance, every=self.every, frames_every=self.frames_every,
             lammps_version=lammps_version(self.lmp), mpi_ranks=self.comm.Get_size(),

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lammps_adv.calculators import get_calculator
 from lammps_adv.core.errors import RecorderError
+from lammps_adv.lammps.engine import open_lammps
 from lammps_adv.recorder.provenance import file_hashes
 from lammps_adv.recorder.recorder import Recorder
 
@@ -18,8 +20,6 @@ def run_deck(deck, reference, out="run.h5", every: int = 1, frames_every: int = 
 
     Returns the number of records written (on rank 0; 0 elsewhere).
     """
-    from lammps_adv.calculators import get_calculator
-    from lammps_adv.lammps.engine import open_lammps
     deck = Path(deck)
     if not deck.is_file():
         raise RecorderError(f"deck not found: {deck}")

@@ -10,13 +10,13 @@ import time
 
 from lammps_adv.core import adversarial
 from lammps_adv.core.errors import RecorderError
+from lammps_adv.io.h5md import H5MDWriter
 from lammps_adv.io.schema import RECORDING_OBSERVABLES as OBSERVABLES
 
 
 class RecordSink:
     def __init__(self, path, attrs: dict, texts: dict, mode: str, frames_every: int,
                  flush_every: int, flush_seconds: float, progress: bool):
-        from lammps_adv.io.h5md import H5MDWriter
         self.writer = H5MDWriter(path, OBSERVABLES, attrs, texts, mode=mode)
         self.frames_every, self.progress = frames_every, progress
         self.flush_every, self.flush_seconds = flush_every, flush_seconds

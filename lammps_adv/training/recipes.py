@@ -14,8 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
+from lammps_adv.calculators import get_calculator
 from lammps_adv.io.dataset import Dataset, from_frames
 from lammps_adv.io.schema import DATASET_SPLITS as SPLITS
+from lammps_adv.lammps.structures import SPECIES
+from lammps_adv.lammps.system import LammpsSystem
 from lammps_adv.training.sampling import generate
 
 
@@ -30,8 +33,6 @@ def mixed_glasses(out, reference: str = "bks-dsf", sizes: Sequence[int] = (96, 1
     ``temps`` labelled by ``reference`` (``generate``), optionally alpha-quartz, plus the
     first ``relaxed`` frames of every run minimised with the reference (fixed cell) and
     labelled; one dataset with a seeded split, saved to ``out``."""
-    from lammps_adv.calculators import get_calculator
-    from lammps_adv.lammps.structures import SPECIES
     t0 = time.time()
     say = print if progress else (lambda *a, **k: None)
     frames_out: list[dict] = []
@@ -89,7 +90,6 @@ def relaxed_frame(frame: dict, potential: str, labeller, label: str) -> dict:
     """``frame`` minimised (fixed cell) with ``potential`` in LAMMPS, labelled by ``labeller``
     (energy, forces) and the LAMMPS virial (stress, ASE sign)."""
     from ase import Atoms
-    from lammps_adv.lammps.system import LammpsSystem
     atoms = Atoms(frame["names"], positions=frame["positions"], cell=frame["cell"], pbc=True)
     with LammpsSystem(atoms, potential) as system:
         system.track_stress()

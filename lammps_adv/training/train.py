@@ -27,14 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lammps_adv.models.contract import (PeriodicInput, energy_and_forces, has_periodic_call,
-                                        load, periodic_input, species_indices)
-from lammps_adv.models.export import build_model, export, model_from_hparams
-from lammps_adv.io.dataset import Dataset, DatasetError
+from lammps_adv import __version__
+from lammps_adv.core.errors import DatasetError
+from lammps_adv.core.errors import TrainingError
+from lammps_adv.core.progress import bar as progress_bar
+from lammps_adv.io.dataset import Dataset
 from lammps_adv.io.dataset import load as load_dataset
 from lammps_adv.io.files import file_sha256
 from lammps_adv.io.model_card import card_paths, write_model_card
-from lammps_adv.core.errors import TrainingError  # noqa: F401 (raised here, re-exported)
+from lammps_adv.models.contract import (PeriodicInput, energy_and_forces, has_periodic_call,
+                                        load, periodic_input, species_indices)
+from lammps_adv.models.export import build_model, export, model_from_hparams
 
 SCHEDULES = ("plateau", "cosine", "exponential", "constant")
 
@@ -336,7 +339,6 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     hp = json.loads(model.hparams)
     dataset_hash = state["dataset_sha256"] if state is not None else file_sha256(dataset)
 
-    from lammps_adv.core.progress import bar as progress_bar
     bar = progress_bar(s.epochs, f"train {hp['kind']}", "epoch", progress,
                        initial=min(epoch0, s.epochs))
     stopped = "epochs"
@@ -432,7 +434,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                         "preparation_time_s": round(t_prep, 1),
                         "throughput_configs_per_s": round(n_trained / t_opt, 2) if t_opt else None,
                         "torch_threads": torch.get_num_threads()},
-        "software": {"lammps_adv": _version(), "torch": torch.__version__,
+        "software": {"lammps_adv": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -487,8 +489,3 @@ def _check_export(model, path: Path, ds: Dataset, index: int) -> float:
     if diff > 1e-6 * max(1.0, abs(float(e1.detach()[0]))):
         raise TrainingError(f"exported model {path} differs from the trained one by {diff} eV")
     return diff
-
-
-def _version() -> str:
-    from lammps_adv import __version__
-    return __version__

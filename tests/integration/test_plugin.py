@@ -381,7 +381,8 @@ def test_missing_pair_style_is_diagnosed():
 
 
 def test_potential_spec_torchscript(files, glass_192):
-    from lammps_adv.lammps.snippets import PotentialError, get
+    from lammps_adv.core.errors import PotentialError
+    from lammps_adv.lammps.snippets import get
     pot = get(f"torchscript:{files['bks']}")
     native = evaluate(glass_192, NATIVE, per_atom=False)
     assert abs(evaluate(glass_192, pot.commands(), per_atom=False)["pe"] - native["pe"]) \

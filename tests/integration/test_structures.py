@@ -4,7 +4,8 @@ import pytest
 from ase.neighborlist import neighbor_list
 
 from conftest import BIN, REPO, run_cmd
-from lammps_adv.lammps.structures import (StructureError, amorphous, cubic_box_length, density,
+from lammps_adv.core.errors import StructureError
+from lammps_adv.lammps.structures import (amorphous, cubic_box_length, density,
                                    quartz, read, read_lammps_data, write, write_lammps_data)
 from lammps_adv.lammps.system import LammpsSystem
 

@@ -14,6 +14,7 @@ import torch
 from lammps_adv.lammps.engine import open_lammps
 from lammps_adv.lammps.snippets import get as get_potential
 from lammps_adv.lammps.structures import write_lammps_data
+from lammps_adv.core.errors import DatasetError
 from lammps_adv.core.units import BAR_PER_EV_A3
 from lammps_adv.io import dataset as D
 from lammps_adv.training import sampling
@@ -212,20 +213,20 @@ def test_bad_input_one_clear_error(tiny, tmp_path):
                         positions=ds.positions, atom_species=ds.atom_species,
                         splits=ds.splits, attrs=ds.attrs)
     noforce.save(tmp_path / "noforce.h5")
-    with pytest.raises(D.DatasetError, match="has no forces"):
+    with pytest.raises(DatasetError, match="has no forces"):
         train(tmp_path / "noforce.h5", tmp_path / "m.pt", small("bp", force_weight=1.0),
               progress=False, log=None)
     # empty split
     empty = D.load(tiny)
     empty.splits = D.random_split(len(empty), (1, 0, 1))
     empty.save(tmp_path / "empty.h5")
-    with pytest.raises(D.DatasetError, match="'validation' split .* is empty"):
+    with pytest.raises(DatasetError, match="'validation' split .* is empty"):
         train(tmp_path / "empty.h5", tmp_path / "m.pt", small("bp"), progress=False, log=None)
     # unknown species in imported data
     xyz = tmp_path / "al.xyz"
     xyz.write_text("2\nLattice=\"5 0 0 0 5 0 0 0 5\" Properties=species:S:1:pos:R:3 "
                    "energy=-1.0 pbc=\"T T T\"\nSi 0 0 0\nAl 1 1 1\n")
-    with pytest.raises(D.DatasetError, match="unknown species Al"):
+    with pytest.raises(DatasetError, match="unknown species Al"):
         D.import_ase([xyz], tmp_path / "al.h5")
     # the same through the command line: exit status 2 and one line
     for args in (["train", str(tmp_path / "noforce.h5"), "-o", str(tmp_path / "m.pt"),
@@ -237,7 +238,7 @@ def test_bad_input_one_clear_error(tiny, tmp_path):
         assert r.returncode == 2, r.stderr
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "error:" in lines[0], r.stderr
-    with pytest.raises(D.DatasetError, match="too few"):
+    with pytest.raises(DatasetError, match="too few"):
         D.random_split(2, (0.8, 0.1, 0.1))
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import BIN, run_cmd
 from lammps_adv.lammps import structures
-from lammps_adv.lammps.structures import StructureError, amorphous, density, read_lammps_data
+from lammps_adv.core.errors import StructureError
+from lammps_adv.lammps.structures import amorphous, density, read_lammps_data
 
 
 def cli(*args, cwd):

@@ -9,7 +9,8 @@ import torch
 
 from lammps_adv.models.bp import BehlerParrinello, cosine_cutoff
 from lammps_adv.models.contract import evaluate, load, periodic_input, species_indices
-from lammps_adv.models.export import ModelError, export, model_from_hparams, script
+from lammps_adv.core.errors import ModelError
+from lammps_adv.models.export import export, model_from_hparams, script
 from lammps_adv.models.gnn import GraphNetwork
 from lammps_adv.lammps.structures import quartz
 
