@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from _script import kind_of, read_result, run_main
-from lammps_adv.core.summaries import distribution_summary, error_observables, random_abs_cos
+from lammps_adv.core.adversarial import random_abs_cos
+from lammps_adv.core.summaries import distribution_summary, error_observables
 from lammps_adv.report.figures import plot_cos_histograms
 from lammps_adv.report.labels import pair_label
 from lammps_adv.report.tables import write_table

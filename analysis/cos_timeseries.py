@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from _script import kind_of, read_result, run_main
-from lammps_adv.core.summaries import error_observables, random_abs_cos
+from lammps_adv.core.adversarial import random_abs_cos
+from lammps_adv.core.summaries import error_observables
 from lammps_adv.io.h5md import read_stages
 from lammps_adv.report.figures import plot_timeseries
 from lammps_adv.report.tables import write_table

@@ -20,8 +20,8 @@ import math
 from pathlib import Path
 
 from _script import kind_of, read_result, run_main
-from lammps_adv.core.summaries import (MIN_UNITS, relax_band_rows, relax_curves,
-                                       relax_first_step, relax_start)
+from lammps_adv.core.statistics import MIN_UNITS
+from lammps_adv.core.summaries import relax_band_rows, relax_curves, relax_first_step, relax_start
 from lammps_adv.io.results import find_h5
 from lammps_adv.report.figures import plot_band, plot_scatter
 from lammps_adv.report.labels import pair_label

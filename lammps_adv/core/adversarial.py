@@ -129,6 +129,13 @@ def measures(e_app: float, e_acc: float, f_app, f_acc) -> dict:
     }
 
 
+def random_abs_cos(n_atoms: int) -> float:
+    """Mean |cos| between a fixed 3N-vector and an isotropic random direction,
+    sqrt(2 / (pi 3N)) (large N): the |cos(theta)| of a direction that carries no
+    information about F_app, the reference value every |cos| lean is judged against."""
+    return math.sqrt(2.0 / (math.pi * 3 * n_atoms))
+
+
 # ------------------------------------------------------------------ displacements
 def displace(positions, direction, epsilon: float) -> np.ndarray:
     """positions + sqrt(epsilon) * v / |v| with v = direction (same shape as positions).

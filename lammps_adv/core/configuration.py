@@ -11,11 +11,18 @@ import numpy as np
 
 class Configuration(NamedTuple):
     """One periodic configuration: positions [N, 3] (A), cell rows a, b, c (A), the element of
-    every atom, and where it came from (e.g. ``data.h5#3``)."""
+    every atom, and where it came from (e.g. ``data.h5#3``).
+
+    ``unit`` names its independent unit, what a statistic resamples (the melt-quenched glass
+    it was made from, e.g. ``data.h5:glass0``; frames of one glass are correlated); '' when
+    unknown (the configuration is then taken as its own unit). ``temperature`` is the K of
+    the MD run it came from (NaN when unknown): the group its statistics are shown in."""
     positions: np.ndarray
     cell: np.ndarray
     names: list
     source: str
+    unit: str = ""
+    temperature: float = float("nan")
 
 
 def config_key(symbols, positions, cell) -> str:

@@ -11,10 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
-from lammps_adv.core.statistics import (bootstrap_ci, correlations, pearson, quantile_band,
-                                        spearman)
+from lammps_adv.core.adversarial import random_abs_cos
+from lammps_adv.core.statistics import (MIN_UNITS, bootstrap_ci, correlations, pearson,
+                                        quantile_band, spearman)
 
-MIN_UNITS = 5     # fewer independent units (configurations, relaxations): no interval is given
 
 
 class ResultLike(Protocol):
@@ -136,9 +136,3 @@ def distribution_summary(values, quantiles=QUANTILES) -> dict:
                 **{f"q{round(100 * q):02d}": math.nan for q in quantiles}}
     return {"n": int(len(x)), "mean": float(x.mean()), "median": float(np.median(x)),
             **{f"q{round(100 * q):02d}": float(np.quantile(x, q)) for q in quantiles}}
-
-
-def random_abs_cos(n_atoms: int) -> float:
-    """Mean |cos| between a fixed 3N-vector and a random direction, sqrt(2 / (pi 3N)) (large
-    N): the |cos(theta)| of a direction that carries no information about F_app."""
-    return math.sqrt(2.0 / (math.pi * 3 * n_atoms))

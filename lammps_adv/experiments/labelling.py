@@ -39,7 +39,7 @@ def label(configs, reference, comm, ranks_per_task: int = 1, what: str = "labels
     try:
         with get_calculator(reference, comm=sub) as calc:
             for k, c in enumerate(mine):
-                pos, cell, names, source = configs[c]
+                pos, cell, names, source = configs[c][:4]
                 e, f = calc.evaluate(pos, cell, symbols=names, label=f"{source} ({what})")
                 done[c] = {"positions": pos, "cell": cell, "names": list(names),
                            "energy": float(e), "forces": f, "source": source}

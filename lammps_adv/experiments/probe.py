@@ -32,6 +32,7 @@ import numpy as np
 
 from lammps_adv.calculators import get_calculator
 from lammps_adv.core import adversarial
+from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.alignment import NONE, check_mode, fit
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.io.files import check_writable
@@ -56,6 +57,7 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     configurations are spread over groups of ``ranks_per_task`` ranks; the numbers do not
     depend on the number of ranks."""
     comm = comm or mpi_comm()
+    configs = [Configuration(*c) for c in configs]
     eps = _check(epsilons, align, distortion, ascent_steps, n_random)
     out = Path(out)
     if comm.Get_rank() == 0:
@@ -86,16 +88,16 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
         # pass 1: every configuration as given (the alignment is fitted on all of them)
         first = {}
         for c in mine:
-            pos, cell, names, source = configs[c]
+            pos, cell, names, source = configs[c][:4]
             first[c] = evaluate(pos, cell, names, f"the configuration {source}")
             res["energy_approx_raw"][c], res["energy_reference"][c] = first[c][0], first[c][2]
         raw, ref = (comm.allreduce(res[k] if leader else np.zeros(c_n))
                     for k in ("energy_approx_raw", "energy_reference"))
-        alignment = fit([names for _, _, names, _ in configs], raw, ref) \
+        alignment = fit([c.names for c in configs], raw, ref) \
             if align == "per-species" else NONE
         # pass 2: the displacements, with aligned energies
         for c in mine:
-            pos, cell, names, source = configs[c]
+            pos, cell, names, source = configs[c][:4]
             offset = alignment.offset(names)
             e_app, f_app, e_acc, f_acc = first[c]
             base = (e_app + offset, f_app, e_acc, f_acc)
@@ -132,7 +134,7 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     # (only the group leader's copy counts, so other members contribute zeros)
     res = {k: comm.allreduce(v if leader else np.zeros_like(v)) for k, v in res.items()}
     if comm.Get_rank() == 0:
-        res["alignment_offset"] = np.array([alignment.offset(n) for _, _, n, _ in configs])
+        res["alignment_offset"] = np.array([alignment.offset(c.names) for c in configs])
         for kind in ("adversarial", "random"):
             res[f"core_{kind}"] = res[f"min_distance_{kind}"] < core_distance
         params = {"experiment": "probe", "approx": approx, "reference": reference,
@@ -143,8 +145,8 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
                   "ascent_steps": ascent_steps, "core_distance_A": core_distance,
                   "sampling": sampling, "n_random": n_random, "seed": seed,
                   "command_line": " ".join(sys.argv), **alignment.attrs()}
-        write_probe(out, params, epsilon=eps, natoms=[len(p) for p, *_ in configs],
-                    source=[s for *_, s in configs], arrays=res)
+        write_probe(out, params, epsilon=eps, natoms=[len(c.positions) for c in configs],
+                    source=[c.source for c in configs], arrays=res)
     return out
 
 

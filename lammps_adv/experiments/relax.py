@@ -55,7 +55,7 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     bar = progress_bar(len(configs), f"relaxations ({n_groups} at a time)", "relax", progress, comm)
     try:
         for i in mine:
-            pos, cell, names, source = configs[i]
+            pos, cell, names, source = configs[i][:4]
             out = out_dir / f"relax_{i:04d}.h5"
             atoms = Atoms(names, positions=pos, cell=cell, pbc=True)
             with LammpsSystem(atoms, approx, comm=sub) as system:

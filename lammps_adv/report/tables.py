@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.core.statistics import bootstrap_ci
-from lammps_adv.core.summaries import MIN_UNITS
+from lammps_adv.core.statistics import MIN_UNITS, bootstrap_ci
 
 
 def with_ci(value: float, ci: tuple[float, float], fmt: str = "{:.3g}") -> str:

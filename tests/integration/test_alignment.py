@@ -95,7 +95,7 @@ def test_probe_aligned_error_of_a_shifted_model_is_zero(models, tmp_path, vary):
     from lammps_adv.experiments.probe import probe
     approx, reference = models
     configs = _configs(vary)
-    raw = [-sum(CONSTANTS[s] for s in names) for _, _, names, _ in configs]
+    raw = [-sum(CONSTANTS[s] for s in names) for _, _, names, *_ in configs]
     out = probe(configs, approx, reference, tmp_path / "a.h5", epsilons=(0.0, 0.2), n_random=2,
                 progress=False, ascent_steps=2)
     d, p = h5md.read_probe(out), h5md.read_parameters(out, texts=False)

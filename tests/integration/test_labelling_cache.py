@@ -35,7 +35,7 @@ def _configs(n, seed=0):
 def _write_extxyz(path, configs):
     from ase import Atoms
     from ase.io import write
-    write(str(path), [Atoms(n, positions=p, cell=c, pbc=True) for p, c, n, _ in configs])
+    write(str(path), [Atoms(n, positions=p, cell=c, pbc=True) for p, c, n, *_ in configs])
     return path
 
 
@@ -103,8 +103,8 @@ def test_label_is_a_function_of_the_configuration_alone(monkeypatch):
     configs = _configs(3, seed=5)
     fwd = get_calculator("xtb:GFN1")
     rev = get_calculator("xtb:GFN1")
-    ef = [fwd.evaluate(p, c, symbols=n) for p, c, n, _ in configs]
-    er = [rev.evaluate(p, c, symbols=n) for p, c, n, _ in configs[::-1]][::-1]
+    ef = [fwd.evaluate(p, c, symbols=n) for p, c, n, *_ in configs]
+    er = [rev.evaluate(p, c, symbols=n) for p, c, n, *_ in configs[::-1]][::-1]
     assert fwd.cache is None and fwd.n_backend == 3
     for (e1, f1), (e2, f2) in zip(ef, er):
         assert e1 == e2 and np.array_equal(f1, f2)
