@@ -170,40 +170,55 @@ def _add_configs(p, split: str, verb: str, note: str = "") -> None:
                    f"or all for every configuration (default {split}{note})")
     p.add_argument("--limit", type=int, default=None,
                    help=f"{verb} at most this many configurations (default: all)")
+    p.add_argument("--every", type=int, default=1, metavar="K",
+                   help="only every K-th configuration, in file order (a dataset from "
+                   "`dataset generate --frames F`: --every F takes one frame of each glass and "
+                   "temperature; default 1: all)")
 
 
 def _selection(args) -> dict:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    return {"split": None if args.split == "all" else args.split, "limit": args.limit}
+    return {"split": None if args.split == "all" else args.split, "limit": args.limit,
+            "every": args.every}
 
 
-def _add_align(p, default: str) -> None:
+def _add_align(p, default: str, group=None) -> None:
     from lammps_adv.core.alignment import MODES
-    p.add_argument("--align", choices=MODES, default=default,
-                   help="energy alignment of the approximate model: per-species shifts fitted "
-                   "by least squares on the configurations given, or none (raw energies; an "
-                   f"arbitrary energy zero then becomes the error); default {default}")
+    (group or p).add_argument(
+        "--align", choices=MODES, default=default,
+        help="energy alignment of the approximate model when none is given: per-species "
+        "shifts fitted by least squares on the configurations given (recorded as self-fitted: "
+        "the sign of cos(theta) is then conditioned on the fit; refused when the fit leaves "
+        "no degree of freedom), or none (raw energies: right for models trained on the "
+        f"reference itself); default {default}")
 
 
-def _add_align_source(p) -> None:
-    """--align-shifts / --align-from: an alignment given rather than fitted (``_alignment``)."""
+def _add_align_source(p, align: str | None = None, default: str = "none, raw energies") -> None:
+    """--align-shifts / --align-from (and, given ``align``, --align with that default): one
+    alignment, given, read or fitted (``_alignment``); the options exclude each other."""
     g = p.add_mutually_exclusive_group()
+    if align is not None:
+        _add_align(p, align, group=g)
     g.add_argument("--align-shifts", default=None, metavar="SI=EV,O=EV",
-                   help="per-species energy shifts (eV per atom) added to the driving "
-                   "model's energy before every measure (default: none, raw energies)")
+                   help="per-species energy shifts (eV per atom) given by the user, added to "
+                   f"the driving model's energy before every measure (default: {default})")
     g.add_argument("--align-from", default=None, metavar="FILE",
-                   help="take the alignment of a lammps-adv output (probe, relax, run), "
-                   "or fit shifts on a dataset / structure file's configurations")
+                   help="the alignment recorded in a lammps-adv output (probe, relax, run), "
+                   "reused with its source, or per-species shifts fitted (--approx vs "
+                   "--reference) on the configurations of a dataset / structure file: for "
+                   "model pairs of different origin, an independent set no probe, relaxation "
+                   "or remedy uses (docs/alignment.md)")
 
 
 def _alignment(args):
+    """The Alignment given on the command line, or None (the experiment decides)."""
     from lammps_adv.core.alignment import parse_shifts
     from lammps_adv.experiments.align import from_file
     if args.align_shifts:
         return parse_shifts(args.align_shifts)
     if args.align_from:
-        return from_file(args.align_from, args.approx, args.reference)
+        return from_file(args.align_from, getattr(args, "approx", None), args.reference)
     return None
 
 
@@ -658,7 +673,10 @@ def _probe_options(p):
                      "along random directions with distortion epsilon (sum of squared "
                      "displacements, A^2, of the cell or per atom) and record E_acc - E_app "
                      "(eV, approximate energy aligned per species by default), the largest "
-                     "atom displacement and the closest pair (A) to HDF5.")
+                     "atom displacement and the closest pair of each species pair (A) to "
+                     "HDF5; a displaced configuration with a pair closer than 0.9 x the "
+                     "closest seen in the model's training data (else in the undisplaced "
+                     "configurations) or an error above 1 eV/atom is flagged.")
     _add_configs(p, _defaults(load_configs).split, "use")
     _add_approx_reference(p)
     p.add_argument("--epsilon", type=_floats, default=d.epsilons,
@@ -668,7 +686,7 @@ def _probe_options(p):
                    help="steps of projected gradient ascent on (E_acc - E_app)^2 inside the "
                    "distortion ball, re-evaluating A each step (default "
                    f"{d.ascent_steps}{': one step along A' if d.ascent_steps == 1 else ''})")
-    _add_align(p, d.align)
+    _add_align_source(p, align=d.align, default="--align")
     p.add_argument("--random", type=int, default=d.n_random,
                    help=f"random directions per configuration (default {d.n_random})")
     p.add_argument("--sampling", default=d.sampling,
@@ -687,7 +705,8 @@ def _run_probe(args):
     configs = load_configs(args.configs, **_selection(args))
     out = probe(configs, args.approx, args.reference, out=args.out, epsilons=args.epsilon,
                 n_random=args.random, seed=args.seed, sampling=args.sampling,
-                align=args.align, distortion=args.distortion, ascent_steps=args.ascent_steps)
+                align=args.align, distortion=args.distortion, ascent_steps=args.ascent_steps,
+                alignment=_alignment(args))
     _say(f"wrote {out}: {len(configs)} configurations; {_alignment_line(out)}")
 
 
@@ -704,14 +723,19 @@ def _relax_options(p):
     p.add_argument("--min-style", choices=MIN_STYLES, default=d.min_style,
                    help=f"LAMMPS min_style (default {d.min_style})")
     p.add_argument("--min-modify", default=d.min_modify,
-                   help="options passed to LAMMPS min_modify, e.g. 'dmax 0.05' (default: none)")
+                   help="options passed to LAMMPS min_modify, e.g. 'dmax 0.05', except norm "
+                   "(--fmax sets it) (default: none)")
+    p.add_argument("--fmax", type=float, default=d.fmax,
+                   help="converged when no atom feels a force above this, in eV/A (the "
+                   "largest per-atom force norm; LAMMPS min_modify norm max; default "
+                   f"{d.fmax:g}); each file records converged, minimizer_steps and "
+                   "final_fmax_eV_per_A")
     p.add_argument("--steps", type=int, default=d.steps,
-                   help=f"maximum minimizer steps (default {d.steps})")
-    p.add_argument("--ftol", type=float, default=d.ftol,
-                   help=f"force tolerance in eV/A (default {d.ftol:g})")
+                   help=f"maximum minimizer steps: the cap for an unconverged relaxation "
+                   f"(default {d.steps})")
     _add_frames_every(p, d.frames_every)
     _add_ranks(p, "--ranks-per-relax", "per relaxation", d.ranks_per_relax)
-    _add_align(p, d.align)
+    _add_align_source(p, align=d.align, default="--align")
     _add_out(p, "output folder", str(d.out_dir))
     p.add_argument("--overwrite", action="store_true",
                    help="replace relaxation files already in the output folder")
@@ -725,9 +749,9 @@ def _run_relax(args):
     _apply_label_cache(args)
     configs = load_configs(args.configs, **_selection(args))
     relax(configs, args.approx, args.reference, out_dir=args.out, min_style=args.min_style,
-          steps=args.steps, ftol=args.ftol, min_modify=args.min_modify,
+          steps=args.steps, fmax=args.fmax, min_modify=args.min_modify,
           frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax,
-          overwrite=args.overwrite, align=args.align)
+          overwrite=args.overwrite, align=args.align, alignment=_alignment(args))
     first = Path(args.out) / "relax_0000.h5"
     _say(f"wrote {len(configs)} relaxations to {args.out}/; {_alignment_line(first)}")
 
@@ -789,6 +813,8 @@ def _mitigate_options(p):
     p.add_argument("--seeds", type=_ints, default=d.seeds,
                    help=f"seeds, comma-separated (default {_csv(d.seeds)})")
     _add_spec(p, "--reference", "the labelling model", "bks-dsf", default=d.reference)
+    _add_align_source(p, default="none, raw energies: the models are trained on the "
+                      "reference's own energies")
     p.add_argument("--epsilon", type=float, default=d.epsilon,
                    help=f"distortion of the steps along A / F (A^2, default {d.epsilon:g})")
     _add_distortion(p, d.distortion)
@@ -804,6 +830,14 @@ def _mitigate_options(p):
                    help=f"FIRE steps per relaxation (default {d.relax_steps})")
     p.add_argument("--probe-configs", type=int, default=d.probe_configs,
                    help=f"probe configurations per model (default {d.probe_configs})")
+    p.add_argument("--minima", type=int, default=d.minima,
+                   help="evaluation configurations also relaxed with the reference (fixed "
+                        "cell) and measured as minima, for remedy 4's minima-vs-thermal "
+                        "comparison; 0: none (default: a quarter of the evaluation "
+                        "configurations, rounded up)")
+    p.add_argument("--minima-fmax", type=float, default=d.minima_fmax,
+                   help=f"largest per-atom reference force at a relaxed minimum (eV/A, "
+                        f"default {d.minima_fmax:g}; at most {d.minima_steps} FIRE steps)")
     p.set_defaults(func=_run_mitigate)
 
 
@@ -817,8 +851,10 @@ def _run_mitigate(args):
                          committee=args.committee, epochs=args.epochs,
                          warm_epochs=args.warm_epochs, relaxations=args.relaxations,
                          relax_steps=args.relax_steps, probe_configs=args.probe_configs,
+                         minima=args.minima, minima_fmax=args.minima_fmax,
                          model_kwargs=_model_kwargs(cutoff=args.cutoff, hidden=args.hidden))
-    out = mitigate(args.base, args.evaluation, args.pool, args.out, s)
+    out = mitigate(args.base, args.evaluation, args.pool, args.out, s,
+                   alignment=_alignment(args))
     _say(f"wrote {out}")
 
 

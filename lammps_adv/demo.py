@@ -5,7 +5,9 @@ stages that parallelise run under `mpirun -np <ranks>`. Outputs go to ``out`` (d
 out/demo):
 
     data/dataset.h5            training configurations from LAMMPS MD labelled by bks-dsf
-    data/evaluation.h5         held-out configurations (another glass): probe, relaxations
+    data/evaluation.h5         held-out configurations (5 other glasses, frames 1 ps apart):
+                               probe, relaxations (one frame of each glass and temperature)
+    data/alignment.h5          an independent glass, only for the bks-dsf vs bks alignment
     models/bp_energy.pt        BP network trained on energies only (+ model card)
     results/probe_*.h5         error along the adversarial vs random directions
     results/md_bp.h5           NVT MD driven by the BP network, recorded against bks-dsf
@@ -30,13 +32,15 @@ from lammps_adv.io.resources import INPUTS, POTENTIALS
 
 SCALES = {
     # glass atoms in the dataset, glasses, melt and quench times (ps), frames per MD run,
-    # epochs, probe configs (at least 64 for the cos(theta) histograms), random directions,
-    # relaxations per model pair (at least 32), relaxation steps, MD steps driven by the
-    # model; LAMMPS runs of the dataset stages over the MPI ranks (domain decomposition)
+    # epochs; held-out glasses (the independent units of every interval: at least 5) and
+    # frames per held-out MD run (1 ps apart; the probe takes them all, relaxations one
+    # per glass and temperature), random directions, the relaxations' step cap (they stop
+    # at fmax 1e-3 eV/A; 3000-atom cells stay unconverged at the cap), MD steps driven by
+    # the model; LAMMPS runs of the dataset stages over the MPI ranks (domain decomposition)
     "small": dict(glass_atoms=96, glasses=2, melt_ps=5, quench_ps=10, frames=20, epochs=600,
-                  probe_configs=64, n_random=2, relaxations=32, relax_steps=20, md_steps=100,
+                  eval_glasses=5, eval_frames=4, n_random=2, relax_steps=2000, md_steps=100,
                   mpi_datasets=False,
-                  mitigate=dict(atoms=24, budget=6, seeds="0,1,2", cutoff=5.0, hidden="16",
+                  mitigate=dict(atoms=24, budget=6, seeds="0,1,2,3,4", cutoff=5.0, hidden="16",
                                 epochs=60, warm_epochs=20, evaluate=4, relax_steps=5),
                   # the QM stage (GFN1-xTB labels, labelled in parallel): tiny cells
                   qm=dict(atoms=24, glasses=2, quartz="2x1x1", frames=6, probe_configs=6,
@@ -44,9 +48,9 @@ SCALES = {
     # the study's 3000-atom cell for everything bks-dsf labels; sized to finish in 60 min
     # on 2 cores (docs/tutorial.md, "The full-scale version")
     "full": dict(glass_atoms=3000, glasses=1, melt_ps=2, quench_ps=5, frames=10, epochs=600,
-                 probe_configs=64, n_random=2, relaxations=32, relax_steps=30, md_steps=100,
+                 eval_glasses=5, eval_frames=4, n_random=2, relax_steps=30, md_steps=100,
                  mpi_datasets=True,
-                 mitigate=dict(atoms=96, budget=32, seeds="0,1,2,3", cutoff=6.0,
+                 mitigate=dict(atoms=96, budget=32, seeds="0,1,2,3,4", cutoff=6.0,
                                hidden="30,30", epochs=200, warm_epochs=60, evaluate=16,
                                relax_steps=20),
                  qm=dict(atoms=96, glasses=2, quartz="2x2x2", frames=6, probe_configs=8,
@@ -58,7 +62,7 @@ QM_TEMPS = (300, 1500, 3000)      # K: glass configurations labelled by GFN1-xTB
 XTB_MODELS = ("gnn_xtb", "bp_xtb_energy")
 # configurations, labels, cos(theta) of bks, bks-dsf and each shipped network, the live
 # probe, relaxations driven by bks and by gnn_xtb
-QM_STAGES = (["configs", "label", "probe", "probe"]
+QM_STAGES = (["configs", "label", "alignment", "probe", "probe"]
              + ["probe" for n in XTB_MODELS if (POTENTIALS / f"{n}.pt").is_file()]
              + ["probe", "relax"] + (["relax"] if (POTENTIALS / "gnn_xtb.pt").is_file() else []))
 EVAL_TEMPS = (300, 1000, 2000)      # K: thermal configurations of the held-out glass
@@ -78,7 +82,7 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.n = 0
 
-    total = 14 + len(QM_STAGES)
+    total = 15 + len(QM_STAGES)
 
     def stage(self, title: str, *args, mpi: bool = False) -> None:
         """Run one `lammps-adv` command as a stage; stop the demo if it fails."""
@@ -126,44 +130,54 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
             "train", data, "--model", "bp", "--force-weight", 0, "-o", bp,
             "--epochs", s["epochs"], "--patience", 60, "--lr", "2e-3", "--batch-size", 8,
             "--seed", 0, "--threads", 2)
-    per_temp = -(-max(s["probe_configs"], s["relaxations"]) // len(EVAL_TEMPS))
-    d.stage(f"held-out configurations: another {s['glass_atoms']}-atom glass, NVT MD at "
-            f"{', '.join(map(str, EVAL_TEMPS))} K labelled by bks-dsf (never trained on)",
+    d.stage(f"held-out configurations: {s['eval_glasses']} other {s['glass_atoms']}-atom "
+            f"glasses (the independent units), NVT MD at {', '.join(map(str, EVAL_TEMPS))} K, "
+            f"{s['eval_frames']} frames 1 ps apart per run, labelled by bks-dsf (never trained on)",
             "dataset", "generate", "-o", held_out, "--reference", "bks-dsf",
+            "--glass-atoms", s["glass_atoms"], "--glasses", s["eval_glasses"], "--quartz", 0,
+            "--glass-temps", ",".join(map(str, EVAL_TEMPS)), "--frames", s["eval_frames"],
+            "--stride", 1000, "--melt-ps", s["melt_ps"], "--quench-ps", s["quench_ps"],
+            "--seed", 101, "--split", "0,0,1", "--quiet", mpi=s["mpi_datasets"])
+    aligned = out / "data" / "alignment.h5"
+    d.stage("alignment set: one more glass, used only to fit the bks-dsf vs bks energy zero",
+            "dataset", "generate", "-o", aligned, "--reference", "bks-dsf",
             "--glass-atoms", s["glass_atoms"], "--glasses", 1, "--quartz", 0,
-            "--glass-temps", ",".join(map(str, EVAL_TEMPS)), "--frames", per_temp,
-            "--stride", 50, "--melt-ps", s["melt_ps"], "--quench-ps", s["quench_ps"],
-            "--seed", 101, "--quiet", mpi=s["mpi_datasets"])
-    probe_common = ["--split", "all", "--limit", s["probe_configs"], "--random", s["n_random"],
+            "--glass-temps", "300,2000", "--frames", 2, "--stride", 1000,
+            "--melt-ps", s["melt_ps"], "--quench-ps", s["quench_ps"], "--seed", 301,
+            "--split", "0,0,1", "--quiet", mpi=s["mpi_datasets"])
+    # models trained on bks-dsf share its energy zero: compared raw (--align none)
+    probe_common = ["--split", "all", "--random", s["n_random"],
                     "--sampling", "MD driven by the reference"]
     d.stage("probe: BP error along the adversarial vs random directions, epsilon 0-0.5 A^2",
             "probe", held_out, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
-            "-o", res / "probe_bp.h5", *probe_common, mpi=True)
+            "--align", "none", "-o", res / "probe_bp.h5", *probe_common, mpi=True)
     snippet = out / "models" / "bp_energy.lmp"
     snippet.write_text(f"# the demo's BP network as a LAMMPS pair style\n"
                        f"pair_style torchscript\npair_coeff * * {bp} Si O\n")
     glass = _first_glass(data, out / "data" / "glass_start.data")
     d.stage("NVT MD at 300 K driven by the BP network, recorded against bks-dsf every 5 steps",
             "run", INPUTS / "nvt_glass.in", "--reference", "bks-dsf",
-            "--approx", f"torchscript:{bp}", "--align-from", res / "probe_bp.h5",
-            "--every", 5, "--out", res / "md_bp.h5", "--overwrite",
+            "--approx", f"torchscript:{bp}", "--every", 5, "--out", res / "md_bp.h5", "--overwrite",
             "--quiet", "-var", "data", glass, "-var", "potential_file", snippet,
             "-var", "steps", s["md_steps"], "-var", "out", out / "data" / "md_bp_final.data",
             mpi=True)
-    relax_common = ["--split", "all", "--limit", s["relaxations"], "--min-style", "fire",
-                    "--steps", s["relax_steps"], "--overwrite"]
-    d.stage("relaxations (FIRE) driven by the BP network, recorded against bks-dsf",
+    relax_common = ["--split", "all", "--every", s["eval_frames"], "--min-style", "fire",
+                    "--fmax", "1e-3", "--steps", s["relax_steps"], "--overwrite"]
+    d.stage("relaxations (FIRE, to fmax 1e-3 eV/A) driven by the BP network from one frame of "
+            "each held-out glass and temperature, recorded against bks-dsf",
             "relax", held_out, "--approx", f"torchscript:{bp}", "--reference", "bks-dsf",
-            "-o", res / "relax_bp", *relax_common, mpi=True)
+            "--align", "none", "-o", res / "relax_bp", *relax_common, mpi=True)
     d.stage("second model pair: the shipped graph network (energies + forces) vs bks-dsf, probe",
             "probe", held_out, "--approx", f"torchscript:{gnn}", "--reference", "bks-dsf",
-            "-o", res / "probe_gnn.h5", *probe_common, mpi=True)
-    d.stage("analytic force fields: bks-dsf approximating bks (Ewald), probe",
+            "--align", "none", "-o", res / "probe_gnn.h5", *probe_common, mpi=True)
+    d.stage("analytic force fields: bks-dsf approximating bks (Ewald), probe; energy zero "
+            "fitted once on the alignment set",
             "probe", held_out, "--approx", "bks-dsf", "--reference", "bks",
-            "-o", res / "probe_dsf_vs_bks.h5", *probe_common, mpi=True)
-    d.stage("relaxations (FIRE) driven by bks-dsf, recorded against bks (Ewald)",
+            "--align-from", aligned, "-o", res / "probe_dsf_vs_bks.h5", *probe_common, mpi=True)
+    d.stage("relaxations (FIRE) driven by bks-dsf, recorded against bks (Ewald), same alignment",
             "relax", held_out, "--approx", "bks-dsf", "--reference", "bks",
-            "-o", res / "relax_dsf_vs_bks", *relax_common, mpi=True)
+            "--align-from", res / "probe_dsf_vs_bks.h5", "-o", res / "relax_dsf_vs_bks",
+            *relax_common, mpi=True)
     m, mdata = s["mitigate"], out / "data" / "mitigate"
     glass = ["dataset", "generate", "--reference", "bks-dsf", "--glass-atoms", m["atoms"],
              "--quartz", 0, "--stride", 20, "--equil", 100, "--melt-ps", 2, "--quench-ps", 3,
@@ -202,7 +216,7 @@ def qm_stages(d: Demo, q: dict, out: Path) -> None:
     the stored labels; BKS probed, and relaxations driven by BKS and by the network recorded,
     against live GFN1-xTB."""
     data, res = out / "data" / "qm", out / "results" / "qm"
-    configs, labels = data / "configs.h5", data / "gfn1.h5"
+    configs, labels, aligned = data / "configs.h5", data / "gfn1.h5", data / "gfn1_alignment.h5"
     d.stage(f"QM: configurations to label, {q['glasses']} {q['atoms']}-atom glasses "
             f"({', '.join(map(str, QM_TEMPS))} K) and {q['quartz']} quartz, MD driven by bks-dsf",
             "dataset", "generate", "-o", configs, "--reference", "bks-dsf",
@@ -210,30 +224,38 @@ def qm_stages(d: Demo, q: dict, out: Path) -> None:
             "--glass-temps", ",".join(map(str, QM_TEMPS)), "--quartz", q["quartz"],
             "--quartz-temps", "300,1500", "--frames", q["frames"], "--stride", 40,
             "--equil", 200, "--melt-ps", 2, "--quench-ps", 3, "--seed", 31,
-            "--split", "0,0,1", "--quiet")
+            "--split", "0.25,0,0.75", "--quiet")
     d.stage("QM: GFN1-xTB labels (tblite), one configuration per MPI rank, cached on disk",
             "label", configs, "-o", labels, "--reference", "xtb:GFN1", mpi=True)
+    d.stage("QM: the alignment split (a quarter of the labelled configurations, used by no "
+            "probe or relaxation) as its own dataset", "label", labels, "--split", "train",
+            "--reference", f"labels:{labels}", "-o", aligned, "--quiet")
+    # the analytic potentials have their own energy zero: one alignment per pair, fitted on
+    # the alignment split; the networks trained on GFN1-xTB share its zero (--align none)
+    align = {"bks": ["--align-from", aligned], "bks_dsf": ["--align-from", aligned]}
     # cos(theta) on the stored labels: the networks never saw these configurations
-    cos_only = ["--split", "all", "--epsilon", 0, "--random", 0,
+    cos_only = ["--split", "test", "--epsilon", 0, "--random", 0,
                 "--sampling", "MD driven by bks-dsf"]
     pairs = [("bks", "bks"), ("bks-dsf", "bks_dsf")] + [
         (f"torchscript:{POTENTIALS / f'{n}.pt'}", n) for n in XTB_MODELS if _shipped(n)]
     for approx, name in pairs:
         d.stage(f"QM: cos(theta) of {name} against the stored GFN1-xTB labels", "probe",
                 labels, "--approx", approx, "--reference", f"labels:{labels}",
+                *align.get(name, ["--align", "none"]),
                 "-o", res / f"probe_{name}_vs_gfn1.h5", *cos_only, mpi=True)
     d.stage(f"QM: probe, bks error along A vs random directions against live GFN1-xTB "
             f"({q['probe_configs']} configurations)", "probe", labels, "--approx", "bks",
-            "--reference", "xtb:GFN1", "--split", "all", "--limit", q["probe_configs"],
-            "--random", 2, "--sampling", "MD driven by bks-dsf",
+            "--reference", "xtb:GFN1", *align["bks"], "--split", "test",
+            "--limit", q["probe_configs"], "--random", 2, "--sampling", "MD driven by bks-dsf",
             "-o", res / "probe_bks_vs_gfn1_live.h5", mpi=True)
-    drivers = [("bks", "bks")]
+    drivers = [("bks", "bks", align["bks"])]
     if _shipped("gnn_xtb"):
-        drivers.append((f"torchscript:{POTENTIALS / 'gnn_xtb.pt'}", "gnn_xtb"))
-    for approx, name in drivers:
-        d.stage(f"QM: relaxations (FIRE) driven by {name}, recorded against live GFN1-xTB",
-                "relax", labels, "--approx", approx, "--reference", "xtb:GFN1", "--split",
-                "all", "--limit", q["relaxations"], "--steps", q["relax_steps"],
+        drivers.append((f"torchscript:{POTENTIALS / 'gnn_xtb.pt'}", "gnn_xtb", ["--align", "none"]))
+    for approx, name, how in drivers:
+        d.stage(f"QM: relaxations (FIRE) driven by {name}, recorded against live GFN1-xTB "
+                f"(capped at {q['relax_steps']} steps: unconverged, labelled so)",
+                "relax", labels, "--approx", approx, "--reference", "xtb:GFN1", *how,
+                "--split", "test", "--limit", q["relaxations"], "--steps", q["relax_steps"],
                 "--min-style", "fire", "--overwrite", "-o", res / f"relax_{name}_vs_gfn1",
                 mpi=True)
 

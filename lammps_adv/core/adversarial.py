@@ -9,7 +9,12 @@ Conventions (metal units):
   energy error         dE = E_acc - E_app                       (eV; > 0: the model is too low)
   adversarial direction A  = d/dR (E_acc - E_app)^2 = 2 dE (F_app - F_acc)   (eV^2/A, [N, 3])
   cos_adversarial      A . F_app / (|A| |F_app|)
-                       = sign(dE) cos(F_app - F_acc, F_app)
+                       = sign(dE) c_F                            (the decomposition below)
+  energy_error_sign    sign(dE): +1, -1, or 0 when dE = 0
+  cos_force_error      c_F = cos(F_app - F_acc, F_app)
+  abs_cos_adversarial  |cos_adversarial| = |c_F| (0 when dE = 0)
+  force_error_ratio    |F_app - F_acc| / |F_app| over the 3N vector; 0 when both are 0,
+                       inf when only |F_app| is 0 (any force error is infinitely large then)
   force error          dF = F_app - F_acc
   force_rmse           sqrt(sum dF^2 / (3N))                    (eV/A, RMS over components)
   force_max_error      max_i |dF_i|                             (eV/A, largest per-atom norm)
@@ -18,7 +23,15 @@ Conventions (metal units):
 
 Every cosine is defined as 0 when one of its vectors has zero norm (a perfect model,
 dE = 0, or a configuration where a force vanishes), so no measure is ever NaN for finite
-input. Cosines are clipped to [-1, 1].
+input (force_error_ratio alone can be inf). Cosines are clipped to [-1, 1].
+
+Why the decomposition: cos(theta) mixes two things, whether the energy error is positive
+(sign) and whether the force error leans along F_app (c_F). Its sign over configurations
+can flip with the energy zero while |cos| = |c_F| cannot, so a lean is judged on |cos|
+against the random value ``random_abs_cos`` and, separately, on the sign fraction.
+To first order a displacement dr changes E_acc - E_app by (F_app - F_acc) . dr
+(``first_order_change``), so |F_app - F_acc| sets how fast a step of given length can move
+the error at all.
 
 Displacement with total distortion epsilon (A^2) means sum_i |dr_i|^2 = epsilon, i.e. the
 3N displacement is sqrt(epsilon) * v / |v| for a direction v. A zero direction gives no
@@ -33,8 +46,9 @@ import numpy as np
 DISTORTIONS = ("total", "per-atom")    # epsilon over the whole cell, or per atom
 
 OBSERVABLES = ("energy_approx", "energy_reference", "energy_error", "energy_error_per_atom",
-               "cos_adversarial", "force_rmse", "force_max_error", "force_cos",
-               "fnorm_approx", "fnorm_reference")
+               "cos_adversarial", "abs_cos_adversarial", "energy_error_sign",
+               "cos_force_error", "force_error_ratio", "force_rmse", "force_max_error",
+               "force_cos", "fnorm_approx", "fnorm_reference")
 
 
 def _vec(a) -> np.ndarray:
@@ -70,6 +84,41 @@ def cos_adversarial(e_app: float, e_acc: float, f_app, f_acc) -> float:
     return math.copysign(1.0, de) * c if c != 0.0 else 0.0
 
 
+def _clipped_cos(dot: float, n1: float, n2: float) -> float:
+    if n1 == 0.0 or n2 == 0.0:
+        return 0.0
+    return min(1.0, max(-1.0, dot / (n1 * n2)))
+
+
+def _decompose(de: float, dd: float, da: float, aa: float) -> dict:
+    """cos(theta) and its factors from dE (eV) and the dot products of d = F_app - F_acc
+    and F_app (d.d, d.F_app, F_app.F_app)."""
+    nd, na = math.sqrt(dd), math.sqrt(aa)
+    c_f = _clipped_cos(da, nd, na)
+    sign = float(np.sign(de))
+    cadv = sign * c_f if (sign != 0.0 and c_f != 0.0) else 0.0
+    ratio = nd / na if na != 0.0 else (0.0 if nd == 0.0 else math.inf)
+    return {"cos_adversarial": cadv, "abs_cos_adversarial": abs(cadv),
+            "energy_error_sign": sign, "cos_force_error": c_f, "force_error_ratio": ratio}
+
+
+def decomposition(e_app: float, e_acc: float, f_app, f_acc) -> dict:
+    """cos(theta) = energy_error_sign * cos_force_error, with both factors, |cos(theta)|,
+    force_error_ratio = |F_app - F_acc| / |F_app| and force_error_norm = |F_app - F_acc|
+    (eV/A, the 3N norm) of one configuration (definitions in the module docstring)."""
+    fa, d = _vec(f_app), _vec(f_app) - _vec(f_acc)
+    dd = float(d @ d)
+    out = _decompose(energy_error(e_app, e_acc), dd, float(d @ fa), float(fa @ fa))
+    out["force_error_norm"] = math.sqrt(dd)
+    return out
+
+
+def first_order_change(f_app, f_acc, dr) -> float:
+    """(F_app - F_acc) . dr (eV): the first-order change of E_acc - E_app when the atoms move
+    by dr (A, shape of the forces), since d(E_acc - E_app)/dR = F_app - F_acc."""
+    return float((_vec(f_app) - _vec(f_acc)) @ _vec(dr))
+
+
 def force_rmse(f_app, f_acc) -> float:
     """sqrt(mean over the 3N components of (F_app - F_acc)^2) (eV/A)."""
     d = _vec(f_app) - _vec(f_acc)
@@ -100,16 +149,8 @@ def measures(e_app: float, e_acc: float, f_app, f_acc) -> dict:
     d = fa - fr
     dd, aa, rr = float(d @ d), float(fa @ fa), float(fr @ fr)
     da, ar = float(d @ fa), float(fa @ fr)
-    na, nr, nd = math.sqrt(aa), math.sqrt(rr), math.sqrt(dd)
+    na, nr = math.sqrt(aa), math.sqrt(rr)
     de = energy_error(e_app, e_acc)
-
-    def _cos(dot, n1, n2):
-        if n1 == 0.0 or n2 == 0.0:
-            return 0.0
-        return min(1.0, max(-1.0, dot / (n1 * n2)))
-
-    cadv = _cos(da, nd, na)
-    cadv = math.copysign(1.0, de) * cadv if (de != 0.0 and cadv != 0.0) else 0.0
     if n:
         d3 = d.reshape(-1, 3)
         fmax = float(np.sqrt(np.einsum("ij,ij->i", d3, d3)).max())
@@ -120,10 +161,10 @@ def measures(e_app: float, e_acc: float, f_app, f_acc) -> dict:
         "energy_reference": float(e_acc),
         "energy_error": de,
         "energy_error_per_atom": de / n if n else 0.0,
-        "cos_adversarial": cadv,
+        **_decompose(de, dd, da, aa),
         "force_rmse": math.sqrt(dd / fa.size) if fa.size else 0.0,
         "force_max_error": fmax,
-        "force_cos": _cos(ar, na, nr),
+        "force_cos": _clipped_cos(ar, na, nr),
         "fnorm_approx": na,
         "fnorm_reference": nr,
     }

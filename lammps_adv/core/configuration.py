@@ -41,3 +41,14 @@ def describe(symbols, positions, cell) -> str:
     lengths = " x ".join(f"{x:.3g}" for x in np.linalg.norm(cell, axis=1))
     return (f"configuration of {len(symbols)} atoms ({counts}, cell {lengths} A, "
             f"id {config_key(symbols, positions, cell)[:8]})")
+
+
+def periodic_displacement(start, end, cell) -> np.ndarray:
+    """end - start [N, 3] (A) under the minimum-image convention of the periodic cell (rows
+    a, b, c): LAMMPS wraps atoms back into the box when it re-neighbours, so two records of
+    one moving atom can differ by a cell vector. Exact for moves shorter than half the
+    cell's smallest width (any minimizer step, MD records close together)."""
+    cell = np.asarray(cell, dtype=np.float64)
+    frac = (np.asarray(end, dtype=np.float64) - np.asarray(start, dtype=np.float64)) \
+        @ np.linalg.inv(cell)
+    return (frac - np.round(frac)) @ cell

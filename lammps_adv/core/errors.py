@@ -76,3 +76,8 @@ class ModelError(LammpsAdvError, ValueError):
 
 class AlignmentError(LammpsAdvError, ValueError):
     """Energy alignment cannot be set up as asked (unknown species, bad shifts)."""
+
+
+class ReportError(LammpsAdvError, ValueError):
+    """Result files cannot be reported together as given (one model pair under different
+    energy alignments, say); the message names the files' disagreement."""

@@ -75,7 +75,7 @@ def _max():
 
 
 def relabel(path, out, reference: str, split: str | None = None, limit: int | None = None,
-            ranks_per_task: int = 1, comm=None, progress: bool = True) -> tuple:
+            every: int = 1, ranks_per_task: int = 1, comm=None, progress: bool = True) -> tuple:
     """Label the configurations of a dataset or structure file with ``reference`` and write
     them as a dataset (lammps_adv.io.dataset): the source's splits, temperatures and
     sources are kept when it is a dataset of all its configurations. Returns (dataset,
@@ -84,7 +84,7 @@ def relabel(path, out, reference: str, split: str | None = None, limit: int | No
     path = Path(path)
     if comm.Get_rank() == 0:
         check_writable(Path(out), "label file")     # fails before hours of labelling
-    configs = load_configs(path, split=split, limit=limit)
+    configs = load_configs(path, split=split, limit=limit, every=every)
     stats: dict = {}
     labelled = label(configs, reference, comm, ranks_per_task, what=f"labels ({reference})",
                      progress=progress, stats=stats)
@@ -98,6 +98,9 @@ def relabel(path, out, reference: str, split: str | None = None, limit: int | No
             i = int(c["source"].rsplit("#", 1)[1])
             fr["temperature"] = float(source_ds.temperature[i])
             fr["source"] = source_ds.source[i] or c["source"]
+            fr["unit"] = source_ds.unit[i] or c["source"]
+        else:                          # a structure file: each frame its own unit
+            fr["unit"] = c["source"]
         frames.append(fr)
     gen = {"kind": "relabel", "from": path.name, "split": split, "limit": limit,
            "reference_description": stats.get("reference_description"),

@@ -8,8 +8,10 @@ parallel, ``labelling.py``), add them to the training split, retrain warm-starte
 current model (the validation and test splits stay those of the base dataset). Each
 strategy spends exactly ``budget`` labels in all (``baseline`` none).
 
-Every final model is measured on one fixed evaluation set that no strategy trains on
-(``measures.py``). Outputs under ``out``:
+Every final model is measured on one fixed evaluation set that no strategy trains on:
+the evaluation configurations ("thermal") plus relaxed copies of some of them ("minimum",
+relaxed with the reference; ``measures.evaluation_set``). Measures in ``measures.py``.
+Outputs under ``out``:
 
     seed<S>/base.pt (+ card)                      the base model of seed S
     seed<S>/<strategy>/round<R>.h5 / .pt (+ card)  training set and model after round R
@@ -27,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.calculators import get_calculator
+from lammps_adv.core.alignment import NONE, Alignment
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.labelling import label
-from lammps_adv.experiments.measures import measure, reference_labels
+from lammps_adv.experiments.measures import (MINIMA_FMAX, MINIMA_MAX_STEPS, PER_CONFIGURATION,
+                                             evaluation_set, measure, reference_labels)
 from lammps_adv.experiments.strategies import STRATEGIES, Sources, pick
 from lammps_adv.io.configs import load_configs
 from lammps_adv.io.dataset import from_frames, load
@@ -37,8 +41,11 @@ from lammps_adv.io.h5md import write_mitigation
 from lammps_adv.parallel.mpi import is_root, mpi_comm, on_root
 from lammps_adv.training.train import TrainSettings, train
 
-MEASURES = ("energy_rmse_meV_per_atom", "force_rmse_eV_per_A", "cos_mean", "cos_fraction_positive",
-            "cos_energy_correlation", "probe_excess", "relax_growth")
+MEASURES = ("energy_rmse_meV_per_atom", "force_rmse_eV_per_A", "abs_cos_mean",
+            "abs_cos_over_random", "sign_fraction", "cos_mean", "cos_energy_correlation",
+            "probe_excess", "relax_growth")
+# measures after each round (round 0: the base model): the label curves of the report
+CURVES = ("energy_rmse_meV_per_atom", "abs_cos_mean", "sign_fraction")
 
 
 @dataclass
@@ -64,6 +71,9 @@ class MitigateSettings:
     probe_configs: int = 8
     relaxations: int = 8
     relax_steps: int = 10
+    minima: int | None = None               # relaxed evaluation minima (None: a quarter)
+    minima_fmax: float = MINIMA_FMAX        # eV/A: largest per-atom reference force at a minimum
+    minima_steps: int = MINIMA_MAX_STEPS    # FIRE steps at most per minimum
     threads: int = 1
 
     def check(self) -> None:
@@ -77,6 +87,11 @@ class MitigateSettings:
             raise ValueError("at least one seed is needed")
         if "uncertainty" in self.strategies and self.committee < 2:
             raise ValueError("the uncertainty strategy needs a committee of at least 2 models")
+        if self.minima is not None and self.minima < 0:
+            raise ValueError(f"--minima must be >= 0, not {self.minima}")
+        if not self.minima_fmax > 0 or self.minima_steps < 1:
+            raise ValueError(f"relaxed minima need fmax > 0 and at least one step (fmax "
+                             f"{self.minima_fmax}, steps {self.minima_steps})")
 
     def per_round(self) -> list[int]:
         """Labels spent in each round (the budget split as evenly as possible)."""
@@ -122,6 +137,8 @@ class _Run:
     eval_configs: list
     eval_labels: list
     reserve: list
+    eval_kinds: list                # "thermal" | "minimum" per evaluation configuration
+    alignment: Alignment = NONE     # of the approximate energies in every measure
 
 
 def _pick(run: _Run, strategy: str, src: Sources, pt: Path, committee: list, ds, n: int, rng):
@@ -147,7 +164,8 @@ def _run_strategy(run: _Run, strategy: str, i: int, j: int, seed: int, folder: P
     ds, pt, ckpt = run.base_ds, *base
     committee = [(c.with_suffix(".pt"), c) for c in committee0] if strategy == "uncertainty" else []
     src = Sources(model=None, starts=[], reserve=run.reserve, epsilon=s.epsilon,
-                  distortion=s.distortion, ascent_steps=s.ascent_steps)
+                  distortion=s.distortion, ascent_steps=s.ascent_steps,
+                  alignment=run.alignment)
     src.taken = (j * s.budget) % max(len(run.reserve), 1)   # seeds see other MD
     if strategy == "baseline":                               # no labels: the base model all along
         return first, [first] * (s.rounds + 1), 0
@@ -169,27 +187,35 @@ def _run_strategy(run: _Run, strategy: str, i: int, j: int, seed: int, folder: P
                      for k, (_, c) in enumerate(committee)]
         last = r + 1 == s.rounds
         after.append(measure(pt, run.eval_configs, run.eval_labels, s,
-                             sdir / ("eval" if last else f"round{r + 1}_eval"), comm, full=last))
+                             sdir / ("eval" if last else f"round{r + 1}_eval"), comm, full=last,
+                             kinds=run.eval_kinds, alignment=run.alignment))
     return after[-1], after, spent
 
 
 def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: str | Path,
-             settings: MitigateSettings | None = None, comm=None, progress: bool = True) -> Path:
-    """Run every strategy for every seed; write the summary; returns its path."""
+             settings: MitigateSettings | None = None, comm=None, progress: bool = True,
+             alignment: Alignment | None = None) -> Path:
+    """Run every strategy for every seed; write the summary; returns its path.
+
+    alignment: of the models' energies against the reference in every measure, probe and
+    relaxation (and the adversarial strategy's A), unchanged; default none, since the
+    models are trained on the reference's own energies (docs/alignment.md)."""
     s = settings or MitigateSettings()
     s.check()
     comm = comm or mpi_comm()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    eval_configs = load_configs(evaluation, split=None)
+    eval_configs, eval_kinds = evaluation_set(load_configs(evaluation, split=None), s.reference,
+                                              comm, s.minima, s.minima_fmax, s.minima_steps)
     run = _Run(s, comm, load(base), eval_configs,
-               reference_labels(eval_configs, s.reference, comm), load_configs(pool, split=None))
+               reference_labels(eval_configs, s.reference, comm), load_configs(pool, split=None),
+               eval_kinds, alignment or NONE)
     n_strat = len(s.strategies)
     values = {m: np.full((n_strat, len(s.seeds)), np.nan) for m in MEASURES}
     spent = np.zeros((n_strat, len(s.seeds)), dtype=np.int64)
-    curve = {m: np.full((n_strat, len(s.seeds), s.rounds + 1), np.nan)
-             for m in ("energy_rmse_meV_per_atom", "cos_mean")}
-    cos = np.full((n_strat, len(s.seeds), len(eval_configs)), np.nan)
+    curve = {m: np.full((n_strat, len(s.seeds), s.rounds + 1), np.nan) for m in CURVES}
+    per_run = {m: np.full((n_strat, len(s.seeds), len(eval_configs)), np.nan)
+               for m in PER_CONFIGURATION}
     relax_curve = np.full((n_strat, len(s.seeds), s.relax_steps + 1), np.nan)
     bar = progress_bar(len(s.seeds) * n_strat, "mitigate (strategy x seed)", "run", progress, comm)
     try:
@@ -203,7 +229,8 @@ def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: st
                                  comm=comm, info={"strategy": "committee", "round": 0,
                                                   "seed": seed + 1000 * k, "labels_used": 0})
                           for k in range(1, s.committee)] if "uncertainty" in s.strategies else []
-            first = measure(base_pt, eval_configs, run.eval_labels, s, folder / "base_eval", comm)
+            first = measure(base_pt, eval_configs, run.eval_labels, s, folder / "base_eval", comm,
+                            kinds=eval_kinds, alignment=run.alignment)
             for i, strategy in enumerate(s.strategies):
                 final, after, spent[i, j] = _run_strategy(
                     run, strategy, i, j, seed, folder, (base_pt, base_ckpt), committee0, first)
@@ -211,7 +238,9 @@ def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: st
                     values[m][i, j] = final[m]
                 for m in curve:
                     curve[m][i, j] = [a[m] for a in after]
-                cos[i, j], relax_curve[i, j] = final["cos"], final["relax_curve"]
+                for m in per_run:
+                    per_run[m][i, j] = final[m]
+                relax_curve[i, j] = final["relax_curve"]
                 bar.update(1)
     finally:
         bar.close()
@@ -220,12 +249,17 @@ def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: st
         params = {"experiment": "mitigate", "approx_kind": s.model, "reference": s.reference,
                   "base": str(base), "evaluation": str(evaluation), "pool": str(pool),
                   "settings": json.dumps(dataclasses.asdict(s), sort_keys=True),
-                  "command_line": " ".join(sys.argv), "units": "metal"}
+                  "command_line": " ".join(sys.argv), "units": "metal",
+                  **run.alignment.attrs()}
         write_mitigation(summary, params, strategies=list(s.strategies), seeds=list(s.seeds),
                          labels_spent=spent, measures=values, curves=curve,
                          labels_per_round=np.r_[0, np.cumsum(s.per_round())],
-                         per_run={"cos": cos, "relax_curve": relax_curve},
+                         per_run={**per_run, "relax_curve": relax_curve},
                          eval_energy_per_atom=[r["energy"] / len(r["positions"])
-                                               for r in run.eval_labels])
+                                               for r in run.eval_labels],
+                         eval_kind=eval_kinds,
+                         eval_max_force=[float(np.linalg.norm(r["forces"], axis=1).max())
+                                         for r in run.eval_labels],
+                         eval_n_atoms=[len(r["positions"]) for r in run.eval_labels])
     comm.Barrier()
     return summary

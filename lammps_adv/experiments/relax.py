@@ -4,6 +4,13 @@ Each configuration is relaxed with the approximate model (``min_style`` fire, cg
 extra ``min_modify`` options passed through) while the recorder evaluates the reference at
 every force evaluation, writing one HDF5 file per relaxation (``relax_0000.h5``, ...).
 
+Convergence is one criterion, the one ASE and most relaxation studies use: the largest
+per-atom force norm max_i |F_app,i| below ``fmax`` (eV/A; LAMMPS ``min_modify norm max``
+with the force tolerance ``fmax`` and no energy criterion), within ``steps`` minimizer
+steps. Each file's /parameters says whether it got there: ``converged``,
+``minimizer_steps`` (steps done) and ``final_fmax_eV_per_A`` (max_i |F_app,i| at the end).
+A relaxation stopped by the cap is unconverged and is reported with its step count.
+
 Under ``mpirun -np N`` the ranks are split into groups of ``ranks_per_relax`` (MPI
 sub-communicators, one LAMMPS instance each) and the relaxations are dealt out round-robin;
 each relaxation is computed exactly as in a serial run, so the files are identical.
@@ -13,7 +20,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lammps_adv.core.alignment import NONE, check_mode
+import numpy as np
+
+from lammps_adv.core.alignment import NONE, Alignment, check_fit, check_mode
+from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.align import fit_parallel
 from lammps_adv.lammps.system import LammpsSystem
@@ -25,16 +35,20 @@ MIN_STYLES = ("fire", "cg", "sd")
 
 
 def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
-          min_style: str = "fire", steps: int = 200, ftol: float = 1e-4,
+          min_style: str = "fire", steps: int = 2000, fmax: float = 1e-3,
           min_modify: str = "", frames_every: int = 0, ranks_per_relax: int = 1,
           overwrite: bool = False, comm=None, progress: bool = True,
-          align: str = "per-species") -> list[Path]:
+          align: str = "per-species", alignment: Alignment | None = None) -> list[Path]:
     """Relax every configuration of ``configs`` [(positions, cell, names, source)].
 
-    steps: maximum minimizer iterations; ftol: force tolerance (eV/A) of the minimizer;
+    steps: maximum minimizer steps (the cap); fmax: convergence when no atom feels a force
+    above it (eV/A, per-atom norm of the driving model's force; ``min_modify`` must not set
+    ``norm``); min_modify: further LAMMPS min_modify options (e.g. "dmax 0.05");
     overwrite: replace relaxation files already in ``out_dir`` (else they are an error);
-    align: "per-species" fits energy shifts of the approximate model on the starting
-    configurations (lammps_adv.core.alignment), "none" compares raw energies.
+    alignment: applied unchanged when given (fitted on an independent set, read from an
+    earlier result or given by the user); else ``align``: "per-species" fits energy shifts
+    of the approximate model on the starting configurations (recorded as self-fitted,
+    lammps_adv.core.alignment), "none" compares raw energies.
     Returns the paths of the files written by this rank's group (all of them in serial).
     """
     from ase import Atoms
@@ -42,10 +56,17 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
         raise ValueError(f"min_style must be one of {', '.join(MIN_STYLES)}, not {min_style!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if not fmax > 0:
+        raise ValueError(f"fmax must be a positive force (eV/A), got {fmax}")
+    if "norm" in min_modify.split():
+        raise ValueError("--min-modify must not set norm: --fmax is the largest per-atom "
+                         "force norm (min_modify norm max)")
     check_mode(align)
     comm = comm or mpi_comm()
-    alignment = fit_parallel(configs, approx, reference, comm, ranks_per_relax) \
-        if align == "per-species" else NONE
+    if alignment is None and align == "per-species":
+        check_fit([c[2] for c in configs])        # no degree of freedom: fails before any work
+        alignment = fit_parallel(configs, approx, reference, comm, ranks_per_relax)
+    alignment = alignment or NONE
     sub, mine, n_groups = split_tasks(comm, len(configs), ranks_per_relax)
     out_dir = Path(out_dir)
     if comm.Get_rank() == 0:
@@ -55,21 +76,26 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     bar = progress_bar(len(configs), f"relaxations ({n_groups} at a time)", "relax", progress, comm)
     try:
         for i in mine:
-            pos, cell, names, source = configs[i][:4]
+            start = Configuration(*configs[i])
+            pos, cell, names, source = start[:4]
             out = out_dir / f"relax_{i:04d}.h5"
             atoms = Atoms(names, positions=pos, cell=cell, pbc=True)
             with LammpsSystem(atoms, approx, comm=sub) as system:
                 provenance = {"experiment": "relax", "source": source, "min_style": min_style,
-                              "min_modify": min_modify, "steps": steps, "ftol": ftol,
-                              "config_index": i, "command_line": " ".join(sys.argv)}
+                              "min_modify": min_modify, "steps": steps, "fmax_eV_per_A": fmax,
+                              "config_index": i, "command_line": " ".join(sys.argv),
+                              # what the report's intervals resample; K of its MD run
+                              "independent_unit": start.unit or source,
+                              "start_temperature_K": float(start.temperature)}
                 with Recorder(system.lmp, reference, out=out, approx=approx,
                               frames_every=frames_every, provenance=provenance,
                               overwrite=overwrite, alignment=alignment, comm=sub) as rec:
-                    cmds = [f"min_style {min_style}"]
+                    cmds = [f"min_style {min_style}", "min_modify norm max"]
                     if min_modify:
                         cmds.append(f"min_modify {min_modify}")
                     rec.commands(cmds)
-                    rec.command(f"minimize 0.0 {ftol} {steps} {10 * steps}")
+                    rec.command(f"minimize 0.0 {fmax!r} {steps} {10 * steps}")
+                    rec.set_parameters(outcome(system, fmax))
             written.append(out)
             bar.update(n_groups)
     finally:
@@ -78,3 +104,13 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     comm.Barrier()
     return written
 
+
+def outcome(system: LammpsSystem, fmax: float) -> dict:
+    """How a minimization ended (collective): steps done (LAMMPS counts from 0 in the fresh
+    instance), the largest per-atom |F_app| (eV/A) of the final configuration and whether it
+    is within ``fmax``."""
+    forces = system.forces()
+    final = float(np.sqrt(np.einsum("ij,ij->i", forces, forces)).max()) if len(forces) else 0.0
+    return {"converged": bool(final <= fmax),
+            "minimizer_steps": int(system.lmp.extract_global("ntimestep")),
+            "final_fmax_eV_per_A": final}

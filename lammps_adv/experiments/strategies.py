@@ -20,7 +20,7 @@ round, when ``mitigate`` labels what was picked.
                training configuration (no reference needed to pick)
 
 Displacements use the probe's convention: distortion epsilon (A^2), "total" over the cell
-or "per-atom". A step that would bring two atoms closer than the probe's core distance
+or "per-atom". A step that would bring two atoms closer than ``CORE_DISTANCE``
 (1.2 A, well inside the Si-O bond) is halved until it does not (at most 10 times; the label
 names the factor): a direction concentrated on one atom can otherwise push it into a
 neighbour, and a label of keV per atom from inside the repulsive core wrecks the retrained
@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lammps_adv.core import adversarial
-from lammps_adv.experiments.probe import CORE_DISTANCE
+from lammps_adv.core.alignment import NONE, Alignment
 from lammps_adv.lammps.structures import min_pair_distance
+
+CORE_DISTANCE = 1.2          # A: a step bringing two atoms closer is halved (well inside Si-O)
 
 STRATEGIES = ("baseline", "more-md", "adversarial", "step-f-app", "step-f-acc", "forces",
               "uncertainty")
@@ -50,6 +52,7 @@ class Sources:
     distortion: str = "per-atom"                   # total | per-atom
     ascent_steps: int = 3                          # uncertainty
     taken: int = 0                                 # reserve configurations used so far
+    alignment: Alignment = NONE                    # of E_app in A (adversarial strategy)
 
     def scale(self, natoms: int) -> float:
         return adversarial.total_distortion(self.epsilon, natoms, self.distortion)
@@ -107,6 +110,7 @@ def _model(src: Sources, s: dict):
 def adversarial_step(src: Sources, n: int, rng) -> list:
     def a(s):
         e_app, f_app = _model(src, s)
+        e_app = e_app + src.alignment.offset(s["names"])
         return adversarial.adversarial_direction(e_app, s["energy"], f_app, s["forces"])
     return _displaced(src, n, rng, a, "A")
 

@@ -12,7 +12,18 @@ Layout of a dataset file (format "lammps-adv-dataset", version 1; metal units):
     /configs/stress        float64 [C, 3, 3]  optional; eV/A^3, ASE sign (= -virial/V,
                                               i.e. minus LAMMPS' pressure without kinetic part)
     /configs/temperature   float64 [C]        K of the MD run it came from (NaN if unknown)
-    /configs/source        str     [C]        e.g. "glass0-T1000", "quartz-T300", "file.xyz#3"
+    /configs/source        str     [C]        the trajectory and frame, e.g. "glass0-T1000#3",
+                                              "quartz-T300#0", "file.xyz#3"
+    /configs/unit          str     [C]        the independent unit it descends from: the
+                                              melt-quenched glass or the crystal ("glass0",
+                                              "quartz"; every temperature's run of glass0
+                                              starts from the same glass), for imported files
+                                              each frame its own ("file.xyz#3") unless the
+                                              file says otherwise (extxyz info
+                                              ``independent_unit``). Frames of one unit are
+                                              correlated: statistics resample units, not
+                                              frames. Older files without it: the text of
+                                              source before "-T" or "#" (``unit_from_source``)
     /atoms/positions       float64 [A, 3]     A
     /atoms/species         int64   [A]        index into the species list
     /atoms/forces          float64 [A, 3]     optional; eV/A
@@ -55,6 +66,7 @@ class Dataset:
     stress: np.ndarray | None = None
     temperature: np.ndarray | None = None
     source: list | None = None
+    unit: list | None = None            # independent unit of each configuration
     splits: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
     path: str | None = None
@@ -68,6 +80,8 @@ class Dataset:
             self.temperature = np.full(C, np.nan)
         if self.source is None:
             self.source = [""] * C
+        units = self.unit if self.unit is not None else [""] * C
+        self.unit = [str(u) or unit_from_source(s) for u, s in zip(units, self.source)]
 
     def __len__(self) -> int:
         return len(self.natoms)
@@ -91,7 +105,8 @@ class Dataset:
                 "names": [self.species[k] for k in sp], "energy": float(self.energy[i]),
                 "forces": None if self.forces is None else self.forces[s],
                 "stress": None if self.stress is None else self.stress[i],
-                "source": self.source[i], "temperature": float(self.temperature[i])}
+                "source": self.source[i], "unit": self.unit[i],
+                "temperature": float(self.temperature[i])}
 
     def split(self, name: str) -> np.ndarray:
         """Indices of a split; a clear error when it is missing or empty."""
@@ -121,7 +136,9 @@ class Dataset:
                  f"{', stress' if self.has_stress else ''}",
                  f"  energy per atom: {e_pa.min():.4f} .. {e_pa.max():.4f} eV",
                  f"  splits: {splits or 'none'}",
-                 "  sources: " + ", ".join(f"{k} ({v})" for k, v in sorted(srcs.items()))]
+                 "  sources: " + ", ".join(f"{k} ({v})" for k, v in sorted(srcs.items())),
+                 f"  independent units: {len(set(self.unit))} (glasses, crystals or files "
+                 "the configurations descend from)"]
         return "\n".join(lines)
 
     def check_finite(self) -> None:
@@ -162,6 +179,7 @@ class Dataset:
         arrays = {"configs/natoms": self.natoms, "configs/offset": self.offset,
                   "configs/cell": self.cell, "configs/energy": self.energy,
                   "configs/temperature": self.temperature, "configs/source": self.source,
+                  "configs/unit": self.unit,
                   "configs/stress": self.stress, "atoms/positions": self.positions,
                   "atoms/species": self.atom_species, "atoms/forces": self.forces}
         for name in SPLITS:
@@ -196,13 +214,24 @@ def load(path: str | Path) -> Dataset:
         energy=arrays["configs/energy"], positions=arrays["atoms/positions"],
         atom_species=arrays["atoms/species"], forces=arrays.get("atoms/forces"),
         stress=arrays.get("configs/stress"), temperature=arrays.get("configs/temperature"),
-        source=arrays.get("configs/source"),
+        source=arrays.get("configs/source"), unit=arrays.get("configs/unit"),
         splits={k: arrays[f"split/{k}"] for k in SPLITS if f"split/{k}" in arrays},
         attrs={k: attrs[k] for k in ("reference", "created", "generator")},
         path=str(path))
     if len(ds.positions) != int(ds.natoms.sum()):
         raise DatasetError(f"{path}: {len(ds.positions)} atom rows for {int(ds.natoms.sum())} atoms")
     return ds
+
+
+def unit_from_source(source: str) -> str:
+    """The independent unit of a configuration of a file written before /configs/unit: its
+    source up to "-T" (the run's temperature: "glass0-T1000#3" -> "glass0") or else up to
+    "#" ("OUTCAR#2" -> "OUTCAR"); '' for an unknown source."""
+    source = str(source)
+    for mark in ("-T", "#"):
+        if mark in source:
+            return source.split(mark, 1)[0]
+    return source
 
 
 def random_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1),
@@ -261,6 +290,7 @@ def from_frames(frames: list[dict], species: Sequence[str], attrs: dict,
         if has_s else None,
         temperature=np.array([float(fr.get("temperature", np.nan)) for fr in frames]),
         source=[str(fr.get("source", "")) for fr in frames],
+        unit=[str(fr.get("unit") or "") for fr in frames],
         attrs=dict(attrs))
     ds.set_split(split, seed)
     return ds
@@ -328,7 +358,9 @@ def read_ase_frames(path: str | Path, index: str = ":", fmt: str | None = None,
                        "energy_kind": kind,
                        "forces": None if forces is None else np.asarray(forces, float),
                        "stress": stress, "stress_from_virial": from_virial,
-                       "info": dict(at.info), "source": f"{path.name}#{k}"})
+                       "info": dict(at.info), "source": f"{path.name}#{k}",
+                       # each frame its own independent unit unless the file names one
+                       "unit": str(at.info.get("independent_unit") or f"{path.name}#{k}")})
     return frames
 
 

@@ -62,13 +62,15 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv import __version__
+from lammps_adv.core.alignment import from_attrs as alignment_from_attrs
 from lammps_adv.core.errors import FileFormatError, one_line
 from lammps_adv.io.files import (WriterLock, atomic_write_h5, error_reason, lock_holder,
                                  open_reserved, recover, reserve_space)
 from lammps_adv.io.schema import (COMMAND_LEN, CREATOR, DATASET_FORMAT, DATASET_LAYOUT,
                                   DATASET_VERSION, ENERGY_UNIT, FRAME_DATASETS, H5MD_VERSION,
                                   KJ_PER_MOL_PER_EV, MDA_FORCE_UNIT, MITIGATION_UNITS,
-                                  OBSERVABLE_UNITS, PROBE_UNITS, STAGE_DTYPES, TIME_UNIT)
+                                  OBSERVABLE_UNITS, PROBE_STRING_ARRAYS, PROBE_UNITS,
+                                  STAGE_DTYPES, TIME_UNIT)
 
 H5MDError = FileFormatError         # the old name of the error, kept for old imports
 
@@ -310,6 +312,10 @@ class H5MDWriter:
             missing = [n for n in self.observables if n not in f["observables"]]
             if missing:
                 raise FileFormatError(f"{self.path}: observables {missing} missing, cannot --append")
+            before, now = (alignment_from_attrs(a) for a in (f["parameters"].attrs, attrs))
+            if not before.same_shifts(now):     # one file, one energy zero
+                raise FileFormatError(f"{self.path}: recorded with alignment {before.describe()}; "
+                                      f"--append needs the same, not {now.describe()}")
             for name in self.observables:       # files of older versions had no units
                 unit = OBSERVABLE_UNITS.get(name)
                 if unit and "unit" not in f["observables"][name]["value"].attrs:
@@ -687,7 +693,24 @@ def write_probe(path, parameters: dict, epsilon, natoms, source, arrays: dict) -
         epsilon                       float64 [E]        A^2 (per atom if distortion per-atom)
         natoms                        int64   [C]
         source                        bytes   [C]        where configuration c came from
+        independent_unit              bytes   [C]        the melt-quenched glass (or crystal,
+                                                         trajectory) it descends from: what
+                                                         the report's intervals resample
+        temperature                   float64 [C]        K of the MD run it came from (NaN:
+                                                         unknown)
         cos_adversarial               float64 [C]        cos(theta) at R0 (aligned energies)
+                                                         = energy_error_sign * cos_force_error
+        abs_cos_adversarial           float64 [C]        |cos(theta)| (= |cos_force_error|
+                                                         unless dE = 0; no energy zero in it)
+        energy_error_sign             float64 [C]        sign of E_acc - E_app,aligned (+1/-1/0)
+        cos_force_error               float64 [C]        cos(F_app - F_acc, F_app) at R0
+        force_error_ratio             float64 [C]        |F_app - F_acc| / |F_app| (3N vectors;
+                                                         0 if both vanish, inf if only F_app)
+        force_error_norm              float64 [C]        |F_app - F_acc| over the 3N vector (eV/A)
+        random_abs_cos_expected       float64 [C]        sqrt(2 / (pi 3N)): |cos| of a direction
+                                                         with no information about F_app
+        random_abs_cos_measured       float64 [C]        mean over the R random directions of
+                                                         |cos(direction, F_app)| (NaN: R = 0)
         energy_error                  float64 [C]        E_acc - E_app,aligned at R0 (eV)
         energy_reference              float64 [C]        E_acc at R0 (eV)
         energy_approx_raw             float64 [C]        E_app at R0 before alignment (eV)
@@ -696,11 +719,19 @@ def write_probe(path, parameters: dict, epsilon, natoms, source, arrays: dict) -
                                                          ascent along A
         max_displacement_adversarial  float64 [C, E]     largest |dr_i| of that configuration (A)
         min_distance_adversarial      float64 [C, E]     its smallest interatomic distance (A;
-                                                         inf: none below 3 A)
-        core_adversarial              bool    [C, E]     that distance < core_distance_A (the
-                                                         step pushed atoms into the repulsive core)
-        error_random, max_displacement_random, min_distance_random, core_random
+                                                         inf: none below 5 A)
+        closest_pair_adversarial      float64 [C, E, P]  its closest pair of each species pair
+                                                         (A; inf: none within 5 A)
+        flagged_adversarial           bool    [C, E]     a pair closer than its threshold, or
+                                                         |error| > flag_error_eV_per_atom per
+                                                         atom: kept out of the report's means
+        error_random, max_displacement_random, min_distance_random, flagged_random
                                       [C, R, E]          the same along R random directions
+        closest_pair_random           float64 [C, R, E, P]
+        species_pairs                 bytes   [P]        the species pairs, "O-O", "O-Si", ...
+        closest_pair_threshold        float64 [P]        flagging distance of each pair (A;
+                                                         /parameters closest_pair_threshold_source
+                                                         says how it was chosen)
 
     Written to a temporary file and renamed, so an old file stays whole until the new one is.
     """
@@ -713,6 +744,9 @@ def write_probe(path, parameters: dict, epsilon, natoms, source, arrays: dict) -
         g["source"] = np.array([str(s) for s in source], dtype=object).astype("S")
         for name, values in arrays.items():
             values = np.asarray(values)
+            if name in PROBE_STRING_ARRAYS or values.dtype.kind in "USO":   # UTF-8 bytes
+                g[name] = np.array([str(s).encode("utf-8") for s in values], dtype="S")
+                continue
             g[name] = values if values.dtype == bool else values.astype(np.float64)
         for name, unit in PROBE_UNITS.items():
             if name in g:
@@ -732,11 +766,12 @@ def _group(path, name: str, what: str):
 
 
 def read_probe(path) -> dict:
-    """The /probe arrays of a probe file by name (``source`` as str)."""
+    """The /probe arrays of a probe file by name (``source``, ``independent_unit`` as str)."""
     with _group(path, "probe", "probe file") as g:
         out = {k: g[k][()] for k in g}
-    if "source" in out:
-        out["source"] = np.array([_decode(s) for s in out["source"]], dtype=str)
+    for name in PROBE_STRING_ARRAYS:
+        if name in out:
+            out[name] = np.array([_decode(s) for s in out[name]], dtype=str)
     return out
 
 
@@ -811,7 +846,8 @@ def read_dataset(path) -> tuple[dict, dict]:
 # ---------------------------------------------------------------------------- mitigation summaries
 def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, measures: dict,
                      curves: dict, labels_per_round, per_run: dict,
-                     eval_energy_per_atom) -> Path:
+                     eval_energy_per_atom, eval_kind=None, eval_max_force=None,
+                     eval_n_atoms=None) -> Path:
     """The summary of a ``lammps-adv mitigate`` run: /h5md, /parameters (attrs), /mitigate:
 
         strategy                bytes   [S]
@@ -820,11 +856,20 @@ def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, me
         measures/<name>         float64 [S, K]     final measures (lammps_adv.experiments.measures)
         curves/<name>           float64 [S, K, R+1] the same after each round (0: base model)
         labels_per_round        int64   [R+1]      cumulative labels after each round
-        per_run/cos             float64 [S, K, C]  cos(theta) of each evaluation configuration
+        per_run/<name>          float64 [S, K, C]  per evaluation configuration: cos,
+                                                   abs_cos, energy_error_sign (of E_acc -
+                                                   E_app), cos_force_error (c_F),
+                                                   force_error_ratio, alignment_offset (eV
+                                                   added to E_app; lammps_adv.experiments.
+                                                   measures.per_configuration)
         per_run/relax_curve     float64 [S, K, T]  median |E_acc - E_app| (meV/atom) per
                                                    minimizer step of the recorded relaxations
         eval_energy_per_atom    float64 [C]        reference energy of each evaluation
                                                    configuration (eV/atom)
+        eval_kind               bytes   [C]        "thermal" (MD) or "minimum" (relaxed with
+                                                   the reference)
+        eval_max_force          float64 [C]        largest per-atom reference force (eV/A)
+        eval_n_atoms            int64   [C]        atoms (the random |cos| sqrt(2/(pi 3N)))
 
     Written to a temporary file and renamed."""
     def fill(f):
@@ -837,6 +882,13 @@ def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, me
         g["labels_per_round"] = np.asarray(labels_per_round, dtype=np.int64)
         g["eval_energy_per_atom"] = np.asarray(eval_energy_per_atom, dtype=np.float64)
         g["eval_energy_per_atom"].attrs["unit"] = ENERGY_UNIT
+        if eval_kind is not None:
+            g["eval_kind"] = np.array([str(k) for k in eval_kind], dtype=object).astype("S")
+        if eval_max_force is not None:
+            g["eval_max_force"] = np.asarray(eval_max_force, dtype=np.float64)
+            g["eval_max_force"].attrs["unit"] = MITIGATION_UNITS["eval_max_force"]
+        if eval_n_atoms is not None:
+            g["eval_n_atoms"] = np.asarray(eval_n_atoms, dtype=np.int64)
         for group, arrays in (("measures", measures), ("curves", curves), ("per_run", per_run)):
             sub = g.create_group(group)
             for name, values in arrays.items():
@@ -848,11 +900,16 @@ def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, me
 
 
 def read_mitigation(path) -> dict:
-    """The /mitigate arrays of a summary (``strategy`` as str; measures and curves as dicts)."""
+    """The /mitigate arrays of a summary (``strategy``, ``eval_kind`` as str; measures and
+    curves as dicts). Summaries written before eval_kind existed lack eval_kind,
+    eval_max_force and eval_n_atoms."""
     with _group(path, "mitigate", "mitigation summary") as g:
         out = {k: g[k][()] for k in ("seed", "labels_spent", "labels_per_round",
-                                     "eval_energy_per_atom")}
+                                     "eval_energy_per_atom", "eval_max_force", "eval_n_atoms")
+               if k in g}
         out["strategy"] = [_decode(s) for s in g["strategy"][()]]
+        if "eval_kind" in g:
+            out["eval_kind"] = [_decode(s) for s in g["eval_kind"][()]]
         for group in ("measures", "curves", "per_run"):
             out[group] = {k: v[()] for k, v in g[group].items()}
     return out

@@ -12,6 +12,19 @@ def card_paths(out: str | Path) -> tuple[Path, Path]:
     return out.with_name(out.stem + ".card.json"), out.with_name(out.stem + ".card.md")
 
 
+def read_model_card(model: str | Path) -> dict | None:
+    """The card next to the model file ``model`` (a dict), or None when it has none."""
+    js = card_paths(model)[0]
+    return json.loads(js.read_text()) if js.is_file() else None
+
+
+def card_closest_pairs(card: dict | None) -> dict:
+    """{species pair ("O-Si"): closest distance (A) in the training split} a card records
+    (training_data.closest_pair_A); {} for cards written before it was recorded."""
+    pairs = ((card or {}).get("training_data") or {}).get("closest_pair_A") or {}
+    return {str(p): float(d) for p, d in pairs.items()}
+
+
 def write_model_card(out: str | Path, card: dict) -> tuple[Path, Path]:
     js, md = card_paths(out)
     js.write_text(json.dumps(card, indent=1) + "\n")
@@ -32,6 +45,9 @@ def card_markdown(card: dict) -> str:
              f"reference `{t['reference']}`",
              f"- data: `{t['path']}` (sha256 `{t['sha256'][:16]}...`), {t['n_configs']} "
              f"configurations, splits {t['splits']}, labels {', '.join(t['labels'])}",
+             *(["- closest pair in the training split (A): " + ", ".join(
+                 f"{p} {d:g}" for p, d in t["closest_pair_A"].items())]
+               if t.get("closest_pair_A") else []),
              f"- settings: Adam lr {st['lr']}, schedule {st['schedule']}, batch "
              f"{st['batch_size']}, epochs {st['epochs']}, patience {st['patience']}, "
              f"seed {st['seed']}",

@@ -29,14 +29,20 @@ KJ_PER_MOL_PER_EV = 96.48533212331002      # 1 eV = 96.485... kJ/mol (CODATA 201
 # ----------------------------------------------------------------------------- recordings
 # the columns of /observables: the adversarial measures (lammps_adv.core.adversarial
 # computes them) and what the recorder adds to each record
-RECORDING_OBSERVABLES = adversarial.OBSERVABLES + ("temperature", "evaluation", "stage")
+# first_order_change: (F_app - F_acc) of the configuration the step started from (the last
+# record of the previous step, same stage) . the displacement since then (minimum image), eV:
+# the first-order prediction of the change of energy_error (0 during a stage's first step)
+RECORDING_OBSERVABLES = adversarial.OBSERVABLES + ("temperature", "evaluation", "stage",
+                                                   "first_order_change")
 # the unit of each observable; None: dimensionless, no unit attribute
 OBSERVABLE_UNITS = {
     "energy_approx": ENERGY_UNIT, "energy_reference": ENERGY_UNIT, "energy_error": ENERGY_UNIT,
-    "energy_error_per_atom": ENERGY_UNIT, "cos_adversarial": None, "force_rmse": FORCE_UNIT,
+    "energy_error_per_atom": ENERGY_UNIT, "cos_adversarial": None,
+    "abs_cos_adversarial": None, "energy_error_sign": None, "cos_force_error": None,
+    "force_error_ratio": None, "force_rmse": FORCE_UNIT,
     "force_max_error": FORCE_UNIT, "force_cos": None, "fnorm_approx": FORCE_UNIT,
     "fnorm_reference": FORCE_UNIT, "temperature": TEMPERATURE_UNIT, "evaluation": None,
-    "stage": None}
+    "stage": None, "first_order_change": ENERGY_UNIT}
 if set(OBSERVABLE_UNITS) != set(RECORDING_OBSERVABLES):
     raise ImportError("lammps_adv.io.schema: OBSERVABLE_UNITS does not cover exactly "
                       f"RECORDING_OBSERVABLES {RECORDING_OBSERVABLES}")
@@ -58,11 +64,20 @@ PROBE_UNITS = {"epsilon": AREA_UNIT, "error_adversarial": ENERGY_UNIT,
                "alignment_offset": ENERGY_UNIT,
                "max_displacement_adversarial": LENGTH_UNIT,
                "max_displacement_random": LENGTH_UNIT,
-               "min_distance_adversarial": LENGTH_UNIT, "min_distance_random": LENGTH_UNIT}
+               "min_distance_adversarial": LENGTH_UNIT, "min_distance_random": LENGTH_UNIT,
+               "temperature": TEMPERATURE_UNIT,
+               "force_error_norm": FORCE_UNIT, "closest_pair_adversarial": LENGTH_UNIT,
+               "closest_pair_random": LENGTH_UNIT, "closest_pair_threshold": LENGTH_UNIT}
+
+# per-configuration provenance of a probe file: the independent unit each configuration
+# descends from (str, what the report's intervals resample) and the K of its MD run
+PROBE_UNIT_ARRAYS = ("independent_unit", "temperature")
+PROBE_STRING_ARRAYS = ("source", "independent_unit", "species_pairs")
 
 # ----------------------------------------------------------------------------- mitigation summaries
 MITIGATION_UNITS = {"energy_rmse_meV_per_atom": MILLI_ENERGY_UNIT,
-                    "force_rmse_eV_per_A": FORCE_UNIT, "relax_curve": MILLI_ENERGY_UNIT}
+                    "force_rmse_eV_per_A": FORCE_UNIT, "relax_curve": MILLI_ENERGY_UNIT,
+                    "alignment_offset": ENERGY_UNIT, "eval_max_force": FORCE_UNIT}
 
 # ----------------------------------------------------------------------------- dataset files
 DATASET_FORMAT = "lammps-adv-dataset"
@@ -74,7 +89,7 @@ DATASET_LAYOUT = (
     ("configs/cell", "f8", True, LENGTH_UNIT), ("configs/energy", "f8", True, ENERGY_UNIT),
     ("configs/stress", "f8", False, STRESS_UNIT),
     ("configs/temperature", "f8", False, TEMPERATURE_UNIT),
-    ("configs/source", "str", False, None),
+    ("configs/source", "str", False, None), ("configs/unit", "str", False, None),
     ("atoms/positions", "f8", True, LENGTH_UNIT), ("atoms/species", "i8", True, None),
     ("atoms/forces", "f8", False, FORCE_UNIT),
 ) + tuple((f"split/{s}", "i8", False, None) for s in DATASET_SPLITS)
@@ -97,5 +112,15 @@ RECORDING_TEXTS = ("deck", "deck_path", "command_line")
 # a probe file (lammps-adv probe): attributes
 PROBE_PARAMETERS = (
     "experiment", "approx", "reference", "approx_description", "reference_description",
-    "units", "epsilons_A2", "distortion", "ascent_steps", "core_distance_A", "sampling",
-    "n_random", "seed", "command_line") + ALIGNMENT_PARAMETERS
+    "units", "epsilons_A2", "distortion", "ascent_steps", "closest_pair_factor",
+    "closest_pair_threshold_source", "flag_error_eV_per_atom", "sampling", "n_random",
+    "seed", "command_line") + ALIGNMENT_PARAMETERS
+# a relaxation (lammps-adv relax): attributes it adds to its recording's; where it started:
+# the start configuration's independent unit (what the report's intervals resample) and the
+# K of the MD run it came from (NaN: unknown); how it ended (lammps_adv.experiments.relax):
+# converged (bool: max_i |F_app,i| <= fmax_eV_per_A), minimizer_steps (steps done, at most
+# the cap ``steps``), final_fmax_eV_per_A (max_i |F_app,i| at the end)
+RELAX_PARAMETERS = (
+    "experiment", "source", "min_style", "min_modify", "steps", "fmax_eV_per_A",
+    "config_index", "command_line", "independent_unit", "start_temperature_K", "converged",
+    "minimizer_steps", "final_fmax_eV_per_A")

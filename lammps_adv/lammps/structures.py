@@ -64,14 +64,62 @@ def cell_of(boxlo, boxhi, xy, yz, xz) -> np.ndarray:
                      [xz, yz, boxhi[2] - boxlo[2]]])
 
 
-def min_pair_distance(positions, cell, cutoff: float = 3.0) -> float:
-    """Smallest interatomic distance (A) in a periodic cell; ``inf`` when no pair is closer
-    than ``cutoff``."""
+CLOSEST_PAIR_CUTOFF = 5.0      # A: beyond the second neighbours of silica (Si-Si 3.1 A)
+
+
+def _pairs_within(positions, cell, cutoff: float, what: str = "d"):
+    """ASE's neighbour list of a periodic cell (periodic images count, an atom with its own
+    images included): the quantities ``what`` of every pair closer than ``cutoff`` (A)."""
     from ase.neighborlist import neighbor_list
     atoms = Atoms(numbers=np.ones(len(positions), dtype=int), positions=positions,
                   cell=cell, pbc=True)
-    d = neighbor_list("d", atoms, cutoff)
+    return neighbor_list(what, atoms, cutoff)
+
+
+def min_pair_distance(positions, cell, cutoff: float = 3.0) -> float:
+    """Smallest interatomic distance (A) in a periodic cell; ``inf`` when no pair is closer
+    than ``cutoff``."""
+    d = _pairs_within(positions, cell, cutoff)
     return float(d.min()) if len(d) else math.inf
+
+
+def species_pair(a: str, b: str) -> str:
+    """The name of a species pair: the two names sorted and joined by '-' ("O-Si")."""
+    return "-".join(sorted((str(a), str(b))))
+
+
+def species_pairs(names) -> list[str]:
+    """Every species pair of the species in ``names``, sorted ("O-O", "O-Si", "Si-Si")."""
+    kinds = sorted(set(map(str, names)))
+    return [species_pair(a, b) for i, a in enumerate(kinds) for b in kinds[i:]]
+
+
+def closest_pairs(positions, cell, names, cutoff: float = CLOSEST_PAIR_CUTOFF) -> dict:
+    """{species pair: closest distance (A)} of a periodic cell, for every pair of the species
+    in ``names`` (``species_pairs``); ``inf`` for a pair with no two atoms within
+    ``cutoff``. Per species pair because a distance that is ordinary for Si-O (1.6 A) is a
+    collapse for O-O or Si-Si."""
+    kinds, index = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+    out = {species_pair(a, b): math.inf for a in kinds for b in kinds}
+    i, j, d = _pairs_within(positions, cell, cutoff, "ijd")
+    if len(d):
+        a, b = index[i], index[j]
+        code = np.minimum(a, b) * len(kinds) + np.maximum(a, b)
+        best = np.full(len(kinds) ** 2, math.inf)
+        np.minimum.at(best, code, d)
+        for k in np.unique(code):
+            out[species_pair(kinds[k // len(kinds)], kinds[k % len(kinds)])] = float(best[k])
+    return {p: out[p] for p in sorted(out)}
+
+
+def closest_pairs_of_set(configurations, cutoff: float = CLOSEST_PAIR_CUTOFF) -> dict:
+    """{species pair: closest distance (A)} over configurations [(positions, cell, names)]:
+    the smallest of each pair's closest distances; pairs never within ``cutoff`` left out."""
+    best: dict = {}
+    for positions, cell, names in configurations:
+        for pair, d in closest_pairs(positions, cell, names, cutoff).items():
+            best[pair] = min(d, best.get(pair, math.inf))
+    return {p: d for p, d in sorted(best.items()) if math.isfinite(d)}
 
 
 def cubic_box_length(n_atoms: int, rho: float) -> float:

@@ -263,6 +263,16 @@ class Recorder:
             raise RunInterrupted(f"{cause}: {kept[1:-1]}, all flushed", cause.signum) from None
         raise RecorderError(f"{cause} {kept}") from None
 
+    def set_parameters(self, values: dict) -> None:
+        """Add attributes to this recording's /parameters (collective; rank 0 writes), e.g.
+        an experiment's outcome known only after its run (a relaxation's convergence)."""
+        self._check_open()
+        self._release_energy()
+        try:
+            on_root(self.comm, lambda: self.sink.writer.set_parameters(values))
+        except FileFormatError as exc:
+            raise RecorderError(str(exc)) from None
+
     # ------------------------------------------------------------------ closing
     def flush(self) -> None:
         self._release_energy()

@@ -1,14 +1,17 @@
 """Rank 0's side of a recording: complete records become rows (and frames) of the file.
 
-Computes the measures of each record (lammps_adv.core.adversarial), buffers rows in the
-H5MD writer, flushes after ``flush_every`` rows or ``flush_seconds`` seconds, and prints
-progress (at most one line a second, and one at the start of each stage).
+Computes the measures of each record (lammps_adv.core.adversarial) and its first-order
+change (``first_order_change`` below), buffers rows in the H5MD writer, flushes after
+``flush_every`` rows or ``flush_seconds`` seconds, and prints progress (at most one line a
+second, and one at the start of each stage).
 """
 from __future__ import annotations
 
+import math
 import time
 
 from lammps_adv.core import adversarial
+from lammps_adv.core.configuration import periodic_displacement
 from lammps_adv.core.errors import RecorderError
 from lammps_adv.io.h5md import H5MDWriter
 from lammps_adv.io.schema import RECORDING_OBSERVABLES as OBSERVABLES
@@ -25,12 +28,14 @@ class RecordSink:
         self._last_flush = time.monotonic()
         self._last_print = 0.0
         self._last = None
+        self._previous = self._step_start = None
 
     def add(self, rec: dict, kind: str, symbols, parameters) -> None:
         """One complete record; ``parameters()`` gives /parameters attributes at the first."""
         t0 = time.perf_counter()
         m = adversarial.measures(rec["e_app"], rec["e_acc"], rec["f_app"], rec["f_acc"])
-        m.update(temperature=rec["temperature"], evaluation=rec["ev"], stage=rec["stage"])
+        m.update(temperature=rec["temperature"], evaluation=rec["ev"], stage=rec["stage"],
+                 first_order_change=self.first_order_change(rec))
         t1 = time.perf_counter()
         self.timings["measures"] += t1 - t0
         w = self.writer
@@ -50,6 +55,28 @@ class RecordSink:
         if self.progress and (now - self._last_print >= 1.0 or rec["ev"] == 0):
             self._last_print = now
             self.print_progress()
+
+    def first_order_change(self, rec: dict) -> float:
+        """(F_app - F_acc) of the configuration this step started from . the displacement
+        since (eV): the first-order prediction of the change of E_acc - E_app from there to
+        this record. The step's start is the last record of the previous step in the same
+        stage (in a line search every trial of a step is measured from it; in MD every
+        record from the one before). 0 during a stage's first step (nothing has moved yet);
+        NaN only when the atom count changed. A few passes over 3N numbers (~30 us at 3000 atoms): nothing beside a
+        reference evaluation."""
+        prev = self._previous
+        if prev is None or prev["stage"] != rec["stage"]:
+            self._step_start = None
+        elif prev["step"] != rec["step"]:
+            self._step_start = prev
+        self._previous = {k: rec[k] for k in ("stage", "step", "pos", "f_app", "f_acc")}
+        start = self._step_start
+        if start is None:
+            return 0.0
+        if start["pos"].shape != rec["pos"].shape:
+            return math.nan
+        dr = periodic_displacement(start["pos"], rec["pos"], rec["cell"])
+        return adversarial.first_order_change(start["f_app"], start["f_acc"], dr)
 
     def flush(self) -> None:
         if self.writer.started:

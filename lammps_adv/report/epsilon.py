@@ -1,35 +1,56 @@
 """The report's epsilon section: per probe file, |E_acc - E_app| along the adversarial
 direction vs random directions, as a table with intervals and a figure, compared with the
-study's table."""
+study's table; the flagged displaced configurations (a pair pushed together, an eV-scale
+error) counted in the table, kept out of its means and listed apart."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from lammps_adv.core.summaries import epsilon_rows
+from lammps_adv.core.statistics import MIN_UNITS
+from lammps_adv.core.summaries import epsilon_rows, flagged_rows
 from lammps_adv.report.figures import plot_epsilon
 from lammps_adv.report.labels import alignment_of, pair_label
-from lammps_adv.report.tables import with_ci, write_table
+from lammps_adv.report.tables import with_ci, with_ci_if_resolved, write_table
 
 
 # the study's epsilon table (same units in both rows, presumably meV/atom), eps 0 .. 0.5 A^2
 STUDY_EPSILON = {0.0: (5.1, 5.1), 0.1: (5.3, 15.4), 0.3: (5.9, 31.9), 0.5: (6.8, 42.0)}
+FLAGGED_SHOWN = 20          # flagged configurations listed in report.md (all in the CSV)
+
+
+def _span(lo_hi: tuple[float, float], fmt: str = "{:.3g}") -> str:
+    """'0.1' or '0.05-0.07' (a value that varies over the configurations)."""
+    lo, hi = (fmt.format(v) for v in lo_hi)
+    return lo if lo == hi else f"{lo}-{hi}"
 
 
 def epsilon_table(rows: list[dict], study: bool) -> list[dict]:
     """The rows of the report's epsilon table (strings 'mean [95 % interval]')."""
     out = []
     for r in rows:
-        row = {"epsilon (A^2)": f"{r['epsilon_A2']:g}",
-               "adversarial": with_ci(r["adversarial_mean"], (r["adversarial_lo"], r["adversarial_hi"])),
-               "random": with_ci(r["random_mean"], (r["random_lo"], r["random_hi"])),
-               "increase adv.": with_ci(r["adversarial_increase"], r["adversarial_increase_ci"])
-               if r["epsilon_A2"] else "-",
-               "increase random": with_ci(r["random_increase"], r["random_increase_ci"])
-               if r["epsilon_A2"] else "-",
-               "ratio of increases": with_ci(r["ratio"], r["ratio_ci"]),
-               "pushed into the core": f"{r['core_fraction']:.0%}"
-               if math.isfinite(r["core_fraction"]) else "n/a"}
+        displaced = r["epsilon_A2"] != 0
+        units_a, units_r = r["adversarial_units"], r["random_units"]
+        row = {"sum dr^2 (A^2)": _span(r["epsilon_total_A2"]),
+               "rms displacement per atom (A)": _span(r["rms_displacement_A"]),
+               "adversarial": with_ci_if_resolved(
+                   r["adversarial_mean"], (r["adversarial_lo"], r["adversarial_hi"]), units_a),
+               "random": with_ci_if_resolved(
+                   r["random_mean"], (r["random_lo"], r["random_hi"]), units_r),
+               "increase adv.": with_ci_if_resolved(
+                   r["adversarial_increase"], r["adversarial_increase_ci"], units_a)
+               if displaced else "-",
+               "increase random": with_ci_if_resolved(
+                   r["random_increase"], r["random_increase_ci"], units_r)
+               if displaced else "-",
+               "ratio of increases": with_ci_if_resolved(
+                   r["ratio"], r["ratio_ci"], r["increase_units"]),
+               "increase / first-order prediction": with_ci_if_resolved(
+                   r["first_order_ratio"], r["first_order_ratio_ci"], r["first_order_units"])
+               if displaced else "-",
+               "flagged (adv. / random)": f"{r['flagged_adversarial']} of "
+               f"{r['n_configurations']} / {r['flagged_random']} of {r['n_random_draws']}",
+               "independent units (adv. / random)": f"{units_a} / {units_r}"}
         if study:
             rnd, adv = STUDY_EPSILON.get(round(r["epsilon_A2"], 6), (None, None))
             row["study: adversarial / random"] = f"{adv} / {rnd}" if adv is not None else "-"
@@ -45,6 +66,13 @@ def study_sentence(rows: list[dict]) -> str:
         return "The study's epsilon values (0.1, 0.3, 0.5 A^2) are not among these."
     e = common[-1]
     r = ours[e]
+    if r["increase_units"] < MIN_UNITS:
+        return (f"At epsilon = {e:g} A^2 the step along A raised the error by "
+                f"{r['adversarial_increase']:.3g} meV/atom and a random one by "
+                f"{r['random_increase']:.3g} (study: {STUDY_EPSILON[e][1] - STUDY_EPSILON[0.0][1]:.1f}"
+                f" vs {STUDY_EPSILON[e][0] - STUDY_EPSILON[0.0][0]:.1f}), over only "
+                f"{r['increase_units']} independent units: not resolved, so no verdict against "
+                "the study.")
     if not math.isfinite(r["ratio"]):
         lo = r["adversarial_increase_ci"][0]
         return (f"At epsilon = {e:g} A^2 the random directions did not raise the error "
@@ -77,6 +105,7 @@ def epsilon_section(res: dict, out: Path) -> list[str]:
         if len(p.data["epsilon"]) < 2:
             continue        # a cos(theta)-only probe (e.g. on stored labels): section 2 only
         rows = epsilon_rows(p)
+        flagged = flagged_rows(p)
         stem = out / f"epsilon_table_{i}"
         total = p.params.get("distortion", "total") == "total"
         write_table(epsilon_table(rows, study=total), stem)
@@ -92,7 +121,45 @@ def epsilon_section(res: dict, out: Path) -> list[str]:
                   f" along A. |E_acc - E_app| in meV/atom. Alignment: "
                   f"{alignment_of(p.params)}.", "",
                   stem.with_suffix(".md").read_text(), ""]
+        lines += [_table_notes(p, rows), ""]
         if total:
             lines += [study_sentence(rows), ""]
         lines += [f"![epsilon]({png.name})", ""]
+        if flagged:
+            lines += _flagged_lines(flagged, out / f"flagged_{i}")
     return lines
+
+
+def _table_notes(p, rows: list[dict]) -> str:
+    """What the table's columns are, and how many units stand behind its intervals."""
+    units = max(r["adversarial_units"] for r in rows)
+    resample = ("independent units (the probe file's independent_unit: glasses, "
+                "trajectories)" if p.data.get("independent_unit") is not None
+                else "configurations (the file records no independent units)")
+    return (f"Intervals: 95 % cluster bootstrap over {resample}; {units} units"
+            + (f", fewer than {MIN_UNITS}: intervals not resolved" if units < MIN_UNITS else "")
+            + ". Flagged displaced configurations (a species pair closer than "
+            f"{p.params.get('closest_pair_factor', 0.9):g} x its closest pair seen, or "
+            f"|E_acc - E_app| above {p.params.get('flag_error_eV_per_atom', 1.0):g} eV/atom) "
+            "are counted and left out of the means; thresholds: "
+            f"{p.params.get('closest_pair_threshold_source', 'not recorded')}. Increase / "
+            "first-order prediction: the increase along A over sqrt(sum dr^2) |F_app - F_acc| "
+            "/ N, mean of the per-configuration ratios (1 while the error responds linearly).")
+
+
+def _flagged_lines(flagged: list[dict], stem: Path) -> list[str]:
+    """The flagged displaced configurations as a table (all in CSV; the first
+    ``FLAGGED_SHOWN`` in report.md)."""
+    rows = [{"source": f["source"], "epsilon (A^2)": f"{f['epsilon_A2']:g}",
+             "direction": f["direction"], "species pair": f["species_pair"],
+             "closest pair (A)": f"{f['closest_pair_A']:.3g}",
+             "threshold (A)": f"{f['threshold_A']:.3g}",
+             "error (meV/atom)": f"{f['error_meV_per_atom']:.4g}", "reason": f["reason"]}
+            for f in flagged]
+    _, md = write_table(rows, stem)
+    table = md.read_text().splitlines()
+    more = len(rows) - FLAGGED_SHOWN
+    return (["### Flagged displaced configurations (left out of the means above)", "",
+             f"{len(rows)} displaced configurations, each with the species pair closest to "
+             "(or below) its threshold.", ""] + table[:2 + FLAGGED_SHOWN]
+            + (["", f"... and {more} more in {stem.name}.csv."] if more > 0 else []) + [""])

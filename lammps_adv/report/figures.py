@@ -78,13 +78,40 @@ def plot_scatter(x, y, path: Path, xlabel: str, ylabel: str, title: str = "") ->
     return path
 
 
-def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylabel: str) -> Path:
+def plot_scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
+                        xlabel: str, ylabel: str, title: str = "") -> Path:
+    """One scatter, one colour per group {label: (x, y)} (e.g. start temperatures), so
+    that clusters are seen as such and not read as one trend."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for i, (label, (x, y)) in enumerate(groups.items()):
+        ax.scatter(x, y, s=14, alpha=0.75, color=f"C{i}", label=f"{label} (n={len(x)})")
+    ax.axhline(0, color="k", linewidth=0.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if len(groups):
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylabel: str,
+              integer_x: bool = False) -> Path:
+    """Median and quartile band of curves over their index; integer_x: whole-number ticks
+    only (minimizer steps)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for i, (label, cs) in enumerate(curves.items()):
         x, med, q1, q3 = quantile_band(cs)
         ax.plot(x, med, color=f"C{i}", label=f"{label}: median (n={len(cs)})")
         ax.fill_between(x, q1, q3, color=f"C{i}", alpha=0.25, label="quartiles")
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
@@ -118,5 +145,37 @@ def plot_timeseries(x, panels: dict[str, np.ndarray], path: Path, xlabel: str,
     axes[-1, 0].set_xlabel(xlabel)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_cos_grid(panels: dict[str, tuple[np.ndarray, float]], path: Path,
+                  columns: int = 3) -> Path:
+    """A compact grid (at most ``columns`` wide) of cos(theta) histograms, one panel per
+    group {title: (cos values, random value sqrt(2 / (pi 3N)))}, with dotted lines at
+    +- the random value: the mean |cos| of a direction that knows nothing of F_app."""
+    plt = pyplot()
+    cols = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.3 * rows), squeeze=False)
+    bins = np.linspace(-1, 1, 41)
+    for ax, (title, (cos, rnd)) in zip(axes.ravel(), panels.items()):
+        ax.set_xlim(-1, 1)
+        ax.set_xticks([-1, -0.5, 0, 0.5, 1])
+        ax.hist(cos, bins=bins, density=True, color="C0", alpha=0.75)
+        if np.isfinite(rnd):
+            for x in (-rnd, rnd):
+                ax.axvline(x, color="C3", linestyle=":", linewidth=1.2)
+        ax.axvline(0, color="k", linewidth=0.5)
+        ax.set_title(title, fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for k in range(cols):            # the lowest panel of each column names the axis
+        axes[(len(panels) - 1 - k) // cols, k].set_xlabel(r"cos$\theta$ (A, F_app)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -61,7 +61,11 @@ def write_table(rows: list[dict], stem: Path, floatfmt: str = "{:.6g}",
             w.writerow([fmt(r[k]) for k in keys])
     if not markdown:
         return csv_path, None
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+
+    def cell(v):             # a '|' inside a cell (|cos|) would end it
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, keys)) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(cell(fmt(r[k])) for k in keys) + " |" for r in rows]
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path

@@ -51,6 +51,7 @@ def mixed_glasses(out, reference: str = "bks-dsf", sizes: Sequence[int] = (96, 1
                     c = part.config(i)
                     if c["source"].startswith("glass"):  # glass0-T300#1 -> n96-glass0-T300#1
                         c["source"] = f"{tag}-{c['source']}"
+                        c["unit"] = f"{tag}-{c['unit']}"        # glass0 -> n96-glass0
                     frames_out.append(c)
                 say(f"  {n} atoms, quench {q:g} ps: {len(part)} configurations "
                     f"({time.time() - t0:.0f} s)", flush=True)
@@ -100,7 +101,7 @@ def relaxed_frame(frame: dict, potential: str, labeller, label: str) -> dict:
                                        label=f"relaxed {label}")
     return {"positions": positions, "cell": cell, "names": list(frame["names"]),
             "energy": energy, "forces": forces, "stress": stress,
-            "temperature": 0.0, "source": label}
+            "temperature": 0.0, "source": label, "unit": frame.get("unit", "")}
 
 
 def subset(ds, fraction: float, splits, seed: int):

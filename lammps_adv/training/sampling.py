@@ -60,7 +60,7 @@ def md_frames(atoms, potential: str, temperature: float, frames: int, stride: in
             out.append({"positions": positions, "cell": cell, "species": types - 1,
                         "energy": energy, "forces": forces,
                         "stress": system.stress() if same else None,
-                        "temperature": temperature, "source": source})
+                        "temperature": temperature, "source": source, "unit": label})
     return out
 
 
@@ -78,7 +78,10 @@ def generate(out: str | Path, reference: str = "bks-dsf", driver: str | None = N
     (default: the reference): melt-quenched glasses (``glass_atoms`` each, ``n_glasses``
     of them) at ``glass_temps`` and an alpha-quartz supercell at ``quartz_temps``;
     ``frames`` frames per run, ``stride`` steps apart after ``equil`` steps.
-    glass_atoms = 0 or quartz_cells = None leaves one out."""
+    glass_atoms = 0 or quartz_cells = None leaves one out.
+
+    Each glass is its own melt-quench (an independent unit, /configs/unit "glass<g>"), run
+    at every temperature of ``glass_temps``; the quartz crystal is one unit ("quartz")."""
     driver = driver or reference
     get_potential(driver)          # clear error for an unknown spec before any work
     labeller = get_calculator(reference, comm=comm)
@@ -127,7 +130,11 @@ def generate(out: str | Path, reference: str = "bks-dsf", driver: str | None = N
            "quartz_temps": list(map(float, quartz_temps)), "frames": frames,
            "stride": stride, "equil": equil, "timestep_ps": timestep, "seed": seed,
            "melt_ps": melt_ps, "quench_ps": quench_ps, "split": list(split),
-           "ensemble": "NVT (Nose-Hoover, damping 100 steps)"}
+           "ensemble": "NVT (Nose-Hoover, damping 100 steps)",
+           "frame_spacing_ps": stride * timestep,
+           # /configs/unit: what statistics resample (frames of one glass are correlated)
+           "units": "one per melt-quench (glass<g>, melt-quench seed = seed + 1000 g), one "
+                    "for the quartz crystal; every unit is run at each of its temperatures"}
     ds = from_frames(runs, SPECIES, {"reference": reference, "generator": gen},
                      split=split, seed=seed)
     if is_root(comm):          # under mpirun every rank has the frames; one writes

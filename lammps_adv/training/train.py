@@ -34,6 +34,7 @@ from lammps_adv.io.dataset import Dataset
 from lammps_adv.io.dataset import load as load_dataset
 from lammps_adv.io.files import file_sha256
 from lammps_adv.io.model_card import card_paths, write_model_card
+from lammps_adv.lammps.structures import closest_pairs_of_set
 from lammps_adv.models.contract import (PeriodicInput, energy_and_forces, has_periodic_call,
                                         load, periodic_input, species_indices)
 from lammps_adv.models.export import build_model, export, model_from_hparams
@@ -420,6 +421,9 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                           "splits": {k: int(len(v)) for k, v in ds.splits.items()},
                           "labels": ["energy"] + (["forces"] if ds.has_forces else [])
                           + (["stress"] if ds.has_stress else []),
+                          # what the model has seen: the probe flags displaced configurations
+                          # that bring a pair much closer than this
+                          "closest_pair_A": training_closest_pairs(ds),
                           "generator": ds.attrs.get("generator")},
         "settings": {**dataclasses.asdict(s),
                      "loss": "mean((dE/atom)^2) + force_weight * mean(dF^2)",
@@ -451,6 +455,14 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         log(f"{msg} ({test['n_configs']} configurations); wrote {out} "
             f"and {card_paths(out)[0].name}")
     return card
+
+
+def training_closest_pairs(ds: Dataset) -> dict:
+    """{species pair ("O-Si"): closest distance (A)} over the training split's
+    configurations, rounded to 1e-4 A (``lammps.structures.closest_pairs``)."""
+    configs = (ds.config(int(i)) for i in ds.split("train"))
+    pairs = closest_pairs_of_set((c["positions"], c["cell"], c["names"]) for c in configs)
+    return {p: round(d, 4) for p, d in pairs.items()}
 
 
 def refit_energy_shift(model, items: list[Item]) -> list[float]:

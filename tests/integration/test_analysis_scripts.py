@@ -96,7 +96,8 @@ def _curve(path):
 def test_relax_growth(outputs, tmp_path):
     files = sorted((outputs / "relax").glob("*.h5"))
     proc = _script("relax_growth.py", outputs / "relax", "-o", tmp_path / "g", cwd=tmp_path)
-    assert f"{N_RELAX} relaxations of bks-dsf vs bks (the independent units)" in proc.stdout
+    assert f"{N_RELAX} relaxations of bks-dsf vs bks, {N_RELAX} independent units" in proc.stdout
+    assert "start temperature unknown" in proc.stdout and "converged" in proc.stdout
     assert "not resolved" not in proc.stdout
     curves = [_curve(p) for p in files]
     per = _csv(tmp_path / "g_relaxations.csv")
@@ -106,6 +107,15 @@ def test_relax_growth(outputs, tmp_path):
         assert float(r["error_first_meV_per_atom"]) == pytest.approx(c[0], rel=1e-8)
         assert float(r["rise_meV_per_atom"]) == pytest.approx(c[1] - c[0], rel=1e-7, abs=1e-12)
         assert float(r["error_last_meV_per_atom"]) == pytest.approx(c[-1], rel=1e-8)
+        # the first step's change of E_acc - E_app over its recorded first-order prediction
+        # (rattled starts: large forces, a first step beyond the linear regime), and the cap
+        with h5py.File(p, "r") as f:
+            step = f["observables/energy_error/step"][()]
+        err = _obs(p, "energy_error")
+        end1 = np.nonzero(np.diff(step))[0][1]
+        ratio = (err[end1] - err[0]) / _obs(p, "first_order_change")[end1]
+        assert float(r["first_order_ratio"]) == pytest.approx(ratio, rel=1e-7)
+        assert (r["converged"], r["steps"]) == ("False", "6")
     steps = _csv(tmp_path / "g_steps.csv")
     n = max(len(c) for c in curves)
     padded = np.array([np.r_[c, np.full(n - len(c), c[-1])] for c in curves])

@@ -170,6 +170,8 @@ def test_probe_on_imported_labels_equals_the_live_reference(tmp_path):
     run_cmd([BIN / "lammps-adv", "dataset", "import", path, "-o", tmp_path / "dft.h5",
              "--split", "1,0,0", "--reference", "bks as DFT stand-in"])
     configs = load_configs(tmp_path / "dft.h5", split=None)
+    # each imported frame is its own independent unit
+    assert [c.unit for c in configs] == [f"dft.h5:dft.extxyz#{k}" for k in range(4)]
     common = dict(epsilons=(0.0,), n_random=0, progress=False)
     stored = probe(configs, "bks-dsf", f"labels:{tmp_path / 'dft.h5'}", tmp_path / "s.h5", **common)
     live = probe(configs, "bks-dsf", "bks", tmp_path / "l.h5", **common)

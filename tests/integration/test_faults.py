@@ -122,7 +122,8 @@ def test_probe_and_relax_refuse_a_nan_reference(glass_192, tmp_path, capsys):
     from lammps_adv.lammps.structures import read_lammps_data
     model = _model(tmp_path, "nan")
     configs = tmp_path / "glass.extxyz"
-    write(configs, read_lammps_data(glass_192))
+    glass = read_lammps_data(glass_192)     # twice: a per-species fit needs more than one
+    write(configs, [glass, glass])
     assert cli(["probe", str(configs), "--approx", "bks-dsf", "--reference",
                 f"torchscript:{model}", "--split", "all", "-o", str(tmp_path / "p.h5")]) == 2
     assert "energy is nan" in _one_line_error(capsys, "probe")

@@ -159,6 +159,7 @@ def test_probe_on_stored_labels_and_its_recorded_reference(cache_dir, tmp_path):
     from lammps_adv.io.configs import load_configs
     src = _write_extxyz(tmp_path / "configs.extxyz", _configs(4, seed=3))
     ds, _ = relabel(src, tmp_path / "xtb.h5", "xtb:GFN1", progress=False)
+    assert ds.unit == [f"configs.extxyz#{k}" for k in range(4)]   # each frame its own unit
     configs = load_configs(tmp_path / "xtb.h5", split=None)
     out = probe(configs, "bks-dsf", f"labels:{tmp_path / 'xtb.h5'}", tmp_path / "p.h5",
                 epsilons=(0.0,), n_random=0, progress=False)

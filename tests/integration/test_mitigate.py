@@ -1,6 +1,6 @@
 """lammps-adv mitigate at toy scale: every strategy spends exactly its budget of reference
 labels, every exported model runs in LAMMPS, a seed's run is bit-reproducible, the summary
-feeds the report."""
+holds the decomposition of cos(theta) and relaxed minima and feeds the report."""
 import json
 
 import numpy as np
@@ -59,6 +59,38 @@ def test_every_strategy_spends_exactly_its_budget(data, run):
     assert forces["settings"]["force_weight"] == 1.0
     for m, v in d["measures"].items():
         assert np.isfinite(v).all(), m
+    # models trained on the reference share its energy zero: raw energies, and said so
+    for path in (summary, out / "seed0" / "forces" / "eval" / "probe.h5",
+                 out / "seed0" / "forces" / "eval" / "relax" / "relax_0000.h5"):
+        params = h5md.read_parameters(path, texts=False)
+        assert (params["alignment"], params["alignment_source"]) == ("none", "none"), path
+
+
+def test_per_run_decomposition_and_relaxed_minima(run):
+    """|cos| and the energy-error sign are stored per run and agree with cos; the evaluation
+    set holds thermal configurations and minima relaxed with the reference to fmax."""
+    _, summary = run
+    d = h5md.read_mitigation(summary)
+    pr = d["per_run"]
+    assert pr["cos"].shape == (len(STRATEGIES), 2, 8)          # 6 thermal + 2 minima
+    np.testing.assert_array_equal(pr["abs_cos"], np.abs(pr["cos"]))
+    assert set(np.unique(pr["energy_error_sign"])) <= {-1.0, 0.0, 1.0}
+    np.testing.assert_allclose(pr["cos"], pr["energy_error_sign"] * pr["cos_force_error"])
+    assert (pr["force_error_ratio"] > 0).all()
+    assert d["eval_kind"] == ["thermal"] * 6 + ["minimum"] * 2
+    minima = np.array(d["eval_kind"]) == "minimum"
+    fmax = MitigateSettings().minima_fmax
+    assert (d["eval_max_force"][minima] <= fmax).all()
+    assert (d["eval_max_force"][~minima] > 10 * fmax).all()
+    # relaxed copies of the first and last thermal configuration, each lower than its start
+    e = d["eval_energy_per_atom"]
+    assert e[6] < e[0] and e[7] < e[5]
+    assert list(d["eval_n_atoms"]) == [24] * 8
+    # the verdict measures are over the thermal configurations
+    thermal_abs = pr["abs_cos"][:, :, ~minima].mean(axis=2)
+    np.testing.assert_allclose(d["measures"]["abs_cos_mean"], thermal_abs)
+    np.testing.assert_allclose(d["measures"]["sign_fraction"],
+                               (pr["energy_error_sign"][:, :, ~minima] > 0).mean(axis=2))
 
 
 def test_exported_models_run_in_lammps(run):
@@ -91,6 +123,7 @@ def test_one_seed_is_bit_reproducible_and_reported(data, run):
     report = build_report([summary], data / "report").read_text()
     assert "## Remedies compared on equal budgets (bp approximating bks-dsf)" in report
     assert "Remedy 4 (training on forces)" in report
+    assert "**mean |cos(theta)|**: not resolved: 2 seeds, fewer than the 5" in report
 
 
 def test_labels_are_the_same_on_one_and_two_ranks(data, tmp_path):

@@ -1,5 +1,6 @@
 """Probe modes: --distortion total|per-atom, --ascent-steps K, the geometry of every
-displaced configuration (largest displacement, closest pair, core flag)."""
+displaced configuration (largest displacement, closest pair per species pair, flags), the
+decomposition of cos(theta) per configuration."""
 import math
 
 import numpy as np
@@ -81,20 +82,45 @@ def test_per_atom_distortion_and_geometry_of_displaced_configurations(configs, t
                                                           for c in configs])
 
 
-def test_core_flag_and_bad_options(configs, tmp_path):
-    """A large distortion of a 9-atom cell pushes atoms into the repulsive core: the report
-    counts it; impossible options are one-line errors."""
-    from lammps_adv.core.summaries import epsilon_rows
+def test_collapsed_pairs_are_flagged_and_left_out_of_the_means(configs, tmp_path):
+    """A large distortion of a 9-atom cell pushes atoms into each other: those displaced
+    configurations are flagged (closest pair below 0.9 x that of the undisplaced ones, or
+    an error above 1 eV/atom), counted, and kept out of the report's means; impossible
+    options are one-line errors."""
+    from lammps_adv.core.summaries import epsilon_rows, flagged_rows
     from lammps_adv.io.results import probe_arrays, read_files
-    out = probe(configs, "bks-dsf", "bks", tmp_path / "c.h5", epsilons=(0.0, 4.0), n_random=1,
-                progress=False)
+    from lammps_adv.lammps.structures import closest_pairs
+    out = probe(configs, "bks-dsf", "bks", tmp_path / "c.h5", epsilons=(0.0, 0.05, 4.0),
+                n_random=1, progress=False)
     (res,) = read_files([out], probe_arrays)
+    d = res.data
+    assert d["species_pairs"].tolist() == ["O-O", "O-Si", "Si-Si"]
+    start = [closest_pairs(c[0], c[1], c[2]) for c in configs]
+    expect = [0.9 * min(s[p] for s in start) for p in ("O-O", "O-Si", "Si-Si")]
+    np.testing.assert_allclose(d["closest_pair_threshold"], expect, rtol=1e-12)
+    assert "undisplaced probe configurations" in res.params["closest_pair_threshold_source"]
+    assert "core_adversarial" not in d and "core_distance_A" not in res.params
+    for kind in ("adversarial", "random"):
+        close = np.any(d[f"closest_pair_{kind}"] < d["closest_pair_threshold"], axis=-1)
+        big = np.abs(d[f"error_{kind}"]) / 9 > 1.0
+        assert np.array_equal(d[f"flagged_{kind}"], close | big), kind
+        np.testing.assert_array_equal(d[f"min_distance_{kind}"], d[f"closest_pair_{kind}"].min(-1))
+    # the undisplaced and slightly displaced configurations stay; at 4 A^2 pairs collapse
+    assert not d["flagged_adversarial"][:, :2].any() and not d["flagged_random"][..., :2].any()
+    collapsed = d["flagged_random"][:, 0, 2]
+    assert collapsed.any() and np.any(d["closest_pair_random"][:, 0, 2] < expect)
     rows = epsilon_rows(res)
-    near = res.data["min_distance_adversarial"][:, 1]
-    assert np.array_equal(res.data["core_adversarial"][:, 1], near < 1.2)
-    assert res.data["core_random"].dtype == bool
-    assert rows[1]["core_fraction"] == pytest.approx(float((near < 1.2).mean()))
-    assert rows[1]["core_fraction"] > 0 and rows[0]["core_fraction"] == 0
+    r = rows[2]
+    assert r["flagged_random"] == int(collapsed.sum())
+    assert r["flagged_adversarial"] == int(d["flagged_adversarial"][:, 2].sum())
+    for kind, error, keep in (("random", d["error_random"][:, 0, 2], ~collapsed),
+                              ("adversarial", d["error_adversarial"][:, 2],
+                               ~d["flagged_adversarial"][:, 2])):
+        if keep.any():
+            assert r[f"{kind}_mean"] == pytest.approx(1000 / 9 * np.abs(error[keep]).mean())
+        else:
+            assert math.isnan(r[f"{kind}_mean"])
+    assert len(flagged_rows(res)) == r["flagged_adversarial"] + r["flagged_random"]
     import subprocess
 
     from ase.io import write
@@ -106,3 +132,39 @@ def test_core_flag_and_bad_options(configs, tmp_path):
                             "--approx", "bks-dsf", "--reference", "bks", *args],
                            capture_output=True, text=True)
         assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_probe_file_holds_the_decomposition_and_random_references(tmp_path):
+    """A 36-atom quartz cell: cos = sign * c_F, |cos|, |F_app - F_acc| and the random |cos|
+    references agree with the models' forces recomputed here."""
+    cs = []
+    for k in range(2):
+        atoms = quartz(2, 2, 1)
+        atoms.rattle(0.05, seed=30 + k)
+        cs.append((atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols(),
+                   f"q{k}"))
+    out = probe(cs, "bks-dsf", "bks", tmp_path / "d.h5", epsilons=(0.0, 0.02), n_random=2,
+                seed=5, progress=False)
+    d = h5md.read_probe(out)
+    assert d["closest_pair_adversarial"].shape == (2, 2, 3)
+    assert d["closest_pair_random"].shape == (2, 2, 2, 3)
+    np.testing.assert_allclose(d["cos_adversarial"],
+                               d["energy_error_sign"] * d["cos_force_error"], atol=1e-12)
+    np.testing.assert_array_equal(d["abs_cos_adversarial"], np.abs(d["cos_adversarial"]))
+    np.testing.assert_array_equal(d["energy_error_sign"], np.sign(d["energy_error"]))
+    np.testing.assert_allclose(d["random_abs_cos_expected"], math.sqrt(2 / (math.pi * 108)))
+    with get_calculator("bks-dsf") as app, get_calculator("bks") as acc:
+        for c, (pos, cell, names, _) in enumerate(cs):
+            (_, fa), (_, fr) = (m.evaluate(pos, cell, symbols=names) for m in (app, acc))
+            diff = (fa - fr).ravel()
+            assert d["force_error_norm"][c] == pytest.approx(np.linalg.norm(diff), rel=1e-9)
+            assert d["force_error_ratio"][c] == pytest.approx(
+                np.linalg.norm(diff) / np.linalg.norm(fa), rel=1e-9)
+            assert d["cos_force_error"][c] == pytest.approx(
+                adversarial.cosine(diff, fa), abs=1e-9)
+            measured = np.mean([abs(adversarial.cosine(adversarial.random_direction(
+                pos.shape, seed=5 + 1000 * c + r), fa)) for r in range(2)])
+            assert d["random_abs_cos_measured"][c] == pytest.approx(measured, rel=1e-12)
+    none = h5md.read_probe(probe(cs[:1], "bks-dsf", "bks", tmp_path / "n.h5", epsilons=(0.0,),
+                                 n_random=0, align="none", progress=False))
+    assert np.isnan(none["random_abs_cos_measured"]).all()

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import BIN, REPO, run_cmd
 from lammps_adv.core import adversarial
+from lammps_adv.core.configuration import periodic_displacement
 from lammps_adv.io.files import recover
 from lammps_adv.io.h5md import open_h5, read_observables
 from lammps_adv.recorder import Recorder, RecorderError, logical_commands, prepare_deck, run_deck
@@ -68,6 +69,24 @@ def test_recorded_values_equal_an_independent_reevaluation(loop_run):
             assert obs[name][row] == pytest.approx(value, abs=1e-8), (name, k)
     approx.close()
     ref.close()
+    # first_order_change: from the last record of the previous step of the same stage (MD:
+    # the record before; CG: every line-search trial from the step's start); NaN at a
+    # stage's first record
+    stage, step = obs["stage"], obs["step"]
+    start = None
+    for k in range(len(step)):
+        if k == 0 or stage[k] != stage[k - 1]:
+            start = None
+        elif step[k] != step[k - 1]:
+            start = k - 1
+        if start is None:
+            assert obs["first_order_change"][k] == 0.0, k
+            continue
+        dr = periodic_displacement(fr["position"][start], fr["position"][k], fr["box/edges"][k])
+        expected = adversarial.first_order_change(fr["force_approx"][start],
+                                                  fr["force_reference"][start], dr)
+        assert obs["first_order_change"][k] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert np.isfinite(obs["first_order_change"]).sum() > len(step) // 2
 
 
 def test_md_every_n_steps_minimization_every_evaluation(loop_run):

@@ -2,8 +2,8 @@
 
 Acceptance of the study (Cubuk and Schoenholz, README): along the adversarial direction the error of the BP
 network approximating BKS-DSF grows much faster than along random directions; relaxations
-driven by an approximate model end with a larger error than they start with, and the
-first-step error increase correlates with cos(theta) at the start.
+driven by an approximate model end with a larger error than they start with; their first
+step changes the error as its first-order prediction (F_app - F_acc) . dr_1 says.
 """
 import re
 import warnings
@@ -84,9 +84,13 @@ def test_relax_two_ranks_identical_and_error_grows(reference_md, tmp_path):
         assert np.all(np.diff(s["evaluation"]) == 1)      # every force evaluation recorded
     results = read_files(sorted((tmp_path / "serial").glob("*.h5")), recording)
     summary = relax_first_step(results)
-    assert summary["n"] == 8
-    assert summary["median_last"] > summary["median_first"]
-    assert summary["pearson"] > 0 and summary["spearman"] > 0
+    assert summary["n"] == 8 and list(summary["groups"]) == ["300 K", "1000 K"]
+    assert summary["all"]["median_last"] > summary["all"]["median_first"]
+    for row in summary["rows"]:
+        # the first FIRE step is in the linear regime: its change of E_acc - E_app is the
+        # recorded first-order prediction to a few %, and the rise of |error| has its sign
+        assert row["first_order_ratio"] == pytest.approx(1.0, abs=0.1), row
+        assert row["converged"] is False and row["steps"] == 20   # fmax 1e-3 needs more
 
 
 def test_relax_bp_first_step_follows_cos_theta(reference_md, tmp_path):
@@ -133,12 +137,14 @@ def test_report_is_reproducible_and_skips_bad_files(reference_md, tmp_path):
     assert len(skipped) == 2
     assert "foreign.h5" in skipped[0] and "truncated.h5" in skipped[1]
     text = report.read_text()
-    for needle in ("| epsilon (A^2) |", "fraction_positive", "growth factor (last/first)",
-                   "Pearson r", "cos_hist.png", "study: adversarial / random", "15.4 / 5.3",
+    for needle in ("| sum dr^2 (A^2) |", "fraction E_acc - E_app' > 0", "growth of median",
+                   "Spearman rho (cos0, rise)", "change / first-order prediction", "cos_hist.png", "study: adversarial / random", "15.4 / 5.3",
                    "Alignment: per-species: O ", "minimum-norm solution", "At epsilon = 0.5 A^2"):
         assert needle in text, needle
-    # every mean, ratio and correlation comes with its 95 % interval
-    assert len(re.findall(r"-?[\d.e+-]+ \[-?[\d.e+-]+, -?[\d.e+-]+\]", text)) >= 12
+    # one glass stands behind every number here: no interval is given, each says so (the
+    # intervals of >= 5 units are checked on synthetic results in tests/unit)
+    assert re.findall(r"-?[\d.e+-]+ \[-?[\d.e+-]+, -?[\d.e+-]+\]", text) == []
+    assert text.count("[not resolved]") >= 6
     for png in ("epsilon_table_0.png", "cos_hist.png", "relax_first_step_0.png",
                 "relax_error_vs_step_0.png"):
         assert (tmp_path / "r1" / png).stat().st_size > 1000

@@ -18,7 +18,10 @@ from lammps_adv.core.errors import DatasetError
 from lammps_adv.core.units import BAR_PER_EV_A3
 from lammps_adv.io import dataset as D
 from lammps_adv.training import sampling
+from lammps_adv.io.h5md import read_parameters, read_probe
 from lammps_adv.io.model_card import card_paths
+from lammps_adv.experiments.probe import probe
+from lammps_adv.lammps.structures import closest_pairs_of_set
 from lammps_adv.training.train import TrainSettings, train
 
 BIN = Path(sys.executable).parent
@@ -80,7 +83,7 @@ def test_generated_dataset_layout_and_labels(tiny, tmp_path):
         gen = json.loads(f.attrs["generator"])
         assert gen["glass_temps"] == [300.0, 2500.0] and gen["stride"] == 5
         for name in ("configs/natoms", "configs/offset", "configs/cell", "configs/energy",
-                     "configs/stress", "configs/temperature", "configs/source",
+                     "configs/stress", "configs/temperature", "configs/source", "configs/unit",
                      "atoms/positions", "atoms/species", "atoms/forces",
                      "split/train", "split/validation", "split/test"):
             assert name in f, name
@@ -186,6 +189,22 @@ def test_training_reduces_loss_and_writes_card(tiny, tmp_path, kind, fw, epochs)
     assert "energy RMSE" in md.read_text()
     m = load(out)
     assert list(m.species) == ["Si", "O"]
+    # the closest pair of each species pair over the training split: the probe's flags
+    ds = D.load(tiny)
+    train_split = [ds.config(int(i)) for i in ds.split("train")]
+    expect = closest_pairs_of_set((c["positions"], c["cell"], c["names"]) for c in train_split)
+    assert set(saved["training_data"]["closest_pair_A"]) == {"O-O", "O-Si", "Si-Si"}
+    assert saved["training_data"]["closest_pair_A"] == pytest.approx(expect, abs=1e-4)
+    assert "closest pair in the training split (A): O-O" in md.read_text()
+    if kind == "bp":        # a probe of this model takes its thresholds from the card
+        probed = probe([(c["positions"], c["cell"], c["names"], "t") for c in train_split[:2]],
+                       f"torchscript:{out}", "bks-dsf", tmp_path / "p.h5", epsilons=(0.0,),
+                       n_random=0, align="none", progress=False)
+        d = read_probe(probed)
+        np.testing.assert_allclose(d["closest_pair_threshold"],
+                                   [0.9 * saved["training_data"]["closest_pair_A"][p]
+                                    for p in d["species_pairs"]])
+        assert js.name in read_parameters(probed)["closest_pair_threshold_source"]
 
 
 def test_checkpoint_resume_continues_identically(tiny, tmp_path):
@@ -285,6 +304,9 @@ def test_mixed_glasses_and_subset(tmp_path):
     assert tags == {"n24q0.3", "n24q0.2", "n30q0.3", "n30q0.2"}
     relaxed = [i for i, s in enumerate(ds.source) if "relaxed" in s]
     assert len(relaxed) == 4 and all(ds.temperature[i] == 0 for i in relaxed)
+    # one independent unit per melt-quench; a relaxed copy belongs to its frame's glass
+    assert sorted(set(ds.unit)) == sorted(f"{t}-glass0" for t in tags)
+    assert all(ds.unit[i] == ds.source[i].split("-T")[0] for i in range(len(ds)))
     thermal = min(np.abs(ds.config(i)["forces"]).max() for i in range(len(ds)) if i not in relaxed)
     for i in relaxed:
         assert np.abs(ds.config(i)["forces"]).max() < min(0.1, thermal / 10)

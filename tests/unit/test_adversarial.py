@@ -50,6 +50,12 @@ def test_degenerate_cases_are_defined(case):
     elif case == "zero_facc":
         fr = np.zeros_like(fr)
     m = adv.measures(e_app, e_acc, fa, fr)
+    ratio = m.pop("force_error_ratio")
+    # |F_app - F_acc| / |F_app|: 0 when both vanish, inf when only F_app does
+    if case in ("zero_fapp", "all_zero", "same"):
+        assert ratio == (math.inf if case == "zero_fapp" else 0.0)
+    else:
+        assert ratio == pytest.approx(np.linalg.norm(fa - fr) / np.linalg.norm(fa))
     assert all(np.isfinite(v) for v in m.values()), m
     assert -1.0 <= m["cos_adversarial"] <= 1.0 and -1.0 <= m["force_cos"] <= 1.0
     if case in ("same", "zero_de", "zero_fapp", "all_zero"):
@@ -137,3 +143,57 @@ def test_measures_agree_with_the_single_functions_for_all_signs():
         assert m["cos_adversarial"] == pytest.approx(adv.cos_adversarial(e_app, e_acc, f_app, f_acc), abs=1e-12)
         seen.add((np.sign(e_acc - e_app), np.sign(direct)))
     assert len(seen) == 4       # all sign combinations were exercised
+
+
+def test_decomposition_is_sign_times_force_error_cosine():
+    """cos(theta) = sign(E_acc - E_app) * cos(F_app - F_acc, F_app) exactly, with |cos| =
+    |c_F| and the sign fraction apart; measures() (the recorder's columns) agrees."""
+    rng = np.random.default_rng(23)
+    signs = set()
+    for trial in range(500):
+        n = int(rng.integers(1, 40))
+        f_app = rng.normal(size=(n, 3)) * rng.uniform(0.01, 10)
+        f_acc = f_app * rng.uniform(-1, 2) + rng.normal(scale=rng.uniform(0.01, 3), size=(n, 3))
+        e_app, e_acc = rng.normal(scale=5), rng.normal(scale=5)
+        d = adv.decomposition(e_app, e_acc, f_app, f_acc)
+        assert d["cos_adversarial"] == pytest.approx(
+            d["energy_error_sign"] * d["cos_force_error"], abs=1e-12)
+        assert d["cos_adversarial"] == pytest.approx(
+            adv.cos_adversarial(e_app, e_acc, f_app, f_acc), abs=1e-12)
+        assert d["abs_cos_adversarial"] == abs(d["cos_adversarial"]) == abs(d["cos_force_error"])
+        assert d["energy_error_sign"] == np.sign(e_acc - e_app)
+        diff = (f_app - f_acc).ravel()
+        c_f = diff @ f_app.ravel() / np.linalg.norm(diff) / np.linalg.norm(f_app)
+        assert d["cos_force_error"] == pytest.approx(c_f, abs=1e-12)
+        assert d["force_error_norm"] == pytest.approx(np.linalg.norm(diff), rel=1e-12)
+        assert d["force_error_ratio"] == pytest.approx(
+            np.linalg.norm(diff) / np.linalg.norm(f_app), rel=1e-12)
+        m = adv.measures(e_app, e_acc, f_app, f_acc)
+        for key in ("cos_adversarial", "abs_cos_adversarial", "energy_error_sign",
+                    "cos_force_error", "force_error_ratio"):
+            assert m[key] == d[key], key
+        signs.add((d["energy_error_sign"], np.sign(d["cos_force_error"])))
+    assert signs == {(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)}
+    zero = adv.decomposition(1.0, 1.0, f_app, f_acc)         # dE = 0: no sign, no cos
+    assert zero["energy_error_sign"] == 0.0 and zero["cos_adversarial"] == 0.0
+    assert zero["cos_force_error"] != 0.0 and zero["abs_cos_adversarial"] == 0.0
+
+
+def test_first_order_change_predicts_the_error_change():
+    """(F_app - F_acc) . dr is the first-order change of E_acc - E_app (toy analytic models)."""
+    rng = np.random.default_rng(8)
+    pos = rng.uniform(-1, 1, (8, 3))
+
+    def e_app(x):
+        return 0.5 * np.sum(x ** 2) + 0.2 * np.sum(np.sin(x))
+
+    def e_acc(x):
+        return 0.7 * np.sum(x ** 2)
+
+    f_app, f_acc = -(pos + 0.2 * np.cos(pos)), -1.4 * pos
+    for scale in (1e-3, 1e-4):
+        dr = scale * rng.standard_normal(pos.shape)
+        change = (e_acc(pos + dr) - e_app(pos + dr)) - (e_acc(pos) - e_app(pos))
+        predicted = adv.first_order_change(f_app, f_acc, dr)
+        assert abs(change - predicted) < 10 * scale ** 2 * pos.size      # second order left
+        assert abs(predicted) > 100 * abs(change - predicted)

@@ -121,15 +121,19 @@ def test_probe_and_dataset_files_through_h5md(tmp_path):
                            arrays={"cos_adversarial": [0.1, -0.2],
                                    "error_adversarial": np.ones((2, 2)),
                                    "error_random": np.zeros((2, 3, 2)),
-                                   "core_adversarial": np.array([[False, True]] * 2)})
+                                   "flagged_adversarial": np.array([[False, True]] * 2),
+                                   "species_pairs": np.array(["O-O", "O-Si"]),
+                                   "closest_pair_threshold": [2.2, 1.4]})
     d = h5md.read_probe(out)
     assert d["source"].tolist() == ["x#0", "x#1"] and d["error_random"].shape == (2, 3, 2)
-    assert d["core_adversarial"].dtype == bool and d["error_adversarial"].dtype == np.float64
+    assert d["flagged_adversarial"].dtype == bool and d["error_adversarial"].dtype == np.float64
     assert h5md.read_parameters(out)["experiment"] == "probe"
     with h5py.File(out, "r") as f:
         assert f["probe/epsilon"].attrs["unit"] == "Angstrom2"
         assert f["probe/error_adversarial"].attrs["unit"] == "eV"
         assert f["probe/error_random"].attrs["unit"] == "eV"
+        assert f["probe/closest_pair_threshold"].attrs["unit"] == "Angstrom"
+    assert d["species_pairs"].tolist() == ["O-O", "O-Si"]
     with pytest.raises(FileFormatError, match="is a directory"):
         files.check_writable(tmp_path)
     (tmp_path / "plain").write_text("x")
@@ -363,7 +367,7 @@ def test_report_skips_truncated_and_garbage_files_quickly(tmp_path):
     assert lines[1].startswith(f"lammps-adv: warning: skipping {results / 'truncated.h5'}: ")
     report = (tmp_path / "report" / "report.md").read_text()
     assert "good.h5" in report and "truncated.h5" not in report and "garbage.h5" not in report
-    assert "fraction_positive" in report
+    assert "fraction E_acc - E_app' > 0" in report and "independent units" in report
 
 
 # ------------------------------------------------------------------ datasets: non-finite values

@@ -1,55 +1,142 @@
-"""The report's remedies section from a mitigation summary: table with intervals, verdicts
-against baseline and more-md, remedy 4, figures; reproducible."""
+"""The report's remedies section from a mitigation summary: verdicts on mean |cos(theta)| and
+the sign fraction paired over seeds ("not resolved" below 5 seeds), never on the signed
+mean; remedy 4 on relaxed minima vs thermal configurations; figures; reproducible."""
 import numpy as np
+import pytest
 
-from lammps_adv.report.build import build_report
+from lammps_adv.experiments.mitigate import CURVES, MEASURES
 from lammps_adv.io import h5md
-from lammps_adv.experiments.mitigate import MEASURES
+from lammps_adv.report import mitigation
+from lammps_adv.report.build import build_report
+
+STRATEGIES = ["baseline", "more-md", "forces", "step-f-acc"]
+N_THERMAL, N_MINIMA = 8, 2
 
 
-def _summary(path, forces_cos_low=0.6):
-    """3 strategies x 4 seeds; 'forces' lowers cos(theta) on every configuration but the
-    lowest-energy quarter (set by forces_cos_low)."""
-    strategies, seeds, n_cfg = ["baseline", "more-md", "forces"], [0, 1, 2, 3], 8
-    rng = np.random.default_rng(0)
-    energy = np.linspace(-15.0, -14.0, n_cfg)                   # eV/atom; first 2 lowest
-    cos = np.empty((3, 4, n_cfg))
-    cos[0] = 0.5 + 0.01 * rng.normal(size=(4, n_cfg))
-    cos[1] = 0.48 + 0.01 * rng.normal(size=(4, n_cfg))
-    cos[2] = 0.1 + 0.01 * rng.normal(size=(4, n_cfg))
-    cos[2][:, :2] = forces_cos_low
-    measures = {m: rng.normal(size=(3, 4)) for m in MEASURES}
-    measures["cos_mean"] = cos.mean(axis=2)
-    measures["relax_growth"] = np.array([[3.0, 3.1, 2.9, 3.0], [2.9, 3.0, 3.1, 2.95],
-                                         [1.5, 1.6, 1.4, 1.55]])
-    h5md.write_mitigation(path, {"experiment": "mitigate", "approx_kind": "bp",
-                                 "reference": "bks-dsf"}, strategies, seeds,
-                          labels_spent=np.array([[0] * 4, [16] * 4, [16] * 4]), measures=measures,
-                          curves={"energy_rmse_meV_per_atom": rng.random((3, 4, 3)),
-                                  "cos_mean": rng.random((3, 4, 3))},
-                          labels_per_round=[0, 8, 16],
-                          per_run={"cos": cos, "relax_curve": rng.random((3, 4, 6))},
-                          eval_energy_per_atom=energy)
+def _summary(path, n_seeds=6, forces_minima_abs_cos=1.0):
+    """4 strategies x n_seeds; 8 thermal configurations and 2 relaxed minima.
+
+    baseline, more-md: |cos| 0.6 on thermal, signs mixed (+ on 6 of 8); forces: |cos| 0.2 on
+    thermal; step-f-acc: |cos| 0.8 on thermal but every sign negative, so it lowers the
+    signed mean while raising |cos|. On the minima |cos| = 1 (F_acc = 0) except for forces
+    when ``forces_minima_abs_cos`` says otherwise."""
+    rng = np.random.default_rng(1)
+    n_cfg = N_THERMAL + N_MINIMA
+    kinds = ["thermal"] * N_THERMAL + ["minimum"] * N_MINIMA
+    thermal = np.array(kinds) == "thermal"
+    abs_cos = np.empty((4, n_seeds, n_cfg))
+    for i, level in enumerate((0.6, 0.6, 0.2, 0.8)):
+        abs_cos[i] = level + 0.02 * rng.normal(size=(n_seeds, n_cfg))
+    abs_cos[:, :, ~thermal] = 1.0 - 0.001 * rng.random((4, n_seeds, N_MINIMA))
+    abs_cos[2][:, ~thermal] = forces_minima_abs_cos
+    sign = np.where(rng.random((4, n_seeds, n_cfg)) < 0.75, 1.0, -1.0)
+    sign[3] = -1.0
+    cos = sign * abs_cos
+    th = thermal
+    measures = {m: rng.normal(size=(4, n_seeds)) for m in MEASURES}
+    measures["abs_cos_mean"] = abs_cos[:, :, th].mean(axis=2)
+    measures["abs_cos_over_random"] = measures["abs_cos_mean"] / 0.094
+    measures["sign_fraction"] = (sign[:, :, th] > 0).mean(axis=2)
+    measures["cos_mean"] = cos[:, :, th].mean(axis=2)
+    measures["relax_growth"] = np.array([[3.0] * n_seeds, [2.95] * n_seeds, [1.5] * n_seeds,
+                                         [3.0] * n_seeds]) + 0.05 * rng.normal(size=(4, n_seeds))
+    h5md.write_mitigation(
+        path, {"experiment": "mitigate", "approx_kind": "bp", "reference": "bks-dsf"},
+        STRATEGIES, list(range(n_seeds)), labels_spent=np.array([[0] * n_seeds] + [[16] * n_seeds] * 3),
+        measures=measures, curves={m: rng.random((4, n_seeds, 3)) for m in CURVES},
+        labels_per_round=[0, 8, 16],
+        per_run={"cos": cos, "abs_cos": abs_cos, "energy_error_sign": sign,
+                 "cos_force_error": abs_cos, "force_error_ratio": np.ones_like(cos),
+                 "alignment_offset": np.zeros_like(cos),
+                 "relax_curve": rng.random((4, n_seeds, 6))},
+        eval_energy_per_atom=np.linspace(-15.0, -14.0, n_cfg), eval_kind=kinds,
+        eval_max_force=np.r_[np.full(N_THERMAL, 2.0), np.full(N_MINIMA, 9e-4)],
+        eval_n_atoms=np.full(n_cfg, 24))
     return path
+
+
+def test_verdicts_are_on_abs_cos_not_the_signed_mean(tmp_path):
+    d = h5md.read_mitigation(_summary(tmp_path / "m.h5"))
+    assert d["eval_kind"].count("minimum") == N_MINIMA
+    # step-f-acc lowers the signed mean and raises |cos|: the verdict follows |cos|
+    assert mitigation.paired(d, "cos_mean", "step-f-acc", "baseline")["mean"] < -0.5
+    assert mitigation.strategy_verdict(d, "abs_cos_mean", "step-f-acc") == "higher than both"
+    assert mitigation.strategy_verdict(d, "abs_cos_mean", "forces") == "lower than both"
+    assert mitigation.strategy_verdict(d, "sign_fraction", "step-f-acc") == "lower than both"
+    c = mitigation.paired(d, "abs_cos_mean", "forces", "more-md")
+    assert c["seeds"] == 6 and c["verdict"] == "lower" and c["ci"][1] < 0
+    assert len(c["per_seed"]) == 6 and (c["per_seed"] < -0.3).all()
+    text = "\n".join(mitigation.verdicts(d))
+    line = next(ln for ln in text.splitlines() if ln.startswith("**mean |cos(theta)|**"))
+    assert "(6 seeds): lower |cos| than both baseline and more-md" in line
+    assert line.index("forces (") < line.index("Higher than both") < line.index("step-f-acc (")
+
+
+def test_fewer_than_five_seeds_is_not_resolved(tmp_path):
+    d = h5md.read_mitigation(_summary(tmp_path / "m.h5", n_seeds=3))
+    assert mitigation.paired(d, "abs_cos_mean", "forces", "baseline")["verdict"] == "not resolved"
+    assert mitigation.strategy_verdict(d, "abs_cos_mean", "forces") == "not resolved (3 seeds < 5)"
+    line = mitigation.verdicts(d)[0]
+    assert line.startswith("**mean |cos(theta)|**: not resolved: 3 seeds, fewer than the 5")
+    per_seed = mitigation.paired(d, "abs_cos_mean", "forces", "baseline")["per_seed"]
+    assert f"forces (per seed {per_seed[0]:+.3g}, " in line
+    assert "not resolved: 3 seeds, fewer than 5" in mitigation.remedy4(d)
+    rows = mitigation.table_rows(d)
+    assert rows[0]["mean abs cos(theta)"].endswith("[not resolved]")
+
+
+def test_remedy4_on_minima_vs_thermal(tmp_path):
+    d = h5md.read_mitigation(_summary(tmp_path / "m.h5"))
+    text = mitigation.remedy4(d)
+    assert "on 2 relaxed minima, largest reference force 0.0009 eV/A" in text
+    assert "The study's statement holds here (6 seeds)" in text
+    lower = h5md.read_mitigation(_summary(tmp_path / "m2.h5", forces_minima_abs_cos=0.3))
+    assert "does not hold here (6 seeds): force training lowers |cos| on the minima" in \
+        mitigation.remedy4(lower)
+    del d["eval_kind"]
+    assert "not resolved: the evaluation set has no relaxed minima" in mitigation.remedy4(d)
 
 
 def test_remedies_section(tmp_path):
     summary = _summary(tmp_path / "mitigate.h5")
-    d = h5md.read_mitigation(summary)
-    assert d["strategy"] == ["baseline", "more-md", "forces"] and d["per_run"]["cos"].shape == (3, 4, 8)
-    report = build_report([summary], tmp_path / "r1")
-    text = report.read_text()
+    text = build_report([summary], tmp_path / "r1").read_text()
     assert "## Remedies compared on equal budgets (bp approximating bks-dsf)" in text
     assert "| forces | 16 |" in text and "| baseline | 0 |" in text
-    assert "**mean cos(theta)**: lower than both baseline and more-md" in text
+    assert "random |cos| sqrt(2/(pi 3N)) = 0.094" in text
+    assert "Energy zero: raw energies" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("| forces | 16 |"))
+    assert row.endswith("| lower than both | not established |")
+    assert "| mean abs cos(theta) | forces | baseline | 6 |" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("**relaxation error growth**"))
-    assert "forces (-1.49 [" in line and "Not established: none" in line
-    assert "the study's finding (lower except for the lowest-energy configurations) holds here" in text
+    assert "lower growth than both baseline and more-md" in line and "forces (-1.5" in line
     for png in ("mitigation_cos_hist_0.png", "mitigation_relax_0.png", "mitigation_labels_0.png"):
         assert (tmp_path / "r1" / png).stat().st_size > 1000
     again = build_report([summary], tmp_path / "r2").read_text()
     assert again.replace("r2", "r1") == text
-    # force training that also lowers the lowest-energy configurations: the finding fails
-    other = build_report([_summary(tmp_path / "m2.h5", forces_cos_low=0.1)],
-                                  tmp_path / "r3").read_text()
-    assert "does not hold here" in other
+
+
+def test_paired_difference_needs_five_finite_seeds():
+    c = mitigation.paired_difference([-1.0, -1.1, -0.9, np.nan, -1.0, -1.05], range(6))
+    assert c["seeds"] == 5 and c["verdict"] == "lower"
+    c = mitigation.paired_difference([-1.0, 1.0, -1.0, 1.0, -1.0], range(5))
+    assert c["verdict"] == "no resolved difference"
+    with pytest.raises(ValueError):
+        mitigation.paired_difference([1.0, 2.0], range(3))
+
+
+def test_summary_written_before_the_decomposition_still_reports(tmp_path):
+    """An older summary (signed cos only, no eval_kind): the report says what it lacks."""
+    rng = np.random.default_rng(0)
+    old = ("energy_rmse_meV_per_atom", "force_rmse_eV_per_A", "cos_mean",
+           "cos_fraction_positive", "cos_energy_correlation", "probe_excess", "relax_growth")
+    path = h5md.write_mitigation(
+        tmp_path / "old.h5", {"experiment": "mitigate", "approx_kind": "bp"}, STRATEGIES[:3],
+        [0, 1], labels_spent=np.zeros((3, 2)), measures={m: rng.random((3, 2)) for m in old},
+        curves={"energy_rmse_meV_per_atom": rng.random((3, 2, 2)), "cos_mean": rng.random((3, 2, 2))},
+        labels_per_round=[0, 4], per_run={"cos": rng.random((3, 2, 5)),
+                                          "relax_curve": rng.random((3, 2, 4))},
+        eval_energy_per_atom=rng.random(5))
+    text = build_report([path], tmp_path / "r").read_text()
+    assert "**mean |cos(theta)|**: not in this summary" in text
+    assert "random |cos| sqrt(2/(pi 3N)) = n/a" in text
+    assert "Remedy 4 (training on forces): not resolved: the summary has no per-configuration" in text
