@@ -43,7 +43,7 @@ SCALES = {
                   mitigate=dict(atoms=24, budget=6, seeds="0,1,2,3,4", cutoff=5.0, hidden="16",
                                 epochs=60, warm_epochs=20, evaluate=4, relax_steps=5),
                   # the QM stage (GFN1-xTB labels, labelled in parallel): tiny cells
-                  qm=dict(atoms=24, glasses=2, quartz="2x1x1", frames=6, probe_configs=6,
+                  qm=dict(atoms=24, glasses=5, quartz="2x1x1", frames=4, probe_configs=6,
                           relaxations=4, relax_steps=10)),
     # the study's 3000-atom cell for everything bks-dsf labels; sized to finish in 60 min
     # on 2 cores (docs/tutorial.md, "The full-scale version")
@@ -53,7 +53,7 @@ SCALES = {
                  mitigate=dict(atoms=96, budget=32, seeds="0,1,2,3,4", cutoff=6.0,
                                hidden="30,30", epochs=200, warm_epochs=60, evaluate=16,
                                relax_steps=20),
-                 qm=dict(atoms=96, glasses=2, quartz="2x2x2", frames=6, probe_configs=8,
+                 qm=dict(atoms=96, glasses=5, quartz="2x2x2", frames=4, probe_configs=8,
                          relaxations=4, relax_steps=20)),
 }
 QM_TEMPS = (300, 1500, 3000)      # K: glass configurations labelled by GFN1-xTB
@@ -222,7 +222,7 @@ def qm_stages(d: Demo, q: dict, out: Path) -> None:
             "dataset", "generate", "-o", configs, "--reference", "bks-dsf",
             "--glass-atoms", q["atoms"], "--glasses", q["glasses"],
             "--glass-temps", ",".join(map(str, QM_TEMPS)), "--quartz", q["quartz"],
-            "--quartz-temps", "300,1500", "--frames", q["frames"], "--stride", 40,
+            "--quartz-temps", "300,1500", "--frames", q["frames"], "--stride", 1000,
             "--equil", 200, "--melt-ps", 2, "--quench-ps", 3, "--seed", 31,
             "--split", "0.25,0,0.75", "--quiet")
     d.stage("QM: GFN1-xTB labels (tblite), one configuration per MPI rank, cached on disk",
@@ -246,7 +246,8 @@ def qm_stages(d: Demo, q: dict, out: Path) -> None:
     d.stage(f"QM: probe, bks error along A vs random directions against live GFN1-xTB "
             f"({q['probe_configs']} configurations)", "probe", labels, "--approx", "bks",
             "--reference", "xtb:GFN1", *align["bks"], "--split", "test",
-            "--limit", q["probe_configs"], "--random", 2, "--sampling", "MD driven by bks-dsf",
+            "--every", 8, "--limit", q["probe_configs"], "--random", 2,
+            "--sampling", "MD driven by bks-dsf",
             "-o", res / "probe_bks_vs_gfn1_live.h5", mpi=True)
     drivers = [("bks", "bks", align["bks"])]
     if _shipped("gnn_xtb"):
@@ -255,7 +256,8 @@ def qm_stages(d: Demo, q: dict, out: Path) -> None:
         d.stage(f"QM: relaxations (FIRE) driven by {name}, recorded against live GFN1-xTB "
                 f"(capped at {q['relax_steps']} steps: unconverged, labelled so)",
                 "relax", labels, "--approx", approx, "--reference", "xtb:GFN1", *how,
-                "--split", "test", "--limit", q["relaxations"], "--steps", q["relax_steps"],
+                "--split", "test", "--every", 12, "--limit", q["relaxations"],
+                "--steps", q["relax_steps"],
                 "--min-style", "fire", "--overwrite", "-o", res / f"relax_{name}_vs_gfn1",
                 mpi=True)
 

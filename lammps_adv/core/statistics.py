@@ -96,15 +96,3 @@ def quantile_band(curves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.
     padded = np.array([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves])
     q1, med, q3 = np.percentile(padded, [25, 50, 75], axis=0)
     return np.arange(n), med, q1, q3
-
-
-def difference_ci(a, b, n_boot: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED):
-    """95 % bootstrap interval of mean(a) - mean(b), a and b resampled independently."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    d = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(axis=1)
-         - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(axis=1))
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return float(lo), float(hi)

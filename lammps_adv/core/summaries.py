@@ -378,13 +378,16 @@ def lean_items(result: ResultLike, file_unit: str, first_row: bool = False) -> d
         units = np.full(n, unit, dtype=object).astype(str)
         temperature = np.full(n, float(p.get("start_temperature_K", math.nan))
                               if experiment == "relax" else math.nan)
+    # the random value as the probe measured it: mean |cos(random direction, F_app)|
+    measured = np.asarray(d["random_abs_cos_measured"], float) \
+        if "random_abs_cos_measured" in d else np.full(n, math.nan)
     items = {"cos": cos, "sign": sign, "c_force": c_force, "natoms": natoms, "unit": units,
-             "temperature": temperature}
+             "temperature": temperature, "random_measured": measured}
     return {k: v[:1] for k, v in items.items()} if first_row else items
 
 
-def lean_summary(cos, sign, c_force, natoms, unit, min_units: int = MIN_UNITS,
-                 quantiles=QUANTILES, **_) -> dict:
+def lean_summary(cos, sign, c_force, natoms, unit, random_measured=None,
+                 min_units: int = MIN_UNITS, quantiles=QUANTILES, **_) -> dict:
     """One group's lean of F_app along A, every interval a 95 % cluster bootstrap over the
     independent units (``unit`` labels each item; fewer than ``min_units`` units: not
     resolved, and the verdicts say so).
@@ -423,8 +426,11 @@ def lean_summary(cos, sign, c_force, natoms, unit, min_units: int = MIN_UNITS,
                      "leans: E_acc < E_app' more often" if frac_ci[1] < 0.5 else
                      "no sign lean")
     ratio = abs_mean / rnd if rnd > 0 else math.nan
+    measured = np.asarray(random_measured if random_measured is not None else [], float)
+    measured = measured[np.isfinite(measured)]
     return {"n": n, "units": units, "resolved": resolved,
             "abs_cos_mean": abs_mean, "abs_cos_ci": abs_ci, "random_abs_cos": rnd,
+            "random_abs_cos_measured": float(measured.mean()) if len(measured) else math.nan,
             "ratio_to_random": ratio,
             "ratio_ci": (abs_ci[0] / rnd, abs_ci[1] / rnd) if rnd > 0 else (math.nan, math.nan),
             "magnitude": magnitude,

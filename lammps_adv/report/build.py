@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
-from lammps_adv.core.statistics import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED
+from lammps_adv.core.statistics import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MIN_UNITS
 from lammps_adv.io.results import read_results
 from lammps_adv.report.cos import cos_section
 from lammps_adv.report.epsilon import epsilon_section
@@ -39,10 +37,13 @@ def build_report(paths, out: str | Path) -> Path:
     lines = ["# lammps-adv report", "",
              "Every number here is computed by `lammps-adv report` from the HDF5 files listed at "
              "the end; energies in meV/atom unless stated, distortion epsilon in A^2. Intervals "
-             f"in brackets are 95 % percentile-bootstrap intervals ({BOOTSTRAP_SAMPLES} "
-             f"resamples of the configurations, seed {BOOTSTRAP_SEED}: rerunning reproduces "
-             "them exactly). Errors use the aligned approximate energy: see each section's "
-             "alignment.", ""]
+             f"in brackets are 95 % cluster-bootstrap intervals ({BOOTSTRAP_SAMPLES} "
+             f"resamples, seed {BOOTSTRAP_SEED}: rerunning reproduces them exactly) over the "
+             "independent units: the melt-quenched glasses the configurations descend from, a "
+             "recorded run as a whole, the seeds of the remedies. Each table gives the number "
+             f"of units; with fewer than {MIN_UNITS} a number is \"not resolved\" instead of "
+             "given an interval. Signs of energy errors hold for the alignment each section "
+             "names; |cos(theta)| needs none.", ""]
     # --- 1. epsilon table
     lines += epsilon_section(res, out)
     # --- 2. cos theta distributions (report.cos)
@@ -72,6 +73,6 @@ def _self_fitted_note(alignments: dict) -> list[str]:
         return []
     return [f"Alignment fitted on the configurations it is applied to ({'; '.join(pairs)}): "
             "the mean aligned energy error there is zero by construction, so the sign of "
-            "E_acc - E_app, fraction_positive and the signed mean of cos(theta) are "
-            "conditioned on that fit; |cos(theta)| does not depend on it. An independent "
+            "E_acc - E_app and the fraction E_acc - E_app' > 0 are conditioned on that fit; "
+            "|cos(theta)| does not depend on it. An independent "
             "alignment (`--align-from FILE`, docs/alignment.md) removes the condition.", ""]

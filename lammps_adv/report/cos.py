@@ -68,6 +68,8 @@ def cos_table(rows: list[dict], keys: list[tuple]) -> list[dict]:
             "n": r["n"], "independent units": k,
             "mean |cos|": ci(r["abs_cos_mean"], r["abs_cos_ci"]),
             "random |cos|": f"{r['random_abs_cos']:.3g}",
+            "random |cos| measured": f"{r['random_abs_cos_measured']:.3g}"
+            if math.isfinite(r["random_abs_cos_measured"]) else "-",
             "ratio to random": ci(r["ratio_to_random"], r["ratio_ci"], "{:.2f}"),
             "magnitude": r["magnitude"],
             "fraction E_acc - E_app' > 0": ci(r["positive_fraction"], r["positive_ci"], "{:.2f}"),
@@ -86,12 +88,13 @@ def cos_section(res: dict, out: Path) -> list[str]:
     keys = list(groups)
     rows = lean_rows(groups)
     write_table(cos_table(rows, keys), out / "cos_stats")
+    # one panel per model pair and sampling, its temperatures overlaid
     panels = {}
-    for (pair, sampling, temp, _), r in zip(keys, rows):
-        t = f", {temp:g} K" if math.isfinite(temp) else ""
-        title = (f"{pair}\n{sampling}{t}: n={r['n']}, {r['units']} "
-                 f"unit{'s' if r['units'] != 1 else ''}")
-        panels[title] = (groups[(pair, sampling, temp, _)]["cos"], r["random_abs_cos"])
+    for (pair, sampling, temp, alignment), r in zip(keys, rows):
+        series, rnd = panels.setdefault(f"{pair}\n{sampling}", ({}, r["random_abs_cos"]))
+        t = f"{temp:g} K" if math.isfinite(temp) else "T not recorded"
+        series[f"{t}: n={r['n']}, {r['units']} unit{'s' if r['units'] != 1 else ''}"] = \
+            groups[(pair, sampling, temp, alignment)]["cos"]
     png = plot_cos_grid(panels, out / "cos_hist.png")
     # in full (shifts and where they came from): one per pair (labels.alignment_by_pair)
     alignments = sorted({(pair_label(r.params), alignment_of(r.params))
@@ -102,7 +105,9 @@ def cos_section(res: dict, out: Path) -> list[str]:
              "= sign(E_acc - E_app') c_F, c_F = cos(F_app - F_acc, F_app). Two questions, "
              "answered apart:", "",
              "- **magnitude**: is mean |cos(theta)| above sqrt(2 / (pi 3N)), the mean |cos| of a "
-             "direction that knows nothing of F_app (\"random |cos|\")? \"leans\" only when the "
+             "direction that knows nothing of F_app (\"random |cos|\"; \"measured\": the same "
+             "mean over the probe's own random directions, a check of the formula)? \"leans\" "
+             "only when the "
              "interval's lower bound is above it. It does not depend on the alignment.",
              "- **sign**: the fraction of configurations with E_acc - E_app' > 0. It moves with "
              "the energy zero, so it holds for the named alignment only.", "",
@@ -122,6 +127,7 @@ def cos_section(res: dict, out: Path) -> list[str]:
                   "probe files recorded them): each configuration counted as its own unit, "
                   "which overstates the independence of frames of one trajectory.", ""]
     lines += [f"![cos theta]({png.name})", "",
-              "Figure: histograms (density) of the signed cos(theta) of every group; dotted "
-              "red lines at +- sqrt(2 / (pi 3N)), the random value.", ""]
+              "Figure: histograms (density) of the signed cos(theta), one panel per model pair "
+              "and sampling, one line per MD temperature (n configurations, independent "
+              "units); dotted lines at +- sqrt(2 / (pi 3N)), the random value.", ""]
     return lines

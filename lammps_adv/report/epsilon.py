@@ -66,17 +66,22 @@ def study_sentence(rows: list[dict]) -> str:
         return "The study's epsilon values (0.1, 0.3, 0.5 A^2) are not among these."
     e = common[-1]
     r = ours[e]
+    if not math.isfinite(r["adversarial_increase"]):
+        return (f"At epsilon = {e:g} A^2 every configuration displaced along A was flagged "
+                "(listed below): nothing is left to compare with the study.")
     if r["increase_units"] < MIN_UNITS:
         return (f"At epsilon = {e:g} A^2 the step along A raised the error by "
                 f"{r['adversarial_increase']:.3g} meV/atom and a random one by "
                 f"{r['random_increase']:.3g} (study: {STUDY_EPSILON[e][1] - STUDY_EPSILON[0.0][1]:.1f}"
                 f" vs {STUDY_EPSILON[e][0] - STUDY_EPSILON[0.0][0]:.1f}), over only "
-                f"{r['increase_units']} independent units: not resolved, so no verdict against "
-                "the study.")
+                f"{r['increase_units']} independent unit{'' if r['increase_units'] == 1 else 's'}"
+                ": not resolved, so no verdict against the study.")
     if not math.isfinite(r["ratio"]):
         lo = r["adversarial_increase_ci"][0]
-        return (f"At epsilon = {e:g} A^2 the random directions did not raise the error "
-                f"measurably (increase {with_ci(r['random_increase'], r['random_increase_ci'])}"
+        lowered = r["random_increase_ci"][1] < 0
+        return (f"At epsilon = {e:g} A^2 the random directions "
+                + ("lowered the error" if lowered else "did not raise the error measurably")
+                + f" (increase {with_ci(r['random_increase'], r['random_increase_ci'])}"
                 f" meV/atom), so no ratio is given; the step along A raised it by "
                 f"{with_ci(r['adversarial_increase'], r['adversarial_increase_ci'])} meV/atom "
                 f"(study: {STUDY_EPSILON[e][1] - STUDY_EPSILON[0.0][1]:.1f} along A vs "
@@ -133,10 +138,11 @@ def epsilon_section(res: dict, out: Path) -> list[str]:
 def _table_notes(p, rows: list[dict]) -> str:
     """What the table's columns are, and how many units stand behind its intervals."""
     units = max(r["adversarial_units"] for r in rows)
-    resample = ("independent units (the probe file's independent_unit: glasses, "
-                "trajectories)" if p.data.get("independent_unit") is not None
+    resample = ("independent units (the probe file's independent_unit: the melt-quenched "
+                "glasses)" if p.data.get("independent_unit") is not None
                 else "configurations (the file records no independent units)")
-    return (f"Intervals: 95 % cluster bootstrap over {resample}; {units} units"
+    return (f"Intervals: 95 % cluster bootstrap over {resample}; {units} "
+            f"unit{'' if units == 1 else 's'}"
             + (f", fewer than {MIN_UNITS}: intervals not resolved" if units < MIN_UNITS else "")
             + ". Flagged displaced configurations (a species pair closer than "
             f"{p.params.get('closest_pair_factor', 0.9):g} x its closest pair seen, or "

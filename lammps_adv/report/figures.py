@@ -149,26 +149,31 @@ def plot_timeseries(x, panels: dict[str, np.ndarray], path: Path, xlabel: str,
     return path
 
 
-def plot_cos_grid(panels: dict[str, tuple[np.ndarray, float]], path: Path,
+def plot_cos_grid(panels: dict[str, tuple[dict[str, np.ndarray], float]], path: Path,
                   columns: int = 3) -> Path:
     """A compact grid (at most ``columns`` wide) of cos(theta) histograms, one panel per
-    group {title: (cos values, random value sqrt(2 / (pi 3N)))}, with dotted lines at
-    +- the random value: the mean |cos| of a direction that knows nothing of F_app."""
+    {title: ({series label: cos values}, random value sqrt(2 / (pi 3N)))}: the series (e.g.
+    MD temperatures) overlaid as step histograms, dotted lines at +- the random value, the
+    mean |cos| of a direction that knows nothing of F_app."""
     plt = pyplot()
     cols = max(1, min(columns, len(panels)))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.4 * rows), squeeze=False)
     bins = np.linspace(-1, 1, 41)
-    for ax, (title, (cos, rnd)) in zip(axes.ravel(), panels.items()):
+    for ax, (title, (series, rnd)) in zip(axes.ravel(), panels.items()):
         ax.set_xlim(-1, 1)
         ax.set_xticks([-1, -0.5, 0, 0.5, 1])
-        ax.hist(cos, bins=bins, density=True, color="C0", alpha=0.75)
+        for k, (label, cos) in enumerate(series.items()):
+            ax.hist(cos, bins=bins, density=True, histtype="step", linewidth=1.3,
+                    color=f"C{k}", label=label)
         if np.isfinite(rnd):
             for x in (-rnd, rnd):
-                ax.axvline(x, color="C3", linestyle=":", linewidth=1.2)
+                ax.axvline(x, color="0.4", linestyle=":", linewidth=1.0)
         ax.axvline(0, color="k", linewidth=0.5)
         ax.set_title(title, fontsize=7)
         ax.tick_params(labelsize=7)
+        if len(series) > 1 or next(iter(series), ""):
+            ax.legend(fontsize=6, frameon=False)
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     for k in range(cols):            # the lowest panel of each column names the axis

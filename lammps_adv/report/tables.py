@@ -28,20 +28,6 @@ def with_ci_if_resolved(value: float, ci: tuple[float, float], units: int,
     return f"{fmt.format(value)} [not resolved]"
 
 
-def cos_stats(cos) -> dict:
-    """n, mean, median and fraction > 0 of cos(theta), each with its 95 % bootstrap interval."""
-    c = np.asarray(cos, float)
-    if not len(c):
-        return {"n": 0, "mean": "n/a", "median": "n/a", "fraction_positive": "n/a"}
-
-    def positive(x):
-        return float((x > 0).mean())
-    return {"n": int(len(c)),
-            "mean": with_ci(float(c.mean()), bootstrap_ci(np.mean, c)),
-            "median": with_ci(float(np.median(c)), bootstrap_ci(np.median, c)),
-            "fraction_positive": with_ci(positive(c), bootstrap_ci(positive, c))}
-
-
 def write_table(rows: list[dict], stem: Path, floatfmt: str = "{:.6g}",
                 markdown: bool = True) -> tuple[Path, Path | None]:
     """Write rows (dicts with the same keys) as stem.csv and (with ``markdown``) stem.md."""

@@ -98,7 +98,11 @@ def test_xtb_labels_rerun_computes_nothing_and_states_settings(cache_dir):
 
 def test_label_is_a_function_of_the_configuration_alone(monkeypatch):
     """Order does not matter (no wavefunction carried over): the basis of the cache and of
-    1 vs N ranks giving the same labels."""
+    1 vs N ranks giving the same labels. On one OpenMP thread, as the demo labels
+    (tblite's threaded sums differ in the last bits from one thread schedule to another);
+    the setting counts only if no earlier test of this process loaded tblite's runtime
+    with more threads, which none does."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv(ENV, "off")
     configs = _configs(3, seed=5)
     fwd = get_calculator("xtb:GFN1")
@@ -187,8 +191,10 @@ def test_bad_xtb_spec_and_cache_options_are_one_line_errors(tmp_path):
 
 
 def test_report_qm_section_says_whether_force_training_lowered_cos(tmp_path):
-    """The QM section: a row per pair judged against GFN-xTB with intervals, and the verdict
-    on force training from the interval of the difference (yes / no / not resolved)."""
+    """The QM section: a row per pair judged against GFN-xTB, |cos| and sign with cluster
+    intervals over the independent units, and the verdict on force training from the
+    interval of the difference of mean |cos| (yes / no / no resolved difference / not
+    resolved with fewer than 5 units)."""
     from lammps_adv.io.results import Result
     from lammps_adv.report.qm import is_qm, qm_section
     rng = np.random.default_rng(0)
@@ -196,23 +202,33 @@ def test_report_qm_section_says_whether_force_training_lowered_cos(tmp_path):
     for name, fw in (("e", 0.0), ("ef", 1.0)):
         (tmp_path / f"{name}.card.json").write_text(json.dumps({"settings": {"force_weight": fw}}))
         models[name] = f"torchscript:{tmp_path / name}.pt"
-    ref = {"reference": "xtb:GFN1", "reference_description": "GFN1-xTB (tblite): Gamma point only"}
+    ref = {"reference": "xtb:GFN1", "reference_description": "GFN1-xTB (tblite): Gamma point only",
+           "experiment": "probe"}
 
-    def probe(approx, mean):
+    noise = rng.normal(0, 0.1, 40)      # the same configurations probed with every model
+
+    def probe(approx, mean, glasses):
+        n = 5 * glasses
         return Result(tmp_path / "p.h5", {**ref, "approx": approx},
-                      {"cos_adversarial": np.clip(rng.normal(mean, 0.1, 40), -1, 1)})
+                      {"cos_adversarial": np.clip(mean + noise[:n], -1, 1),
+                       "energy_error_sign": rng.choice([-1.0, 1.0], n),
+                       "natoms": np.full(n, 24),
+                       "independent_unit": np.repeat([f"g{k}" for k in range(glasses)], 5),
+                       "temperature": np.full(n, 300.0)})
 
-    def section(e_mean, ef_mean):
-        res = {"probe": [probe("bks", 0.3), probe(models["e"], e_mean),
-                         probe(models["ef"], ef_mean)]}
+    def section(e_mean, ef_mean, glasses=8):
+        res = {"probe": [probe("bks", 0.3, glasses), probe(models["e"], e_mean, glasses),
+                         probe(models["ef"], ef_mean, glasses)]}
         return "\n".join(qm_section(res, tmp_path))
     text = section(0.6, 0.1)
     assert "Judged against a quantum-mechanical reference" in text
     assert "bks vs xtb:GFN1" in text and "torchscript:ef.pt vs xtb:GFN1" in text
     assert "Gamma point only" in text and "[" in text          # settings and intervals
-    assert "yes: training on forces lowered the mean cos(theta)" in text
-    assert "no: the mean cos(theta) is higher with force training" in section(0.1, 0.6)
-    assert "not resolved" in section(0.3, 0.3)
+    assert "yes: training on forces lowered mean |cos(theta)|" in text
+    assert "over 8 independent units" in text
+    assert "no: mean |cos(theta)| is higher with force training" in section(0.1, 0.6)
+    assert "no resolved difference" in section(0.3, 0.3)
+    assert "not resolved: 2 independent units" in section(0.6, 0.1, glasses=2)
     assert qm_section({"probe": [Result(tmp_path / "x.h5", {"reference": "bks"}, {})]}, tmp_path) == []
     assert is_qm({"reference": "labels:x.h5", "reference_description": "stored labels of x.h5, "
                   "labelled by xtb:GFN1 (...)"})

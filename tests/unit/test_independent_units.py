@@ -127,8 +127,8 @@ def test_cos_section_is_not_resolved_below_min_units(tmp_path):
     text = "\n".join(lines)
     (row,) = _rows(text)
     assert row[2] == "300" and row[3] == str(4 * (MIN_UNITS - 1)) and row[4] == str(MIN_UNITS - 1)
-    assert row[5].endswith("[not resolved]") and row[8] == "not resolved"
-    assert row[9].endswith("[not resolved]") and row[10].startswith("not resolved")
+    assert row[5].endswith("[not resolved]") and row[9] == "not resolved"
+    assert row[10].endswith("[not resolved]") and row[11].startswith("not resolved")
     header = next(ln for ln in text.splitlines() if ln.startswith("| model pair"))
     assert "median" not in header and (tmp_path / "cos_hist.png").stat().st_size > 1000
 
@@ -142,8 +142,8 @@ def test_cos_section_gives_cluster_intervals_from_min_units(tmp_path):
     for r in rows:
         assert r[4] == str(MIN_UNITS)
         assert re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]", r[5]), r[5]
-        assert r[8] == "leans: \\|cos\\| above random"
-        assert r[10].endswith("(alignment none)")
+        assert r[9] == "leans: \\|cos\\| above random"
+        assert r[11].endswith("(alignment none)")
     # the tables are reproducible byte for byte
     first = (tmp_path / "cos_stats.md").read_bytes()
     cos_section(res, tmp_path)
