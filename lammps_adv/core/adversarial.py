@@ -125,10 +125,17 @@ def force_rmse(f_app, f_acc) -> float:
     return math.sqrt(float(d @ d) / d.size) if d.size else 0.0
 
 
+def max_atom_norm(v) -> float:
+    """Largest per-atom norm max_i |v_i| of per-atom vectors (forces: eV/A); 0 for no atom.
+    What a minimizer's fmax criterion (LAMMPS min_modify norm max) compares."""
+    v = np.asarray(v, dtype=np.float64).reshape(-1, 3)
+    return float(np.sqrt(np.einsum("ij,ij->i", v, v)).max()) if len(v) else 0.0
+
+
 def force_max_error(f_app, f_acc) -> float:
     """Largest per-atom norm |F_app,i - F_acc,i| (eV/A)."""
-    d = np.asarray(f_app, dtype=np.float64).reshape(-1, 3) - np.asarray(f_acc, dtype=np.float64).reshape(-1, 3)
-    return float(np.sqrt(np.einsum("ij,ij->i", d, d)).max()) if len(d) else 0.0
+    return max_atom_norm(np.asarray(f_app, dtype=np.float64).reshape(-1, 3)
+                         - np.asarray(f_acc, dtype=np.float64).reshape(-1, 3))
 
 
 def force_cos(f_app, f_acc) -> float:
@@ -151,11 +158,7 @@ def measures(e_app: float, e_acc: float, f_app, f_acc) -> dict:
     da, ar = float(d @ fa), float(fa @ fr)
     na, nr = math.sqrt(aa), math.sqrt(rr)
     de = energy_error(e_app, e_acc)
-    if n:
-        d3 = d.reshape(-1, 3)
-        fmax = float(np.sqrt(np.einsum("ij,ij->i", d3, d3)).max())
-    else:
-        fmax = 0.0
+    fmax = max_atom_norm(d)
     return {
         "energy_approx": float(e_app),
         "energy_reference": float(e_acc),

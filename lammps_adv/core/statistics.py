@@ -24,7 +24,13 @@ def bootstrap_ci(statistic, *samples, n_boot: int = BOOTSTRAP_SAMPLES,
         return math.nan, math.nan
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     with np.errstate(all="ignore"):
-        vals = np.array([statistic(*(s[i] for s in samples)) for i in idx], dtype=float)
+        return _percentile_interval([statistic(*(s[i] for s in samples)) for i in idx], n_boot)
+
+
+def _percentile_interval(values, n_boot: int) -> tuple[float, float]:
+    """2.5 and 97.5 percentiles of the resampled statistics; NaN when it was undefined
+    (not finite) in most of the ``n_boot`` resamples."""
+    vals = np.asarray(values, dtype=float)
     vals = vals[np.isfinite(vals)]
     if len(vals) < n_boot // 2:
         return math.nan, math.nan
@@ -59,16 +65,9 @@ def cluster_bootstrap_ci(statistic, *samples, units=None, n_boot: int = BOOTSTRA
     members = [np.flatnonzero(inverse == k) for k in range(len(labels))]
     draws = np.random.default_rng(seed).integers(0, len(labels), size=(n_boot, len(labels)))
     with np.errstate(all="ignore"):
-        vals = []
-        for d in draws:
-            i = np.concatenate([members[k] for k in d])
-            vals.append(statistic(*(s[i] for s in samples)))
-    vals = np.asarray(vals, dtype=float)
-    vals = vals[np.isfinite(vals)]
-    if len(vals) < n_boot // 2:
-        return math.nan, math.nan
-    lo, hi = np.percentile(vals, [2.5, 97.5])
-    return float(lo), float(hi)
+        return _percentile_interval(
+            [statistic(*(s[np.concatenate([members[k] for k in d])] for s in samples))
+             for d in draws], n_boot)
 
 
 def pearson(x, y) -> float:

@@ -13,9 +13,8 @@ from typing import Protocol
 import numpy as np
 
 from lammps_adv.core.adversarial import random_abs_cos
-from lammps_adv.core.statistics import (MIN_UNITS, bootstrap_ci, cluster_bootstrap_ci,
-                                        correlations, pearson, quantile_band, spearman,
-                                        unit_count)
+from lammps_adv.core.statistics import (MIN_UNITS, cluster_bootstrap_ci, correlations,
+                                        pearson, quantile_band, spearman, unit_count)
 
 
 
@@ -294,11 +293,21 @@ def relax_first_step(results: list[ResultLike], min_units: int = MIN_UNITS) -> d
     groups = {g: relax_group_summary([r for r in rows if r["group"] == g], min_units)
               for g in labels}
     stepped = [r for r in rows if math.isfinite(r["rise"])]
-    pooled = relax_group_summary(rows, min_units)
+    # one group: the pooled summary is that group's (and its bootstraps need not run twice)
+    pooled = groups[labels[0]] if len(labels) == 1 else relax_group_summary(rows, min_units)
     return {"rows": rows, "groups": groups, "all": pooled, "n": len(stepped),
             "cos0": np.array([r["cos0"] for r in stepped]),
             "rise": np.array([r["rise"] for r in stepped]),
-            "group": [r["group"] for r in stepped], "growth_factor": pooled["growth_factor"]}
+            "group": [r["group"] for r in stepped]}
+
+
+def relax_growth(results: list[ResultLike]) -> float:
+    """The growth factor alone (median |error| at the last step over that at the start, as
+    ``relax_group_summary`` gives it), without the intervals and correlations: what the
+    remedies measure for every strategy and seed."""
+    ended = [r for r in relax_rows(results) if math.isfinite(r["error_first"])]
+    return _median_ratio([r["error_first"] for r in ended],
+                         [r["error_last"] for r in ended]) if ended else math.nan
 
 
 def relax_band_rows(curves: list[np.ndarray], min_units: int = MIN_UNITS,

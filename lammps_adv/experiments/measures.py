@@ -41,7 +41,7 @@ from lammps_adv.core.alignment import NONE
 from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.errors import PotentialError
 from lammps_adv.core.statistics import pearson, quantile_band
-from lammps_adv.core.summaries import epsilon_rows, relax_curves, relax_first_step
+from lammps_adv.core.summaries import epsilon_rows, relax_curves, relax_growth
 from lammps_adv.experiments.labelling import label
 from lammps_adv.experiments.probe import probe
 from lammps_adv.experiments.relax import relax
@@ -179,10 +179,9 @@ def probe_and_relax(spec: str, configs, s, folder: Path, comm, alignment=NONE) -
     (res,) = read_files([p], probe_arrays)
     files = sorted((folder / "relax").glob("relax_*.h5"))
     runs = read_files(files, recording)
-    growth = relax_first_step(runs)
     _, median, _, _ = quantile_band([relax_curves(r)[1] for r in runs])
     curve = np.full(s.relax_steps + 1, np.nan)
     curve[:min(len(median), len(curve))] = median[:len(curve)]
     row = epsilon_rows(res)[1]
     return {"probe_excess": row["adversarial_increase"] - row["random_increase"],
-            "relax_growth": growth["growth_factor"], "relax_curve": curve}
+            "relax_growth": relax_growth(runs), "relax_curve": curve}

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.calculators import get_calculator
+from lammps_adv.core.adversarial import max_atom_norm
 from lammps_adv.core.alignment import NONE, Alignment
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.labelling import label
@@ -258,8 +259,7 @@ def mitigate(base: str | Path, evaluation: str | Path, pool: str | Path, out: st
                          eval_energy_per_atom=[r["energy"] / len(r["positions"])
                                                for r in run.eval_labels],
                          eval_kind=eval_kinds,
-                         eval_max_force=[float(np.linalg.norm(r["forces"], axis=1).max())
-                                         for r in run.eval_labels],
+                         eval_max_force=[max_atom_norm(r["forces"]) for r in run.eval_labels],
                          eval_n_atoms=[len(r["positions"]) for r in run.eval_labels])
     comm.Barrier()
     return summary

@@ -23,7 +23,8 @@ and the |cos| a direction without information would have: sqrt(2 / (pi 3N)) and 
 |cos(random direction, F_app)| over this probe's own random directions.
 
 Every displaced configuration also gets its largest single-atom displacement and its
-closest pair per species pair (O-O, O-Si, Si-Si; periodic images count). It is flagged,
+closest pair per species pair (O-O, O-Si, Si-Si; periodic images count), looked for up to
+the largest threshold below (inf: no pair that close). It is flagged,
 and the report keeps it out of every mean and shows it apart, when a species pair came
 closer than its threshold, or when |E_acc - E_app| exceeds ``FLAG_ERROR_EV_PER_ATOM``
 (1 eV/atom; also a non-finite error): both models are then outside what they were made
@@ -54,7 +55,8 @@ from lammps_adv.io.files import check_writable
 from lammps_adv.io.h5md import write_probe
 from lammps_adv.io.model_card import card_closest_pairs, card_paths, read_model_card
 from lammps_adv.io.resources import shipped_model
-from lammps_adv.lammps.structures import closest_pairs, species_pairs
+from lammps_adv.lammps.structures import (CLOSEST_PAIR_CUTOFF, closest_pairs,
+                                          closest_pairs_of_set, species_pairs)
 from lammps_adv.parallel.mpi import mpi_comm
 from lammps_adv.parallel.tasks import split_tasks
 
@@ -90,6 +92,10 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
         check_writable(out, "probe file")      # unwritable output fails before any work
     c_n, e_n = len(configs), len(eps)
     pairs = sorted(set().union(*(species_pairs(c.names) for c in configs)))
+    threshold, threshold_source = closest_pair_threshold(approx, configs, pairs)
+    # a displaced configuration's pairs are looked for only as far as a flag can reach
+    # (a neighbour list to 5 A costs 0.4 s at 3000 atoms, one to the thresholds a fraction)
+    reach = float(threshold.max()) if threshold.max() > 0 else CLOSEST_PAIR_CUTOFF
     res = {**{k: np.zeros(c_n) for k in DECOMPOSITION}, "energy_error": np.zeros(c_n),
            "random_abs_cos_measured": np.zeros(c_n),
            "energy_reference": np.zeros(c_n), "energy_approx_raw": np.zeros(c_n),
@@ -135,9 +141,10 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
             parts = adversarial.decomposition(base[0], e_acc, f_app, f_acc)
             for key in DECOMPOSITION:
                 res[key][c] = parts[key]
-            res["random_abs_cos_measured"][c] = np.mean([abs(adversarial.cosine(
-                adversarial.random_direction(pos.shape, seed=seed + 1000 * c + r), f_app))
-                for r in range(n_random)]) if n_random else np.nan
+            randoms = [adversarial.random_direction(pos.shape, seed=seed + 1000 * c + r)
+                       for r in range(n_random)]
+            res["random_abs_cos_measured"][c] = np.mean([
+                abs(adversarial.cosine(v, f_app)) for v in randoms]) if n_random else np.nan
 
             def at(x, what):
                 return evaluate(x, cell, names, f"{what} of {source}", offset)
@@ -149,16 +156,15 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
                     lambda s: adversarial.adversarial_direction(s[0], s[2], s[1], s[3]),
                     pos, base, total, ascent_steps)
                 bar.update(n_groups * (ascent_steps - done))
-                _store(res, "adversarial", (c, k), er - ea, x, pos, cell, names, pairs)
-                for r in range(n_random):
-                    rand = adversarial.random_direction(pos.shape, seed=seed + 1000 * c + r)
+                _store(res, "adversarial", (c, k), er - ea, x, pos, cell, names, pairs, reach)
+                for r, rand in enumerate(randoms):
                     x = adversarial.displace(pos, rand, total)
                     if total == 0.0:      # not displaced: the error of the configuration as given
                         ea, er = base[0], base[2]
                         bar.update(n_groups)
                     else:
                         ea, _, er, _ = at(x, f"random direction {r} (epsilon {e:g} A^2)")
-                    _store(res, "random", (c, r, k), er - ea, x, pos, cell, names, pairs)
+                    _store(res, "random", (c, r, k), er - ea, x, pos, cell, names, pairs, reach)
     finally:
         for m in models:
             m.close()
@@ -174,7 +180,6 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
         res["temperature"] = np.array([c.temperature for c in configs], dtype=float)
         res["random_abs_cos_expected"] = np.array(
             [adversarial.random_abs_cos(len(c.positions)) for c in configs])
-        threshold, threshold_source = closest_pair_threshold(approx, configs, pairs)
         res["species_pairs"] = np.array(pairs, dtype=str)
         res["closest_pair_threshold"] = threshold
         natoms = np.array([len(c.positions) for c in configs], dtype=float)
@@ -210,13 +215,14 @@ def _check(epsilons, align, distortion, ascent_steps, n_random) -> np.ndarray:
     return eps
 
 
-def _store(res, kind, index, error, x, pos, cell, names, pairs) -> None:
+def _store(res, kind, index, error, x, pos, cell, names, pairs, reach) -> None:
     """Error and geometry diagnostics of one displaced configuration: its largest atom
-    displacement, its closest pair per species pair and the smallest of them (A)."""
+    displacement, its closest pair per species pair and the smallest of them (A), looked for
+    within ``reach`` (inf: no pair that close)."""
     dr = x - pos
     res[f"error_{kind}"][index] = error
     res[f"max_displacement_{kind}"][index] = float(np.sqrt(np.einsum("ij,ij->i", dr, dr)).max())
-    closest = closest_pairs(x, cell, names)
+    closest = closest_pairs(x, cell, names, reach)
     res[f"closest_pair_{kind}"][index] = [closest.get(p, np.inf) for p in pairs]
     res[f"min_distance_{kind}"][index] = min(closest.values(), default=np.inf)
 
@@ -237,11 +243,8 @@ def closest_pair_threshold(approx: str, configs, pairs) -> tuple[np.ndarray, str
     undisplaced ``configs``; 0 (no distance flag) for a pair never seen within 5 A
     (``lammps.structures.CLOSEST_PAIR_CUTOFF``), where nothing says what is close for it."""
     card, trained = _training_closest_pairs(approx)
-    start = {}
-    if any(p not in trained for p in pairs):
-        for c in configs:
-            for p, d in closest_pairs(c.positions, c.cell, c.names).items():
-                start[p] = min(d, start.get(p, np.inf))
+    start = closest_pairs_of_set([(c.positions, c.cell, c.names) for c in configs]) \
+        if any(p not in trained for p in pairs) else {}
     seen = np.array([trained.get(p, start.get(p, np.inf)) for p in pairs])
     threshold = np.where(np.isfinite(seen), CLOSEST_PAIR_FACTOR * seen, 0.0)
     from_card = [p for p in pairs if p in trained]

@@ -20,13 +20,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from lammps_adv.core.adversarial import max_atom_norm
 from lammps_adv.core.alignment import NONE, Alignment, check_fit, check_mode
 from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.align import fit_parallel
-from lammps_adv.lammps.system import LammpsSystem
+from lammps_adv.lammps.system import LammpsSystem, minimize_commands
 from lammps_adv.parallel.mpi import mpi_comm
 from lammps_adv.parallel.tasks import split_tasks
 from lammps_adv.recorder import Recorder
@@ -90,11 +89,9 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
                 with Recorder(system.lmp, reference, out=out, approx=approx,
                               frames_every=frames_every, provenance=provenance,
                               overwrite=overwrite, alignment=alignment, comm=sub) as rec:
-                    cmds = [f"min_style {min_style}", "min_modify norm max"]
-                    if min_modify:
-                        cmds.append(f"min_modify {min_modify}")
-                    rec.commands(cmds)
-                    rec.command(f"minimize 0.0 {fmax!r} {steps} {10 * steps}")
+                    *setup, run = minimize_commands(min_style, fmax, steps, min_modify)
+                    rec.commands(setup)
+                    rec.command(run)
                     rec.set_parameters(outcome(system, fmax))
             written.append(out)
             bar.update(n_groups)
@@ -109,8 +106,7 @@ def outcome(system: LammpsSystem, fmax: float) -> dict:
     """How a minimization ended (collective): steps done (LAMMPS counts from 0 in the fresh
     instance), the largest per-atom |F_app| (eV/A) of the final configuration and whether it
     is within ``fmax``."""
-    forces = system.forces()
-    final = float(np.sqrt(np.einsum("ij,ij->i", forces, forces)).max()) if len(forces) else 0.0
+    final = max_atom_norm(system.forces())
     return {"converged": bool(final <= fmax),
             "minimizer_steps": int(system.lmp.extract_global("ntimestep")),
             "final_fmax_eV_per_A": final}

@@ -719,9 +719,10 @@ def write_probe(path, parameters: dict, epsilon, natoms, source, arrays: dict) -
                                                          ascent along A
         max_displacement_adversarial  float64 [C, E]     largest |dr_i| of that configuration (A)
         min_distance_adversarial      float64 [C, E]     its smallest interatomic distance (A;
-                                                         inf: none below 5 A)
+                                                         inf: none within the flag range, the
+                                                         largest closest_pair_threshold)
         closest_pair_adversarial      float64 [C, E, P]  its closest pair of each species pair
-                                                         (A; inf: none within 5 A)
+                                                         (A; inf: none within that range)
         flagged_adversarial           bool    [C, E]     a pair closer than its threshold, or
                                                          |error| > flag_error_eV_per_atom per
                                                          atom: kept out of the report's means

@@ -69,9 +69,8 @@ PROBE_UNITS = {"epsilon": AREA_UNIT, "error_adversarial": ENERGY_UNIT,
                "force_error_norm": FORCE_UNIT, "closest_pair_adversarial": LENGTH_UNIT,
                "closest_pair_random": LENGTH_UNIT, "closest_pair_threshold": LENGTH_UNIT}
 
-# per-configuration provenance of a probe file: the independent unit each configuration
-# descends from (str, what the report's intervals resample) and the K of its MD run
-PROBE_UNIT_ARRAYS = ("independent_unit", "temperature")
+# string arrays of a probe file; among them the independent unit each configuration
+# descends from (what the report's intervals resample; ``temperature`` is the K of its MD)
 PROBE_STRING_ARRAYS = ("source", "independent_unit", "species_pairs")
 
 # ----------------------------------------------------------------------------- mitigation summaries

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lammps_adv.core.adversarial import max_atom_norm
 from lammps_adv.core.errors import StructureError
 from lammps_adv.core.units import BAR_PER_EV_A3
 from lammps_adv.lammps.elements import can_label_types
@@ -51,6 +52,17 @@ def check_types(lmp, where: str = "structure") -> None:
     if labels is not None and labels != list(SPECIES):
         raise StructureError(f"{where}: atom type labels map types 1, 2 to {labels}; "
                              "lammps-adv expects type 1 = Si, type 2 = O")
+
+
+def minimize_commands(min_style: str, fmax: float, max_steps: int,
+                      min_modify: str = "") -> list[str]:
+    """LAMMPS commands of a relaxation to a largest per-atom force of ``fmax`` (eV/A; the
+    per-atom norm, min_modify norm max) within ``max_steps`` steps (10x as many force
+    evaluations); ``min_modify``: more options, passed through."""
+    steps = int(max_steps)
+    return ([f"min_style {min_style}", "min_modify norm max"]
+            + ([f"min_modify {min_modify}"] if min_modify else [])
+            + [f"minimize 0.0 {fmax!r} {steps} {10 * steps}"])
 
 
 class LammpsSystem:
@@ -113,10 +125,8 @@ class LammpsSystem:
         ``fmax`` (eV/A, per-atom norm) or ``max_steps`` steps; returns that largest per-atom
         force (eV/A) at the end, above ``fmax`` only when the step cap stopped it. FIRE, not
         CG: CG's line search gives up at 0.02-0.05 eV/A on small BKS-DSF glasses."""
-        self.lmp.commands_list(["min_style fire", "min_modify norm max",
-                                f"minimize 0.0 {fmax!r} {int(max_steps)} {10 * int(max_steps)}"])
-        _, forces = self.energy_forces()
-        return float(np.sqrt(np.einsum("ij,ij->i", forces, forces)).max()) if len(forces) else 0.0
+        self.lmp.commands_list(minimize_commands("fire", fmax, max_steps))
+        return max_atom_norm(self.energy_forces()[1])
 
     def frame(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions relative to the box origin (A, ordered by atom ID) and the cell (rows)."""

@@ -145,8 +145,8 @@ def _table_notes(p, rows: list[dict]) -> str:
             f"unit{'' if units == 1 else 's'}"
             + (f", fewer than {MIN_UNITS}: intervals not resolved" if units < MIN_UNITS else "")
             + ". Flagged displaced configurations (a species pair closer than "
-            f"{p.params.get('closest_pair_factor', 0.9):g} x its closest pair seen, or "
-            f"|E_acc - E_app| above {p.params.get('flag_error_eV_per_atom', 1.0):g} eV/atom) "
+            f"{_recorded(p.params, 'closest_pair_factor')} x its closest pair seen, or "
+            f"|E_acc - E_app| above {_recorded(p.params, 'flag_error_eV_per_atom')} eV/atom) "
             "are counted and left out of the means; thresholds: "
             f"{p.params.get('closest_pair_threshold_source', 'not recorded')}. Increase / "
             "first-order prediction: the increase along A over sqrt(sum dr^2) |F_app - F_acc| "
@@ -169,3 +169,8 @@ def _flagged_lines(flagged: list[dict], stem: Path) -> list[str]:
              f"{len(rows)} displaced configurations, each with the species pair closest to "
              "(or below) its threshold.", ""] + table[:2 + FLAGGED_SHOWN]
             + (["", f"... and {more} more in {stem.name}.csv."] if more > 0 else []) + [""])
+
+
+def _recorded(params: dict, key: str) -> str:
+    """A flag rule's number as the probe file recorded it (files before the flags: none)."""
+    return f"{params[key]:g}" if key in params else "(not recorded)"

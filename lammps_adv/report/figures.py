@@ -63,21 +63,6 @@ def plot_cos_histograms(groups: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
-def plot_scatter(x, y, path: Path, xlabel: str, ylabel: str, title: str = "") -> Path:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.scatter(x, y, s=12, alpha=0.7)
-    ax.axhline(0, color="k", linewidth=0.6)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def plot_scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
                         xlabel: str, ylabel: str, title: str = "") -> Path:
     """One scatter, one colour per group {label: (x, y)} (e.g. start temperatures), so

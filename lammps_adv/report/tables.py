@@ -5,9 +5,7 @@ import csv
 import math
 from pathlib import Path
 
-import numpy as np
-
-from lammps_adv.core.statistics import MIN_UNITS, bootstrap_ci
+from lammps_adv.core.statistics import MIN_UNITS
 
 
 def with_ci(value: float, ci: tuple[float, float], fmt: str = "{:.3g}") -> str:

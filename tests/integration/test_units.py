@@ -15,6 +15,7 @@ from lammps_adv.experiments.relax import relax
 from lammps_adv.io import h5md
 from lammps_adv.io.configs import load_configs
 from lammps_adv.io.dataset import load
+from lammps_adv.io.schema import PROBE_PARAMETERS, RELAX_PARAMETERS
 
 BIN = Path(sys.executable).parent
 
@@ -65,6 +66,11 @@ def test_probe_and_relax_record_units_and_temperatures(two_glasses, tmp_path):
     (path,) = relax(picked[1:2], "bks-dsf", "bks", tmp_path / "relax", steps=2,
                     progress=False, align="none")
     params = h5md.read_parameters(path, texts=False)
+    # the files hold what the file-format owner declares
+    recorded = set(h5md.read_parameters(path))           # with the texts (command line)
+    assert set(RELAX_PARAMETERS) <= recorded, set(RELAX_PARAMETERS) - recorded
+    recorded = set(h5md.read_parameters(out))
+    assert set(PROBE_PARAMETERS) <= recorded, set(PROBE_PARAMETERS) - recorded
     assert params["independent_unit"] == picked[1].unit
     assert params["start_temperature_K"] == picked[1].temperature
     # a configuration without a unit is its own (its source)
