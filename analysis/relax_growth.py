@@ -68,9 +68,7 @@ def main():
                                markdown=False)
     band = plot_band({pairs[0]: curves}, Path(prefix + "_error_vs_step.png"), "minimizer step",
                      ERROR, integer_x=True)
-    by_group = {g: ([c for c, h in zip(s["cos0"], s["group"]) if h == g],
-                    [y for y, h in zip(s["rise"], s["group"]) if h == g]) for g in s["groups"]}
-    scatter = plot_scatter_groups(by_group, Path(prefix + "_first_step.png"),
+    scatter = plot_scatter_groups(s["points"], Path(prefix + "_first_step.png"),
                                   r"cos$\theta$ at the start",
                                   "rise over the first step (meV/atom)",
                                   f"{pairs[0]}: {s['n']} relaxations")

@@ -285,8 +285,8 @@ def relax_first_step(results: list[ResultLike], min_units: int = MIN_UNITS) -> d
     """The relaxations of one model pair: ``rows`` (``relax_rows``), ``groups`` {temperature
     label: ``relax_group_summary``} in order of temperature ('unknown' last), ``all`` (the
     summary of all of them: reported only where there is one group, since a pooled
-    correlation over temperature groups mixes their clusters), and the arrays ``cos0``,
-    ``rise``, ``group`` of the relaxations that made a first step (for the scatter)."""
+    correlation over temperature groups mixes their clusters), ``n`` relaxations that made
+    a first step and their ``points`` {group: (cos0, rise)} (for the scatter)."""
     rows = relax_rows(results)
     labels = sorted({r["group"] for r in rows},
                     key=lambda g: (g == "unknown", float(g.split()[0]) if g != "unknown" else 0))
@@ -296,9 +296,10 @@ def relax_first_step(results: list[ResultLike], min_units: int = MIN_UNITS) -> d
     # one group: the pooled summary is that group's (and its bootstraps need not run twice)
     pooled = groups[labels[0]] if len(labels) == 1 else relax_group_summary(rows, min_units)
     return {"rows": rows, "groups": groups, "all": pooled, "n": len(stepped),
-            "cos0": np.array([r["cos0"] for r in stepped]),
-            "rise": np.array([r["rise"] for r in stepped]),
-            "group": [r["group"] for r in stepped]}
+            # the first-step scatter: {temperature group: (cos0, rise)}, in group order
+            "points": {g: (np.array([r["cos0"] for r in stepped if r["group"] == g]),
+                           np.array([r["rise"] for r in stepped if r["group"] == g]))
+                       for g in labels if any(r["group"] == g for r in stepped)}}
 
 
 def relax_growth(results: list[ResultLike]) -> float:

@@ -115,13 +115,8 @@ def relaxation_section(res: dict, out: Path) -> list[str]:
         write_table(first_step_table(groups), first_stem)
         write_table(end_table(groups), end_stem)
         every = relaxation_rows_csv(rs, s["rows"], out / f"relax_relaxations_{i}")
-        by_group = {}
-        for c, y, g in zip(s["cos0"], s["rise"], s["group"]):
-            by_group.setdefault(g, ([], []))
-            by_group[g][0].append(c)
-            by_group[g][1].append(y)
         scatter = plot_scatter_groups(
-            {g: by_group[g] for g in groups if g in by_group}, out / f"relax_first_step_{i}.png",
+            s["points"], out / f"relax_first_step_{i}.png",
             r"cos$\theta$ at the start", "rise of |error| over the first step (meV/atom)",
             f"{label}: colour = start temperature")
         band = plot_band({label: [relax_curves(r)[1] for r in rs]},

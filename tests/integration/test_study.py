@@ -102,7 +102,8 @@ def test_relax_bp_first_step_follows_cos_theta(reference_md, tmp_path):
     results = read_files(files, recording)
     summary = relax_first_step(results)
     assert summary["n"] == 2
-    for cos0, rise in zip(summary["cos0"], summary["rise"]):
+    cos0s, rises = (np.concatenate(a) for a in zip(*summary["points"].values()))
+    for cos0, rise in zip(cos0s, rises):
         assert abs(cos0) > 0.05 and np.sign(rise) == np.sign(cos0), (cos0, rise)
     for r in results:
         assert r.params["experiment"] == "relax" and r.params["min_style"] == "fire"

@@ -117,7 +117,8 @@ def test_correlations_per_temperature_group_and_not_resolved_below_min_units():
     assert g1["first_order_ratio"] == pytest.approx(1 / 0.9)
     assert g2["spearman"] == pytest.approx(-1.0) and not g2["resolved"]
     assert g2["converged"] == 2 and g2["convergence_known"] == 3
-    assert s["n"] == 9 and sorted(set(s["group"])) == ["1000 K", "2000 K"]
+    assert s["n"] == 9 and list(s["points"]) == ["1000 K", "2000 K"]
+    assert [len(x) for x, _ in s["points"].values()] == [6, 3]
 
 
 def test_report_section_per_temperature_not_resolved_and_unconverged_named(tmp_path):
