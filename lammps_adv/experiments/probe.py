@@ -46,15 +46,12 @@ import numpy as np
 
 from lammps_adv.calculators import get_calculator
 from lammps_adv.core import adversarial
-from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.alignment import NONE, Alignment, check_fit, check_mode, fit
+from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
-from lammps_adv.core.errors import PotentialError
-from lammps_adv.core.specs import model_file, parse
 from lammps_adv.io.files import check_writable
 from lammps_adv.io.h5md import write_probe
-from lammps_adv.io.model_card import card_closest_pairs, card_paths, read_model_card
-from lammps_adv.io.resources import shipped_model
+from lammps_adv.io.model_card import card_closest_pairs, card_of_spec
 from lammps_adv.lammps.structures import (CLOSEST_PAIR_CUTOFF, closest_pairs,
                                           closest_pairs_of_set, species_pairs)
 from lammps_adv.parallel.mpi import mpi_comm
@@ -265,12 +262,5 @@ def closest_pair_threshold(approx: str, configs, pairs) -> tuple[np.ndarray, str
 
 def _training_closest_pairs(approx: str):
     """(card path or None, {species pair: closest distance in the training data, A})."""
-    try:
-        model = parse(approx)
-    except PotentialError:
-        return None, {}
-    if model.kind != "torchscript":
-        return None, {}
-    path = model_file(model, shipped_model)
-    card = read_model_card(path)
-    return (card_paths(path)[0] if card is not None else None), card_closest_pairs(card)
+    path, card = card_of_spec(approx)
+    return path, card_closest_pairs(card)

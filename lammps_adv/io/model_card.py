@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lammps_adv.core.errors import PotentialError
+from lammps_adv.core.specs import model_file, parse
+from lammps_adv.io.resources import shipped_model
+
 
 def card_paths(out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
@@ -16,6 +20,21 @@ def read_model_card(model: str | Path) -> dict | None:
     """The card next to the model file ``model`` (a dict), or None when it has none."""
     js = card_paths(model)[0]
     return json.loads(js.read_text()) if js.is_file() else None
+
+
+def card_of_spec(spec: str) -> tuple[Path | None, dict | None]:
+    """(card path, card) of the TorchScript model a spec names (a shipped model by its bare
+    name too); (None, None) for any other spec, a spec that is no spec, or a model without
+    a card."""
+    try:
+        model = parse(str(spec))
+        if model.kind != "torchscript":
+            return None, None
+        path = model_file(model, shipped_model)
+    except PotentialError:
+        return None, None
+    card = read_model_card(path)
+    return (card_paths(path)[0] if card is not None else None), card
 
 
 def card_closest_pairs(card: dict | None) -> dict:

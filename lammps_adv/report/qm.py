@@ -3,16 +3,13 @@ or DFT): the lean of F_app along A per model pair (|cos| and sign, apart), and w
 training on forces lowered |cos|."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.core.specs import model_file
 from lammps_adv.core.statistics import MIN_UNITS, cluster_bootstrap_ci, unit_count
 from lammps_adv.core.summaries import lean_items, lean_summary
-from lammps_adv.io.model_card import card_paths
-from lammps_adv.io.resources import shipped_model
+from lammps_adv.io.model_card import card_of_spec
 from lammps_adv.report.labels import pair_label, recorded_model
 from lammps_adv.report.tables import with_ci_if_resolved, write_table
 
@@ -34,8 +31,7 @@ def trained_on(spec: str) -> str:
     if kind != "torchscript":
         return "?" if kind in ("labels", "xtb", "ase") else "analytic"
     try:
-        card = card_paths(model_file(model, shipped_model))[0]
-        settings = json.loads(card.read_text())["settings"]
+        settings = card_of_spec(spec)[1]["settings"]
         return "energies and forces" if float(settings.get("force_weight", 0)) > 0 else "energies"
     except (OSError, ValueError, KeyError, TypeError):
         return "?"
