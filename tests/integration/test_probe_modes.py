@@ -14,15 +14,21 @@ from lammps_adv.experiments.probe import probe
 from lammps_adv.lammps.structures import min_pair_distance, quartz
 
 
-@pytest.fixture(scope="module")
-def configs():
+def _rattled_quartz(n, cells, amplitude, seed):
+    """n alpha-quartz supercells (cells: repeats), rattled by ``amplitude`` A, as
+    (positions, cell, names, source) configurations."""
     out = []
-    for k in range(3):
-        atoms = quartz(1, 1, 1)
-        atoms.rattle(0.04, seed=10 + k)
+    for k in range(n):
+        atoms = quartz(*cells)
+        atoms.rattle(amplitude, seed=seed + k)
         out.append((atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols(),
                     f"q{k}"))
     return out
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return _rattled_quartz(3, (1, 1, 1), 0.04, seed=10)
 
 
 def _evaluate(configs, c, alignment_offset=0.0):
@@ -137,12 +143,7 @@ def test_collapsed_pairs_are_flagged_and_left_out_of_the_means(configs, tmp_path
 def test_probe_file_holds_the_decomposition_and_random_references(tmp_path):
     """A 36-atom quartz cell: cos = sign * c_F, |cos|, |F_app - F_acc| and the random |cos|
     references agree with the models' forces recomputed here."""
-    cs = []
-    for k in range(2):
-        atoms = quartz(2, 2, 1)
-        atoms.rattle(0.05, seed=30 + k)
-        cs.append((atoms.get_positions(), atoms.cell.array, atoms.get_chemical_symbols(),
-                   f"q{k}"))
+    cs = _rattled_quartz(2, (2, 2, 1), 0.05, seed=30)
     out = probe(cs, "bks-dsf", "bks", tmp_path / "d.h5", epsilons=(0.0, 0.02), n_random=2,
                 seed=5, progress=False)
     d = h5md.read_probe(out)
