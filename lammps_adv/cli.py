@@ -499,6 +499,12 @@ def _dataset_mixed_options(m):
     m.add_argument("--relaxed", type=int, default=d.relaxed,
                    help="minimised copies of the first N frames of every run "
                    f"(default {d.relaxed})")
+    m.add_argument("--rattle", type=_floats, default=d.rattle,
+                   help="A, comma-separated: frame #i of every run rattled by the i-th "
+                   "amplitude (Gaussian per component) and labelled (default: none)")
+    m.add_argument("--volumes", type=_floats, default=d.volumes,
+                   help="volume ratios, comma-separated (e.g. 0.9,1.1): frame #j of every run "
+                   "rescaled affinely to the j-th and labelled (default: none)")
     m.set_defaults(func=_run_dataset_mixed)
 
 
@@ -508,8 +514,9 @@ def _run_dataset_mixed(args):
                        glasses=args.glasses, quench_ps=args.quench_ps, temps=args.temps,
                        quartz_cells=_quartz(args), quartz_temps=args.quartz_temps,
                        frames=args.frames, stride=args.stride, equil=args.equil,
-                       melt_ps=args.melt_ps, relaxed=args.relaxed, split=args.split,
-                       seed=args.seed, progress=not args.quiet)
+                       melt_ps=args.melt_ps, relaxed=args.relaxed, rattle=args.rattle,
+                       volumes=args.volumes, split=args.split, seed=args.seed,
+                       progress=not args.quiet)
     _say(f"wrote {args.out}: {ds.summary()}")
 
 
@@ -548,6 +555,7 @@ def _run_dataset_info(args):
 # ---------------------------------------------------------------- train
 def _train_options(p):
     from lammps_adv.models.gnn import GraphNetwork
+    from lammps_adv.models.repulsion import FORMS as REPULSION_FORMS
     from lammps_adv.training.train import SCHEDULES, TrainSettings
     d, gnn = TrainSettings(), _defaults(GraphNetwork)
     p.description = ("Train a model (Adam, learning-rate schedule, early stopping on the "
@@ -581,6 +589,14 @@ def _train_options(p):
                    help=f"gnn: node feature width (default {gnn.width})")
     p.add_argument("--rounds", type=int, default=None,
                    help=f"gnn: message-passing rounds (default {gnn.n_rounds})")
+    p.add_argument("--repulsion", choices=REPULSION_FORMS, default=d.repulsion,
+                   help="repulsive baseline added to the network: ZBL screened Coulomb, zero "
+                   "at and above each species pair's closest approach in the training split, "
+                   f"switched on smoothly below it; 'none' for the bare network (default "
+                   f"{d.repulsion})")
+    p.add_argument("--repulsion-width", type=float, default=d.repulsion_width,
+                   help="fraction of the closest approach over which the wall switches on "
+                   f"(default {d.repulsion_width:g})")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default OUT.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     _add_quiet(p)
@@ -599,7 +615,8 @@ def _run_train(args):
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       schedule=args.schedule, lr_factor=args.lr_factor,
                       lr_patience=args.lr_patience, patience=args.patience, seed=args.seed,
-                      max_minutes=args.max_minutes, threads=args.threads)
+                      max_minutes=args.max_minutes, threads=args.threads,
+                      repulsion=args.repulsion, repulsion_width=args.repulsion_width)
     train(args.dataset, args.out, s, checkpoint=args.checkpoint, resume=args.resume,
           progress=not args.quiet, log=_say)
 
@@ -756,6 +773,63 @@ def _run_relax(args):
     _say(f"wrote {len(configs)} relaxations to {args.out}/; {_alignment_line(first)}")
 
 
+def _driven_options(p):
+    from lammps_adv.experiments.driven import driven
+    d = _defaults(driven)
+    p.description = ("Model-driven sampling: NVT MD (Nose-Hoover, as inputs/nvt_glass.in) "
+                     "driven by the approximate model in LAMMPS from one glass of each "
+                     "independent unit of DATASET (its relaxed, 0 K configuration when it has "
+                     "one, else its first), at every temperature, recorded against the "
+                     "reference; then each run's end relaxed by FIRE driven by the "
+                     "approximate model, recorded at every force evaluation. Energies raw "
+                     "(no alignment). Writes DIR/md_T{T}_{k}.h5 and DIR/relax/relax_{i}.h5 "
+                     "(docs/driven.md). Under `mpirun -np N` the runs are spread over MPI "
+                     "sub-communicators. Units: K, ps, eV, Angstrom.")
+    p.add_argument("dataset", help="dataset (.h5, every split) or a structure file ASE reads "
+                   "(extxyz, ...; each frame its own unit unless it names one)")
+    _add_approx_reference(p)
+    _add_out(p, "output folder")
+    p.add_argument("--temps", type=_floats, default=list(d.temps),
+                   help=f"MD temperatures in K, comma-separated (default {_csv(d.temps)})")
+    p.add_argument("--ps", type=float, default=d.ps,
+                   help=f"length of each MD run in ps (default {d.ps:g})")
+    p.add_argument("--timestep", type=float, default=d.timestep_ps,
+                   help=f"MD timestep in ps (default {d.timestep_ps:g})")
+    p.add_argument("--every", type=int, default=d.every,
+                   help=f"record every N MD steps, and step 0 (default {d.every})")
+    p.add_argument("--glasses", type=int, default=None,
+                   help="use at most this many independent units (glasses), in file order "
+                   "(default: all)")
+    p.add_argument("--no-relax", action="store_true",
+                   help="no relaxations of the runs' ends (default: relax them)")
+    p.add_argument("--fmax", type=float, default=d.fmax,
+                   help="a relaxation converges when no atom feels a force above this, in "
+                   f"eV/A (largest per-atom norm of the driving force; default {d.fmax:g})")
+    p.add_argument("--steps", type=int, default=d.relax_steps,
+                   help="maximum FIRE steps per relaxation: the cap for an unconverged one "
+                   f"(default {d.relax_steps})")
+    _add_seed(p, d.seed, "velocity seed: glass k at the j-th temperature uses SEED + 1000 k + j")
+    _add_ranks(p, "--ranks-per-run", "per MD run and relaxation", d.ranks_per_run)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files already in the output folder (else they are an error)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_run_driven)
+
+
+def _run_driven(args):
+    from lammps_adv.experiments.driven import driven, one_per_unit
+    from lammps_adv.io.configs import load_configs
+    glasses = one_per_unit(load_configs(args.dataset, split=None), args.glasses)
+    out = driven(glasses, args.approx, args.reference, args.out, temps=args.temps, ps=args.ps,
+                 every=args.every, timestep_ps=args.timestep, relax=not args.no_relax,
+                 fmax=args.fmax, relax_steps=args.steps, seed=args.seed,
+                 ranks_per_run=args.ranks_per_run, overwrite=args.overwrite,
+                 progress=not args.quiet)
+    relaxed = f" and {len(out['relax'])} relaxations ({args.out}/relax/)" if out["relax"] else ""
+    _say(f"wrote {len(out['md'])} MD recordings ({len(glasses)} glasses x "
+         f"{len(args.temps)} temperatures){relaxed} to {args.out}/")
+
+
 def _label_options(p):
     from lammps_adv.experiments.labelling import relabel
     d = _defaults(relabel)
@@ -898,6 +972,8 @@ PARSERS = [
     _command("run", "run a LAMMPS deck and record adversarial measures to HDF5", _run_options),
     _command("probe", "model error along the adversarial vs random directions", _probe_options),
     _command("relax", "relaxations driven by the approximate model, recorded", _relax_options),
+    _command("driven", "NVT MD and relaxations driven by the approximate model from several "
+             "glasses, recorded", _driven_options),
     _command("label", "label configurations with a reference (e.g. GFN-xTB), in parallel, "
              "cached", _label_options),
     _command("mitigate", "compare remedies (adversarial training, ...) on equal label budgets",

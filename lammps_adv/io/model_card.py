@@ -51,6 +51,19 @@ def write_model_card(out: str | Path, card: dict) -> tuple[Path, Path]:
     return js, md
 
 
+def baseline_words(params: dict | None) -> str:
+    """The repulsive baseline of a model (hyper-parameter ``repulsion``) in words."""
+    if not params or params.get("form") == "none":
+        return ("none: the network alone, nothing stops a pair below the training data's "
+                "closest approach from collapsing")
+    w = params["switch_width"]
+    walls = "; ".join(f"{p} zero above {r:.4f} A, full below {r * (1 - w):.4f} A"
+                      for p, r in params["r_outer_A"].items())
+    return (f"ZBL screened Coulomb repulsion switched on smoothly (C2) below each species "
+            f"pair's closest approach in the training data, zero on every training "
+            f"configuration ({walls})")
+
+
 def card_markdown(card: dict) -> str:
     m, t, st = card["model"], card["training_data"], card["settings"]
     lines = [f"# Model card: {card['name']}", "",
@@ -59,7 +72,8 @@ def card_markdown(card: dict) -> str:
              f"- model: {m['kind']}, {m['n_parameters']} parameters, species "
              f"{', '.join(card['contract']['species'])}, cutoff {card['contract']['cutoff']} A, "
              f"receptive field {card['contract']['receptive_field']} A",
-             f"- hyper-parameters: `{json.dumps({k: v for k, v in m.items() if k not in ('radial_etas', 'angular_etas', 'lambdas', 'zetas')})}`",
+             f"- hyper-parameters: `{json.dumps({k: v for k, v in m.items() if k not in ('radial_etas', 'angular_etas', 'lambdas', 'zetas', 'repulsion')})}`",
+             f"- repulsive baseline: {baseline_words(m.get('repulsion'))}",
              f"- trained on: {st['trained_on']} (force weight {st['force_weight']}), "
              f"reference `{t['reference']}`",
              f"- data: `{t['path']}` (sha256 `{t['sha256'][:16]}...`), {t['n_configs']} "

@@ -44,6 +44,8 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
+from lammps_adv.models.repulsion import PairRepulsion
+
 BOHR = 0.529177  # A, the unit of the published eta values
 
 RADIAL_ETAS = [9e-4, 0.01, 0.02, 0.035, 0.06, 0.1, 0.2, 0.4]
@@ -111,7 +113,7 @@ class BehlerParrinello(nn.Module):
                  angular_etas: Sequence[float] | None = None,
                  lambdas: Sequence[float] | None = None, zetas: Sequence[float] | None = None,
                  hidden: Sequence[int] = (30, 30), activation: str = "tanh",
-                 triplet_chunk: int = 400_000):
+                 triplet_chunk: int = 400_000, repulsion: dict | None = None):
         super().__init__()
         self.species = check_species_names(species)
         if not cutoff > 0:
@@ -139,7 +141,9 @@ class BehlerParrinello(nn.Module):
             "kind": "bp", "species": self.species, "cutoff": self.cutoff,
             "radial_etas": radial_etas, "angular_etas": angular_etas, "lambdas": lambdas,
             "zetas": zetas, "hidden": [int(h) for h in hidden], "activation": activation,
-            "triplet_chunk": self.triplet_chunk})
+            "triplet_chunk": self.triplet_chunk, "repulsion": repulsion})
+        # the repulsive baseline (models/repulsion.py): E = baseline + network
+        self.repulsion = PairRepulsion(self.species, repulsion)
         f64 = torch.float64
         self.register_buffer("radial_etas", torch.tensor(radial_etas, dtype=f64))
         self.register_buffer("angular_etas", torch.tensor(angular_etas, dtype=f64))
@@ -404,7 +408,9 @@ class BehlerParrinello(nn.Module):
         if not lean or self._use_fused(positions):
             # features(): the fused operator where it applies, else the full autograd graph
             feats = self.features(positions, species, edge_index, n_local)
-            return torch.cat([self.readout(feats, local_sp), zeros_ghost])
+            e = self.readout(feats, local_sp) \
+                + self.repulsion(positions, species, edge_index, n_local)
+            return torch.cat([e, zeros_ghost])
         # memory-lean energies + position gradient (first derivatives only)
         ctr, nbr = self._local_edges(positions, edge_index, n_local)
         vec = positions[nbr] - positions[ctr]
@@ -431,5 +437,6 @@ class BehlerParrinello(nn.Module):
                 g_vec = g_vec + self._triplet_grad(vdd, ctr, nbr_sp, first, second, weights)
         # zero-valued term whose gradient w.r.t. positions is the accumulated one
         surrogate = ((vec - vec.detach()) * g_vec.detach()).sum()
+        e = e.detach() + self.repulsion(positions, species, edge_index, n_local)
         e0 = e[:1] + surrogate
         return torch.cat([e0, e[1:], zeros_ghost])

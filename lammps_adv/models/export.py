@@ -64,19 +64,30 @@ def export(model: torch.nn.Module, path: str | Path) -> Path:
     return path
 
 
-def reexport(src: str | Path, dst: str | Path) -> Path:
+KEEP = "keep"
+
+
+def reexport(src: str | Path, dst: str | Path, repulsion: dict | None | str = KEEP) -> Path:
     """Export the model in file ``src`` again with this version's code (same weights and
     hyper-parameters), e.g. a Behler-Parrinello file from before the fused kernel, which
-    keeps its old (slower) code when loaded. Updates the model card next to ``dst``
-    (``.card.json`` and ``.card.md``: file hash and size) when there is one."""
+    keeps its old (slower) code when loaded. ``repulsion``: the repulsive baseline of the
+    new file (``models.repulsion.baseline_hparams``; None: none; default: the source's).
+    The network's weights are never changed. Updates the model card next to ``dst``
+    (``.card.json`` and ``.card.md``: file hash, size, hyper-parameters) when there is one."""
     old = load(src)
-    model = model_from_hparams(old.hparams)
-    model.load_state_dict(old.state_dict())
+    hp = json.loads(old.hparams)
+    if repulsion != KEEP:
+        hp["repulsion"] = repulsion
+    model = model_from_hparams(hp)
+    # a scripted module lists the baseline's (non-persistent) buffers in its state dict: they
+    # come from the hyper-parameters instead
+    model.load_state_dict({k: v for k, v in old.state_dict().items()
+                           if not k.startswith("repulsion.")})
     out = export(model, dst)
     card = card_paths(out)[0]
     if card.is_file():
         info = json.loads(card.read_text())
         info.update(sha256=file_sha256(out), size_bytes=out.stat().st_size)
+        info["model"] = {**info.get("model", {}), "repulsion": hp.get("repulsion")}
         write_model_card(out, info)
     return out
-

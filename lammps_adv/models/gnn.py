@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from lammps_adv.models.bp import ACTIVATIONS, check_species_names, cosine_cutoff, make_mlp
+from lammps_adv.models.repulsion import PairRepulsion
 
 
 class EdgeMLP(nn.Module):
@@ -57,7 +58,8 @@ class GraphNetwork(nn.Module):
 
     def __init__(self, species: Sequence[str] = ("Si", "O"), cutoff: float = 5.0,
                  n_rounds: int = 2, width: int = 64, hidden: Sequence[int] = (64, 64),
-                 n_rbf: int = 16, activation: str = "softplus", avg_neighbors: float = 30.0):
+                 n_rbf: int = 16, activation: str = "softplus", avg_neighbors: float = 30.0,
+                 repulsion: dict | None = None):
         super().__init__()
         self.species = check_species_names(species)
         if not cutoff > 0:
@@ -76,7 +78,10 @@ class GraphNetwork(nn.Module):
         self.hparams = json.dumps({
             "kind": "gnn", "species": self.species, "cutoff": self.cutoff,
             "n_rounds": self.n_rounds, "width": int(width), "hidden": [int(h) for h in hidden],
-            "n_rbf": int(n_rbf), "activation": activation, "avg_neighbors": float(avg_neighbors)})
+            "n_rbf": int(n_rbf), "activation": activation, "avg_neighbors": float(avg_neighbors),
+            "repulsion": repulsion})
+        # the repulsive baseline (models/repulsion.py): E = baseline + network
+        self.repulsion = PairRepulsion(self.species, repulsion)
         f64 = torch.float64
         self.register_buffer("rbf_centres", torch.linspace(0.0, self.cutoff, n_rbf, dtype=f64))
         sigma = self.cutoff / n_rbf
@@ -116,6 +121,7 @@ class GraphNetwork(nn.Module):
     def forward(self, positions: torch.Tensor, species: torch.Tensor,
                 edge_index: torch.Tensor, n_local: int) -> torch.Tensor:
         self._check_species(species)
+        base = self.repulsion(positions, species, edge_index, n_local)
         n_total = positions.shape[0]
         zeros_ghost = torch.zeros(n_total - n_local, dtype=positions.dtype,
                                   device=positions.device)
@@ -160,7 +166,7 @@ class GraphNetwork(nn.Module):
             t += 1
         local_sp = species[:n_local]
         e = self.readout_mlp(h[:n_local]).squeeze(1) * self.energy_scale \
-            + self.energy_shift[local_sp]
+            + self.energy_shift[local_sp] + base
         return torch.cat([e, zeros_ghost])
 
     @torch.jit.export
@@ -179,6 +185,7 @@ class GraphNetwork(nn.Module):
         (ghosts of other ranks).
         """
         self._check_species(species)
+        base = self.repulsion(positions, species, edge_index, n_local)
         ctr = edge_index[0]
         nbr = edge_index[1]
         pd = positions.detach()
@@ -199,4 +206,5 @@ class GraphNetwork(nn.Module):
             m = edge_mlp(h, ctr, nbr_node, rbf) * fc[:, None]
             agg = torch.zeros_like(h).index_add(0, ctr, m) * self.inv_avg_neighbors
             h = h + node_mlp(torch.cat([h, agg], dim=1))
-        return self.readout_mlp(h).squeeze(1) * self.energy_scale + self.energy_shift[local_sp]
+        return self.readout_mlp(h).squeeze(1) * self.energy_scale \
+            + self.energy_shift[local_sp] + base

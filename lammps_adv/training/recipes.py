@@ -17,7 +17,7 @@ import numpy as np
 from lammps_adv.calculators import get_calculator
 from lammps_adv.io.dataset import Dataset, from_frames
 from lammps_adv.io.schema import DATASET_SPLITS as SPLITS
-from lammps_adv.lammps.structures import SPECIES
+from lammps_adv.lammps.structures import SPECIES, closest_pairs
 from lammps_adv.lammps.system import LammpsSystem
 from lammps_adv.training.sampling import generate
 
@@ -27,12 +27,17 @@ def mixed_glasses(out, reference: str = "bks-dsf", sizes: Sequence[int] = (96, 1
                   temps: Sequence[float] = (300, 1000, 2000, 3000), quartz_cells=None,
                   quartz_temps: Sequence[float] = (300, 900, 1500), frames: int = 10,
                   stride: int = 100, equil: int = 500, melt_ps: float = 5.0, relaxed: int = 0,
+                  rattle: Sequence[float] = (), volumes: Sequence[float] = (),
                   split: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 1,
                   progress: bool = True) -> Dataset:
     """Glasses of every size in ``sizes`` (``glasses`` per size and quench time), NVT MD at
     ``temps`` labelled by ``reference`` (``generate``), optionally alpha-quartz, plus the
     first ``relaxed`` frames of every run minimised with the reference (fixed cell) and
-    labelled; one dataset with a seeded split, saved to ``out``."""
+    labelled; one dataset with a seeded split, saved to ``out``.
+
+    What relaxations and probes visit beyond thermal frames: for every MD run, frame #i
+    rattled by the i-th amplitude of ``rattle`` (``rattled``) and frame #j scaled affinely
+    to the j-th volume ratio of ``volumes`` (e.g. 0.9, 1.1), labelled."""
     t0 = time.time()
     say = print if progress else (lambda *a, **k: None)
     frames_out: list[dict] = []
@@ -55,31 +60,48 @@ def mixed_glasses(out, reference: str = "bks-dsf", sizes: Sequence[int] = (96, 1
                     frames_out.append(c)
                 say(f"  {n} atoms, quench {q:g} ps: {len(part)} configurations "
                     f"({time.time() - t0:.0f} s)", flush=True)
-    if relaxed > 0:
+    if relaxed > 0 or rattle or volumes:
         labellers = {}             # one calculator per cell size (it keeps its LAMMPS system)
+        rng = np.random.default_rng(seed)
         try:
             thermal = list(frames_out)
             for c in thermal:
                 run, _, k = c["source"].rpartition("#")
-                if int(k) < relaxed:
-                    n = len(c["positions"])
-                    if n not in labellers:
-                        labellers[n] = get_calculator(reference)
-                    frames_out.append(relaxed_frame(c, reference, labellers[n],
-                                                    f"{run}-relaxed#{k}"))
+                k = int(k)
+                n = len(c["positions"])
+                if n not in labellers and (k < relaxed or k < max(len(rattle), len(volumes))):
+                    labellers[n] = get_calculator(reference)
+                if k < relaxed:
+                    frames_out.append(labelled_frame(c, reference, labellers[n],
+                                                     f"{run}-relaxed#{k}", minimise=True))
+                if k < len(rattle):
+                    moved = rattled(c, rattle[k], rng)
+                    if moved is not None:
+                        frames_out.append(labelled_frame(moved, reference, labellers[n],
+                                                         f"{run}-rattle{rattle[k]:g}#{k}"))
+                if k < len(volumes):
+                    f = float(volumes[k]) ** (1.0 / 3.0)
+                    scaled = dict(c, positions=c["positions"] * f, cell=c["cell"] * f)
+                    frames_out.append(labelled_frame(scaled, reference, labellers[n],
+                                                     f"{run}-volume{volumes[k]:g}#{k}"))
         finally:
             for lab in labellers.values():
                 lab.close()
-        say(f"  relaxed: {len(frames_out) - len(thermal)} configurations "
-            f"({time.time() - t0:.0f} s)", flush=True)
+        say(f"  relaxed, rattled and rescaled: {len(frames_out) - len(thermal)} "
+            f"configurations ({time.time() - t0:.0f} s)", flush=True)
     gen = {"kind": "mixed glasses", "reference": reference, "sizes": list(sizes),
            "glasses_per_size": glasses, "glass_temps": list(map(float, temps)),
            "quartz_cells": list(quartz_cells) if quartz_cells else None,
            "quartz_temps": list(map(float, quartz_temps)), "frames": frames, "stride": stride,
            "equil": equil, "melt_ps": melt_ps, "quench_ps": list(map(float, quench_ps)),
-           "relaxed_per_run": relaxed, "seed": seed, "split": list(split),
+           "relaxed_per_run": relaxed, "rattle_A": list(map(float, rattle)),
+           "volume_ratios": list(map(float, volumes)), "seed": seed, "split": list(split),
            "seeds": "size k, quench j: seed + 7919 k + 104729 j (then as generate)",
-           "ensemble": "NVT (Nose-Hoover, damping 100 steps); relaxed: LAMMPS cg, fixed cell"}
+           "ensemble": "NVT (Nose-Hoover, damping 100 steps); relaxed: LAMMPS cg, fixed cell; "
+                       "rattled: frame #i + N(0, rattle_A[i]^2 / 3) per component (RMS "
+                       "rattle_A[i] per atom; redrawn while a species pair comes below "
+                       f"{RATTLE_MIN_PAIR} x the frame's closest); rescaled: frame #j "
+                       "scaled affinely to volume_ratios[j]"}
     ds = from_frames(frames_out, SPECIES, {"reference": reference, "generator": gen},
                      split=split, seed=seed)
     ds.save(out)
@@ -87,21 +109,46 @@ def mixed_glasses(out, reference: str = "bks-dsf", sizes: Sequence[int] = (96, 1
     return ds
 
 
-def relaxed_frame(frame: dict, potential: str, labeller, label: str) -> dict:
-    """``frame`` minimised (fixed cell) with ``potential`` in LAMMPS, labelled by ``labeller``
-    (energy, forces) and the LAMMPS virial (stress, ASE sign)."""
+RATTLE_MIN_PAIR = 0.75      # x the frame's own closest distance of each species pair
+RATTLE_TRIES = 20
+
+
+def rattled(frame: dict, amplitude: float, rng) -> dict | None:
+    """``frame`` with every atom displaced at random, ``amplitude`` the RMS displacement per
+    atom (A; Gaussian, amplitude / sqrt(3) per component). A draw that brings any species
+    pair below RATTLE_MIN_PAIR x the frame's own closest distance of that pair is drawn
+    again (at most RATTLE_TRIES times, then None: no copy): a pair pushed into the
+    reference's repulsive core gives labels of keV per atom, which no network should be fit
+    to and no relaxation or probe visits."""
+    pos, cell, names = frame["positions"], frame["cell"], list(frame["names"])
+    floor = {p: RATTLE_MIN_PAIR * d for p, d in closest_pairs(pos, cell, names).items()}
+    for _ in range(RATTLE_TRIES):
+        moved = pos + rng.normal(0.0, amplitude / np.sqrt(3.0), pos.shape)
+        close = closest_pairs(moved, cell, names)
+        if all(close[p] >= floor[p] for p in floor):
+            return dict(frame, positions=moved)
+    return None
+
+
+def labelled_frame(frame: dict, potential: str, labeller, label: str,
+                   minimise: bool = False) -> dict:
+    """``frame`` labelled by ``labeller`` (energy, forces) and the LAMMPS virial of
+    ``potential`` (stress, ASE sign); with ``minimise``, first minimised with ``potential``
+    (LAMMPS cg, fixed cell; temperature then 0 K)."""
     from ase import Atoms
     atoms = Atoms(frame["names"], positions=frame["positions"], cell=frame["cell"], pbc=True)
     with LammpsSystem(atoms, potential) as system:
         system.track_stress()
-        system.lmp.commands_list(["min_style cg", "minimize 0.0 1.0e-4 5000 50000", "run 0"])
+        system.lmp.commands_list((["min_style cg", "minimize 0.0 1.0e-4 5000 50000"]
+                                  if minimise else []) + ["run 0"])
         positions, cell = system.frame()
         stress = system.stress()
     energy, forces = labeller.evaluate(positions, cell, symbols=list(frame["names"]),
-                                       label=f"relaxed {label}")
+                                       label=label)
     return {"positions": positions, "cell": cell, "names": list(frame["names"]),
             "energy": energy, "forces": forces, "stress": stress,
-            "temperature": 0.0, "source": label, "unit": frame.get("unit", "")}
+            "temperature": 0.0 if minimise else frame.get("temperature", float("nan")),
+            "source": label, "unit": frame.get("unit", "")}
 
 
 def subset(ds, fraction: float, splits, seed: int):

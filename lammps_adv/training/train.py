@@ -38,6 +38,8 @@ from lammps_adv.lammps.structures import closest_pairs_of_set
 from lammps_adv.models.contract import (PeriodicInput, energy_and_forces, has_periodic_call,
                                         load, periodic_input, species_indices)
 from lammps_adv.models.export import build_model, export, model_from_hparams
+from lammps_adv.models.repulsion import DEFAULT_SWITCH_WIDTH, baseline_hparams
+from lammps_adv.models.repulsion import FORMS as REPULSION_FORMS
 
 SCHEDULES = ("plateau", "cosine", "exponential", "constant")
 
@@ -58,6 +60,9 @@ class TrainSettings:
     seed: int = 0
     max_minutes: float | None = None        # stop (keeping the best model) after this
     threads: int | None = None
+    repulsion: str = "zbl"                  # the repulsive baseline (models/repulsion.py)
+    repulsion_width: float = DEFAULT_SWITCH_WIDTH
+    refit_shift: bool = True                # least-squares per-species shift after training
 
     def check(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -68,6 +73,12 @@ class TrainSettings:
             raise TrainingError("epochs and batch size must be >= 1")
         if not self.lr > 0:
             raise TrainingError(f"learning rate must be > 0, got {self.lr}")
+        if self.repulsion not in REPULSION_FORMS:
+            raise TrainingError(f"unknown repulsion {self.repulsion!r}; known: "
+                                f"{', '.join(REPULSION_FORMS)}")
+        if not 0 < self.repulsion_width < 1:
+            raise TrainingError(f"repulsion width must be in (0, 1), got "
+                                f"{self.repulsion_width}")
 
 
 # ---------------------------------------------------------------------------- data on the model
@@ -83,6 +94,7 @@ class Item:
     energy: float
     forces: np.ndarray | None
     feats: torch.Tensor | None = None   # BP energy-only fast path
+    base: float = 0.0                   # the model's repulsive baseline energy (eV)
 
 
 def periodic_path(model) -> bool:
@@ -95,8 +107,22 @@ def periodic_path(model) -> bool:
 def item(model, positions, cell, names, energy, forces) -> Item:
     """One labelled configuration in the form the trainer takes (contract input + labels)."""
     inp = periodic_input(model, positions, cell, names, local_only=periodic_path(model))
-    return Item(inp.n, np.asarray(positions, dtype=np.float64), inp.species, inp.image_of,
-                inp.offsets, inp.edge_index, energy, forces)
+    it = Item(inp.n, np.asarray(positions, dtype=np.float64), inp.species, inp.image_of,
+              inp.offsets, inp.edge_index, energy, forces)
+    it.base = baseline_energy(model, it)
+    return it
+
+
+def baseline_energy(model, it: Item) -> float:
+    """The repulsive baseline's energy of one item (eV; 0 for models without one): what the
+    network does not have to learn (E_ref - baseline is its target)."""
+    rep = getattr(model, "repulsion", None)
+    if rep is None or not rep.enabled:
+        return 0.0
+    ext = torch.from_numpy(it.positions[it.image_of] + it.offsets)
+    with torch.no_grad():
+        return float(rep(ext, torch.from_numpy(it.species[it.image_of]),
+                         torch.from_numpy(it.edge_index), it.n).sum())
 
 
 def prepare(model, ds: Dataset, indices) -> list[Item]:
@@ -140,7 +166,8 @@ def predict(model, items: list[Item], forces: bool, create_graph: bool = False):
         sp = torch.from_numpy(np.concatenate([it.species for it in items]))
         e = model.readout(feats, sp)
         batch = torch.from_numpy(np.repeat(np.arange(len(items)), [it.n for it in items]))
-        return torch.zeros(len(items), dtype=e.dtype).index_add(0, batch, e), None
+        base = torch.tensor([it.base for it in items], dtype=e.dtype)
+        return base.index_add(0, batch, e), None
     inp, batch = assemble(items)
     out = energy_and_forces(model, np.concatenate([it.positions for it in items]), inp,
                             periodic_path(model), forces=forces, batch=batch,
@@ -204,7 +231,7 @@ def fit_normalisation(model, items: list[Item], use_forces: bool = False) -> Non
     size), else the std of the per-atom energy residual."""
     S = len(model.species)
     counts = np.array([np.bincount(it.species, minlength=S) for it in items], dtype=float)
-    e = np.array([it.energy for it in items])
+    e = np.array([it.energy - it.base for it in items])     # what the network learns
     shift = np.linalg.lstsq(counts, e, rcond=None)[0]
     resid = (e - counts @ shift) / counts.sum(1)
     scale = float(np.std(resid)) if len(items) > 1 else 0.0
@@ -311,6 +338,8 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     else:
         kwargs = dict(s.model_kwargs)
         kwargs.setdefault("species", list(ds.species))
+        if s.repulsion != "none" and "repulsion" not in kwargs:
+            kwargs["repulsion"] = training_baseline(ds, kwargs["species"], s)
         model = build_model(s.model, **kwargs)
     check_dataset(ds, s, model.species)
     t_prep = time.time()
@@ -403,7 +432,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    shift_delta = refit_energy_shift(model, items["train"])
+    shift_delta = refit_energy_shift(model, items["train"]) if s.refit_shift else None
     best_epoch = min(history, key=lambda r: r["val_loss"])["epoch"] if history else None
     test = metrics(model, items["test"], forces=ds.has_forces)
     valm = metrics(model, items["validation"], forces=ds.has_forces)
@@ -463,6 +492,22 @@ def training_closest_pairs(ds: Dataset) -> dict:
     configs = (ds.config(int(i)) for i in ds.split("train"))
     pairs = closest_pairs_of_set((c["positions"], c["cell"], c["names"]) for c in configs)
     return {p: round(d, 4) for p, d in pairs.items()}
+
+
+def training_baseline(ds: Dataset, species, s: TrainSettings) -> dict:
+    """The repulsive baseline of a new model: its wall at each species pair's closest
+    approach in the training split, atomic numbers from the species' element symbols."""
+    from ase.data import atomic_numbers
+    not_elements = [x for x in species if x not in atomic_numbers]
+    if not_elements:
+        raise TrainingError(f"species {', '.join(not_elements)} are not element symbols: the "
+                            "ZBL baseline needs atomic numbers (train with --repulsion none)")
+    try:
+        return baseline_hparams(species, training_closest_pairs(ds),
+                                {x: atomic_numbers[x] for x in species}, s.repulsion,
+                                s.repulsion_width)
+    except ValueError as exc:
+        raise TrainingError(f"{exc} (train with --repulsion none)") from None
 
 
 def refit_energy_shift(model, items: list[Item]) -> list[float]:
