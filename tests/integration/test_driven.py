@@ -90,7 +90,9 @@ def test_files_provenance_and_rows(run, glasses):
 
 
 def test_serial_equals_parallel(run, glasses, tmp_path):
-    """One group per rank runs exactly as a serial run: the same numbers."""
+    """One group per rank runs as a serial run: the same numbers to rounding. The serial
+    run here uses this process's torch threads and each rank one thread, so the
+    kernel's sums run in a different order (bits may differ, digits do not)."""
     out, _ = run
     (glass,) = one_per_unit(load_configs(glasses, split=None), 1)
     paths = driven([glass], BP, "bks-dsf", tmp_path, temps=(300,), ps=STEPS / 1000,
@@ -98,8 +100,10 @@ def test_serial_equals_parallel(run, glasses, tmp_path):
     assert paths == {"md": [tmp_path / "md_T300_00.h5"], "relax": []}
     (serial,), (parallel,) = (read_files([p], recording) for p in
                               (tmp_path / "md_T300_00.h5", out / "md_T300_00.h5"))
-    for key in ("energy_approx", "energy_reference", "cos_adversarial", "step"):
-        assert np.array_equal(serial.data[key], parallel.data[key]), key
+    assert np.array_equal(serial.data["step"], parallel.data["step"])
+    for key in ("energy_approx", "energy_reference", "cos_adversarial"):
+        np.testing.assert_allclose(serial.data[key], parallel.data[key], rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
     with pytest.raises(FileExistsError, match="give --overwrite"):
         driven([glass], BP, "bks-dsf", tmp_path, temps=(300,), ps=0.01, relax=False,
                progress=False)
