@@ -867,25 +867,34 @@ def _mitigate_options(p):
     d = MitigateSettings()
     p.description = ("Train a base model, then for every strategy and seed spend the same "
                      "budget of reference labels over rounds (pick configurations with the "
-                     "current model, label them, retrain warm-started) and measure the final "
-                     "model on a fixed evaluation set: energy/force RMSE, cos(theta) "
-                     "statistics, the probe's extra error rise along A, relaxation error "
-                     "growth. Writes OUT/mitigate.h5 and one .pt + model card per model. "
-                     "Strategies: " + ", ".join(STRATEGIES) + ".")
+                     "current model without replacement, label them, retrain warm-started, "
+                     "early-stopping on one fixed validation set, no energy shift refit) and "
+                     "measure the final model on a fixed evaluation set (thermal, relaxation "
+                     "starts, relaxed minima, end points of model-driven MD): energy/force "
+                     "RMSE, cos(theta) statistics, the probe's extra error rise along A, "
+                     "relaxation error growth. Writes OUT/mitigate.h5 and one .pt + model "
+                     "card per model (docs/mitigate.md). Strategies: " + ", ".join(STRATEGIES)
+                     + ".")
     p.add_argument("base", help="base training dataset (.h5)")
     p.add_argument("--evaluation", required=True,
                    help="evaluation configurations no strategy trains on (dataset or structures)")
     p.add_argument("--pool", required=True,
-                   help="reserve of thermal MD configurations for more-md / forces")
+                   help="reserve of thermal MD configurations for more-md / more-md+forces")
+    p.add_argument("--validation", default=None,
+                   help="fixed validation set (dataset with energies and forces, e.g. thermal "
+                        "and displaced configurations) every training early-stops on "
+                        "(default: the base set's validation split)")
     _add_out(p, "output folder", "out/mitigate")
     _add_model(p, d.model)
     p.add_argument("--strategies", default="all",
-                   help="comma-separated strategies, or all (default all)")
+                   help="comma-separated strategies, or all (default all; forces is the older "
+                        "name of more-md+forces)")
     p.add_argument("--budget", type=int, default=d.budget,
                    help=f"reference labels per strategy, all rounds together (default {d.budget})")
     p.add_argument("--rounds", type=int, default=d.rounds, help=f"rounds (default {d.rounds})")
     p.add_argument("--seeds", type=_ints, default=d.seeds,
-                   help=f"seeds, comma-separated (default {_csv(d.seeds)})")
+                   help=f"seeds, distinct, comma-separated (default {_csv(d.seeds)}); under "
+                        "mpirun they are dealt out over the ranks")
     _add_spec(p, "--reference", "the labelling model", "bks-dsf", default=d.reference)
     _add_align_source(p, default="none, raw energies: the models are trained on the "
                       "reference's own energies")
@@ -894,10 +903,18 @@ def _mitigate_options(p):
     _add_distortion(p, d.distortion)
     p.add_argument("--committee", type=int, default=d.committee,
                    help=f"uncertainty: models in the committee (default {d.committee})")
+    p.add_argument("--force-weight", type=float, default=d.force_weight,
+                   help="+forces strategies: weight of mean(dF^2) ((eV/A)^2) against "
+                        f"mean((dE/N)^2) ((eV/atom)^2) in the loss (default {d.force_weight:g})")
     p.add_argument("--epochs", type=int, default=d.epochs,
                    help=f"base model epochs (default {d.epochs})")
     p.add_argument("--warm-epochs", type=int, default=d.warm_epochs,
                    help=f"epochs of each warm-started retraining (default {d.warm_epochs})")
+    p.add_argument("--force-epochs", type=int, default=d.force_epochs,
+                   help="epochs of each warm-started retraining on energies + forces "
+                        "(default: --warm-epochs)")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help=f"early-stopping patience, epochs (default {d.patience})")
     p.add_argument("--relaxations", type=int, default=d.relaxations,
                    help=f"recorded relaxations per model (default {d.relaxations})")
     p.add_argument("--relax-steps", type=int, default=d.relax_steps,
@@ -905,13 +922,28 @@ def _mitigate_options(p):
     p.add_argument("--probe-configs", type=int, default=d.probe_configs,
                    help=f"probe configurations per model (default {d.probe_configs})")
     p.add_argument("--minima", type=int, default=d.minima,
-                   help="evaluation configurations also relaxed with the reference (fixed "
-                        "cell) and measured as minima, for remedy 4's minima-vs-thermal "
-                        "comparison; 0: none (default: a quarter of the evaluation "
-                        "configurations, rounded up)")
+                   help="evaluation configurations taken as relaxation starts and also "
+                        "relaxed with the reference (fixed cell) as minima; 0: none (default: "
+                        "a quarter of the evaluation configurations, rounded up)")
     p.add_argument("--minima-fmax", type=float, default=d.minima_fmax,
                    help=f"largest per-atom reference force at a relaxed minimum (eV/A, "
                         f"default {d.minima_fmax:g}; at most {d.minima_steps} FIRE steps)")
+    p.add_argument("--md-ends", type=int, default=d.md_ends,
+                   help="end points of NVT runs driven by a model of their own (--driver-seed) "
+                        "added to the evaluation set; 0: none (default: as many as minima)")
+    p.add_argument("--md-temperature", type=float, default=d.md_temperature,
+                   help=f"K of those runs (default {d.md_temperature:g})")
+    p.add_argument("--md-steps", type=int, default=d.md_steps,
+                   help=f"steps of 1 fs of those runs (default {d.md_steps})")
+    p.add_argument("--driver-seed", type=int, default=d.driver_seed,
+                   help=f"seed of the model driving them, not one of --seeds (default "
+                        f"{d.driver_seed})")
+    p.add_argument("--outlier-energy", type=float, default=d.outlier_energy,
+                   help="a label further than this from the base set's median energy per "
+                        f"atom (eV/atom) is spent but not trained on (default {d.outlier_energy:g})")
+    p.add_argument("--outlier-force", type=float, default=d.outlier_force,
+                   help="... or with a per-atom reference force above this (eV/A, default "
+                        f"{d.outlier_force:g})")
     p.set_defaults(func=_run_mitigate)
 
 
@@ -922,13 +954,18 @@ def _run_mitigate(args):
     s = MitigateSettings(model=args.model, strategies=names, budget=args.budget,
                          rounds=args.rounds, seeds=tuple(args.seeds), reference=args.reference,
                          epsilon=args.epsilon, distortion=args.distortion,
-                         committee=args.committee, epochs=args.epochs,
-                         warm_epochs=args.warm_epochs, relaxations=args.relaxations,
-                         relax_steps=args.relax_steps, probe_configs=args.probe_configs,
-                         minima=args.minima, minima_fmax=args.minima_fmax,
+                         committee=args.committee, force_weight=args.force_weight,
+                         epochs=args.epochs, warm_epochs=args.warm_epochs,
+                         force_epochs=args.force_epochs, patience=args.patience,
+                         relaxations=args.relaxations, relax_steps=args.relax_steps,
+                         probe_configs=args.probe_configs, minima=args.minima,
+                         minima_fmax=args.minima_fmax, md_ends=args.md_ends,
+                         md_temperature=args.md_temperature, md_steps=args.md_steps,
+                         driver_seed=args.driver_seed, outlier_energy=args.outlier_energy,
+                         outlier_force=args.outlier_force,
                          model_kwargs=_model_kwargs(cutoff=args.cutoff, hidden=args.hidden))
     out = mitigate(args.base, args.evaluation, args.pool, args.out, s,
-                   alignment=_alignment(args))
+                   alignment=_alignment(args), validation=args.validation)
     _say(f"wrote {out}")
 
 

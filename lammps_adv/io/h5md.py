@@ -848,12 +848,21 @@ def read_dataset(path) -> tuple[dict, dict]:
 def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, measures: dict,
                      curves: dict, labels_per_round, per_run: dict,
                      eval_energy_per_atom, eval_kind=None, eval_max_force=None,
-                     eval_n_atoms=None) -> Path:
+                     eval_n_atoms=None, duplicate_labels=None, outlier_labels=None,
+                     label_key=None, label_outlier=None) -> Path:
     """The summary of a ``lammps-adv mitigate`` run: /h5md, /parameters (attrs), /mitigate:
 
         strategy                bytes   [S]
         seed                    int64   [K]
         labels_spent            int64   [S, K]     reference labels each run spent
+        duplicate_labels        int64   [S, K]     labels of a configuration (config_key)
+                                                   already in the base, validation or
+                                                   evaluation set or labelled before in the run
+        outlier_labels          int64   [S, K]     labels spent but not trained on (the
+                                                   outlier rule, docs/mitigate.md)
+        label_key               bytes   [S, K, B]  config_key of every label of each run, in
+                                                   order ("" past labels_spent)
+        label_outlier           int64   [S, K, B]  1 where that label is an outlier
         measures/<name>         float64 [S, K]     final measures (lammps_adv.experiments.measures)
         curves/<name>           float64 [S, K, R+1] the same after each round (0: base model)
         labels_per_round        int64   [R+1]      cumulative labels after each round
@@ -872,7 +881,9 @@ def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, me
         eval_max_force          float64 [C]        largest per-atom reference force (eV/A)
         eval_n_atoms            int64   [C]        atoms (the random |cos| sqrt(2/(pi 3N)))
 
-    Written to a temporary file and renamed."""
+    eval_kind is one of lammps_adv.experiments.measures.KINDS ("thermal", "relax-start",
+    "minimum", "md-end"); per_run also holds energy_error_per_atom (eV/atom) and
+    force_sq_error (eV^2/A^2) in newer summaries. Written to a temporary file and renamed."""
     def fill(f):
         write_header(f)
         _write_params(f.create_group("parameters"), parameters, {})
@@ -890,6 +901,13 @@ def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, me
             g["eval_max_force"].attrs["unit"] = MITIGATION_UNITS["eval_max_force"]
         if eval_n_atoms is not None:
             g["eval_n_atoms"] = np.asarray(eval_n_atoms, dtype=np.int64)
+        for name, values in (("duplicate_labels", duplicate_labels),
+                             ("outlier_labels", outlier_labels), ("label_outlier", label_outlier)):
+            if values is not None:
+                g[name] = np.asarray(values, dtype=np.int64)
+        if label_key is not None:
+            g["label_key"] = np.array([str(k) for k in np.ravel(label_key)], dtype=object) \
+                .astype("S").reshape(np.shape(label_key))
         for group, arrays in (("measures", measures), ("curves", curves), ("per_run", per_run)):
             sub = g.create_group(group)
             for name, values in arrays.items():
@@ -901,14 +919,18 @@ def write_mitigation(path, parameters: dict, strategies, seeds, labels_spent, me
 
 
 def read_mitigation(path) -> dict:
-    """The /mitigate arrays of a summary (``strategy``, ``eval_kind`` as str; measures and
-    curves as dicts). Summaries written before eval_kind existed lack eval_kind,
-    eval_max_force and eval_n_atoms."""
+    """The /mitigate arrays of a summary (``strategy``, ``eval_kind`` as str, ``label_key``
+    as an array of str; measures and curves as dicts). Summaries written before eval_kind
+    existed lack eval_kind, eval_max_force and eval_n_atoms; before the label records,
+    duplicate_labels, outlier_labels, label_key and label_outlier."""
     with _group(path, "mitigate", "mitigation summary") as g:
         out = {k: g[k][()] for k in ("seed", "labels_spent", "labels_per_round",
-                                     "eval_energy_per_atom", "eval_max_force", "eval_n_atoms")
+                                     "eval_energy_per_atom", "eval_max_force", "eval_n_atoms",
+                                     "duplicate_labels", "outlier_labels", "label_outlier")
                if k in g}
         out["strategy"] = [_decode(s) for s in g["strategy"][()]]
+        if "label_key" in g:
+            out["label_key"] = np.vectorize(_decode, otypes=[object])(g["label_key"][()])
         if "eval_kind" in g:
             out["eval_kind"] = [_decode(s) for s in g["eval_kind"][()]]
         for group in ("measures", "curves", "per_run"):

@@ -75,8 +75,11 @@ PROBE_STRING_ARRAYS = ("source", "independent_unit", "species_pairs")
 
 # ----------------------------------------------------------------------------- mitigation summaries
 MITIGATION_UNITS = {"energy_rmse_meV_per_atom": MILLI_ENERGY_UNIT,
+                    "energy_rmse_offset_removed_meV_per_atom": MILLI_ENERGY_UNIT,
                     "force_rmse_eV_per_A": FORCE_UNIT, "relax_curve": MILLI_ENERGY_UNIT,
-                    "alignment_offset": ENERGY_UNIT, "eval_max_force": FORCE_UNIT}
+                    "alignment_offset": ENERGY_UNIT, "eval_max_force": FORCE_UNIT,
+                    "energy_error_per_atom": ENERGY_UNIT,
+                    "force_sq_error": f"{ENERGY_UNIT}^2 {LENGTH_UNIT}-2"}
 
 # ----------------------------------------------------------------------------- dataset files
 DATASET_FORMAT = "lammps-adv-dataset"

@@ -1,5 +1,8 @@
 """How the remedies pick configurations (lammps_adv.experiments.strategies): exactly n per
-round, along the direction each names, without calling the reference."""
+round, along the direction each names, without calling the reference, never the same start
+or reserve configuration twice in a run."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -33,23 +36,63 @@ def sources():
     other.close()
 
 
+def _fresh(src):
+    """The sources as a new strategy run sees them (nothing taken yet)."""
+    return dataclasses.replace(src, taken=0, start_order=None, starts_taken=0, seen=set())
+
+
 def test_every_strategy_picks_exactly_n(sources):
+    shared = _fresh(sources)
     for name in st.STRATEGIES:
         rng = np.random.default_rng(0)
-        picked = st.pick(name, sources, 2, rng)
+        picked = st.pick(name, _fresh(sources) if name not in ("more-md", "more-md+forces")
+                         else shared, 2, rng)
         assert len(picked) == (0 if name == "baseline" else 2), name
         for pos, cell, names, source in picked:
             assert pos.shape == (9, 3) and len(names) == 9 and isinstance(source, str)
-    assert sources.taken == 4                       # more-md and forces used the reserve in turn
+    assert shared.taken == 4                        # the more-md pair used the reserve in turn
     with pytest.raises(ValueError, match="reserve of thermal configurations is exhausted"):
-        st.pick("more-md", sources, 2, np.random.default_rng(0))
+        st.pick("more-md", shared, 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown strategy"):
         st.pick("newton", sources, 1, np.random.default_rng(0))
 
 
+def test_starts_and_reserve_are_drawn_without_replacement(sources):
+    """Over the rounds of one run every start is used once, then the starts run out (until
+    the run appends one of its labels); the reserve is taken in the run's order and skips
+    configurations already seen."""
+    src = _fresh(sources)
+    rng = np.random.default_rng(2)
+    labels = [c[3] for n in (1, 2) for c in st.pick("step-f-acc", src, n, rng)]
+    starts = [lab.split("+")[0] for lab in labels]
+    assert sorted(starts) == sorted(s["source"] for s in sources.starts)
+    with pytest.raises(ValueError, match="3 start configurations are exhausted"):
+        st.pick("step-f-acc", src, 1, rng)
+    # a label of the run appended as a start (a base set smaller than the budget): used once
+    src.starts = list(src.starts) + [dict(sources.starts[0], source="labelled")]
+    (_, _, _, label), = st.pick("step-f-acc", src, 1, rng)
+    assert label.startswith("labelled+F_acc")
+    with pytest.raises(ValueError, match="4 start configurations are exhausted"):
+        st.pick("step-f-acc", src, 1, rng)
+    src = _fresh(sources)
+    src.order = np.array([4, 3, 2, 1, 0])
+    src.seen = {st.key_of(sources.reserve[3])}
+    picked = st.pick("more-md", src, 2, rng) + st.pick("more-md", src, 1, rng)
+    assert [c[3] for c in picked] == ["c14", "c12", "c11"]      # c13 is already seen
+    keys = [st.key_of(c) for c in picked]
+    assert len(set(keys)) == 3
+
+
+def test_strategy_names_resolve_to_the_canonical_order():
+    assert st.canonical(["adversarial+forces", "forces", "baseline", "adversarial"]) == (
+        "baseline", "more-md+forces", "adversarial", "adversarial+forces")
+    with pytest.raises(ValueError, match="unknown strategies newton"):
+        st.canonical(["newton"])
+
+
 @pytest.mark.parametrize("name", ["adversarial", "step-f-app", "step-f-acc"])
 def test_displacements_follow_the_named_direction(sources, name):
-    (pos, cell, names, source), = st.pick(name, sources, 1, np.random.default_rng(3))
+    (pos, cell, names, source), = st.pick(name, _fresh(sources), 1, np.random.default_rng(3))
     start = next(s for s in sources.starts if source.startswith(s["source"] + "+"))
     e_app, f_app = sources.model.evaluate(start["positions"], cell, symbols=names)
     direction = {"adversarial": adversarial.adversarial_direction(e_app, start["energy"], f_app,
@@ -81,7 +124,8 @@ def test_committee_variance_direction_is_its_gradient():
 
 
 def test_uncertainty_climbs_the_committee_disagreement(sources):
-    (pos, cell, names, source), = st.pick("uncertainty", sources, 1, np.random.default_rng(5))
+    (pos, cell, names, source), = st.pick("uncertainty", _fresh(sources), 1,
+                                          np.random.default_rng(5))
     start = next(s for s in sources.starts if source.startswith(s["source"] + "+"))
 
     def spread(x):
@@ -107,5 +151,5 @@ def test_a_step_into_the_repulsive_core_is_halved_until_outside():
     assert "step x0.5: core" in label
     # a step that stays outside the core is left alone
     src.epsilon = 0.5 ** 2
-    (x, _, _, label), = st.step_f_acc(src, 1, np.random.default_rng(0))
+    (x, _, _, label), = st.step_f_acc(_fresh(src), 1, np.random.default_rng(0))
     assert np.linalg.norm(x[1] - x[0]) == pytest.approx(1.5) and "core" not in label

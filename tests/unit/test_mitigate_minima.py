@@ -1,12 +1,13 @@
-"""How many relaxed minima mitigate adds to its evaluation set, and the one-line refusal for
-a reference LAMMPS cannot relax (no LAMMPS started: both are decided before)."""
+"""How many relaxed minima mitigate adds to its evaluation set, the one-line refusal for a
+reference LAMMPS cannot relax, the protocol's settings (budget split, distinct seeds, the
+driver's own seed) and the outlier rule (no LAMMPS started: all are decided before)."""
 import numpy as np
 import pytest
 
 from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.errors import PotentialError
-from lammps_adv.experiments.measures import minima_count, relaxed_minima
-from lammps_adv.experiments.mitigate import MitigateSettings
+from lammps_adv.experiments.measures import minima_count, relaxed_minima, spread
+from lammps_adv.experiments.mitigate import MitigateSettings, outlier
 
 
 def test_minima_default_is_a_quarter_rounded_up():
@@ -23,3 +24,35 @@ def test_a_reference_lammps_cannot_run_needs_minima_0():
     with pytest.raises(PotentialError, match="use --minima 0"):
         relaxed_minima([c], "xtb:GFN1", comm=None)
     assert relaxed_minima([], "xtb:GFN1", comm=None) == []
+
+
+def test_relaxation_starts_are_spread_and_the_budget_split_22_21_21():
+    assert list(spread(12, 3)) == [0, 6, 11] and list(spread(12, 0)) == []
+    s = MitigateSettings()
+    assert (s.budget, s.rounds, len(s.seeds)) == (64, 3, 6)
+    assert s.per_round() == [22, 21, 21] and sum(s.per_round()) == s.budget
+
+
+def test_settings_refuse_what_the_protocol_forbids():
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        MitigateSettings(seeds=(0, 1, 1)).check()
+    with pytest.raises(ValueError, match="driver seed 3 is one of the seeds"):
+        MitigateSettings(seeds=(2, 3), driver_seed=3).check()
+    MitigateSettings(seeds=(2, 3), driver_seed=3, md_ends=0).check()    # no driver needed
+    with pytest.raises(ValueError, match="unknown strategies newton"):
+        MitigateSettings(strategies=("newton",)).check()
+    s = MitigateSettings(strategies=("forces", "baseline"))
+    s.check()
+    assert s.strategies == ("baseline", "more-md+forces")
+    with pytest.raises(ValueError, match="need --force-weight > 0"):
+        MitigateSettings(force_weight=0.0).check()
+
+
+def test_outlier_rule():
+    s = MitigateSettings(outlier_energy=0.5, outlier_force=30.0)
+    forces = np.zeros((3, 3))
+    label = {"positions": np.zeros((3, 3)), "energy": -3 * 12.8, "forces": forces}
+    assert outlier(label, -12.8, s) == ""
+    assert "from the base median" in outlier({**label, "energy": -3 * 12.2}, -12.8, s)
+    forces[1] = [0.0, 40.0, 0.0]
+    assert "largest force 40 eV/A" in outlier(label, -12.8, s)
