@@ -83,7 +83,8 @@ $(MODELS_HELDOUT): | $(STAMP)
 		--split 0,0,1 --seed 9001 --quiet
 potentials/bp_bks_dsf.pt: $(MODELS_DATA)
 	$(LA) train $< --model bp --force-weight 0 -o $@ --checkpoint $(MODELS_DIR)/bp_bks_dsf.ckpt \
-		--epochs 800 --patience 80 --lr 2e-3 --batch-size 8 --seed 0 --threads 1 --max-minutes 12 --quiet
+		--epochs 1500 --patience 150 --lr 2e-3 --lr-patience 20 --batch-size 16 --seed 0 --threads 1 \
+		--max-minutes 16 --quiet
 potentials/bp_bks_dsf_forces.pt: $(MODELS_SUBSET)
 	$(LA) train $< --model bp --force-weight 1 -o $@ --checkpoint $(MODELS_DIR)/bp_bks_dsf_forces.ckpt \
 		--epochs 60 --patience 60 --schedule cosine --lr 2e-3 --batch-size 4 --seed 0 --threads 1 \

@@ -4,7 +4,8 @@ Each stage is one `lammps-adv` command (printed, so any stage can be rerun by ha
 stages that parallelise run under `mpirun -np <ranks>`. Outputs go to ``out`` (default
 out/demo):
 
-    data/dataset.h5            training configurations from LAMMPS MD labelled by bks-dsf
+    data/dataset.h5            training set (the recipe of docs/models.md: thermal MD, relaxed,
+                               rattled and rescaled copies, liquid) labelled by bks-dsf
     data/evaluation.h5         held-out configurations (5 other glasses, frames 1 ps apart):
                                probe, relaxations (one frame of each glass and temperature)
     data/alignment.h5          an independent glass, only for the bks-dsf vs bks alignment
@@ -31,13 +32,15 @@ from pathlib import Path
 from lammps_adv.io.resources import INPUTS, POTENTIALS
 
 SCALES = {
-    # glass atoms in the dataset, glasses, melt and quench times (ps), frames per MD run,
-    # epochs; held-out glasses (the independent units of every interval: at least 5) and
+    # the training set (glass sizes, glasses per size and quench time, quench times in ps,
+    # thermal frames per MD run; the recipe below adds relaxed, rattled and rescaled copies),
+    # atoms of the held-out glasses, their melt and quench times (ps), BP epochs; held-out glasses (the independent units of every interval: at least 5) and
     # frames per held-out MD run (1 ps apart; the probe takes them all, relaxations one
     # per glass and temperature), random directions, the relaxations' step cap (they stop
     # at fmax 1e-3 eV/A; 3000-atom cells stay unconverged at the cap), MD steps driven by
     # the model; LAMMPS runs of the dataset stages over the MPI ranks (domain decomposition)
-    "small": dict(glass_atoms=96, glasses=2, melt_ps=5, quench_ps=10, frames=20, epochs=600,
+    "small": dict(train=dict(sizes="96", glasses=2, quench_ps="10", frames=10),
+                  glass_atoms=96, melt_ps=5, quench_ps=10, epochs=600,
                   eval_glasses=5, eval_frames=4, n_random=2, relax_steps=2000, md_steps=100,
                   mpi_datasets=False,
                   mitigate=dict(atoms=24, budget=6, seeds="0,1,2,3,4", cutoff=5.0, hidden="16",
@@ -47,7 +50,8 @@ SCALES = {
                           relaxations=4, relax_steps=10)),
     # the study's 3000-atom cell for everything bks-dsf labels; sized to finish in 60 min
     # on 2 cores (docs/tutorial.md, "The full-scale version")
-    "full": dict(glass_atoms=3000, glasses=1, melt_ps=2, quench_ps=5, frames=10, epochs=600,
+    "full": dict(train=dict(sizes="96,192", glasses=2, quench_ps="10,2", frames=10),
+                 glass_atoms=3000, melt_ps=2, quench_ps=5, epochs=600,
                  eval_glasses=5, eval_frames=4, n_random=2, relax_steps=30, md_steps=100,
                  mpi_datasets=True,
                  mitigate=dict(atoms=96, budget=32, seeds="0,1,2,3,4", cutoff=6.0,
@@ -66,8 +70,13 @@ QM_STAGES = (["configs", "label", "alignment", "probe", "probe"]
              + ["probe" for n in XTB_MODELS if (POTENTIALS / f"{n}.pt").is_file()]
              + ["probe", "relax"] + (["relax"] if (POTENTIALS / "gnn_xtb.pt").is_file() else []))
 EVAL_TEMPS = (300, 1000, 2000)      # K: thermal configurations of the held-out glass
-TRAIN_TEMPS = (300, 600, 1000, 1500, 2000)   # K: glass in the training set (the range studied)
+# K: glass in the training set (the range studied, and hotter), liquid
+TRAIN_TEMPS = (300, 600, 1000, 1500, 2000, 3000, 4000)
 QUARTZ_TEMPS = (300, 900)                    # K: quartz in the training set
+# what relaxations and probes visit (docs/models.md, "Training data"): per MD run one
+# minimised frame, frames rattled by these RMS displacements (A) and rescaled to these
+# volume ratios
+RECIPE = ["--relaxed", 1, "--rattle", "0.05,0.1,0.2", "--volumes", "0.9,1.1"]
 
 
 def _bin(name: str) -> str:
@@ -116,16 +125,16 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     t_start = time.perf_counter()
     print(f"lammps-adv demo, scale {scale}, {ranks} MPI ranks for parallel stages; outputs in {out}")
 
-    glasses = "glass" if s["glasses"] == 1 else "glasses"
-    d.stage(f"dataset: melt-quench {s['glasses']} {s['glass_atoms']}-atom {glasses}, NVT MD of "
-            f"glass ({TRAIN_TEMPS[0]}-{TRAIN_TEMPS[-1]} K) and quartz "
-            f"({QUARTZ_TEMPS[0]}-{QUARTZ_TEMPS[-1]} K) labelled by bks-dsf",
-            "dataset", "generate", "-o", data, "--reference", "bks-dsf",
-            "--glass-atoms", s["glass_atoms"], "--glasses", s["glasses"],
-            "--glass-temps", ",".join(map(str, TRAIN_TEMPS)),
-            "--quartz-temps", ",".join(map(str, QUARTZ_TEMPS)),
-            "--frames", s["frames"], "--stride", 50, "--melt-ps", s["melt_ps"],
-            "--quench-ps", s["quench_ps"], "--seed", 1, mpi=s["mpi_datasets"])
+    t = s["train"]
+    d.stage(f"dataset: melt-quench {t['glasses']} glasses per size ({t['sizes']} atoms) and "
+            f"quench time ({t['quench_ps']} ps), NVT MD at {TRAIN_TEMPS[0]}-{TRAIN_TEMPS[-1]} K "
+            f"and quartz at {QUARTZ_TEMPS[0]}-{QUARTZ_TEMPS[-1]} K, with relaxed, rattled and "
+            "rescaled copies, labelled by bks-dsf",
+            "dataset", "mixed", "-o", data, "--reference", "bks-dsf", "--sizes", t["sizes"],
+            "--glasses", t["glasses"], "--quench-ps", t["quench_ps"], "--melt-ps", 5,
+            "--temps", ",".join(map(str, TRAIN_TEMPS)), "--quartz", "2x2x2",
+            "--quartz-temps", ",".join(map(str, QUARTZ_TEMPS)), "--frames", t["frames"],
+            "--stride", 50, "--equil", 200, *RECIPE, "--seed", 1, "--quiet")
     d.stage("train a Behler-Parrinello network on energies only (approximates bks-dsf)",
             "train", data, "--model", "bp", "--force-weight", 0, "-o", bp,
             "--epochs", s["epochs"], "--patience", 60, "--lr", "2e-3", "--batch-size", 8,
@@ -267,7 +276,7 @@ def _shipped(name: str) -> bool:
 
 
 def _first_glass(dataset: Path, out: Path) -> Path:
-    """A LAMMPS data file of the dataset's first glass configuration (for the MD stage)."""
+    """A LAMMPS data file of the dataset's first thermal glass frame (for the MD stage)."""
     # lazy: every other stage is a `lammps-adv` subprocess, so the driver (and
     # `lammps-adv demo --help`) loads no numpy, ase or scipy
     from ase import Atoms
@@ -276,7 +285,8 @@ def _first_glass(dataset: Path, out: Path) -> Path:
     ds = load(dataset)
     for i in range(len(ds)):
         c = ds.config(i)
-        if str(c["source"]).startswith("glass"):
+        src = str(c["source"])        # e.g. n96q10-glass0-T300 (not -relaxed, -rattle0.1)
+        if "glass" in src and src.rsplit("-", 1)[-1].startswith("T"):
             return write_lammps_data(out, Atoms(c["names"], positions=c["positions"],
                                                 cell=c["cell"], pbc=True))
     raise ValueError(f"{dataset} holds no glass configuration")
