@@ -34,7 +34,8 @@ from lammps_adv.io.resources import INPUTS, POTENTIALS
 SCALES = {
     # the training set (glass sizes, glasses per size and quench time, quench times in ps,
     # thermal frames per MD run; the recipe below adds relaxed, rattled and rescaled copies),
-    # atoms of the held-out glasses, their melt and quench times (ps), BP epochs; held-out glasses (the independent units of every interval: at least 5) and
+    # atoms of the held-out glasses, their melt and quench times (ps), BP epochs; held-out
+    # glasses (the independent units of every interval: at least 5) and
     # frames per held-out MD run (1 ps apart; the probe takes them all, relaxations one
     # per glass and temperature), random directions, the relaxations' step cap (they stop
     # at fmax 1e-3 eV/A; 3000-atom cells stay unconverged at the cap), MD steps driven by
@@ -73,7 +74,7 @@ EVAL_TEMPS = (300, 1000, 2000)      # K: thermal configurations of the held-out 
 # K: glass in the training set (the range studied, and hotter), liquid
 TRAIN_TEMPS = (300, 600, 1000, 1500, 2000, 3000, 4000)
 QUARTZ_TEMPS = (300, 900)                    # K: quartz in the training set
-# what relaxations and probes visit (docs/models.md, "Training data"): per MD run one
+# what relaxations and probes visit (docs/models.md, "Shipped models"): per MD run one
 # minimised frame, frames rattled by these RMS displacements (A) and rescaled to these
 # volume ratios
 RECIPE = ["--relaxed", 1, "--rattle", "0.05,0.1,0.2", "--volumes", "0.9,1.1"]
