@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from lammps_adv.models.bp import ACTIVATIONS, check_species_names, cosine_cutoff, make_mlp
+from lammps_adv.models.edges import local_edges
 from lammps_adv.models.repulsion import PairRepulsion
 
 
@@ -186,17 +187,7 @@ class GraphNetwork(nn.Module):
         """
         self._check_species(species)
         base = self.repulsion(positions, species, edge_index, n_local)
-        ctr = edge_index[0]
-        nbr = edge_index[1]
-        pd = positions.detach()
-        d = pd[nbr] - pd[ctr]
-        r2 = (d * d).sum(1)
-        keep = ((ctr < n_local) & (r2 < self.cutoff * self.cutoff) & (r2 > 0.0)).nonzero()
-        keep = keep.squeeze(1)
-        ctr = ctr[keep]
-        nbr = nbr[keep]
-        vec = positions[nbr] - positions[ctr]
-        r = torch.sqrt((vec * vec).sum(1))
+        ctr, nbr, _, r = local_edges(positions, edge_index, n_local, self.cutoff)
         fc = cosine_cutoff(r, self.cutoff)
         rbf = torch.exp(-self.rbf_gamma * (r[:, None] - self.rbf_centres[None, :]) ** 2)
         nbr_node = image_of[nbr]

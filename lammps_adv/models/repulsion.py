@@ -23,6 +23,8 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
+from lammps_adv.models.edges import local_edges
+
 # the screening function's coefficients c_m and exponents d_m are written out in
 # zbl_energy: (0.18175, 3.19980), (0.50986, 0.94229), (0.28022, 0.40290), (0.02817, 0.20162)
 ZBL_SCREENING_A = 0.46850      # A (0.8854 bohr)
@@ -116,17 +118,7 @@ class PairRepulsion(nn.Module):
         out = torch.zeros(n_local, dtype=positions.dtype, device=positions.device)
         if not self.enabled or edge_index.shape[1] == 0:
             return out
-        ctr = edge_index[0]
-        nbr = edge_index[1]
-        pd = positions.detach()
-        d = pd[nbr] - pd[ctr]
-        r2 = (d * d).sum(1)
-        keep = ((ctr < n_local) & (r2 < self.reach * self.reach) & (r2 > 0.0)).nonzero()
-        keep = keep.squeeze(1)
-        ctr = ctr[keep]
-        nbr = nbr[keep]
-        vec = positions[nbr] - positions[ctr]
-        r = torch.sqrt((vec * vec).sum(1))
+        ctr, nbr, _, r = local_edges(positions, edge_index, n_local, self.reach)
         a = species[ctr]
         b = species[nbr]
         r_out = self.r_outer[a, b]
