@@ -338,7 +338,7 @@ def _run_energy(args):
     from lammps_adv.lammps.system import LammpsSystem
     path = Path(args.structure)
     structure = path if path.suffix in (".data", ".lmp", ".lammps") else read(path)
-    with LammpsSystem(structure, args.potential) as system:
+    with LammpsSystem(structure, args.potential, label=str(path)) as system:
         energy, forces = system.energy_forces()
         n = system.natoms
     fmax = float((forces**2).sum(1).max() ** 0.5)

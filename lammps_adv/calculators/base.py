@@ -6,6 +6,7 @@ import numpy as np
 
 from lammps_adv.core.configuration import config_key, describe
 from lammps_adv.core.errors import CalculatorError, one_line
+from lammps_adv.core.finite import nonfinite
 from lammps_adv.parallel.mpi import mpi_comm
 
 
@@ -131,19 +132,15 @@ class Calculator:
             raise CalculatorError(f"{where}: energy must be one real number (eV), got shape "
                                   f"{list(e.shape)} of {e.dtype}")
         e = float(e.reshape(()))
-        if not np.isfinite(e):
-            raise CalculatorError(f"{where}: energy is {e}")
         f = np.asarray(forces)
         if f.shape != (n, 3):
             raise CalculatorError(f"{where}: forces have shape {list(f.shape)}, expected [{n}, 3]")
         if not np.issubdtype(f.dtype, np.number) or np.iscomplexobj(f):
             raise CalculatorError(f"{where}: forces must be real numbers, got {f.dtype}")
         f = np.array(f, dtype=np.float64)
-        bad = ~np.isfinite(f)
-        if bad.any():
-            atoms = np.flatnonzero(bad.any(axis=1))
-            raise CalculatorError(f"{where}: forces are not finite on {len(atoms)} of {n} atoms "
-                                  f"(first: atom {atoms[0]}, {f[atoms[0]].tolist()})")
+        problem = nonfinite(e, f)
+        if problem:
+            raise CalculatorError(f"{where}: {problem}")
         return e, f
 
     # -------------------------------------------------------------- for backends

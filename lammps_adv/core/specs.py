@@ -176,10 +176,20 @@ def _xtb(spec: str, rest: str) -> ModelSpec:
 def model_file(model: ModelSpec, shipped_model: Callable[[str], Path]) -> Path:
     """The absolute path of the file a file-naming spec points to: a path that exists wins;
     a torchscript target without folder or suffix is then a shipped model's name, looked up
-    by ``shipped_model`` (which raises, listing the shipped ones, for an unknown name); any
-    other path is returned as it is, for the backend's 'not found'."""
+    by ``shipped_model`` (which raises, listing the shipped ones, for an unknown name), and
+    a missing ``NAME.pt`` or ``potentials/NAME.pt`` (the repository's layout, as the docs
+    write it) the shipped model NAME when there is one; any other path is returned as it
+    is, for the backend's 'not found'."""
     if model.kind not in FILE_KINDS:
         raise PotentialError(f"{model.text!r} names no file")
     path = Path(model.target)
-    bare = model.kind == "torchscript" and path.name == model.target and not path.suffix
-    return shipped_model(model.target) if bare and not path.is_file() else path.resolve()
+    if model.kind != "torchscript" or path.is_file():
+        return path.resolve()
+    if path.name == model.target and not path.suffix:
+        return shipped_model(model.target)
+    if path.suffix == ".pt" and str(path.parent) in (".", "potentials"):
+        try:
+            return shipped_model(path.stem)
+        except PotentialError:
+            pass
+    return path.resolve()

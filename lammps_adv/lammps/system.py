@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.core.adversarial import max_atom_norm
-from lammps_adv.core.errors import StructureError
+from lammps_adv.core.configuration import describe
+from lammps_adv.core.errors import CalculatorError, StructureError
+from lammps_adv.core.finite import nonfinite
 from lammps_adv.core.units import BAR_PER_EV_A3
 from lammps_adv.lammps.elements import can_label_types
 from lammps_adv.lammps.engine import open_lammps
@@ -69,11 +71,15 @@ class LammpsSystem:
     """One configuration with one potential in a private LAMMPS instance.
 
     structure: a LAMMPS data file or an ase.Atoms (Si/O only); potential: a catalogue spec
-    or a ``Potential``.
+    or a ``Potential``; label: how errors name the configuration (default: the file, or
+    the formula and cell).
     """
 
-    def __init__(self, structure, potential, comm=None):
+    def __init__(self, structure, potential, comm=None, label: str | None = None):
         self.potential = get_potential(potential)
+        self.label = label or (str(structure) if isinstance(structure, (str, Path))
+                               else describe(structure.get_chemical_symbols(),
+                                             structure.positions, structure.cell[:]))
         self.lmp = open_lammps(comm=comm)
         try:
             self._load(structure)
@@ -116,9 +122,14 @@ class LammpsSystem:
         return self._per_atom("lammps_gather_atoms", b"f", np.empty((self.natoms, 3)))
 
     def energy_forces(self) -> tuple[float, np.ndarray]:
-        """Potential energy (eV) and forces (eV/A, ordered by atom ID) of the configuration."""
+        """Potential energy (eV) and forces (eV/A, ordered by atom ID) of the configuration;
+        CalculatorError when either is not finite."""
         self.lmp.command("run 0 post no")
-        return float(self.lmp.get_thermo("pe")), self.forces()
+        energy, forces = float(self.lmp.get_thermo("pe")), self.forces()
+        problem = nonfinite(energy, forces)
+        if problem:
+            raise CalculatorError(f"{self.potential.spec} on {self.label}: {problem}")
+        return energy, forces
 
     def minimize(self, fmax: float, max_steps: int) -> float:
         """Relax the positions (fixed cell) with FIRE until no atom feels a force above

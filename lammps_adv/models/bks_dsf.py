@@ -46,6 +46,8 @@ from typing import List, Tuple
 
 import torch
 
+from lammps_adv.models.integrity import save
+
 # ---------------------------------------------------------------- parameters (visible here)
 KCAL_PER_EV = 23.0605                 # JAX MD's kcal/mol -> eV, as in potentials/bks_dsf.lmp
 QQRD2E = 14.399645                    # LAMMPS metal units: e^2 / (4 pi eps0) in eV A
@@ -190,5 +192,4 @@ def export(path: str | Path, lammps_erfc: bool = True) -> Path:
     """Write the TorchScript archive of BKS-DSF to ``path`` and return it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model(lammps_erfc).save(str(path))
-    return path
+    return save(model(lammps_erfc), path)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from lammps_adv.core.errors import ModelError
+from lammps_adv.models.integrity import CHECKSUM_FILE, archive_problem, checksum_problem
 from lammps_adv.models.graph import periodic_graph
 
 PROPERTIES = ("energy", "forces", "stress", "energies")
@@ -91,16 +92,24 @@ def load(path: str | Path) -> torch.jit.ScriptModule:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"TorchScript model not found: {path}")
+    problem = archive_problem(path)
+    if problem:
+        raise ModelError(f"TorchScript model {path} is corrupt: {problem}")
+    extra = {CHECKSUM_FILE: ""}
     try:
         with warnings.catch_warnings():     # torch 2.13 marks TorchScript deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
-            m = torch.jit.load(str(path), map_location="cpu")
+            m = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds, with pages of text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load TorchScript model {path}: not a TorchScript model "
                          f"archive (export with torch.jit.script(model).save(path)): "
                          f"{first}") from None
     check_contract(m, f"TorchScript model {path}")
+    stored = extra[CHECKSUM_FILE]
+    problem = checksum_problem(m, stored.decode() if isinstance(stored, bytes) else stored)
+    if problem:
+        raise ModelError(f"TorchScript model {path} is corrupt: {problem}")
     m.eval()
     return m
 

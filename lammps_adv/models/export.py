@@ -3,7 +3,8 @@
 An exported file is a TorchScript module with ``cutoff: float``, ``species: List[str]``,
 ``receptive_field: float`` and ``forward(positions, species, edge_index, n_local)``; the
 hyper-parameters travel with it as the string attribute ``hparams`` (JSON) and as the extra
-file ``hparams.json`` inside the archive. Checking and loading a file: ``models.contract``.
+file ``hparams.json`` inside the archive, a checksum of its parameters and buffers as the
+extra file ``parameters.crc32`` (``models.integrity``). Checking and loading a file: ``models.contract``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lammps_adv.io.model_card import card_paths, write_model_card
 from lammps_adv.models.bp import BehlerParrinello
 from lammps_adv.models.contract import check_contract, load
 from lammps_adv.models.gnn import GraphNetwork
+from lammps_adv.models.integrity import save
 
 MODEL_KINDS = ("bp", "gnn")
 
@@ -57,11 +59,7 @@ def export(model: torch.nn.Module, path: str | Path) -> Path:
     sm = script(model) if not isinstance(model, torch.jit.ScriptModule) else model
     check_contract(sm, f"model {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"hparams.json": getattr(sm, "hparams", "{}")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(sm, str(path), _extra_files=extra)
-    return path
+    return save(sm, path, {"hparams.json": getattr(sm, "hparams", "{}")})
 
 
 KEEP = "keep"

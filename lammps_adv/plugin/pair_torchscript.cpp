@@ -1,6 +1,7 @@
 /* pair_style torchscript for LAMMPS (lammps-adv). See pair_torchscript.h and docs/plugin.md. */
 
 #include "pair_torchscript.h"
+#include "model_integrity.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -203,16 +204,30 @@ void PairTorchScript::coeff(int narg, char **arg)
     for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
 }
 
-void PairTorchScript::load_model(const std::string &path)
+void PairTorchScript::load_model(const std::string &given)
 {
+  // where the deck says, else by its bare name in $LAMMPS_POTENTIALS (as LAMMPS' own
+  // potential files; lammps-adv lists its shipped models there)
+  std::string path = given;
+  if (!std::ifstream(path, std::ios::binary).good()) {
+    const std::string found = utils::get_potential_file_path(given);
+    if (!found.empty()) path = found;
+  }
   model_path = path;
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe.good())
-      error->all(FLERR, "pair_style torchscript: model file {} not found or not readable", path);
+      error->all(FLERR,
+                 "pair_style torchscript: model file {} not found or not readable (nor by its "
+                 "name in $LAMMPS_POTENTIALS)",
+                 path);
   }
+  const std::string corrupt = lammps_adv::archive_problem(path);
+  if (!corrupt.empty())
+    error->all(FLERR, "pair_style torchscript: model file {} is corrupt: {}", path, corrupt);
+  torch::jit::ExtraFilesMap extra{{lammps_adv::CHECKSUM_FILE, ""}};
   try {
-    model = torch::jit::load(path, device);
+    model = torch::jit::load(path, device, extra);
   } catch (const c10::Error &e) {
     error->all(FLERR,
                "pair_style torchscript: {} is not a loadable TorchScript archive "
@@ -284,6 +299,18 @@ void PairTorchScript::load_model(const std::string &path)
   };
   for (const auto &p : model.named_parameters(true)) check_double(p.name, p.value);
   for (const auto &b : model.named_buffers(true)) check_double(b.name, b.value);
+
+  // lammps-adv's export stores a checksum of the parameters and buffers (models exported
+  // elsewhere have none and load as they are)
+  const std::string &stored = extra[lammps_adv::CHECKSUM_FILE];
+  if (!stored.empty()) {
+    const std::string found = lammps_adv::parameter_checksum(model);
+    if (found != stored)
+      error->all(FLERR,
+                 "pair_style torchscript: model file {} is corrupt: its parameters' checksum "
+                 "{} differs from the {} stored at export",
+                 path, found, stored);
+  }
 
   // inference: eval mode and frozen (parameters become constants, so no gradient is ever
   // tracked for them; only positions require grad; numerics-changing rewrites are off).

@@ -22,6 +22,7 @@ from pathlib import Path
 from lammps_adv.calculators import get_calculator
 from lammps_adv.core.alignment import NONE
 from lammps_adv.core.errors import FileFormatError, RecorderError, RunInterrupted, one_line
+from lammps_adv.core.finite import nonfinite
 from lammps_adv.lammps.engine import lammps_version
 from lammps_adv.parallel.mpi import comm_of, on_root
 from lammps_adv.recorder.deck import (BOX_COMMANDS, REINSTALL, RUN_COMMANDS, run_command,
@@ -147,11 +148,11 @@ class Recorder:
         if not self.stages.wanted(kind, ev, step):
             return
         t0 = _time.perf_counter()
-        e_app = None
+        e_app = e_known = None
         if kind == "run":
             e_app = float("nan")
             if self.fix.energy_tallied(step):
-                e_app = self.fix.energy()
+                e_app = e_known = self.fix.energy()
             else:
                 self._warn("eflag", f"energy not tallied at step {step}: energy_approx is NaN there")
         elif ev == 0:
@@ -162,6 +163,7 @@ class Recorder:
         started = self.rank == 0 and self.sink.writer.started
         on_root(self.comm, lambda: self.fix.symbols_for(snap["types"], step, snap["natoms"],
                                                         started) and None)
+        on_root(self.comm, self._check_finite, snap, e_known, step, kind)
         t1 = _time.perf_counter()
         self._timings["gather"] += t1 - t0
         e_acc, f_acc = self.calculator.evaluate(
@@ -174,6 +176,15 @@ class Recorder:
                 snap.update(e_acc=e_acc, f_acc=f_acc)
         else:
             on_root(self.comm, lambda: self._finish({**snap, "e_acc": e_acc, "f_acc": f_acc}))
+
+    def _check_finite(self, snap, e_app, step, kind):
+        """Rank 0: the driving model's energy (None: not tallied at this step) and forces
+        must be numbers."""
+        problem = nonfinite(e_app, snap["f_app"])
+        if problem:
+            model = self.approx or "the deck's pair style"
+            raise RecorderError(f"the driving model ({model}) on the configuration of step "
+                                f"{step} ({kind}, stage {self.stages.index}): {problem}")
 
     def _release_energy(self):
         """Complete a held minimization record with the minimizer's energy (collective)."""

@@ -152,6 +152,32 @@ def test_dataset_generate_refuses_a_nan_label_naming_the_frame(tmp_path, capsys)
     assert not out.exists()
 
 
+# ------------------------------------------------------------------ LAMMPS-native potentials
+def _coincident(glass, tmp_path):
+    """The glass with atom 2 moved onto atom 1: a Coulomb pair at r = 0, NaN in LAMMPS."""
+    from lammps_adv.lammps.structures import read_lammps_data, write_lammps_data
+    atoms = read_lammps_data(glass)
+    atoms.positions[1] = atoms.positions[0]
+    return write_lammps_data(tmp_path / "coincident.data", atoms)
+
+
+def test_energy_refuses_a_nan_from_a_lammps_potential(glass_192, tmp_path, capsys):
+    bad = _coincident(glass_192, tmp_path)
+    assert cli(["energy", str(bad), "--potential", "bks-dsf"]) == 2
+    line = _one_line_error(capsys, "energy")
+    assert "bks-dsf on" in line and str(bad) in line and "is nan" in line, line
+    assert cli(["energy", str(glass_192), "--potential", "bks-dsf"]) == 0
+
+
+def test_run_driven_by_a_nan_lammps_potential_stops_at_that_step(glass_192, tmp_path, capsys):
+    bad = _coincident(glass_192, tmp_path)
+    out = tmp_path / "nan.h5"
+    assert cli(_run_args(bad, out, None, 5)) == 2
+    line = _one_line_error(capsys, "run")
+    assert "driving model" in line and "step 0" in line and "is nan" in line, line
+    assert "0 rows recorded" in line
+
+
 # ------------------------------------------------------------------ options
 @pytest.mark.parametrize("extra, message", [
     (["--flush-every", "0"], "--flush-every must be positive"),

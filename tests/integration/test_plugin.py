@@ -458,6 +458,9 @@ def bad_input(case, files, d):
         torch.jit.script(BadOutput(case)).save(str(model))
     elif case == "periodic":
         torch.jit.script(BadPeriodic().double()).save(str(model))
+    elif case in ("corrupt", "tampered"):
+        from conftest import corrupt_model
+        corrupt_model(files["bks"], model, "bytes" if case == "corrupt" else "rezip")
     else:
         model = Path(files["bks"])
     lines = torchscript(model)
@@ -482,6 +485,9 @@ def bad_input(case, files, d):
 @pytest.mark.parametrize("case, expected", [
     ("missing", "not found or not readable"),
     ("notscript", "is not a loadable TorchScript archive"),
+    ("corrupt", "model file .*corrupt.pt is corrupt: member .*/data/\\d+ fails its CRC-32 check"),
+    ("tampered", "model file .*tampered.pt is corrupt: its parameters' checksum crc32:[0-9a-f]{8} "
+                 "differs from the crc32:[0-9a-f]{8} stored at export"),
     ("nocutoff", "has no attribute `cutoff`"),
     ("nospecies", "has no attribute `species`"),
     ("species", "species 'Ge' \\(atom type 2\\) is not known to model"),

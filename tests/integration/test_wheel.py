@@ -146,4 +146,17 @@ def test_installed_commands_run_outside_the_checkout(venv, tmp_path):
     bks_dsf, gnn = energies.values()
     assert -13.5 < bks_dsf < -12.5 and abs(gnn - bks_dsf) < 0.05   # the network fits bks-dsf
 
+    # the docs' spellings of shipped models and LAMMPS' own potential files, from any folder:
+    # potentials/NAME.pt in specs and decks, bare names through $LAMMPS_POTENTIALS
+    out = _run([bin_ / "lammps-adv", "energy", "quartz.data", "--potential",
+                "torchscript:potentials/gnn_bks_dsf.pt"], cwd=tmp_path, env=env)
+    assert f"({gnn:.8f} eV/atom, 18 atoms)" in out
+    deck = tmp_path / "in.found"
+    for lines in (["pair_style torchscript", "pair_coeff * * potentials/bp_bks_dsf.pt Si O"],
+                  ["pair_style vashishta", "pair_coeff * * SiO.1990.vashishta Si O"]):
+        deck.write_text("\n".join(["units metal", "atom_style charge", "read_data quartz.data",
+                                   *lines, "run 0"]) + "\n")
+        text = _run([bin_ / "lmp", "-in", deck, "-nocite", "-log", "none"], cwd=tmp_path, env=env)
+        assert "Total wall time" in text, text[-2000:]
+
     assert "--scale" in _run([bin_ / "lammps-adv", "demo", "--help"], cwd=tmp_path, env=env)

@@ -172,6 +172,8 @@ def test_nve_drift_as_small_as_native(kk, files):
 # ------------------------------------------------------------------ bad input: the same one-line errors
 @pytest.mark.parametrize("case, expected", [
     ("missing", "model file .*nothere.pt not found or not readable"),
+    ("corrupt", "model file .*corrupt.pt is corrupt: member .*fails its CRC-32 check"),
+    ("tampered", "model file .*tampered.pt is corrupt: its parameters' checksum"),
     ("nocutoff", "has no attribute `cutoff`"),
     ("species", "species 'Ge' \\(atom type 2\\) is not known to model"),
     ("shape", "model output has shape \\[\\d+,1\\]"),

