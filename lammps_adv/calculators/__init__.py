@@ -13,8 +13,10 @@ catalogue); ``get_calculator(spec)`` picks the backend that evaluates it
   xtb:GFN1 | xtb:GFN2[:accuracy=A][:etemp=K][:maxiter=N]
                                         GFN-xTB through tblite (rank 0), labels cached on
                                         disk (lammps_adv.io.label_cache)
-  ase:MODULE:CLASS                      any ASE calculator class built without arguments,
-                                        e.g. ``ase:ase.calculators.emt:EMT``
+  ase:MODULE:CLASS[:NAME=VALUE]...      any ASE calculator class with keyword arguments,
+                                        e.g. ``ase:ase.calculators.lj:LennardJones:sigma=2.0``;
+                                        ``get_calculator`` also takes an ASE calculator
+                                        instance
   labels:FILE.h5                        energies and forces stored in a dataset file
 
 The interface (``Calculator``), as ASE's calculators share theirs:
@@ -31,6 +33,10 @@ The interface (``Calculator``), as ASE's calculators share theirs:
   forces of shape [N, 3] that are all finite, returned as float64. A failure raises
   ``CalculatorError`` naming the model and the configuration.
 
+The other way round, ``ase_calculator(spec)`` (``calculators.for_ase``) makes any of these
+an ASE calculator (``atoms.calc = ...``) for ASE's optimizers and MD; ``Calculator.as_ase()``
+does the same for a calculator in hand.
+
 A backend implements one method, ``compute(positions, cell) -> (energy, forces)``, with
 ``self.symbols`` set. Backends that run on rank 0 only (TorchScript, ASE, stored labels)
 keep ``collective = False``; LAMMPS runs on every rank of the communicator
@@ -38,3 +44,9 @@ keep ``collective = False``; LAMMPS runs on every rank of the communicator
 """
 from lammps_adv.calculators.base import Calculator  # noqa: F401
 from lammps_adv.calculators.registry import get_calculator  # noqa: F401
+
+
+def ase_calculator(model, **kwargs):
+    """A spec string or ``Calculator`` as an ASE calculator (``calculators.for_ase``)."""
+    from lammps_adv.calculators.for_ase import LammpsAdvCalculator     # ASE when used
+    return LammpsAdvCalculator(model, **kwargs)

@@ -148,6 +148,12 @@ class Calculator:
         """Backends: (energy eV, forces eV/A [N, 3]) of one configuration, self.symbols set."""
         raise NotImplementedError
 
+    def as_ase(self):
+        """This calculator as an ASE calculator (``atoms.calc = calc.as_ase()``), for ASE's
+        optimizers and MD (``calculators.for_ase``)."""
+        from lammps_adv.calculators.for_ase import LammpsAdvCalculator
+        return LammpsAdvCalculator(self)
+
     def hashes(self) -> dict:
         """{file: sha256} of the model files it depends on (provenance)."""
         return {}

@@ -5,7 +5,8 @@ a spec parsed by the one registry (``lammps_adv.core.specs``).
   torchscript:FILE.pt | torchscript:NAME
                                         PyTorch in-process (``TorchScriptCalculator``)
   xtb:GFN1 | xtb:GFN2[:options]         tblite (``XtbCalculator``)
-  ase:MODULE:CLASS                      an ASE calculator (``AseCalculator``)
+  ase:MODULE:CLASS[:NAME=VALUE]...      an ASE calculator (``AseCalculator``); an ASE
+                                        calculator instance is taken as it is
   labels:FILE.h5                        stored labels (``LabelsCalculator``)
 
 A TorchScript model has two backends: it drives LAMMPS through the plugin's ``pair_style
@@ -27,9 +28,16 @@ from lammps_adv.lammps import snippets
 
 def get_calculator(spec, comm=None) -> Calculator:
     """The calculator named by a spec string (see the module docstring); a ``Calculator``
-    is returned as it is."""
+    is returned as it is, and an ASE calculator instance (``LennardJones(sigma=2.0)``) is
+    wrapped as a reference (rank 0 evaluates it)."""
     if isinstance(spec, Calculator):
         return spec
+    if _is_ase_calculator(spec):
+        from lammps_adv.calculators.ase import AseCalculator
+        cls = type(spec)
+        return AseCalculator(f"ase:{cls.__module__}:{cls.__name__}", lambda: spec,
+                             f"ASE calculator {cls.__module__}.{cls.__name__} (an instance)",
+                             comm=comm)
     try:
         model = specs.parse(spec)
         path = specs.model_file(model, shipped_model) if model.kind == "torchscript" else None
@@ -54,9 +62,24 @@ def get_calculator(spec, comm=None) -> Calculator:
         except (ImportError, AttributeError) as exc:
             raise CalculatorError(f"cannot import ASE calculator {module}.{cls_name}: "
                                   f"{exc}") from None
+        kwargs = dict(model.options.get("kwargs", {}))
+
+        def build():
+            try:
+                return cls(**kwargs)
+            except TypeError as exc:          # an argument the class does not take
+                raise CalculatorError(f"cannot build ASE calculator {module}.{cls_name} with "
+                                      f"{kwargs}: {exc}") from None
         from lammps_adv.calculators.ase import AseCalculator
-        return AseCalculator(model.text, cls, f"ASE calculator {module}.{cls_name}", comm=comm)
+        return AseCalculator(model.text, build, f"ASE calculator {module}.{cls_name}",
+                             comm=comm)
     if model.kind in snippets.KINDS:
         from lammps_adv.calculators.lammps import LammpsCalculator
         return LammpsCalculator(model.text, comm=comm)
     raise CalculatorError(f"{model}: no calculator backend for kind {model.kind!r}")
+
+
+def _is_ase_calculator(obj) -> bool:
+    """An ASE calculator instance (without importing ASE when none was given)."""
+    return not isinstance(obj, str) and callable(getattr(obj, "get_potential_energy", None)) \
+        and callable(getattr(obj, "calculate", None))

@@ -11,7 +11,9 @@ A spec string names a model, never a backend:
                         a path that exists wins over a name
   xtb:GFN1 | xtb:GFN2[:accuracy=A][:etemp=K][:maxiter=N]
                         GFN-xTB through tblite
-  ase:MODULE:CLASS      an ASE calculator class built without arguments
+  ase:MODULE:CLASS[:NAME=VALUE]...
+                        an ASE calculator class, built with these keyword arguments (each
+                        VALUE a Python literal, else a string)
   labels:FILE.h5        energies and forces stored in a dataset file
 
 ``parse(spec)`` turns a spec string into a ``ModelSpec(kind, target, options, text)``;
@@ -78,8 +80,9 @@ _CALCULATORS = (
     Entry("xtb:GFN1", "xtb", f"GFN1-xTB through tblite, options :accuracy=A :etemp=K "
           f":maxiter=N ({_REFERENCE_ONLY})"),
     Entry("xtb:GFN2", "xtb", f"GFN2-xTB through tblite, options as xtb:GFN1 ({_REFERENCE_ONLY})"),
-    Entry("ase:MODULE:CLASS", "ase", "any ASE calculator class built without arguments, e.g. "
-          f"ase:ase.calculators.emt:EMT ({_REFERENCE_ONLY})"),
+    Entry("ase:MODULE:CLASS[:NAME=VALUE]", "ase", "any ASE calculator class, with keyword "
+          "arguments, e.g. ase:ase.calculators.lj:LennardJones:sigma=2.0:rc=6 "
+          f"({_REFERENCE_ONLY})"),
     Entry("labels:FILE.h5", "labels", "energies and forces stored in a dataset file, for its "
           f"configurations only ({_REFERENCE_ONLY})"),
 )
@@ -93,7 +96,7 @@ class ModelSpec:
     kind: bks, bks-dsf, lammps, torchscript, xtb, ase or labels; target: what the kind
     names (the Coulomb solver of bks: ewald, pppm or empty; the file or shipped name; the
     xtb method GFN1 or GFN2; the ASE module); options: xtb's options by name (typed), ase's
-    ``class``; text: the spec as written."""
+    ``class`` and ``kwargs``; text: the spec as written."""
     kind: str
     target: str
     options: Mapping[str, object]
@@ -141,11 +144,30 @@ def parse(spec) -> ModelSpec:
     if kind == "xtb":
         return _xtb(spec, rest)
     if kind == "ase":
-        module, _, cls = rest.partition(":")
-        if not module or not cls.isidentifier():
-            raise PotentialError(f"ase calculator spec must be ase:MODULE:CLASS, got {spec!r}")
-        return ModelSpec(kind, module, {"class": cls}, spec)
+        return _ase(spec, rest)
     raise UnknownSpecError(f"unknown model spec {spec!r}; known: {', '.join(names())}")
+
+
+def _ase(spec: str, rest: str) -> ModelSpec:
+    """ase:MODULE:CLASS[:NAME=VALUE]...: the class and its keyword arguments, each value a
+    Python literal (2.0, True, 'x', (1, 2)) or else the string as written."""
+    import ast
+    module, _, rest = rest.partition(":")
+    cls, *items = rest.split(":")
+    if not module or not cls.isidentifier():
+        raise PotentialError(f"ase calculator spec must be ase:MODULE:CLASS[:NAME=VALUE]..., "
+                             f"got {spec!r}")
+    kwargs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise PotentialError(f"ase calculator argument {item!r} in {spec!r}: expected "
+                                 "NAME=VALUE")
+        try:
+            kwargs[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kwargs[name] = value
+    return ModelSpec("ase", module, {"class": cls, "kwargs": kwargs}, spec)
 
 
 def _xtb(spec: str, rest: str) -> ModelSpec:

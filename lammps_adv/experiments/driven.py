@@ -34,7 +34,7 @@ from lammps_adv.core.alignment import NONE
 from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.relax import relax as relax_configs
-from lammps_adv.io.files import file_sha256
+from lammps_adv.io.files import file_sha256, refuse_existing
 from lammps_adv.io.resources import shipped_model
 from lammps_adv.lammps.snippets import get as get_potential
 from lammps_adv.lammps.system import LammpsSystem
@@ -115,10 +115,7 @@ def driven(glasses, approx: str, reference: str, out_dir: str | Path = "driven",
     relax_paths = [out_dir / "relax" / f"relax_{i:04d}.h5" for i in range(len(runs))] \
         if relax else []
     if not overwrite:            # every rank sees the same files: all fail alike, at once
-        there = [p for p in md_paths + relax_paths if p.exists()]
-        if there:
-            raise FileExistsError(f"{there[0]} exists ({len(there)} of the output files do): "
-                                  "give --overwrite to replace them")
+        refuse_existing(md_paths + relax_paths)
     comm = comm or mpi_comm()
     if comm.Get_rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)

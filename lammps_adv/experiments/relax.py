@@ -25,6 +25,7 @@ from lammps_adv.core.alignment import NONE, Alignment, check_fit, check_mode
 from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.align import fit_parallel
+from lammps_adv.io.files import refuse_existing
 from lammps_adv.lammps.system import LammpsSystem, minimize_commands
 from lammps_adv.parallel.mpi import mpi_comm
 from lammps_adv.parallel.tasks import split_tasks
@@ -61,13 +62,15 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
         raise ValueError("--min-modify must not set norm: --fmax is the largest per-atom "
                          "force norm (min_modify norm max)")
     check_mode(align)
+    out_dir = Path(out_dir)
+    if not overwrite:            # every rank sees the same files: all fail alike, at once
+        refuse_existing(out_dir / f"relax_{i:04d}.h5" for i in range(len(configs)))
     comm = comm or mpi_comm()
     if alignment is None and align == "per-species":
         check_fit([c[2] for c in configs])        # no degree of freedom: fails before any work
         alignment = fit_parallel(configs, approx, reference, comm, ranks_per_relax)
     alignment = alignment or NONE
     sub, mine, n_groups = split_tasks(comm, len(configs), ranks_per_relax)
-    out_dir = Path(out_dir)
     if comm.Get_rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     comm.Barrier()

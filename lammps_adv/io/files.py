@@ -341,6 +341,15 @@ def check_writable(path, what: str = "output file") -> Path:
     return path
 
 
+def refuse_existing(paths) -> None:
+    """FileExistsError naming the first of ``paths`` that exists (an experiment's outputs,
+    before any work; ``overwrite=True`` / --overwrite replaces them)."""
+    there = [Path(p) for p in paths if Path(p).exists()]
+    if there:
+        raise FileExistsError(f"{there[0]} exists ({len(there)} of the output files do): "
+                              "give --overwrite to replace them")
+
+
 # ----------------------------------------------------------------------------- hashes
 def file_sha256(path) -> str:
     """Hex sha256 of the bytes of a file (read in 1 MiB blocks)."""

@@ -100,6 +100,15 @@ def _rebuild(cls, message):
         return LammpsAdvError(message)
 
 
+def launcher_rank() -> tuple[int, int]:
+    """(rank, size) of this process as mpirun's environment gives them (MPICH's PMI_*, Open
+    MPI's OMPI_COMM_WORLD_*), without starting MPI; (0, 1) outside mpirun."""
+    for rank, size in (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")):
+        if rank in os.environ:
+            return int(os.environ[rank]), int(os.environ.get(size, "1"))
+    return 0, 1
+
+
 def abort_other_ranks(code: int = 2) -> None:
     """Under mpirun an error on one rank must not leave the others waiting forever."""
     if "mpi4py.MPI" in sys.modules:

