@@ -47,8 +47,8 @@ bench: $(STAMP)
 # "Repulsive baseline"): potentials/bp_bks_dsf.pt (BP, energies only),
 # potentials/bp_bks_dsf_forces.pt (the same BP architecture on energies + forces: the
 # same-architecture control of remedy 4) and potentials/gnn_bks_dsf.pt (graph network,
-# energies + forces). Training set: glasses of 96, 144 and 192 atoms (4 melt-quenches per
-# size: 2 quenched in 10 ps, 2 in 2 ps) at 300-3000 K and as liquid at 4000 and 5000 K,
+# energies + forces). Training set: glasses of 96, 144 and 192 atoms (8 melt-quenches per
+# size: 4 quenched in 10 ps, 4 in 2 ps; 5 frames per run) at 300-3000 K and as liquid at 4000 and 5000 K,
 # 72-atom alpha-quartz at 300-1500 K; thermal frames, relaxed (minimised) copies, rattled
 # copies (0.05, 0.1, 0.2 A) and copies at 0.9 and 1.1 x the volume; the force-trained
 # networks on a 30 % subset. Held out: 324-atom glasses made differently (other seeds,
@@ -71,10 +71,10 @@ models: $(MODELS_HELDOUT) potentials/bp_bks_dsf.pt potentials/bp_bks_dsf_forces.
 	$(MAKE) models-xtb
 
 $(MODELS_DATA): | $(STAMP)
-	$(LA) dataset mixed -o $@ --overwrite --sizes 96,144,192 --glasses 2 --quench-ps 10,2 \
+	$(LA) dataset mixed -o $@ --overwrite --sizes 96,144,192 --glasses 4 --quench-ps 10,2 \
 		--temps 300,600,1000,1500,2000,2500,3000,4000,5000 --quartz 2x2x2 --quartz-temps 300,900,1500 \
-		--frames 10 --stride 100 --equil 500 --relaxed 2 --rattle 0.05,0.1,0.2 --volumes 0.9,1.1 \
-		--split 0.8,0.1,0.1 --seed 1 --quiet
+		--frames 5 --stride 100 --equil 500 --relaxed 2 --rattle 0.05,0.1,0.2 --volumes 0.9,1.1 \
+		--split 0.8,0.1,0.1 --seed 2 --quiet
 $(MODELS_SUBSET): $(MODELS_DATA)
 	$(LA) dataset subset $< -o $@ --overwrite --fraction 0.3 --seed 0
 $(MODELS_HELDOUT): | $(STAMP)

@@ -65,13 +65,16 @@ CLOSEST_PAIR_FACTOR = 0.9    # flagged below this times the closest pair seen (p
 FLAG_ERROR_EV_PER_ATOM = 1.0  # flagged above this |E_acc - E_app| per atom (eV)
 
 
-def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
+def probe(configs, approx: str, reference: str, out: str | Path | None = "probe.h5",
           epsilons=DEFAULT_EPSILONS, n_random: int = 5, seed: int = 0,
           sampling: str = "given configurations", ranks_per_task: int = 1, comm=None,
           progress: bool = True, align: str = "per-species", distortion: str = "total",
           ascent_steps: int = 1,
-          alignment: Alignment | None = None) -> Path:
-    """Run the probe over ``configs`` [(positions, cell, names, source)]; write ``out``.
+          alignment: Alignment | None = None) -> Path | dict | None:
+    """Run the probe over ``configs`` [(positions, cell, names, source)]; write ``out`` and
+    return its path, or with ``out=None`` write nothing and return on rank 0 what
+    ``read_probe`` would read from the file (the /probe arrays by name) plus
+    ``"parameters"`` (the file's /parameters), None on the other ranks.
 
     sampling: how the configurations were made (e.g. "MD driven by the reference"), kept
     in /parameters and used to label the cos(theta) statistics. Under MPI the
@@ -84,8 +87,8 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
     fitted = alignment is None and align == "per-species"
     if fitted:                           # a fit with no degree of freedom fails before any work
         check_fit([c.names for c in configs])
-    out = Path(out)
-    if comm.Get_rank() == 0:
+    out = Path(out) if out is not None else None
+    if comm.Get_rank() == 0 and out is not None:
         check_writable(out, "probe file")      # unwritable output fails before any work
     c_n, e_n = len(configs), len(eps)
     pairs = sorted(set().union(*(species_pairs(c.names) for c in configs)))
@@ -194,8 +197,11 @@ def probe(configs, approx: str, reference: str, out: str | Path = "probe.h5",
                   "flag_error_eV_per_atom": FLAG_ERROR_EV_PER_ATOM,
                   "sampling": sampling, "n_random": n_random, "seed": seed,
                   "command_line": " ".join(sys.argv), **alignment.attrs()}
-        write_probe(out, params, epsilon=eps, natoms=[len(c.positions) for c in configs],
-                    source=[c.source for c in configs], arrays=res)
+        natoms, sources = [len(c.positions) for c in configs], [c.source for c in configs]
+        if out is None:
+            return {**res, "epsilon": eps, "natoms": np.array(natoms, dtype=np.int64),
+                    "source": np.array(sources, dtype=str), "parameters": params}
+        write_probe(out, params, epsilon=eps, natoms=natoms, source=sources, arrays=res)
     return out
 
 

@@ -23,11 +23,12 @@ def run_deck(deck, reference, out="run.h5", every: int = 1, frames_every: int = 
     deck = Path(deck)
     if not deck.is_file():
         raise RecorderError(f"deck not found: {deck}")
-    variables = dict(variables or {})
+    # as `lmp -var NAME VALUE...` takes them: strings (a Path, a number from Python too)
+    variables = {name: [str(v) for v in vals] if isinstance(vals, (list, tuple)) else str(vals)
+                 for name, vals in (variables or {}).items()}
     args = []
     for name, vals in variables.items():
-        vals = vals if isinstance(vals, (list, tuple)) else [vals]
-        args += ["-var", name] + [str(v) for v in vals]
+        args += ["-var", name] + (vals if isinstance(vals, list) else [vals])
     text = deck.read_text()
     prov = {"deck": text, "deck_path": str(deck.resolve()), "command_line": command_line,
             "variables": variables,

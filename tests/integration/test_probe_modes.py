@@ -169,3 +169,9 @@ def test_probe_file_holds_the_decomposition_and_random_references(tmp_path):
     none = h5md.read_probe(probe(cs[:1], "bks-dsf", "bks", tmp_path / "n.h5", epsilons=(0.0,),
                                  n_random=0, align="none", progress=False))
     assert np.isnan(none["random_abs_cos_measured"]).all()
+    # out=None: the same arrays in memory, no file
+    mem = probe(cs, "bks-dsf", "bks", None, epsilons=(0.0, 0.02), n_random=2, seed=5,
+                progress=False)
+    assert set(d) <= set(mem) and mem["parameters"]["experiment"] == "probe"
+    for name, value in d.items():
+        np.testing.assert_array_equal(mem[name], value, err_msg=name)
