@@ -22,14 +22,15 @@ Recording layout (H5MD 1.1 based, plus ``/stages``; docs/recorder.md has the tab
                                            on value); one row per record, shared by all
                                            observables (step, time: hard links)
   /particles/all/species                   [N] element symbols (atom-ID order)
-  /particles/all/{position,force,force_approx,force_reference}/{step,time,value [K,N,3]}
+  /particles/all/{position,velocity,force,force_approx,force_reference}/{step,time,value [K,N,3]}
   /particles/all/box/edges/{step,time,value [K,3,3]}   rows = cell vectors a, b, c
   /particles/all/record/{step,time,value [K]}          observable row of each frame
   /stages/{kind,command,first_step,first_row} [S]      one row per run/minimize command
 
 Units are H5MD ``unit`` attributes on each ``value`` dataset and on the shared ``time``:
-time "ps", position and box edges "Angstrom", force_approx / force_reference
-"eV Angstrom-1", energies "eV". ``particles/all/force`` holds the driving force (the same
+time "ps", position and box edges "Angstrom", velocity "Angstrom ps-1" (at time t in MD;
+what LAMMPS holds in a minimization), force_approx / force_reference "eV Angstrom-1",
+energies "eV". ``particles/all/force`` holds the driving force (the same
 numbers as force_approx) in "kJ mol-1 Angstrom-1", a force unit MDAnalysis' H5MD reader
 knows (it refuses "eV Angstrom-1"), so that external H5MD readers find positions, forces,
 box and time.
@@ -70,7 +71,7 @@ from lammps_adv.io.schema import (COMMAND_LEN, CREATOR, DATASET_FORMAT, DATASET_
                                   DATASET_VERSION, ENERGY_UNIT, FRAME_DATASETS, H5MD_VERSION,
                                   KJ_PER_MOL_PER_EV, MDA_FORCE_UNIT, MITIGATION_UNITS,
                                   OBSERVABLE_UNITS, PROBE_STRING_ARRAYS, PROBE_UNITS,
-                                  STAGE_DTYPES, TIME_UNIT)
+                                  STAGE_DTYPES, TIME_UNIT, VELOCITY_UNIT)
 
 H5MDError = FileFormatError         # the old name of the error, kept for old imports
 
@@ -434,6 +435,15 @@ class H5MDWriter:
                                      maxshape=(None, n, 3), chunks=(1, n, 3),
                                      fillvalue=np.nan, fletcher32=True)
                 d.attrs["unit"] = MDA_FORCE_UNIT
+            if "position" in part and "velocity" not in part:
+                # a file of an older version: velocities unknown (NaN) in its frames so far
+                g = part.create_group("velocity")
+                g["step"], g["time"] = part["position/step"], part["position/time"]
+                k = part["position/value"].shape[0]
+                d = g.create_dataset("value", shape=(k, n, 3), maxshape=(None, n, 3),
+                                     chunks=(1, n, 3), dtype="f8", fillvalue=np.nan,
+                                     fletcher32=True)
+                d.attrs["unit"] = VELOCITY_UNIT
             self.frames = "position" in part
 
         self._modify(make, reserve=(1 << 20) + 64 * n + 2 * self._written_frames * n * 24)
@@ -447,12 +457,18 @@ class H5MDWriter:
         self._rows.append((int(step), float(time), [float(values[n]) for n in self.observables]))
         return row
 
-    def add_frame(self, step, time, row, positions, f_approx, f_reference, cell) -> None:
+    def add_frame(self, step, time, row, positions, f_approx, f_reference, cell,
+                  velocities=None) -> None:
+        """One frame (A, eV/A, A ps-1; velocities None: unknown, stored as NaN)."""
         if not self.frames:
             raise FileFormatError(f"{self.path}: frames were not enabled when the file was started")
-        self._frames.append((int(step), float(time), int(row),
-                             np.array(positions, dtype=np.float64), np.array(f_approx, dtype=np.float64),
-                             np.array(f_reference, dtype=np.float64), np.array(cell, dtype=np.float64)))
+        positions = np.array(positions, dtype=np.float64)
+        velocities = np.full_like(positions, np.nan) if velocities is None \
+            else np.array(velocities, dtype=np.float64)
+        self._frames.append((int(step), float(time), int(row), positions,
+                             np.array(f_approx, dtype=np.float64),
+                             np.array(f_reference, dtype=np.float64),
+                             np.array(cell, dtype=np.float64), velocities))
 
     def add_stage(self, kind: str, command: str, first_step: int) -> int:
         index = self.n_stages
@@ -559,6 +575,7 @@ class H5MDWriter:
             n0 = self._written_frames
             fa = np.array([fr[4] for fr in self._frames])
             put(part["position/value"], n0, np.array([fr[3] for fr in self._frames]))
+            put(part["velocity/value"], n0, np.array([fr[7] for fr in self._frames]))
             put(part["force_approx/value"], n0, fa)
             put(part["force/value"], n0, fa * KJ_PER_MOL_PER_EV)
             put(part["force_reference/value"], n0, np.array([fr[5] for fr in self._frames]))
@@ -665,7 +682,8 @@ def read_stages(path) -> dict:
 
 def read_frames(path) -> dict:
     """Frames of a recording: 'position', 'force_approx', 'force_reference' [K, N, 3]
-    (A, eV/A), 'box' [K, 3, 3] (A, rows a, b, c), 'record' [K] (observables row), 'step',
+    (A, eV/A), 'velocity' [K, N, 3] (A/ps; NaN where unknown; files before 2026-12 have
+    none), 'box' [K, 3, 3] (A, rows a, b, c), 'record' [K] (observables row), 'step',
     'time' [K], 'species' [N]; ``len(step)`` frames."""
     path = Path(path)
     with _reading(path) as f:
@@ -676,9 +694,10 @@ def read_frames(path) -> dict:
         n = _visible(step)
         out = {"step": step[:n], "time": part["position/time"][:n],
                "species": [_decode(s) for s in part["species"][()]]}
-        for key, name in (("position", "position"), ("force_approx", "force_approx"),
-                          ("force_reference", "force_reference"), ("box", "box/edges"),
-                          ("record", "record")):
+        names = [("position", "position"), ("force_approx", "force_approx"),
+                 ("force_reference", "force_reference"), ("box", "box/edges"),
+                 ("record", "record")] + [("velocity", "velocity")] * ("velocity" in part)
+        for key, name in names:
             v = part[name]["value"]
             if v.shape[0] < n:
                 raise FileFormatError(f"{path}: {name} has {v.shape[0]} frames, step has {n}")

@@ -24,6 +24,7 @@ FORCE_UNIT = "eV Angstrom-1"
 STRESS_UNIT = "eV Angstrom-3"
 TEMPERATURE_UNIT = "K"
 MDA_FORCE_UNIT = "kJ mol-1 Angstrom-1"     # particles/all/force (MDAnalysis knows it)
+VELOCITY_UNIT = "Angstrom ps-1"
 KJ_PER_MOL_PER_EV = 96.48533212331002      # 1 eV = 96.485... kJ/mol (CODATA 2018)
 
 # ----------------------------------------------------------------------------- recordings
@@ -48,7 +49,8 @@ if set(OBSERVABLE_UNITS) != set(RECORDING_OBSERVABLES):
                       f"RECORDING_OBSERVABLES {RECORDING_OBSERVABLES}")
 
 # what a frame holds: (group under /particles/all, shape after K, unit)
-FRAME_DATASETS = (("position", "atoms", LENGTH_UNIT), ("force", "atoms", MDA_FORCE_UNIT),
+FRAME_DATASETS = (("position", "atoms", LENGTH_UNIT), ("velocity", "atoms", VELOCITY_UNIT),
+                  ("force", "atoms", MDA_FORCE_UNIT),
                   ("force_approx", "atoms", FORCE_UNIT),
                   ("force_reference", "atoms", FORCE_UNIT),
                   ("box/edges", "box", LENGTH_UNIT), ("record", "record", None))

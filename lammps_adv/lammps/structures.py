@@ -13,13 +13,13 @@ from ase import Atoms
 from ase.spacegroup import crystal
 
 from lammps_adv.core.errors import StructureError
+from lammps_adv.core.units import MASSES
 from lammps_adv.io.resources import INPUTS
 from lammps_adv.lammps.engine import open_lammps
 from lammps_adv.lammps.snippets import get as get_potential
 from lammps_adv.parallel.mpi import mpi_comm
 
 SPECIES = ("Si", "O")
-MASSES = {"Si": 28.0855, "O": 15.9994}   # g/mol
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
 # alpha-quartz, space group P3_221 (No. 154): Si on 3a (x, 0, 2/3), O on 6c, with the

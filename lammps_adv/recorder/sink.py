@@ -45,7 +45,7 @@ class RecordSink:
         row = w.add_row(rec["step"], rec["time"], m)
         if self.frames_every and row % self.frames_every == 0:
             w.add_frame(rec["step"], rec["time"], row, rec["pos"], rec["f_app"], rec["f_acc"],
-                        rec["cell"])
+                        rec["cell"], velocities=rec.get("vel"))
         now = time.monotonic()
         if w.pending >= self.flush_every or now - self._last_flush >= self.flush_seconds:
             self.flush()

@@ -12,7 +12,7 @@ import numpy as np
 from lammps_adv.core.errors import RecorderError
 from lammps_adv.lammps.structures import cell_of  # noqa: F401 (used here, re-exported)
 
-WIDTH = 8      # id, type, x, y, z, fx, fy, fz
+WIDTH = 11     # id, type, x, y, z, fx, fy, fz, vx, vy, vz
 
 
 # ----------------------------------------------------------------------- pure helpers
@@ -82,8 +82,8 @@ class Gatherer:
         return data[np.argsort(data[:, 0]), 1].astype(np.int64)
 
     def snapshot(self, step: int, nlocal: int, tag, x, half_kick: bool):
-        """Collective. Rank 0 gets {types, pos, f_app, cell, origin, time, temperature,
-        natoms}; other ranks None. half_kick: MD after setup, where velocity Verlet holds
+        """Collective. Rank 0 gets {types, pos, f_app, vel (A/ps, at time t in MD), cell,
+        origin, time, temperature, natoms}; other ranks None. half_kick: MD after setup, where velocity Verlet holds
         v(t - dt/2) at post_force (kicked to v(t) with F(t) for the temperature)."""
         lmp = self.lmp
         ftot = lmp.numpy.extract_atom("f")[:nlocal]
@@ -104,6 +104,7 @@ class Gatherer:
                 half = 0.5 * float(lmp.extract_global("dt")) * float(lmp.extract_global("ftm2v"))
                 vv = vv + (half / m)[:, None] * ftot
             mv2 = float(m @ np.einsum("ij,ij->i", vv, vv))
+            local[:, 8:11] = vv
         data = self.gatherv(local.reshape(-1))
         if self.comm.Get_size() > 1:
             mv2 = self.comm.reduce(mv2, root=0)
@@ -114,7 +115,8 @@ class Gatherer:
         dt = float(lmp.extract_global("dt"))
         natoms = int(lmp.get_natoms())
         return {"types": rows[:, 1].astype(np.int64), "pos": rows[:, 2:5] - np.asarray(boxlo),
-                "f_app": rows[:, 5:8], "cell": cell_of(boxlo, boxhi, xy, yz, xz),
+                "f_app": rows[:, 5:8], "vel": rows[:, 8:11],
+                "cell": cell_of(boxlo, boxhi, xy, yz, xz),
                 "time": float(lmp.extract_global("atime"))
                 + (step - int(lmp.extract_global("atimestep"))) * dt,
                 "natoms": natoms,

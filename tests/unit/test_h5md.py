@@ -92,7 +92,7 @@ def test_units_and_external_readers_mdanalysis_and_plain_h5py(tmp_path):
     # MDAnalysis' H5MD reader with its defaults (convert_units=True) reads every frame
     reader = H5MDReader(str(out))
     assert reader.n_frames == len(frames) and reader.n_atoms == N_ATOMS
-    assert reader.units == {"time": "ps", "length": "Angstrom", "velocity": None,
+    assert reader.units == {"time": "ps", "length": "Angstrom", "velocity": "Angstrom/ps",
                             "force": "kJ/(mol*Angstrom)"}
     for k, ts in enumerate(reader):
         step, t, row, pos, f_app, f_ref, cell = frames[k]
