@@ -21,7 +21,7 @@ import numpy as np
 from _script import kind_of, read_result, run_main
 from lammps_adv.core.adversarial import random_abs_cos
 from lammps_adv.core.summaries import distribution_summary, error_observables
-from lammps_adv.report.figures import plot_cos_histograms
+from lammps_adv.report.figures import plot_cos_grid
 from lammps_adv.report.labels import pair_label
 from lammps_adv.report.tables import write_table
 
@@ -59,9 +59,13 @@ def main():
                   "B - A": sb[stat] - sa[stat]} for stat in sa]
     csv, md = write_table(rows, prefix)
     title = f"cos theta of two {kind_of(a)}s"
-    png = plot_cos_histograms({f"{title}, A: {a.path.name}": qa["cos theta"][1],
-                               f"{title}, B: {b.path.name}": qb["cos theta"][1]},
-                              Path(f"{prefix}_cos_hist.png"))
+    def panel(r, q):
+        n_atoms = r.params.get("n_atoms") or float(np.median(r.data["natoms"]))
+        return ({f"n={len(q['cos theta'][1])}": q["cos theta"][1]}, random_abs_cos(int(n_atoms)))
+    png = plot_cos_grid({f"A: {a.path.name}\n{pair_label(a.params)}": panel(a, qa),
+                         f"B: {b.path.name}\n{pair_label(b.params)}": panel(b, qb)},
+                        Path(f"{prefix}_cos_hist.png"), columns=2, title=title,
+                        note="Dotted: +-sqrt(2/(pi 3N)), the mean |cos| of a random direction.")
 
     for tag, r, q in (("A", a, qa), ("B", b, qb)):
         n_atoms = r.params.get("n_atoms") or float(np.median(r.data["natoms"]))

@@ -49,4 +49,4 @@ from lammps_adv.calculators.registry import get_calculator  # noqa: F401
 def ase_calculator(model, **kwargs):
     """A spec string or ``Calculator`` as an ASE calculator (``calculators.for_ase``)."""
     from lammps_adv.calculators.for_ase import LammpsAdvCalculator     # ASE when used
-    return LammpsAdvCalculator(model, **kwargs)
+    return LammpsAdvCalculator(get_calculator(model), **kwargs)

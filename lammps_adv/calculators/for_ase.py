@@ -19,14 +19,14 @@ from lammps_adv.core.errors import CalculatorError
 
 
 class LammpsAdvCalculator(AseBase):
-    """An ASE calculator backed by a lammps-adv model (a spec string or a ``Calculator``)."""
+    """An ASE calculator backed by a lammps-adv ``Calculator`` (``ase_calculator(spec)``
+    makes one from a spec string)."""
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
     def __init__(self, model, **kwargs):
-        from lammps_adv.calculators.registry import get_calculator
         super().__init__(**kwargs)
-        self.model = get_calculator(model)
+        self.model = model
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

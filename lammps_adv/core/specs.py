@@ -80,8 +80,8 @@ _CALCULATORS = (
     Entry("xtb:GFN1", "xtb", f"GFN1-xTB through tblite, options :accuracy=A :etemp=K "
           f":maxiter=N ({_REFERENCE_ONLY})"),
     Entry("xtb:GFN2", "xtb", f"GFN2-xTB through tblite, options as xtb:GFN1 ({_REFERENCE_ONLY})"),
-    Entry("ase:MODULE:CLASS[:NAME=VALUE]", "ase", "any ASE calculator class, with keyword "
-          "arguments, e.g. ase:ase.calculators.lj:LennardJones:sigma=2.0:rc=6 "
+    Entry("ase:MODULE:CLASS", "ase", "any ASE calculator class, keyword arguments as "
+          ":NAME=VALUE, e.g. ase:ase.calculators.lj:LennardJones:sigma=2.0:rc=6 "
           f"({_REFERENCE_ONLY})"),
     Entry("labels:FILE.h5", "labels", "energies and forces stored in a dataset file, for its "
           f"configurations only ({_REFERENCE_ONLY})"),

@@ -19,7 +19,7 @@ import numpy as np
 
 from lammps_adv.core.statistics import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MIN_UNITS
 from lammps_adv.core.summaries import lean_items, lean_rows
-from lammps_adv.report.figures import plot_cos_grid
+from lammps_adv.report.figures import STUDY, plot_cos_grid
 from lammps_adv.report.labels import alignment_of, pair_label
 from lammps_adv.report.tables import with_ci_if_resolved, write_table
 
@@ -95,7 +95,12 @@ def cos_section(res: dict, out: Path) -> list[str]:
         t = f"{temp:g} K" if math.isfinite(temp) else "T not recorded"
         series[f"{t}: n={r['n']}, {r['units']} unit{'s' if r['units'] != 1 else ''}"] = \
             groups[(pair, sampling, temp, alignment)]["cos"]
-    png = plot_cos_grid(panels, out / "cos_hist.png")
+    png = plot_cos_grid(panels, out / "cos_hist.png", title="cos(theta) of the adversarial "
+                        "direction A with F_app, per model pair (approx vs reference) and sampling",
+                        note="Step histograms, one per temperature (n configurations or records, "
+                        "from that many independent units). Dotted: +-sqrt(2/(pi 3N)), the mean "
+                        f"|cos| of a random direction. cos(theta) = A.F_app/(|A||F_app|) as in "
+                        f"{STUDY}.")
     # in full (shifts and where they came from): one per pair (labels.alignment_by_pair)
     alignments = sorted({(pair_label(r.params), alignment_of(r.params))
                          for kind in ("probe", "run", "relax") for r in res[kind]})

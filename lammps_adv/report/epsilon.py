@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lammps_adv.core.statistics import MIN_UNITS
 from lammps_adv.core.summaries import epsilon_rows, flagged_rows
-from lammps_adv.report.figures import plot_epsilon
+from lammps_adv.report.figures import STUDY, plot_epsilon
 from lammps_adv.report.labels import alignment_of, pair_label
 from lammps_adv.report.tables import with_ci, with_ci_if_resolved, write_table
 
@@ -114,9 +114,15 @@ def epsilon_section(res: dict, out: Path) -> list[str]:
         stem = out / f"epsilon_table_{i}"
         total = p.params.get("distortion", "total") == "total"
         write_table(epsilon_table(rows, study=total), stem)
+        units = max(r["adversarial_units"] for r in rows)
+        note = (f"Mean over {len(p.data['natoms'])} configurations; error bars: 95 % cluster "
+                f"bootstrap intervals over the {units} independent units (glasses, crystals "
+                f"or trajectories), drawn only with at least {MIN_UNITS}. "
+                + (f"Grey: {STUDY} (3000-atom silica glass)." if total else ""))
         png = plot_epsilon(rows, stem.with_suffix(".png"), xlabel=(
             r"total distortion $\epsilon$ ($\AA^2$)" if total else
-            r"distortion per atom $\epsilon$ ($\AA^2$)"))
+            r"distortion per atom $\epsilon$ ($\AA^2$)"), title=pair_label(p.params),
+            note=note, min_units=MIN_UNITS, study=STUDY_EPSILON if total else None)
         steps = int(p.params.get("ascent_steps", 1))
         lines += [f"## Error along the adversarial vs random directions ({pair_label(p.params)})", "",
                   f"{len(p.data['natoms'])} configurations ({p.path.name}), "

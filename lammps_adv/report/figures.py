@@ -16,59 +16,61 @@ def pyplot():
     return plt
 
 
-def plot_epsilon(rows: list[dict], path: Path, unit: str = "meV/atom",
-                 xlabel: str = r"total distortion $\epsilon$ ($\AA^2$)") -> Path:
-    """Mean |E_acc - E_app| vs epsilon, adversarial and random, with 95 % intervals."""
+STUDY = "Cubuk & Schoenholz, \"Adversarial directions of physical models\""
+
+
+def finish(fig, path: Path, title: str = "", note: str = "", dpi: int = 120) -> Path:
+    """Title (which models), a small caption under the axes (what bars and bands are,
+    where reference values come from), layout, PNG; closes the figure."""
+    import textwrap
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    bottom = 0.0
+    if note:
+        width = int(fig.get_figwidth() * 17)            # characters per line at 6.5 pt
+        lines = textwrap.wrap(note, width)
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=6.5, va="bottom", color="0.25")
+        bottom = min(0.4, (0.02 + 0.11 * len(lines)) / fig.get_figheight())
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def plot_epsilon(rows: list[dict], path: Path, unit: str = "meV/atom",
+                 xlabel: str = r"total distortion $\epsilon$ ($\AA^2$)", title: str = "",
+                 note: str = "", min_units: int = 5, study: dict | None = None) -> Path:
+    """Mean |E_acc - E_app| vs epsilon, adversarial and random, with 95 % intervals where
+    at least ``min_units`` independent units carry them; ``study``: {epsilon: (random,
+    adversarial)} drawn as open grey markers."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.9 if note else 3.6))
     eps = [r["epsilon_A2"] for r in rows]
     for key, label, color in (("adversarial", "adversarial direction", "C3"),
                               ("random", "random direction", "C0")):
         mean = np.array([r[f"{key}_mean"] for r in rows])
-        err = np.array([[m - r[f"{key}_lo"], r[f"{key}_hi"] - m] for m, r in zip(mean, rows)]).T
+        err = np.array([[m - r[f"{key}_lo"], r[f"{key}_hi"] - m] if r[f"{key}_units"] >= min_units
+                        else [0.0, 0.0] for m, r in zip(mean, rows)]).T
         ax.errorbar(eps, mean, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label,
                     color=color)
+    if study:
+        x = sorted(study)
+        for j, (marker, label) in enumerate((("s", "study, random"), ("^", "study, adversarial"))):
+            ax.plot(x, [study[e][j] for e in x], linestyle="none", marker=marker,
+                    markerfacecolor="none", color="0.5", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"|E_acc - E_app| ({unit})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_cos_histograms(groups: dict[str, np.ndarray], path: Path) -> Path:
-    """One panel per model pair ('<pair>, <sampling>' keys), one curve per sampling."""
-    plt = pyplot()
-    pairs = list(dict.fromkeys(k.split(", ", 1)[0] for k in groups))
-    fig, axes = plt.subplots(len(pairs), 1, figsize=(6, 2.6 * len(pairs)), sharex=True,
-                             squeeze=False)
-    bins = np.linspace(-1, 1, 41)
-    styles = ["-", "--", ":", "-."]
-    for ax, pair in zip(axes[:, 0], pairs):
-        for i, (label, cos) in enumerate((k, v) for k, v in groups.items()
-                                         if k.split(", ", 1)[0] == pair):
-            sampling = label.split(", ", 1)[1] if ", " in label else label
-            ax.hist(cos, bins=bins, density=True, histtype="step", linewidth=1.6,
-                    linestyle=styles[i % len(styles)], color=f"C{i}",
-                    label=f"{sampling} (n={len(cos)})")
-        ax.axvline(0, color="k", linewidth=0.6)
-        ax.set_title(pair, fontsize=9)
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7, loc="upper left")
-    axes[-1, 0].set_xlabel(r"cos$\theta$ between adversarial direction A and F_app")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    ax.legend(fontsize=7)
+    return finish(fig, path, title, note)
 
 
 def plot_scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
-                        xlabel: str, ylabel: str, title: str = "") -> Path:
+                        xlabel: str, ylabel: str, title: str = "", note: str = "") -> Path:
     """One scatter, one colour per group {label: (x, y)} (e.g. start temperatures), so
     that clusters are seen as such and not read as one trend."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(5, 3.9 if note else 3.6))
     for i, (label, (x, y)) in enumerate(groups.items()):
         ax.scatter(x, y, s=14, alpha=0.75, color=f"C{i}", label=f"{label} (n={len(x)})")
     ax.axhline(0, color="k", linewidth=0.6)
@@ -76,20 +78,15 @@ def plot_scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], path: 
     ax.set_ylabel(ylabel)
     if len(groups):
         ax.legend(fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish(fig, path, title, note)
 
 
 def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylabel: str,
-              integer_x: bool = False) -> Path:
+              integer_x: bool = False, title: str = "", note: str = "") -> Path:
     """Median and quartile band of curves over their index; integer_x: whole-number ticks
     only (minimizer steps)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(5, 3.9 if note else 3.6))
     for i, (label, cs) in enumerate(curves.items()):
         x, med, q1, q3 = quantile_band(cs)
         ax.plot(x, med, color=f"C{i}", label=f"{label}: median (n={len(cs)})")
@@ -100,10 +97,7 @@ def plot_band(curves: dict[str, list[np.ndarray]], path: Path, xlabel: str, ylab
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish(fig, path, title, note)
 
 
 def plot_timeseries(x, panels: dict[str, np.ndarray], path: Path, xlabel: str,
@@ -135,7 +129,7 @@ def plot_timeseries(x, panels: dict[str, np.ndarray], path: Path, xlabel: str,
 
 
 def plot_cos_grid(panels: dict[str, tuple[dict[str, np.ndarray], float]], path: Path,
-                  columns: int = 3) -> Path:
+                  columns: int = 3, title: str = "", note: str = "") -> Path:
     """A compact grid (at most ``columns`` wide) of cos(theta) histograms, one panel per
     {title: ({series label: cos values}, random value sqrt(2 / (pi 3N)))}: the series (e.g.
     MD temperatures) overlaid as step histograms, dotted lines at +- the random value, the
@@ -145,7 +139,7 @@ def plot_cos_grid(panels: dict[str, tuple[dict[str, np.ndarray], float]], path: 
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.4 * rows), squeeze=False)
     bins = np.linspace(-1, 1, 41)
-    for ax, (title, (series, rnd)) in zip(axes.ravel(), panels.items()):
+    for ax, (name, (series, rnd)) in zip(axes.ravel(), panels.items()):
         ax.set_xlim(-1, 1)
         ax.set_xticks([-1, -0.5, 0, 0.5, 1])
         for k, (label, cos) in enumerate(series.items()):
@@ -155,7 +149,7 @@ def plot_cos_grid(panels: dict[str, tuple[dict[str, np.ndarray], float]], path: 
             for x in (-rnd, rnd):
                 ax.axvline(x, color="0.4", linestyle=":", linewidth=1.0)
         ax.axvline(0, color="k", linewidth=0.5)
-        ax.set_title(title, fontsize=7)
+        ax.set_title(name, fontsize=7)
         ax.tick_params(labelsize=7)
         if len(series) > 1 or next(iter(series), ""):
             ax.legend(fontsize=6, frameon=False)
@@ -165,7 +159,4 @@ def plot_cos_grid(panels: dict[str, tuple[dict[str, np.ndarray], float]], path: 
         axes[(len(panels) - 1 - k) // cols, k].set_xlabel(r"cos$\theta$ (A, F_app)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("density", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return finish(fig, path, title, note, dpi=110)

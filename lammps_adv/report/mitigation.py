@@ -21,7 +21,7 @@ from lammps_adv.core.adversarial import random_abs_cos
 from lammps_adv.core.statistics import MIN_UNITS, bootstrap_ci, cluster_bootstrap_ci
 from lammps_adv.experiments.measures import KINDS
 from lammps_adv.experiments.strategies import FORCE_TRAINED
-from lammps_adv.report.figures import plot_cos_histograms, pyplot
+from lammps_adv.report.figures import STUDY, finish, plot_cos_grid, pyplot
 from lammps_adv.report.tables import with_ci, with_ci_if_resolved, write_table
 
 COLUMNS = {"energy_rmse_meV_per_atom": "energy RMSE (meV/atom)",
@@ -410,13 +410,19 @@ def section(result, out: Path, index: int) -> list[str]:
     if runs:
         write_table(runs, rstem)
     thermal = _thermal(d)
-    hist = plot_cos_histograms({name: d["per_run"]["cos"][i][:, thermal].ravel()
-                                for i, name in enumerate(d["strategy"])},
-                               out / f"mitigation_cos_hist_{index}.png")
-    growth = _plot_relax(d, out / f"mitigation_relax_{index}.png")
-    curves = _plot_curves(d, out / f"mitigation_labels_{index}.png")
     p = result.params
+    pair = f"{p.get('approx_kind', '?')} approximating {p.get('reference', '?')}"
     n_seeds = len(d["seed"])
+    hist = plot_cos_grid(
+        {name: ({f"n={d['per_run']['cos'][i][:, thermal].size}":
+                 d["per_run"]["cos"][i][:, thermal].ravel()}, _random(d))
+         for i, name in enumerate(d["strategy"])},
+        out / f"mitigation_cos_hist_{index}.png", title=f"cos(theta) after each remedy: {pair}",
+        note=f"Thermal evaluation configurations, all {n_seeds} seeds pooled. Dotted: "
+             "+-sqrt(2/(pi 3N)), the mean |cos| of a random direction. cos(theta) as in "
+             f"{STUDY}.")
+    growth = _plot_relax(d, out / f"mitigation_relax_{index}.png", pair)
+    curves = _plot_curves(d, out / f"mitigation_labels_{index}.png", pair)
     return [f"## Remedies compared on equal budgets ({p.get('approx_kind', '?')} approximating "
             f"{p.get('reference', '?')})", "",
             f"{n_seeds} seeds per strategy (the independent units); every strategy spent the "
@@ -436,9 +442,9 @@ def section(result, out: Path, index: int) -> list[str]:
             f"![measure vs labels]({curves.name})", ""]
 
 
-def _plot_relax(d, path: Path) -> Path:
+def _plot_relax(d, path: Path, pair: str) -> Path:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.5, 3.9))
     for i, name in enumerate(d["strategy"]):
         curve = np.nanmedian(d["per_run"]["relax_curve"][i], axis=0)
         ax.plot(np.arange(len(curve)), curve, label=name)
@@ -447,17 +453,16 @@ def _plot_relax(d, path: Path) -> Path:
     ax.set_xlabel("minimizer step")
     ax.set_ylabel("median |E_acc - E_app| (meV/atom)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish(fig, path, f"Relaxations after each remedy: {pair}",
+                  f"Median over the relaxations of all {len(d['seed'])} seeds at each "
+                  "minimizer step (no interval drawn; the tables give them over seeds).")
 
 
-def _plot_curves(d, path: Path) -> Path:
+def _plot_curves(d, path: Path, pair: str) -> Path:
     """Energy RMSE and mean |cos(theta)| (the random value dashed) vs labels spent, means
     over seeds (summaries before abs_cos_mean: mean cos(theta))."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.7))
     labels = d["labels_per_round"]
     lean = ("abs_cos_mean", "mean |cos(theta)|") if "abs_cos_mean" in d["curves"] \
         else ("cos_mean", "mean cos(theta)")
@@ -472,7 +477,6 @@ def _plot_curves(d, path: Path) -> Path:
                         label="random sqrt(2/(pi 3N))")
         axes[1].legend(fontsize=7)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish(fig, path, f"Learning curves of the remedies: {pair}",
+                  f"Means over {len(d['seed'])} seeds (no interval drawn; the tables give 95 % "
+                  "bootstrap intervals over seeds).")

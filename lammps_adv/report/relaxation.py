@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lammps_adv.core.statistics import MIN_UNITS
 from lammps_adv.core.summaries import relax_curves, relax_first_step
-from lammps_adv.report.figures import plot_band, plot_scatter_groups
+from lammps_adv.report.figures import STUDY, plot_band, plot_scatter_groups
 from lammps_adv.report.labels import alignment_of, pair_label
 from lammps_adv.report.tables import with_ci_if_resolved, write_table
 
@@ -118,10 +118,16 @@ def relaxation_section(res: dict, out: Path) -> list[str]:
         scatter = plot_scatter_groups(
             s["points"], out / f"relax_first_step_{i}.png",
             r"cos$\theta$ at the start", "rise of |error| over the first step (meV/atom)",
-            f"{label}: colour = start temperature")
+            f"{label}: colour = start temperature",
+            note="One point per relaxation. The study (" + STUDY + ") predicts the error "
+                 "to rise where cos(theta) > 0.")
         band = plot_band({label: [relax_curves(r)[1] for r in rs]},
                          out / f"relax_error_vs_step_{i}.png", "minimizer step",
-                         "|E_acc - E_app'| (meV/atom)", integer_x=True)
+                         "|E_acc - E_app'| (meV/atom)", integer_x=True,
+                         title=f"Relaxations driven by the approximate model: {label}",
+                         note=f"Line: median over the {len(rs)} relaxations at each minimizer "
+                              "step; band: their quartiles (25-75 %), not an interval. E_app' "
+                              "is the aligned approximate energy.")
         alignment = "; ".join(sorted({alignment_of(r.params) for r in rs}))
         pooled = "" if len(groups) == 1 else (
             " No correlation pooled over the start temperatures is given: pooled, it would "

@@ -37,7 +37,7 @@ def test_parsed_fields():
     assert specs.parse("torchscript:a.pt").potential is None
     ase = specs.parse("ase:ase.calculators.emt:EMT")
     assert (ase.kind, ase.target, dict(ase.options)) == ("ase", "ase.calculators.emt",
-                                                         {"class": "EMT"})
+                                                         {"class": "EMT", "kwargs": {}})
     assert specs.parse("labels:x.h5").target == "x.h5"
     assert specs.parse(bks) is bks
 
@@ -75,7 +75,8 @@ def test_xtb_options_parse_typed(spec, method, options):
     ("xtb:GFN1:maxiter=0", "maxiter >= 1"),
     ("ase:ase.calculators.emt", "must be ase:MODULE:CLASS"),
     ("ase::EMT", "must be ase:MODULE:CLASS"),
-    ("ase:a:b:c", "must be ase:MODULE:CLASS"),
+    ("ase:a:b:c", "ase calculator argument 'c' in 'ase:a:b:c': expected NAME=VALUE"),
+    ("ase:m:C:1x=2", "expected NAME=VALUE"),
 ])
 def test_bad_specs_are_one_line_errors(spec, words):
     with pytest.raises(PotentialError) as err:
