@@ -42,7 +42,7 @@ SCALES = {
     # the model; LAMMPS runs of the dataset stages over the MPI ranks (domain decomposition)
     "small": dict(train=dict(sizes="96", glasses=2, quench_ps="10", frames=10),
                   glass_atoms=96, melt_ps=5, quench_ps=10, epochs=600,
-                  eval_glasses=5, eval_frames=4, n_random=2, relax_steps=2000, md_steps=100,
+                  eval_glasses=5, eval_frames=4, n_random=2, relax_steps=1000, md_steps=100,
                   mpi_datasets=False,
                   mitigate=dict(atoms=24, budget=6, seeds="0,1,2,3,4", cutoff=5.0, hidden="16",
                                 epochs=60, warm_epochs=20, evaluate=4, relax_steps=5),
