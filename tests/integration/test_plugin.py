@@ -459,7 +459,7 @@ def bad_input(case, files, d):
     elif case == "periodic":
         torch.jit.script(BadPeriodic().double()).save(str(model))
     elif case in ("corrupt", "tampered"):
-        from conftest import corrupt_model
+        from model_files import corrupt_model
         corrupt_model(files["bks"], model, "bytes" if case == "corrupt" else "rezip")
     else:
         model = Path(files["bks"])

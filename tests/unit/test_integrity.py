@@ -4,7 +4,8 @@ import zipfile
 import pytest
 import torch
 
-from conftest import REPO, corrupt_model
+from conftest import REPO
+from model_files import corrupt_model
 from lammps_adv.core.errors import ModelError
 from lammps_adv.models.contract import load
 from lammps_adv.models.export import export
