@@ -162,9 +162,7 @@ class Recorder:
         if self.rank == 0:
             snap.update(step=step, ev=ev, stage=self.stages.index, e_app=e_app)
         started = self.rank == 0 and self.sink.writer.started
-        on_root(self.comm, lambda: self.fix.symbols_for(snap["types"], step, snap["natoms"],
-                                                        started) and None)
-        on_root(self.comm, self._check_finite, snap, e_known, step, kind)
+        on_root(self.comm, self._check_snapshot, snap, e_known, step, kind, started)
         t1 = _time.perf_counter()
         self._timings["gather"] += t1 - t0
         e_acc, f_acc = self.calculator.evaluate(
@@ -178,9 +176,11 @@ class Recorder:
         else:
             on_root(self.comm, lambda: self._finish({**snap, "e_acc": e_acc, "f_acc": f_acc}))
 
-    def _check_finite(self, snap, e_app, step, kind):
-        """Rank 0: the driving model's energy (None: not tallied at this step) and forces
-        must be numbers."""
+    def _check_snapshot(self, snap, e_app, step, kind, started):
+        """Rank 0 (one collective with the others): the atoms are those of the run so far,
+        and the driving model's energy (None: not tallied at this step) and forces are
+        numbers."""
+        self.fix.symbols_for(snap["types"], step, snap["natoms"], started)
         problem = nonfinite(e_app, snap["f_app"])
         if problem:
             model = self.approx or "the deck's pair style"
