@@ -12,12 +12,11 @@
 Best of several rounds; the host's CPU is printed with the times.
 """
 import argparse
-import platform
 import time
 
 import numpy as np
 
-from common import bench_glass
+from common import bench_glass, cpu
 from lammps_adv.core.statistics import bootstrap_ci, cluster_bootstrap_ci
 from lammps_adv.experiments.probe import CLOSEST_PAIR_FACTOR
 from lammps_adv.lammps.structures import (CLOSEST_PAIR_CUTOFF, closest_pairs,
@@ -31,16 +30,6 @@ def best(fn, rounds: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
-
-
-def cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():

@@ -29,3 +29,15 @@ def bench_glass(n: int) -> Path:
     print(f"  making a {n}-atom BKS-DSF glass (short melt-quench) -> {path}", flush=True)
     amorphous(n, potential="bks-dsf", out=path, seed=11, melt_ps=1.0, quench_ps=2.0)
     return path
+
+
+def cpu() -> str:
+    """The host's CPU model, for the line every benchmark prints with its times."""
+    import platform
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

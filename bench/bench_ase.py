@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""Cost of driving ASE with a lammps-adv model (calculators/for_ase.py) against calling the
+model's own calculator on the same configurations.
+
+    .venv/bin/python bench/bench_ase.py [--atoms 3000] [--rounds 5]
+
+Energy and forces of one glass, positions moved a little before every call (no cache hit):
+`Calculator.evaluate` directly, and `atoms.get_forces()` with `ase_calculator(spec)` as the
+atoms' calculator, interleaved, best of the rounds, for bks-dsf (LAMMPS) and the shipped
+graph network (PyTorch). Prints both times and their ratio (the bridge's overhead).
+"""
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from common import bench_glass, cpu
+from lammps_adv.calculators import ase_calculator, get_calculator
+from lammps_adv.lammps.structures import read_lammps_data
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--atoms", type=int, default=3000, help="glass size (default 3000)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds, best taken (default 5)")
+    a = ap.parse_args()
+    warnings.simplefilter("ignore", DeprecationWarning)
+    atoms = read_lammps_data(bench_glass(a.atoms))
+    names = atoms.get_chemical_symbols()
+    print(f"host: {cpu()}; {len(atoms)}-atom glass, energy and forces per call")
+    print(f"{'model':24s} {'evaluate':>10s} {'through ASE':>12s} {'ratio':>6s}")
+    for spec in ("bks-dsf", "torchscript:gnn_bks_dsf"):
+        direct = get_calculator(spec)
+        bridged = atoms.copy()
+        bridged.calc = ase_calculator(spec)
+        t_direct = t_ase = float("inf")
+        for k in range(a.rounds):
+            shift = 1e-6 * (k + 1)
+            t = time.perf_counter()
+            direct.evaluate(atoms.positions + shift, atoms.cell[:], symbols=names)
+            t_direct = min(t_direct, time.perf_counter() - t)
+            bridged.positions = atoms.positions + shift + 1e-7
+            t = time.perf_counter()
+            np.asarray(bridged.get_forces())
+            t_ase = min(t_ase, time.perf_counter() - t)
+        direct.close()
+        print(f"{spec:24s} {1e3 * t_direct:8.1f} ms {1e3 * t_ase:9.1f} ms {t_ase / t_direct:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
