@@ -1,4 +1,4 @@
-"""The function-level API in one script (docs/api.md walks through it).
+"""The function-level API in one script (docs/python.md walks through it).
 
     python examples/api_tour.py [FOLDER]      # writes run.h5 there (default: a temp folder)
 

@@ -33,6 +33,8 @@ as an argument.
 """
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -145,7 +147,14 @@ def parse(spec) -> ModelSpec:
         return _xtb(spec, rest)
     if kind == "ase":
         return _ase(spec, rest)
-    raise UnknownSpecError(f"unknown model spec {spec!r}; known: {', '.join(names())}")
+    raise UnknownSpecError(f"unknown model spec {spec!r}; {did_you_mean(spec, names())}"
+                           f"known: {', '.join(names())}")
+
+
+def did_you_mean(text: str, candidates) -> str:
+    """'did you mean 'bks-dsf'? ' for a near miss among ``candidates``, else ''."""
+    close = difflib.get_close_matches(str(text), list(candidates), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _ase(spec: str, rest: str) -> ModelSpec:

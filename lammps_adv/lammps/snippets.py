@@ -67,7 +67,8 @@ def get(spec) -> Potential:
     try:
         model = specs.parse(spec)
     except UnknownSpecError:
-        raise PotentialError(f"unknown potential {spec!r}; LAMMPS runs: "
+        raise PotentialError(f"unknown potential {spec!r}; "
+                             f"{specs.did_you_mean(spec, specs.names(KINDS))}LAMMPS runs: "
                              f"{', '.join(specs.names(KINDS))}") from None
     if model.kind not in KINDS:
         why = _NOT_LAMMPS.get(model.kind, "it has no LAMMPS backend")

@@ -69,3 +69,14 @@ def test_non_periodic_atoms_are_a_clear_error(rattled):
     atoms.calc = ase_calculator("bks-dsf")
     with pytest.raises(CalculatorError, match=r"bks-dsf through ASE needs a periodic cell"):
         atoms.get_potential_energy()
+
+
+def test_lammps_adv_ase_is_the_name_ase_users_look_for(rattled):
+    from lammps_adv.ase import LammpsAdvCalculator, ase_calculator
+    calc = ase_calculator("bks-dsf")
+    assert isinstance(calc, LammpsAdvCalculator)
+    atoms = rattled.copy()
+    atoms.calc = calc
+    e, _ = get_calculator("bks-dsf").evaluate(atoms.positions, atoms.cell[:],
+                                            symbols=atoms.get_chemical_symbols())
+    assert atoms.get_potential_energy() == pytest.approx(e, abs=1e-10)

@@ -1,4 +1,4 @@
-"""examples/api_tour.py, the function-level API of docs/api.md, runs as written."""
+"""examples/api_tour.py, the function-level API of docs/python.md, runs as written."""
 import re
 
 from conftest import BIN, REPO, run_cmd

