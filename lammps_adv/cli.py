@@ -16,7 +16,22 @@ from pathlib import Path
 from types import SimpleNamespace
 
 
-class _Subcommand(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose "invalid choice" errors name the near miss."""
+
+    def error(self, message):
+        import difflib
+        import re
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            close = difflib.get_close_matches(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)),
+                                              n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+        super().error(message)
+
+
+class _Subcommand(_Parser):
     """A subcommand's parser that adds its options, ``add_options(parser)``, when it is
     first used (to parse, or for its help)."""
 
@@ -1065,7 +1080,7 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lammps-adv",
         description="Adversarial directions of physical models in LAMMPS runs "
                     "(metal units: eV, Angstrom, ps).")

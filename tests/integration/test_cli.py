@@ -110,3 +110,13 @@ def test_failed_run_without_rows_leaves_no_file(tmp_path):
         proc = cli("run", deck, "--reference", "bks-dsf", "--out", out, "-q")
         assert_one_line_error(proc, "nothere.data", f"0 rows recorded; {out} not kept")
         assert not out.exists()
+
+
+def test_invalid_choices_name_the_near_miss():
+    proc = cli("trian")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("did you mean 'train'?")
+    proc = cli("train", "d.h5", "-o", "x.pt", "--model", "gnm")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("did you mean 'gnn'?")
+    proc = cli("dataset", "mixd")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("did you mean 'mixed'?")
+    assert "did you mean" not in cli("zzzz").stderr
