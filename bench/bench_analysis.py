@@ -12,24 +12,14 @@
 Best of several rounds; the host's CPU is printed with the times.
 """
 import argparse
-import time
 
 import numpy as np
 
-from common import bench_glass, cpu
+from common import bench_glass, best, cpu
 from lammps_adv.core.statistics import bootstrap_ci, cluster_bootstrap_ci
 from lammps_adv.experiments.probe import CLOSEST_PAIR_FACTOR
 from lammps_adv.lammps.structures import (CLOSEST_PAIR_CUTOFF, closest_pairs,
                                           read_lammps_data)
-
-
-def best(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main():

@@ -9,23 +9,18 @@ Energy and forces of one glass, positions moved a little before every call (no c
 atoms' calculator, interleaved, best of the rounds, for bks-dsf (LAMMPS) and the shipped
 graph network (PyTorch). Prints both times and their ratio (the bridge's overhead).
 """
-import argparse
 import time
 import warnings
 
 import numpy as np
 
-from common import bench_glass, cpu
+from common import bench_glass, cpu, glass_parser
 from lammps_adv.calculators import ase_calculator, get_calculator
 from lammps_adv.lammps.structures import read_lammps_data
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--atoms", type=int, default=3000, help="glass size (default 3000)")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds, best taken (default 5)")
-    a = ap.parse_args()
+    a = glass_parser(__doc__).parse_args()
     warnings.simplefilter("ignore", DeprecationWarning)
     atoms = read_lammps_data(bench_glass(a.atoms))
     names = atoms.get_chemical_symbols()

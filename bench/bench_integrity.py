@@ -10,23 +10,13 @@ archive member's CRC-32, then the parameters' checksum, then the contract) again
 their ratio, the checks' overhead.
 """
 import argparse
-import time
 import warnings
 
 import torch
 
-from common import OUT, REPO, cpu
+from common import OUT, REPO, best, cpu
 from lammps_adv.models.contract import load
 from lammps_adv.models.export import build_model, export
-
-
-def best(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main():

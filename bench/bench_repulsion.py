@@ -8,11 +8,10 @@ path (`get_calculator("torchscript:...")`), with the baseline and with the same 
 re-exported without it (`models.export.reexport(..., repulsion=None)`), interleaved, best
 of the rounds. Prints the times and the ratio with / without (the baseline's overhead).
 """
-import argparse
 import platform
 import time
 
-from common import OUT, REPO, bench_glass
+from common import OUT, REPO, bench_glass, glass_parser
 from lammps_adv.calculators import get_calculator
 from lammps_adv.lammps.structures import read_lammps_data
 from lammps_adv.models.export import reexport
@@ -33,11 +32,7 @@ def best_time(calc, atoms, rounds: int, start: int) -> float:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--atoms", type=int, default=3000, help="glass size (default 3000)")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds, best taken (default 5)")
-    a = ap.parse_args()
+    a = glass_parser(__doc__).parse_args()
     atoms = read_lammps_data(bench_glass(a.atoms))
     print(f"host: {platform.processor() or platform.machine()}, {a.atoms}-atom glass, "
           f"energy + forces, best of {a.rounds} interleaved rounds")

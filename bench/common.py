@@ -41,3 +41,26 @@ def cpu() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def best(fn, rounds: int) -> float:
+    """Best wall time (s) of ``rounds`` calls of ``fn`` (noisy hosts: the minimum)."""
+    import time
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def glass_parser(doc: str, atoms: int = 3000, rounds: int = 5):
+    """The argument parser of a benchmark on one glass: --atoms and --rounds."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--atoms", type=int, default=atoms, help=f"glass size (default {atoms})")
+    ap.add_argument("--rounds", type=int, default=rounds,
+                    help=f"rounds, best taken (default {rounds})")
+    return ap
+
