@@ -77,9 +77,7 @@ class LammpsSystem:
 
     def __init__(self, structure, potential, comm=None, label: str | None = None):
         self.potential = get_potential(potential)
-        self.label = label or (str(structure) if isinstance(structure, (str, Path))
-                               else describe(structure.get_chemical_symbols(),
-                                             structure.positions, structure.cell[:]))
+        self._label, self._structure = label, structure
         self.lmp = open_lammps(comm=comm)
         try:
             self._load(structure)
@@ -104,6 +102,16 @@ class LammpsSystem:
         self.potential.apply(lmp)
         lmp.commands_list(["neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
                            "thermo_style custom step pe", "thermo_modify lost error"])
+
+    @property
+    def label(self) -> str:
+        """How errors name the configuration: the given label, the file, or (worked out
+        only when an error needs it) the formula, cell and a short hash."""
+        if self._label is None:
+            st = self._structure
+            self._label = str(st) if isinstance(st, (str, Path)) else describe(
+                st.get_chemical_symbols(), st.positions, st.cell[:])
+        return self._label
 
     @property
     def natoms(self) -> int:
