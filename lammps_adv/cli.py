@@ -596,7 +596,7 @@ def _run_dataset_info(args):
 def _train_options(p):
     from lammps_adv.models.gnn import GraphNetwork
     from lammps_adv.models.repulsion import FORMS as REPULSION_FORMS
-    from lammps_adv.training.train import SCHEDULES, TrainSettings
+    from lammps_adv.training.train import FORCE_FLOOR, FORCE_LOSSES, SCHEDULES, TrainSettings
     d, gnn = TrainSettings(), _defaults(GraphNetwork)
     p.description = ("Train a model (Adam, learning-rate schedule, early stopping on the "
                      "validation split), export it to TorchScript and write a model card "
@@ -607,6 +607,11 @@ def _train_options(p):
     p.add_argument("--force-weight", type=float, default=d.force_weight,
                    help="weight of the force loss (eV/A)^2 vs energy (eV/atom)^2; 0: energies "
                    f"only (default {d.force_weight:g})")
+    p.add_argument("--force-loss", choices=FORCE_LOSSES, default=d.force_loss,
+                   help="'relative': each configuration's squared force errors divided by its "
+                   f"mean squared reference force + {FORCE_FLOOR:g} (eV/A)^2, so that rattled "
+                   "or hot configurations with large forces do not drown the rest (default "
+                   f"{d.force_loss})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help=f"configurations per batch (default {d.batch_size})")
@@ -639,6 +644,10 @@ def _train_options(p):
                    f"(default {d.repulsion_width:g})")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default OUT.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    p.add_argument("--warm-start", default=None, metavar="CKPT",
+                   help="start from the best weights of an earlier training's checkpoint "
+                   "(its architecture, baseline and normalisation; e.g. a force-trained model "
+                   "from an energy-trained one); optimiser and schedule start afresh")
     _add_quiet(p)
     p.set_defaults(func=_run_train)
 
@@ -652,13 +661,13 @@ def _run_train(args):
             if key in kw:
                 raise ValueError(f"{flag} is for --model gnn")
     s = TrainSettings(model=args.model, model_kwargs=kw, force_weight=args.force_weight,
-                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      force_loss=args.force_loss, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       schedule=args.schedule, lr_factor=args.lr_factor,
                       lr_patience=args.lr_patience, patience=args.patience, seed=args.seed,
                       max_minutes=args.max_minutes, threads=args.threads,
                       repulsion=args.repulsion, repulsion_width=args.repulsion_width)
     train(args.dataset, args.out, s, checkpoint=args.checkpoint, resume=args.resume,
-          progress=not args.quiet, log=_say)
+          warm_start=args.warm_start, progress=not args.quiet, log=_say)
 
 
 # ---------------------------------------------------------------- run, probe, relax, label

@@ -1,7 +1,10 @@
 """Training of contract models on a dataset (``lammps-adv train``).
 
 Loss per batch:   mean_b ((E_pred_b - E_ref_b) / n_b)^2  +  force_weight * mean (F_pred - F_ref)^2
-(eV/atom and eV/A). Adam, a learning-rate schedule (plateau, cosine, exponential or
+(eV/atom and eV/A). With ``force_loss="relative"`` each configuration's squared force errors
+are divided by (its mean squared reference force component + FORCE_FLOOR^2): rattled and hot
+liquid configurations, whose forces reach tens of eV/A, then no longer drown the thermal glass
+and the near-minimum configurations a relaxation ends in. Adam, a learning-rate schedule (plateau, cosine, exponential or
 constant), early stopping on the validation loss (the best model is kept), reproducible
 seeds (model initialisation from ``seed``, batch order from (seed, epoch)), a checkpoint
 after every epoch and ``resume``, a tqdm progress bar with live metrics, and a final report
@@ -42,6 +45,8 @@ from lammps_adv.models.repulsion import DEFAULT_SWITCH_WIDTH, baseline_hparams
 from lammps_adv.models.repulsion import FORMS as REPULSION_FORMS
 
 SCHEDULES = ("plateau", "cosine", "exponential", "constant")
+FORCE_LOSSES = ("absolute", "relative")
+FORCE_FLOOR = 1.0       # eV/A: below this RMS force a configuration's errors count as absolute
 
 
 @dataclass
@@ -49,6 +54,7 @@ class TrainSettings:
     model: str = "bp"                       # bp | gnn
     model_kwargs: dict = field(default_factory=dict)
     force_weight: float = 0.0               # 0: energies only
+    force_loss: str = "absolute"            # absolute | relative (per-configuration scale)
     epochs: int = 200
     batch_size: int = 8
     lr: float = 1e-3
@@ -67,6 +73,9 @@ class TrainSettings:
     def check(self) -> None:
         if self.schedule not in SCHEDULES:
             raise TrainingError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        if self.force_loss not in FORCE_LOSSES:
+            raise TrainingError(f"unknown force loss {self.force_loss!r}; known: "
+                                f"{', '.join(FORCE_LOSSES)}")
         if self.force_weight < 0:
             raise TrainingError(f"force weight must be >= 0, got {self.force_weight}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -184,23 +193,35 @@ def _targets(items: list[Item]):
     return e, n, f
 
 
-def loss_terms(model, items, force_weight: float, create_graph: bool):
+def relative_force_weights(items: list[Item]) -> torch.Tensor:
+    """[sum n, 1] per-atom weight of the relative force loss: 1 / (mean squared reference
+    force component of the atom's configuration + FORCE_FLOOR^2), in (eV/A)^-2."""
+    w = [np.full(it.n, 1.0 / (np.mean(it.forces ** 2) + FORCE_FLOOR ** 2)) for it in items]
+    return torch.from_numpy(np.concatenate(w))[:, None]
+
+
+def loss_terms(model, items, force_weight: float, create_graph: bool,
+               force_loss: str = "absolute"):
     e_ref, n, f_ref = _targets(items)
     e, f = predict(model, items, forces=force_weight > 0, create_graph=create_graph)
     e_mse = (((e - e_ref) / n) ** 2).mean()
     loss = e_mse
     f_mse = None
     if force_weight > 0:
-        f_mse = ((f - f_ref) ** 2).mean()
+        sq = (f - f_ref) ** 2
+        if force_loss == "relative":
+            sq = sq * relative_force_weights(items)
+        f_mse = sq.mean()
         loss = loss + force_weight * f_mse
     return loss, e_mse, f_mse
 
 
 def metrics(model, items: list[Item], forces: bool, batch_size: int = 4) -> dict:
-    """Energy RMSE / MAE (meV/atom) and, if asked and labelled, force RMSE / MAE (meV/A)."""
+    """Energy RMSE / MAE (meV/atom) and, if asked and labelled, force RMSE / MAE (meV/A) and
+    the relative force error (the root of the relative force loss, dimensionless)."""
     was = model.training
     model.eval()
-    de, df = [], []
+    de, df, dfw = [], [], []
     try:
         for k in range(0, len(items), batch_size):
             chunk = items[k:k + batch_size]
@@ -209,7 +230,9 @@ def metrics(model, items: list[Item], forces: bool, batch_size: int = 4) -> dict
             e, f = predict(model, chunk, forces=want_f)
             de.append(((e.detach() - e_ref) / n).numpy())
             if want_f:
-                df.append((f.detach() - f_ref).numpy().ravel())
+                diff = f.detach() - f_ref
+                df.append(diff.numpy().ravel())
+                dfw.append((diff ** 2 * relative_force_weights(chunk)).numpy().ravel())
     finally:
         model.train(was)
     de = np.concatenate(de)
@@ -220,6 +243,7 @@ def metrics(model, items: list[Item], forces: bool, batch_size: int = 4) -> dict
         df = np.concatenate(df)
         out["force_rmse_meV_per_A"] = float(np.sqrt(np.mean(df ** 2)) * 1000)
         out["force_mae_meV_per_A"] = float(np.mean(np.abs(df)) * 1000)
+        out["force_relative_rmse"] = float(np.sqrt(np.mean(np.concatenate(dfw))))
     return out
 
 
@@ -330,6 +354,10 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         if not Path(warm_start).is_file():
             raise TrainingError(f"cannot warm-start: no checkpoint {warm_start}")
         warm = torch.load(warm_start, map_location="cpu", weights_only=False)
+        kind = json.loads(warm["hparams"])["kind"]
+        if kind != s.model:
+            raise TrainingError(f"cannot warm-start a {s.model} model from {warm_start}: it "
+                                f"holds a {kind} model")
     if state is not None:
         model = model_from_hparams(state["hparams"])
     elif warm is not None:
@@ -385,7 +413,8 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
         for k in range(0, len(order), s.batch_size):
             batch = [items["train"][i] for i in order[k:k + s.batch_size]]
             opt.zero_grad(set_to_none=True)
-            loss, _, _ = loss_terms(model, batch, s.force_weight, create_graph=s.force_weight > 0)
+            loss, _, _ = loss_terms(model, batch, s.force_weight, create_graph=s.force_weight > 0,
+                                    force_loss=s.force_loss)
             # the weights only: the fused BP operator has no second derivatives in the
             # positions, which a force loss would otherwise also send to them
             loss.backward(inputs=params)
@@ -455,7 +484,9 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                           "closest_pair_A": training_closest_pairs(ds),
                           "generator": ds.attrs.get("generator")},
         "settings": {**dataclasses.asdict(s),
-                     "loss": "mean((dE/atom)^2) + force_weight * mean(dF^2)",
+                     "loss": "mean((dE/atom)^2) + force_weight * mean(dF^2"
+                             + (" / (<F_ref^2>_config + 1 (eV/A)^2))"
+                                if s.force_loss == "relative" else ")"),
                      "trained_on": "energies and forces" if s.force_weight > 0 else "energies",
                      "optimizer": "Adam"},
         "metrics": {"test": test, "validation": valm, "best_epoch": best_epoch,
@@ -531,7 +562,8 @@ def _val_loss(model, items, s: TrainSettings) -> dict:
     m = metrics(model, items, forces=s.force_weight > 0)
     loss = (m["energy_rmse_meV_per_atom"] / 1000) ** 2
     if s.force_weight > 0:
-        loss += s.force_weight * (m["force_rmse_meV_per_A"] / 1000) ** 2
+        loss += s.force_weight * (m["force_relative_rmse"] ** 2 if s.force_loss == "relative"
+                                  else (m["force_rmse_meV_per_A"] / 1000) ** 2)
     return {"loss": loss, **{k: v for k, v in m.items() if k != "n_configs"}}
 
 

@@ -314,3 +314,43 @@ def test_mixed_glasses_and_subset(tmp_path):
     half = subset(ds, 0.5, ["train"], seed=0)
     assert len(half.split("train")) == 3 and len(half.split("test")) == len(ds.split("test"))
     assert len(half) == 3 + len(ds.split("validation")) + len(ds.split("test"))
+
+
+def test_relative_force_loss_and_warm_start(tiny, tmp_path):
+    """The relative force loss divides each configuration's squared force errors by its
+    mean squared reference force + 1 (eV/A)^2; a force training warm-starts from an energy
+    training's checkpoint (same architecture), and refuses a checkpoint of another kind."""
+    from lammps_adv.models.export import build_model
+    from lammps_adv.training.train import FORCE_FLOOR, loss_terms, prepare
+    ds = D.load(tiny)
+    model = build_model("bp", species=list(ds.species), cutoff=4.0, hidden=[8, 8])
+    items = prepare(model, ds, ds.split("train")[:3])
+    _, _, f_abs = loss_terms(model, items, 1.0, create_graph=False)
+    _, _, f_rel = loss_terms(model, items, 1.0, create_graph=False, force_loss="relative")
+    from lammps_adv.training.train import predict
+    _, f = predict(model, items, forces=True)
+    sq = [((f[a:a + it.n] - torch.from_numpy(it.forces)) ** 2).detach().numpy()
+          for a, it in zip(np.cumsum([0] + [it.n for it in items]), items)]
+    expect = np.concatenate([s / (np.mean(it.forces ** 2) + FORCE_FLOOR ** 2)
+                             for s, it in zip(sq, items)]).mean()
+    assert float(f_rel) == pytest.approx(expect, rel=1e-12)
+    assert float(f_abs) == pytest.approx(np.concatenate(sq).mean(), rel=1e-12)
+    assert float(f_rel) < float(f_abs)          # every weight is below 1 (eV/A)^-2
+
+    train(tiny, tmp_path / "e.pt", small("bp", epochs=2, patience=100), progress=False,
+          log=None)
+    out = tmp_path / "f.pt"
+    r = subprocess.run([str(BIN / "lammps-adv"), "train", str(tiny), "-o", str(out), "--model",
+                        "bp", "--force-weight", "1", "--force-loss", "relative", "--warm-start",
+                        str(tmp_path / "e.ckpt"), "--epochs", "1", "--batch-size", "2", "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    card = json.loads(card_paths(out)[0].read_text())
+    assert card["settings"]["force_loss"] == "relative"
+    assert card["settings"]["warm_start"] == str(tmp_path / "e.ckpt")
+    assert card["model"]["hidden"] == [8, 8] and card["model"]["cutoff"] == 4.0
+    assert card["metrics"]["test"]["force_relative_rmse"] > 0
+    r = subprocess.run([str(BIN / "lammps-adv"), "train", str(tiny), "-o", str(out), "--model",
+                        "gnn", "--warm-start", str(tmp_path / "e.ckpt"), "--overwrite", "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "holds a bp model" in r.stderr, r.stderr
