@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compare two recordings (`lammps-adv run`, or two relaxations) or two probe files.
 
-    python analysis/compare_runs.py bp.h5 gnn.h5 -o out/bp_vs_gnn
+    python analysis/compare_runs.py bp.h5md gnn.h5md -o out/bp_vs_gnn
 
 Reads cos(theta) (cos_adversarial), the energy error |E_acc - E_app| per atom in meV/atom
 and, for recordings, the force RMSE in eV/Angstrom: one value per recorded row (recordings)
@@ -40,8 +40,8 @@ def quantities(result) -> dict[str, tuple[str, np.ndarray]]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("a", metavar="A.h5", help="first recording or probe file")
-    ap.add_argument("b", metavar="B.h5", help="second file, of the same kind")
+    ap.add_argument("a", metavar="A", help="first recording or probe file")
+    ap.add_argument("b", metavar="B", help="second file, of the same kind")
     ap.add_argument("-o", "--out", metavar="PREFIX",
                     help="output prefix (default compare_A_B, in the current folder)")
     args = ap.parse_args()

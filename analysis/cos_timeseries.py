@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """cos(theta), energy error per atom and force RMSE along a recorded run (`lammps-adv run`).
 
-    python analysis/cos_timeseries.py run.h5 -o out/run
+    python analysis/cos_timeseries.py run.h5md -o out/run
 
 Reads the observables of a recording (docs/recorder.md): cos_adversarial, the energy error
 E_ref - E_app per atom in meV/atom (signed: > 0, the model is too low) and the force RMSE in

@@ -158,7 +158,7 @@ def main():
     args = ap.parse_args()
     files = find_h5([args.folder])
     if not files:
-        raise FileNotFoundError(f"no .h5 files in {args.folder}")
+        raise FileNotFoundError(f"no .h5/.h5md files in {args.folder}")
     results = [read_result(p) for p in files]
     md_runs, relaxations = [], []
     for r in results:

@@ -42,7 +42,7 @@ def main():
     args = ap.parse_args()
     files = find_h5(args.relaxations)
     if not files:
-        raise FileNotFoundError(f"no .h5 files in {' '.join(args.relaxations)}")
+        raise FileNotFoundError(f"no .h5/.h5md files in {' '.join(args.relaxations)}")
     results = [read_result(p) for p in files]
     for r in results:
         if kind_of(r) != "relaxation":

@@ -1,6 +1,6 @@
 """The function-level API in one script (docs/python.md walks through it).
 
-    python examples/api_tour.py [FOLDER]      # writes run.h5 there (default: a temp folder)
+    python examples/api_tour.py [FOLDER]      # writes run.h5md there (default: a temp folder)
 
 About 30 s on 2 cores. Metal units throughout: eV, Angstrom, ps; forces in eV/A.
 """
@@ -59,12 +59,12 @@ print(f"probe: error along A {res['error_adversarial'][0]} eV, along random dire
 
 # 5. a recorded LAMMPS run (an unmodified deck) and its readers
 data = write_lammps_data(folder / "quartz.data", quartz(2, 2, 2))
-rows = run_deck(INPUTS / "nvt_glass.in", "bks-dsf", out=folder / "run.h5", every=10,
+rows = run_deck(INPUTS / "nvt_glass.in", "bks-dsf", out=folder / "run.h5md", every=10,
                 frames_every=2, overwrite=True, progress=False,
                 variables={"data": data, "steps": 200, "out": folder / "final.data"})
-obs = read_observables(folder / "run.h5")
-frames = read_frames(folder / "run.h5")
-print(f"run.h5: {rows} rows, mean |cos| {np.mean(obs['abs_cos_adversarial']):.3f}; "
+obs = read_observables(folder / "run.h5md")
+frames = read_frames(folder / "run.h5md")
+print(f"run.h5md: {rows} rows, mean |cos| {np.mean(obs['abs_cos_adversarial']):.3f}; "
       f"{len(frames['step'])} frames of {frames['position'].shape[1]} atoms")
 
 # 6. a lammps-adv model driving ASE

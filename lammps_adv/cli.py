@@ -819,7 +819,8 @@ def _run_relax(args):
           frames_every=args.frames_every, ranks_per_relax=args.ranks_per_relax,
           overwrite=args.overwrite, align=args.align, alignment=_alignment(args),
           progress=not args.quiet)
-    first = Path(args.out) / "relax_0000.h5"
+    from lammps_adv.io.schema import RECORDING_SUFFIX
+    first = Path(args.out) / f"relax_0000{RECORDING_SUFFIX}"
     _say(f"wrote {len(configs)} relaxations to {args.out}/; {_alignment_line(first)}")
 
 
@@ -832,7 +833,7 @@ def _driven_options(p):
                      "one, else its first), at every temperature, recorded against the "
                      "reference; then each run's end relaxed by FIRE driven by the "
                      "approximate model, recorded at every force evaluation. Energies raw "
-                     "(no alignment). Writes DIR/md_T{T}_{k}.h5 and DIR/relax/relax_{i}.h5 "
+                     "(no alignment). Writes DIR/md_T{T}_{k}.h5md and DIR/relax/relax_{i}.h5md "
                      "(docs/driven.md). Under `mpirun -np N` the runs are spread over MPI "
                      "sub-communicators. Units: K, ps, eV, Angstrom.")
     p.add_argument("dataset", help="dataset (.h5, every split) or a structure file ASE reads "

@@ -11,7 +11,7 @@ out/demo):
     data/alignment.h5          an independent glass, only for the bks-dsf vs bks alignment
     models/bp_energy.pt        BP network trained on energies only (+ model card)
     results/probe_*.h5         error along the adversarial vs random directions
-    results/md_bp.h5           NVT MD driven by the BP network, recorded against bks-dsf
+    results/md_bp.h5md         NVT MD driven by the BP network, recorded against bks-dsf
     results/relax_*/           relaxations driven by the approximate model, recorded
     results/mitigate/          remedies compared on equal label budgets (mitigate.h5 + models)
     data/qm/, results/qm/      GFN1-xTB labels (parallel, cached), model pairs judged against
@@ -170,7 +170,7 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     glass = _first_glass(data, out / "data" / "glass_start.data")
     d.stage("NVT MD at 300 K driven by the BP network, recorded against bks-dsf every 5 steps",
             "run", INPUTS / "nvt_glass.in", "--reference", "bks-dsf",
-            "--approx", f"torchscript:{bp}", "--every", 5, "--out", res / "md_bp.h5", "--overwrite",
+            "--approx", f"torchscript:{bp}", "--every", 5, "--out", res / "md_bp.h5md", "--overwrite",
             "--quiet", "-var", "data", glass, "-var", "potential_file", snippet,
             "-var", "steps", s["md_steps"], "-var", "out", out / "data" / "md_bp_final.data",
             mpi=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ase import Atoms
 
 from lammps_adv.calculators.base import Calculator
+from lammps_adv.core.errors import CalculatorError
 
 
 class AseCalculator(Calculator):
@@ -21,4 +22,10 @@ class AseCalculator(Calculator):
             self.calc = self._factory()
         atoms = Atoms(self.symbols, positions=positions, cell=cell, pbc=True)
         atoms.calc = self.calc
+        self._atoms = atoms
         return atoms.get_potential_energy(), atoms.get_forces()
+
+    def compute_stress(self, positions, cell):
+        if "stress" not in getattr(self.calc, "implemented_properties", ()):
+            raise CalculatorError(f"{type(self.calc).__name__} does not compute the stress")
+        return self._atoms.get_stress(voigt=False)

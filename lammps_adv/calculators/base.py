@@ -1,5 +1,7 @@
 """The interface every energy model implements (``Calculator``): validated, cached,
-collective over an MPI communicator. What a backend must provide: ``compute``."""
+collective over an MPI communicator. What a backend must provide: ``compute``; what it may
+add: ``compute_stress`` (then ``evaluate(..., stress=True)`` and the ASE adapter give the
+stress)."""
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +45,16 @@ class Calculator:
         self.symbols = symbols
 
     # -------------------------------------------------------------- the one entry point
-    def evaluate(self, positions, cell, symbols=None, label=None):
+    @property
+    def has_stress(self) -> bool:
+        """Whether the backend gives the stress (it implements ``compute_stress``)."""
+        return type(self).compute_stress is not Calculator.compute_stress
+
+    def evaluate(self, positions, cell, symbols=None, label=None, stress=False):
+        """(energy eV, forces eV/A [N, 3]) of a configuration; with ``stress=True`` also the
+        stress [3, 3] (eV/A^3, ASE's sign: (1/V) dE/d(strain), positive under tension)."""
+        if stress and not self.has_stress:
+            raise CalculatorError(f"{self.spec} gives no stress (energy and forces only)")
         comm = self.comm
         parallel = comm.Get_size() > 1
         head = None
@@ -61,9 +72,11 @@ class Calculator:
         key, new_symbols, label = head
         if new_symbols is not None and self.rank != 0:
             self.symbols = new_symbols
-        if key == self._cache[0]:
-            e, f = self._cache[1]
-            return e, f.copy()
+        # the cache holds the configuration computed last: on a hit that lacks the stress,
+        # only compute_stress runs (a LAMMPS backend reads the virial of that same run)
+        cached = self._cache[1] if key == self._cache[0] else None
+        if cached is not None and (not stress or len(cached) == 3):
+            return self._returned(cached, stress)
         if self.collective and parallel:
             if self.rank != 0:
                 pos, cell = np.empty((len(self.symbols), 3)), np.empty((3, 3))
@@ -72,15 +85,20 @@ class Calculator:
         result = err = None
         if self.collective or self.rank == 0:
             try:
-                result = self.compute(pos, cell)
-                self.n_computed += 1
+                if cached is None:
+                    result = self.compute(pos, cell)
+                    self.n_computed += 1
+                else:
+                    result = cached
+                if stress:       # after compute of this configuration: it may reuse the run
+                    result = (*result[:2], self.compute_stress(pos, cell))
             except Exception as exc:  # noqa: BLE001 - any backend failure, named here
                 msg = one_line(exc).removeprefix(f"{self.spec}: ")
                 err = CalculatorError(f"{self.spec} failed on {label}: {msg}")
             else:
                 if self.rank == 0:
                     try:
-                        result = self._validated(result, label)
+                        result = self._validated(result, label, stress)
                     except CalculatorError as exc:
                         err = exc
         if parallel:
@@ -90,6 +108,13 @@ class Calculator:
         if parallel:
             result = comm.bcast(result if self.rank == 0 else None, root=0)
         self._cache = (key, result)
+        return self._returned(result, stress)
+
+    @staticmethod
+    def _returned(result, stress):
+        """Copies of the cached arrays, so that a caller's changes do not reach the cache."""
+        if stress:
+            return result[0], result[1].copy(), result[2].copy()
         return result[0], result[1].copy()
 
     def _inputs(self, positions, cell, label):
@@ -118,12 +143,14 @@ class Calculator:
         self._shared_symbols = self.symbols
         return key, new, label, pos, cell
 
-    def _validated(self, result, label):
+    def _validated(self, result, label, with_stress=False):
         """The one place where every model's result is checked (see the module docstring)."""
         n = len(self.symbols)
         where = f"{self.spec} on {label}"
         try:
-            energy, forces = result
+            energy, forces, *stress = result
+            if len(stress) != int(with_stress):
+                raise ValueError
         except (TypeError, ValueError):
             raise CalculatorError(f"{where}: returned {type(result).__name__}, "
                                   "expected (energy, forces)") from None
@@ -141,11 +168,26 @@ class Calculator:
         problem = nonfinite(e, f)
         if problem:
             raise CalculatorError(f"{where}: {problem}")
-        return e, f
+        if not stress:
+            return e, f
+        sigma = np.asarray(stress[0])
+        if sigma.shape != (3, 3) or not np.issubdtype(sigma.dtype, np.number) \
+                or np.iscomplexobj(sigma):
+            raise CalculatorError(f"{where}: stress must be 3x3 real numbers (eV/A^3), got "
+                                  f"shape {list(sigma.shape)} of {sigma.dtype}")
+        sigma = np.array(sigma, dtype=np.float64)
+        if not np.isfinite(sigma).all():
+            raise CalculatorError(f"{where}: stress is not finite")
+        return e, f, sigma
 
     # -------------------------------------------------------------- for backends
     def compute(self, positions, cell):
         """Backends: (energy eV, forces eV/A [N, 3]) of one configuration, self.symbols set."""
+        raise NotImplementedError
+
+    def compute_stress(self, positions, cell):
+        """Backends that can: stress [3, 3] (eV/A^3, ASE sign) of the configuration that
+        ``compute`` was last called with (no other compute in between)."""
         raise NotImplementedError
 
     def as_ase(self):

@@ -8,6 +8,7 @@ from lammps_adv.calculators.base import Calculator
 from lammps_adv.core.errors import CalculatorError, PotentialError
 from lammps_adv.io.files import file_sha256
 from lammps_adv.lammps.snippets import get as get_snippet
+from lammps_adv.lammps.structures import lammps_cell
 from lammps_adv.lammps.system import LammpsSystem
 
 
@@ -19,6 +20,19 @@ def lammps_box(cell) -> tuple:
             or abs(c[1, 2]) > 1e-9 * abs(c[1, 1]):
         raise CalculatorError("cell is not in LAMMPS' lower-triangular form (rotate it first)")
     return tuple(float(v) for v in (c[0, 0], c[1, 1], c[2, 2], c[1, 0], c[2, 0], c[2, 1]))
+
+
+def lammps_rotation(cell) -> np.ndarray | None:
+    """The rotation Q that takes a cell (rows a, b, c) into LAMMPS' lower-triangular form
+    (``cell @ Q``: a along x, b in the xy plane; ``structures.lammps_cell``), or None when it
+    is in that form already."""
+    c = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    if np.linalg.det(c) <= 0:
+        raise CalculatorError("the cell is left-handed (det < 0); LAMMPS needs a right-handed one")
+    if abs(c[0, 1]) <= 1e-9 * abs(c[0, 0]) and abs(c[0, 2]) <= 1e-9 * abs(c[0, 0]) \
+            and abs(c[1, 2]) <= 1e-9 * abs(c[1, 1]):
+        return None
+    return lammps_cell(c)[1]
 
 
 def wrap_positions(positions, cell) -> np.ndarray:
@@ -49,6 +63,7 @@ class LammpsCalculator(Calculator):
         self.species = tuple(self.potential.species)
         self.system = None
         self._box = None
+        self._rotation = None            # of the configuration compute last saw
 
     def hashes(self) -> dict:
         return {str(self.potential.snippet): file_sha256(self.potential.snippet)}
@@ -60,12 +75,17 @@ class LammpsCalculator(Calculator):
         self.system.set_cell(cell)       # the exact box (the data file holds 12 decimals)
         # single points rebuild the neighbour list every time: a small skin is cheapest
         self.system.lmp.command("neighbor 1.0 bin")
+        self.system.track_stress()       # the virial of every run 0, for compute_stress
         if self.system.natoms != len(self.symbols):
             raise CalculatorError(f"{self.spec}: LAMMPS created {self.system.natoms} of "
                                   f"{len(self.symbols)} atoms")
         self._box = box
 
     def compute(self, positions, cell):
+        # any cell: rotated into LAMMPS' frame, forces and stress rotated back
+        self._rotation = rot = lammps_rotation(cell)
+        if rot is not None:
+            positions, cell = np.asarray(positions) @ rot, np.asarray(cell) @ rot
         box = lammps_box(cell)
         x = wrap_positions(positions, cell)
         tri = any(abs(t) > 0 for t in box[3:])
@@ -75,7 +95,13 @@ class LammpsCalculator(Calculator):
             self.system.set_cell(cell)   # no remap: positions are scattered next
             self._box = box
         self.system.set_positions(x)
-        return self.system.energy_forces()
+        energy, forces = self.system.energy_forces()
+        return energy, (forces if rot is None else forces @ rot.T)
+
+    def compute_stress(self, positions, cell):
+        s = self.system.stress()         # of the run 0 that compute just did
+        rot = self._rotation
+        return s if rot is None else rot @ s @ rot.T
 
     def close(self) -> None:
         if self.system is not None:

@@ -38,3 +38,8 @@ class TorchScriptCalculator(Calculator):
         names = [self._model_name[s] for s in self.symbols]
         out = evaluate(self.model, positions, cell, names)
         return out["energy"], out["forces"]
+
+    def compute_stress(self, positions, cell):
+        # a second model call, with the strain derivative (the energy path stays lean)
+        names = [self._model_name[s] for s in self.symbols]
+        return evaluate(self.model, positions, cell, names, ("stress",))["stress"]

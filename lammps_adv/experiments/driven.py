@@ -7,10 +7,10 @@ visits when it drives the dynamics itself. For every glass and temperature, ``dr
 runs NVT MD driven by ``approx`` (Nose-Hoover, as ``inputs/nvt_glass.in``: velocities
 drawn at T with zero total momentum and angular momentum, ``fix nvt`` damping 100
 timesteps), recorded against ``reference`` every ``every`` steps and at step 0, one file
-per run, ``md_T{T}_{k:02d}.h5`` (k: the glass). Then, with ``relax``, the end configuration
+per run, ``md_T{T}_{k:02d}.h5md`` (k: the glass). Then, with ``relax``, the end configuration
 of every run is relaxed by FIRE driven by ``approx`` to ``fmax``
-(``lammps_adv.experiments.relax``; files ``relax/relax_{i:04d}.h5``, i the run's place in
-temperature-then-glass order, source ``md_T{T}_{k:02d}.h5#end``).
+(``lammps_adv.experiments.relax``; files ``relax/relax_{i:04d}.h5md``, i the run's place in
+temperature-then-glass order, source ``md_T{T}_{k:02d}.h5md#end``).
 
 Energies are raw (no alignment): the approximate models of this study are trained on the
 reference's own energies. Every file's /parameters names its independent unit, the glass
@@ -36,6 +36,7 @@ from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.relax import relax as relax_configs
 from lammps_adv.io.files import file_sha256, refuse_existing
 from lammps_adv.io.resources import shipped_model
+from lammps_adv.io.schema import RECORDING_SUFFIX
 from lammps_adv.lammps.snippets import get as get_potential
 from lammps_adv.lammps.system import LammpsSystem
 from lammps_adv.parallel.mpi import mpi_comm
@@ -51,8 +52,8 @@ VELOCITY_SEED = 4928           # inputs/nvt_glass.in's default velocity seed
 
 
 def md_name(temperature: float, k: int) -> str:
-    """The file of the MD run of glass k at ``temperature`` (K): md_T300_00.h5."""
-    return f"md_T{temperature:g}_{k:02d}.h5"
+    """The file of the MD run of glass k at ``temperature`` (K): md_T300_00.h5md."""
+    return f"md_T{temperature:g}_{k:02d}{RECORDING_SUFFIX}"
 
 
 def velocity_seed(seed: int, k: int, j: int) -> int:
@@ -112,7 +113,7 @@ def driven(glasses, approx: str, reference: str, out_dir: str | Path = "driven",
     out_dir = Path(out_dir)
     runs = [(j, t, k) for j, t in enumerate(temps) for k in range(len(glasses))]
     md_paths = [out_dir / md_name(t, k) for _, t, k in runs]
-    relax_paths = [out_dir / "relax" / f"relax_{i:04d}.h5" for i in range(len(runs))] \
+    relax_paths = [out_dir / "relax" / f"relax_{i:04d}{RECORDING_SUFFIX}" for i in range(len(runs))] \
         if relax else []
     if not overwrite:            # every rank sees the same files: all fail alike, at once
         refuse_existing(md_paths + relax_paths)

@@ -60,6 +60,7 @@ from lammps_adv.experiments.labelling import label
 from lammps_adv.experiments.probe import probe
 from lammps_adv.experiments.relax import relax
 from lammps_adv.io.results import probe_arrays, read_files, recording
+from lammps_adv.io.schema import RECORDING_SUFFIX
 from lammps_adv.lammps.snippets import get as get_potential
 from lammps_adv.lammps.system import LammpsSystem
 from lammps_adv.parallel.tasks import split_tasks
@@ -243,7 +244,7 @@ def probe_and_relax(spec: str, configs, starts, s, folder: Path, comm,
           spec, s.reference, folder / "relax", steps=s.relax_steps,
           overwrite=True, comm=comm, progress=False, alignment=alignment)
     (res,) = read_files([p], probe_arrays)
-    files = sorted((folder / "relax").glob("relax_*.h5"))
+    files = sorted((folder / "relax").glob(f"relax_*{RECORDING_SUFFIX}"))
     runs = read_files(files, recording)
     _, median, _, _ = quantile_band([relax_curves(r)[1] for r in runs])
     curve = np.full(s.relax_steps + 1, np.nan)

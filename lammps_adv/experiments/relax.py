@@ -2,7 +2,7 @@
 
 Each configuration is relaxed with the approximate model (``min_style`` fire, cg or sd;
 extra ``min_modify`` options passed through) while the recorder evaluates the reference at
-every force evaluation, writing one HDF5 file per relaxation (``relax_0000.h5``, ...).
+every force evaluation, writing one HDF5 file per relaxation (``relax_0000.h5md``, ...).
 
 Convergence is one criterion, the one ASE and most relaxation studies use: the largest
 per-atom force norm max_i |F_app,i| below ``fmax`` (eV/A; LAMMPS ``min_modify norm max``
@@ -26,6 +26,7 @@ from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.align import fit_parallel
 from lammps_adv.io.files import refuse_existing
+from lammps_adv.io.schema import RECORDING_SUFFIX
 from lammps_adv.lammps.system import LammpsSystem, minimize_commands
 from lammps_adv.parallel.mpi import mpi_comm
 from lammps_adv.parallel.tasks import split_tasks
@@ -64,7 +65,7 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     check_mode(align)
     out_dir = Path(out_dir)
     if not overwrite:            # every rank sees the same files: all fail alike, at once
-        refuse_existing(out_dir / f"relax_{i:04d}.h5" for i in range(len(configs)))
+        refuse_existing(out_dir / f"relax_{i:04d}{RECORDING_SUFFIX}" for i in range(len(configs)))
     comm = comm or mpi_comm()
     if alignment is None and align == "per-species":
         check_fit([c[2] for c in configs])        # no degree of freedom: fails before any work
@@ -80,7 +81,7 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
         for i in mine:
             start = Configuration(*configs[i])
             pos, cell, names, source = start[:4]
-            out = out_dir / f"relax_{i:04d}.h5"
+            out = out_dir / f"relax_{i:04d}{RECORDING_SUFFIX}"
             atoms = Atoms(names, positions=pos, cell=cell, pbc=True)
             with LammpsSystem(atoms, approx, comm=sub) as system:
                 provenance = {"experiment": "relax", "source": source, "min_style": min_style,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lammps_adv.io import h5md
+from lammps_adv.io.schema import RESULT_SUFFIXES
 from lammps_adv.core.errors import LammpsAdvError
 
 
@@ -104,7 +105,7 @@ def find_h5(items) -> list[Path]:
     for item in map(Path, items):
         if item.is_dir():
             runs = [p.parent for p in item.rglob("mitigate.h5")]
-            out += sorted(p for p in item.rglob("*") if p.suffix in (".h5", ".hdf5")
+            out += sorted(p for p in item.rglob("*") if p.suffix in RESULT_SUFFIXES
                           and not any(r in p.parents for r in runs))
             out += sorted(r / "mitigate.h5" for r in runs)
         elif item.exists():

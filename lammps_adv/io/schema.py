@@ -13,6 +13,10 @@ from lammps_adv.core.alignment import Alignment
 
 H5MD_VERSION = (1, 1)
 CREATOR = "lammps-adv"                     # /h5md/creator name of every file we write
+# recordings (run, relax, driven) end in .h5md, which MDAnalysis and pyh5md take for H5MD
+# without being told; probe, dataset and summary files stay .h5
+RECORDING_SUFFIX = ".h5md"
+RESULT_SUFFIXES = (".h5", ".hdf5", RECORDING_SUFFIX)
 
 # ----------------------------------------------------------------------------- units (H5MD)
 TIME_UNIT = "ps"

@@ -55,7 +55,7 @@ class Recorder:
     context manager or call ``close()``.
     """
 
-    def __init__(self, lmp, reference, out="run.h5", every: int = 1, frames_every: int = 0,
+    def __init__(self, lmp, reference, out="run.h5md", every: int = 1, frames_every: int = 0,
                  flush_every: int = 100, flush_seconds: float = 5.0, append: bool = False,
                  overwrite: bool = False, species=None, approx: str | None = None,
                  provenance: dict | None = None, progress: bool = False,

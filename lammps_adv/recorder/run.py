@@ -10,7 +10,7 @@ from lammps_adv.recorder.provenance import file_hashes
 from lammps_adv.recorder.recorder import Recorder
 
 
-def run_deck(deck, reference, out="run.h5", every: int = 1, frames_every: int = 100,
+def run_deck(deck, reference, out="run.h5md", every: int = 1, frames_every: int = 100,
              variables: dict | None = None, species=None, append: bool = False,
              overwrite: bool = False, approx: str | None = None, flush_every: int = 100,
              flush_seconds: float = 5.0, progress: bool = True, screen: bool = False,

@@ -250,7 +250,7 @@ def test_an_alignment_fitted_on_x_is_applied_unchanged_to_y(independent):
     own = al.from_attrs(h5md.read_parameters(d / "self.h5", texts=False))
     assert own.source == al.self_fitted(2) and not own.same_shifts(applied)
     # reusing the probe file's alignment keeps its shifts and its original source
-    reused = al.from_attrs(h5md.read_parameters(d / "results" / "relax" / "relax_0000.h5",
+    reused = al.from_attrs(h5md.read_parameters(d / "results" / "relax" / "relax_0000.h5md",
                                                 texts=False))
     assert reused == applied
 

@@ -78,7 +78,7 @@ def test_cos_timeseries(outputs, tmp_path):
     assert f"mean |cos theta| {np.abs(cos).mean():.4g}" in out
     assert f"a random direction: {math.sqrt(2 / (math.pi * 3 * 192)):.4g}" in out
     # a relaxation is a recording too; default prefix: the file's name, in the current folder
-    relax = outputs / "relax" / "relax_0000.h5"
+    relax = outputs / "relax" / "relax_0000.h5md"
     _script("cos_timeseries.py", relax, cwd=tmp_path)
     assert len(_csv(tmp_path / "relax_0000_timeseries.csv")) == len(_obs(relax, "stage"))
 
@@ -94,7 +94,7 @@ def _curve(path):
 
 
 def test_relax_growth(outputs, tmp_path):
-    files = sorted((outputs / "relax").glob("*.h5"))
+    files = sorted((outputs / "relax").glob("*.h5md"))
     proc = _script("relax_growth.py", outputs / "relax", "-o", tmp_path / "g", cwd=tmp_path)
     assert f"{N_RELAX} relaxations of bks-dsf vs bks, {N_RELAX} independent units" in proc.stdout
     assert "start temperature unknown" in proc.stdout and "converged" in proc.stdout
@@ -137,7 +137,7 @@ def test_relax_growth(outputs, tmp_path):
 
 
 def test_compare_runs(outputs, tmp_path):
-    a, b = outputs / "relax" / "relax_0000.h5", outputs / "relax" / "relax_0001.h5"
+    a, b = outputs / "relax" / "relax_0000.h5md", outputs / "relax" / "relax_0001.h5md"
     proc = _script("compare_runs.py", a, b, "-o", tmp_path / "c", cwd=tmp_path)
     table = {(r["quantity"], r["statistic"]): r for r in _csv(tmp_path / "c.csv")}
     for path, col in ((a, "A"), (b, "B")):

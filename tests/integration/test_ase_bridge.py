@@ -80,3 +80,70 @@ def test_lammps_adv_ase_is_the_name_ase_users_look_for(rattled):
     e, _ = get_calculator("bks-dsf").evaluate(atoms.positions, atoms.cell[:],
                                             symbols=atoms.get_chemical_symbols())
     assert atoms.get_potential_energy() == pytest.approx(e, abs=1e-10)
+
+
+def _strained(atoms, eps):
+    out = atoms.copy()
+    out.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
+    return out
+
+
+@pytest.mark.parametrize("spec", ["bks-dsf", "torchscript:bp_bks_dsf"])
+def test_stress_is_the_strain_derivative_of_the_energy(rattled, spec):
+    """ASE's stress (Voigt, (1/V) dE/d(strain)) of a LAMMPS potential and of a TorchScript
+    model equals the central difference of the energy under symmetric strains (xx, yz)."""
+    from ase.stress import voigt_6_to_full_3x3_stress
+    atoms = rattled.copy()
+    atoms.calc = ase_calculator(spec)
+    assert "stress" in atoms.calc.implemented_properties
+    sigma = voigt_6_to_full_3x3_stress(atoms.get_stress())
+    h, volume = 1e-5, atoms.get_volume()
+    for i, j in ((0, 0), (1, 2)):
+        eps = np.zeros((3, 3))
+        eps[i, j] = eps[j, i] = h / 2 if i != j else h
+        e = []
+        for sign in (1, -1):
+            a = _strained(atoms, sign * eps)
+            a.calc = atoms.calc
+            e.append(a.get_potential_energy())
+        # dE = V sum_ij sigma_ij eps_ij = V sigma_ij h for either strain
+        fd = (e[0] - e[1]) / (2 * h * volume)
+        assert sigma[i, j] == pytest.approx(fd, rel=1e-5, abs=1e-8), (i, j)
+    # the same numbers as the model's own evaluation, through the Calculator interface
+    e, f, s = get_calculator(spec).evaluate(atoms.get_positions(wrap=True), atoms.cell[:],
+                                            symbols=atoms.get_chemical_symbols(), stress=True)
+    np.testing.assert_allclose(s, sigma, rtol=1e-12, atol=1e-14)
+
+
+def test_stress_of_an_ase_calculator_and_of_a_backend_without_it(rattled):
+    own = LennardJones(sigma=2.0, epsilon=0.01, rc=5.0)
+    expected = rattled.copy()
+    expected.calc = own
+    calc = get_calculator(LennardJones(sigma=2.0, epsilon=0.01, rc=5.0))
+    _, _, s = calc.evaluate(rattled.positions, rattled.cell[:],
+                            symbols=rattled.get_chemical_symbols(), stress=True)
+    np.testing.assert_allclose(s, expected.get_stress(voigt=False), rtol=1e-10, atol=1e-14)
+    # an ASE calculator without stress: one clear error
+    class NoStress(LennardJones):
+        implemented_properties = ["energy", "free_energy", "forces"]
+    with pytest.raises(CalculatorError, match="NoStress does not compute the stress"):
+        get_calculator(NoStress()).evaluate(rattled.positions, rattled.cell[:],
+                                            symbols=rattled.get_chemical_symbols(), stress=True)
+
+
+def test_a_lammps_potential_takes_any_cell_orientation(rattled):
+    """LAMMPS needs a lower-triangular cell; an ASE user's cell may point anywhere: the
+    calculator rotates into LAMMPS' frame and the forces and stress back."""
+    from scipy.spatial.transform import Rotation
+    rot = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
+    calc = get_calculator("bks-dsf")
+    names = rattled.get_chemical_symbols()
+    e0, f0, s0 = calc.evaluate(rattled.positions, rattled.cell[:], symbols=names, stress=True)
+    e1, f1, s1 = calc.evaluate(rattled.positions @ rot.T, rattled.cell[:] @ rot.T,
+                               symbols=names, stress=True)
+    assert e1 == pytest.approx(e0, abs=1e-9)
+    np.testing.assert_allclose(f1, f0 @ rot.T, atol=1e-9)
+    np.testing.assert_allclose(s1, rot @ s0 @ rot.T, atol=1e-10)
+    left = rattled.cell[:] * [[1], [1], [-1]]
+    with pytest.raises(CalculatorError, match="left-handed"):
+        calc.evaluate(rattled.positions, left, symbols=names)

@@ -58,9 +58,9 @@ def test_one_relaxed_glass_per_unit(glasses):
 def test_files_provenance_and_rows(run, glasses):
     out, proc = run
     assert "wrote 4 MD recordings (2 glasses x 2 temperatures) and 4 relaxations" in proc.stdout
-    md = read_files(sorted(out.glob("md_T*.h5")), recording)
-    assert [r.path.name for r in md] == ["md_T1000_00.h5", "md_T1000_01.h5",
-                                         "md_T300_00.h5", "md_T300_01.h5"]
+    md = read_files(sorted(out.glob("md_T*.h5md")), recording)
+    assert [r.path.name for r in md] == ["md_T1000_00.h5md", "md_T1000_01.h5md",
+                                         "md_T300_00.h5md", "md_T300_01.h5md"]
     starts = one_per_unit(load_configs(glasses, split=None))
     for r in md:
         p, d = r.params, r.data
@@ -75,12 +75,12 @@ def test_files_provenance_and_rows(run, glasses):
         assert set(d["stage_kind"]) == {"run"}
         assert np.all(np.isfinite(d["energy_error"])) and np.all(np.abs(d["cos_adversarial"]) <= 1)
         assert np.allclose(d["time"], d["step"] * 0.001)
-    relax = read_files(sorted((out / "relax").glob("*.h5")), recording)
+    relax = read_files(sorted((out / "relax").glob("*.h5md")), recording)
     assert len(relax) == 4
     for i, r in enumerate(relax):
         p = r.params
         t, k = TEMPS[i // 2], i % 2            # temperature, then glass
-        assert p["experiment"] == "relax" and p["source"] == f"md_T{t:g}_{k:02d}.h5#end"
+        assert p["experiment"] == "relax" and p["source"] == f"md_T{t:g}_{k:02d}.h5md#end"
         assert p["independent_unit"] == starts[k].unit and p["start_temperature_K"] == t
         assert p["alignment"] == "none" and p["min_style"] == "fire"
         # converged within fmax, or stopped by the cap and says so
@@ -97,9 +97,9 @@ def test_serial_equals_parallel(run, glasses, tmp_path):
     (glass,) = one_per_unit(load_configs(glasses, split=None), 1)
     paths = driven([glass], BP, "bks-dsf", tmp_path, temps=(300,), ps=STEPS / 1000,
                    every=EVERY, relax=False, progress=False)
-    assert paths == {"md": [tmp_path / "md_T300_00.h5"], "relax": []}
+    assert paths == {"md": [tmp_path / "md_T300_00.h5md"], "relax": []}
     (serial,), (parallel,) = (read_files([p], recording) for p in
-                              (tmp_path / "md_T300_00.h5", out / "md_T300_00.h5"))
+                              (tmp_path / "md_T300_00.h5md", out / "md_T300_00.h5md"))
     assert np.array_equal(serial.data["step"], parallel.data["step"])
     for key in ("energy_approx", "energy_reference", "cos_adversarial"):
         np.testing.assert_allclose(serial.data[key], parallel.data[key], rtol=1e-9,
@@ -126,7 +126,7 @@ def test_analysis_not_resolved_and_reproducible(run, tmp_path):
         ("relaxation", "all")]
     assert all(r["units"] == "2" and r["abs_cos_along_lo"] == "not resolved" for r in rows)
     # the numbers recomputed from the files: runs averaged after their rows
-    md300 = read_files(sorted(out.glob("md_T300_*.h5")), recording)
+    md300 = read_files(sorted(out.glob("md_T300_*.h5md")), recording)
     along = np.mean([np.abs(r.data["cos_adversarial"]).mean() for r in md300])
     end_pos = np.mean([r.data["energy_error"][-1] > 0 for r in md300])
     assert float(rows[0]["abs_cos_along_mean"]) == pytest.approx(along, rel=1e-5)
@@ -144,7 +144,7 @@ def test_bad_input_is_one_line(glasses, tmp_path):
     empty.mkdir()
     proc = run_cmd([BIN / "python", REPO / "analysis" / "model_driven.py", empty],
                    cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no .h5 files" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no .h5/.h5md files" in proc.stderr
     for args, needle in ((["--ps", 0], "positive run length"),
                          (["--temps", "300,-5"], "temperatures must be positive"),
                          (["--approx", "xtb:GFN1"], "cannot drive LAMMPS")):

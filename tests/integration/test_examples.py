@@ -10,6 +10,6 @@ def test_api_tour_runs_and_prints_each_step(tmp_path):
     assert re.search(r"cos\(theta\) = [-+]0\.\d+, \|cos\| = 0\.\d+", out), out
     assert "per-species: O " in out and "source: three rattled quartz cells" in out
     assert re.search(r"probe: error along A \[", out)
-    rows = int(re.search(r"run\.h5: (\d+) rows", out).group(1))
+    rows = int(re.search(r"run\.h5md: (\d+) rows", out).group(1))
     assert rows == 21 and "11 frames of 72 atoms" in out
     assert re.search(r"BFGS with the graph network: -1[23]\.\d+ eV/atom", out)

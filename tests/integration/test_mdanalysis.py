@@ -1,5 +1,7 @@
-"""A default `lammps-adv run` recording opens in MDAnalysis: frames without asking for them,
-velocities, element names, the time step (lammps_adv.io.trajectory.universe)."""
+"""A default `lammps-adv run` recording (run.h5md) opens in MDAnalysis and pyh5md: frames
+without asking for them, velocities, element names, the time step
+(lammps_adv.io.trajectory.universe); plain MDAnalysis and pyh5md take the .h5md file for H5MD
+without being told."""
 import warnings
 
 import numpy as np
@@ -16,7 +18,7 @@ def test_default_recording_opens_in_mdanalysis(glass_192, tmp_path):
     import MDAnalysis as mda
     from lammps_adv.io.h5md import read_frames, read_observables
     from lammps_adv.io.trajectory import universe
-    out = tmp_path / "run.h5"
+    out = tmp_path / "run.h5md"
     assert cli(["run", str(NVT), "--reference", "bks-dsf", "--out", str(out), "--quiet",
                 "-var", "data", str(glass_192), "-var", "pot", DSF, "-var", "nsteps",
                 "200"]) == 0
@@ -35,9 +37,20 @@ def test_default_recording_opens_in_mdanalysis(glass_192, tmp_path):
         temperature = 2 * kinetic / (3 * (len(v) - 1) * 8.617333e-5)
         # the recorded temperature of that step (velocities at time t)
         assert temperature == pytest.approx(obs["temperature"][frames["record"][k]], rel=1e-3)
-    # plain MDAnalysis with the data file as topology reads the same frames
-    plain = mda.Universe(str(glass_192), str(out), format="H5MD", topology_format="DATA",
-                         atom_style="id type charge x y z", dt=0.1)
+    # plain MDAnalysis with the data file as topology reads the same frames; it guesses
+    # both formats from the extensions (the atom style: its LAMMPS parser guesses only
+    # 'full' and 'molecular' data files, ours are 'charge')
+    plain = mda.Universe(str(glass_192), str(out), atom_style="id type charge x y z")
     assert len(plain.trajectory) == 3
     plain.trajectory[2]
     np.testing.assert_allclose(plain.atoms.positions, frames["position"][2], atol=1e-4)
+    assert plain.trajectory.ts.time == pytest.approx(frames["time"][2])
+    # pyh5md opens it as an H5MD file (author and creator present) with its elements
+    import pyh5md
+    with pyh5md.File(str(out), "r") as f:
+        pos = pyh5md.element(f["particles/all"], "position")
+        cos = pyh5md.element(f["observables"], "cos_adversarial")
+        assert pos.value.shape == (3, 192, 3) and list(pos.step[:]) == [0, 100, 200]
+        np.testing.assert_allclose(pos.value[1], frames["position"][1])
+        np.testing.assert_array_equal(cos.value[:], obs["cos_adversarial"])
+        assert f["h5md/creator"].attrs["name"] == "lammps-adv"

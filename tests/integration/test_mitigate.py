@@ -107,7 +107,7 @@ def test_budget_spent_without_duplicate_labels(data, run):
         assert np.isfinite(v).all(), m
     # models trained on the reference share its energy zero: raw energies, and said so
     for path in (summary, out / "seed0" / "more-md+forces" / "eval" / "probe.h5",
-                 out / "seed0" / "more-md+forces" / "eval" / "relax" / "relax_0000.h5"):
+                 out / "seed0" / "more-md+forces" / "eval" / "relax" / "relax_0000.h5md"):
         params = h5md.read_parameters(path, texts=False)
         assert (params["alignment"], params["alignment_source"]) == ("none", "none"), path
 
