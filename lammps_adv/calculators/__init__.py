@@ -43,7 +43,7 @@ keep ``collective = False``; LAMMPS runs on every rank of the communicator
 (``collective = True``).
 """
 from lammps_adv.calculators.base import Calculator  # noqa: F401
-from lammps_adv.calculators.registry import get_calculator  # noqa: F401
+from lammps_adv.calculators.registry import get_calculator, spec_text  # noqa: F401
 
 
 def ase_calculator(model, **kwargs):

@@ -35,7 +35,7 @@ def get_calculator(spec, comm=None) -> Calculator:
     if _is_ase_calculator(spec):
         from lammps_adv.calculators.ase import AseCalculator
         cls = type(spec)
-        return AseCalculator(f"ase:{cls.__module__}:{cls.__name__}", lambda: spec,
+        return AseCalculator(spec_text(spec), lambda: spec,
                              f"ASE calculator {cls.__module__}.{cls.__name__} (an instance)",
                              comm=comm)
     try:
@@ -77,6 +77,16 @@ def get_calculator(spec, comm=None) -> Calculator:
         from lammps_adv.calculators.lammps import LammpsCalculator
         return LammpsCalculator(model.text, comm=comm)
     raise CalculatorError(f"{model}: no calculator backend for kind {model.kind!r}")
+
+
+def spec_text(model) -> str:
+    """The spec string of a model given as a spec, a ``Calculator`` or an ASE calculator
+    instance ("ase:MODULE:CLASS"): what files record as its name."""
+    if isinstance(model, Calculator):
+        return model.spec
+    if _is_ase_calculator(model):
+        return f"ase:{type(model).__module__}:{type(model).__name__}"
+    return str(model)
 
 
 def _is_ase_calculator(obj) -> bool:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.calculators import get_calculator
+from lammps_adv.calculators import get_calculator, spec_text
 from lammps_adv.core import adversarial
 from lammps_adv.core.alignment import NONE, Alignment, check_fit, check_mode, fit
 from lammps_adv.core.configuration import Configuration
@@ -92,7 +92,9 @@ def probe(configs, approx: str, reference: str, out: str | Path | None = "probe.
         check_writable(out, "probe file")      # unwritable output fails before any work
     c_n, e_n = len(configs), len(eps)
     pairs = sorted(set().union(*(species_pairs(c.names) for c in configs)))
-    threshold, threshold_source = closest_pair_threshold(approx, configs, pairs)
+    # models may be given as specs, Calculators or ASE calculator instances
+    approx_spec, reference_spec = spec_text(approx), spec_text(reference)
+    threshold, threshold_source = closest_pair_threshold(approx_spec, configs, pairs)
     # a displaced configuration's pairs are looked for only as far as a flag can reach
     # (bench/bench_analysis.py: 3.9x faster than a 5 A neighbour list at 3000 atoms)
     reach = float(threshold.max()) if threshold.max() > 0 else CLOSEST_PAIR_CUTOFF
@@ -187,7 +189,7 @@ def probe(configs, approx: str, reference: str, out: str | Path | None = "probe.
                                              res["error_adversarial"], natoms[:, None])
         res["flagged_random"] = flagged(res["closest_pair_random"], threshold,
                                         res["error_random"], natoms[:, None, None])
-        params = {"experiment": "probe", "approx": approx, "reference": reference,
+        params = {"experiment": "probe", "approx": approx_spec, "reference": reference_spec,
                   # what the specs stand for (e.g. GFN-xTB's method, accuracy, k-points)
                   "approx_description": models[0].description,
                   "reference_description": models[1].description,

@@ -34,7 +34,8 @@ def run_deck(deck, reference, out="run.h5md", every: int = 1, frames_every: int 
             "variables": variables,
             "seeds": {k: v for k, v in variables.items() if "seed" in k.lower()},
             "file_hashes": file_hashes(text, variables)}
-    calculator = get_calculator(str(reference), comm=comm)
+    calculator = get_calculator(str(reference) if isinstance(reference, Path) else reference,
+                                comm=comm)
     lmp = open_lammps(comm=comm, screen=screen, log=log, args=args)
     try:
         with Recorder(lmp, calculator, out=out, every=every, frames_every=frames_every,

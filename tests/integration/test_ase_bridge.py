@@ -147,3 +147,29 @@ def test_a_lammps_potential_takes_any_cell_orientation(rattled):
     left = rattled.cell[:] * [[1], [1], [-1]]
     with pytest.raises(CalculatorError, match="left-handed"):
         calc.evaluate(rattled.positions, left, symbols=names)
+
+
+def test_ase_instances_in_the_probe_and_the_recorder(rattled, tmp_path):
+    """An ASE calculator instance is a reference of the Python API's probe and recording;
+    files name it by module and class."""
+    from conftest import REPO
+    from lammps_adv.experiments.probe import probe
+    from lammps_adv.io.h5md import read_observables, read_parameters
+    from lammps_adv.lammps.structures import write_lammps_data
+    from lammps_adv.recorder import run_deck
+    lj = LennardJones(sigma=2.0, epsilon=0.01, rc=5.0)
+    own = rattled.copy()
+    own.calc = LennardJones(sigma=2.0, epsilon=0.01, rc=5.0)
+    got = probe([(rattled.positions, rattled.cell[:], rattled.get_chemical_symbols(), "q")],
+                "bks-dsf", lj, out=None, epsilons=(0.0,), n_random=0, align="none",
+                progress=False)
+    assert got["parameters"]["reference"] == "ase:ase.calculators.lj:LennardJones"
+    assert got["energy_reference"][0] == pytest.approx(own.get_potential_energy(), rel=1e-12)
+    data = write_lammps_data(tmp_path / "q.data", rattled)
+    out = tmp_path / "lj.h5md"
+    rows = run_deck(REPO / "tests" / "decks" / "nvt_short.in", lj, out=out, every=10,
+                    variables={"data": data, "pot": REPO / "potentials" / "bks_dsf.lmp"},
+                    progress=False)
+    assert rows == 3
+    assert read_parameters(out)["reference"] == "ase:ase.calculators.lj:LennardJones"
+    assert np.isfinite(read_observables(out)["cos_adversarial"]).all()
