@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-kokkos bench env clean-env models models-xtb
+.PHONY: demo test test-kokkos test-mace bench env clean-env models models-xtb
 
 env: $(STAMP)
 
@@ -39,6 +39,13 @@ KOKKOS_PLUGIN ?= build/plugin-kokkos
 test-kokkos: $(STAMP)
 	tools/build_kokkos_plugin.sh $(KOKKOS_PLUGIN) $(PY)
 	LAMMPS_ADV_KOKKOS_PLUGIN_DIR=$(KOKKOS_PLUGIN) $(PY) -m pytest -q tests/kokkos
+
+# a third-party MLIP end to end (docs/potentials.md, "Your own model"): mace-torch on the
+# project's torch, a small MACE trained on an exported project dataset, then probed against
+# bks-dsf and the reference of a recorded LAMMPS run (tests/mace, about 2 min).
+test-mace: $(STAMP)
+	$(PY) -m pip install -q "mace-torch==0.3.16"
+	$(PY) -m pytest -q tests/mace
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -425,6 +425,8 @@ def _dataset_options(p):
              "dataset", _dataset_mixed_options),
             ("subset", "a seeded random fraction of some splits of a dataset",
              _dataset_subset_options),
+            ("export", "configurations and labels as extxyz, for other MLIP frameworks",
+             _dataset_export_options),
             ("info", "summary of a dataset file", _dataset_info_options)):
         dsub.add_parser(name, help=summary, add_options=add)
 
@@ -580,6 +582,28 @@ def _run_dataset_subset(args):
     out = subset(load(args.dataset), args.fraction, args.splits, args.seed)
     out.save(args.out)
     _say(f"wrote {args.out}: {out.summary()}")
+
+
+def _dataset_export_options(x):
+    from lammps_adv.io.schema import DATASET_SPLITS
+    x.description = ("Write a dataset's configurations as extxyz (energy in eV as `energy`, "
+                     "forces in eV/A as `forces`, stress in eV/A^3 as `stress`, ASE's "
+                     "convention), which MACE, NequIP and most MLIP frameworks train on.")
+    x.add_argument("dataset", help="dataset file (.h5)")
+    _add_out(x, "output extxyz file")
+    x.add_argument("--split", choices=DATASET_SPLITS, default=None,
+                   help="only this split (default: every configuration)")
+    x.set_defaults(func=_run_dataset_export)
+
+
+def _run_dataset_export(args):
+    from lammps_adv.io.dataset import export_extxyz, load
+    ds = load(args.dataset)
+    indices = ds.split(args.split) if args.split else None
+    export_extxyz(ds, args.out, indices)
+    n = len(ds) if indices is None else len(indices)
+    _say(f"wrote {args.out}: {n} configurations" + (f" ({args.split} split)" if args.split
+                                                     else ""))
 
 
 def _dataset_info_options(n):

@@ -66,6 +66,7 @@ WRITERS = {
     "dataset import": ["dataset", "import", "x.extxyz"],
     "dataset mixed": ["dataset", "mixed"],
     "dataset subset": ["dataset", "subset", "d.h5", "--fraction", "0.5"],
+    "dataset export": ["dataset", "export", "d.h5"],
     "train": ["train", "d.h5"],
     "run": ["run", "deck.in", "--reference", "bks-dsf"],
     "probe": ["probe", "c.h5", "--approx", "bks-dsf", "--reference", "bks"],
