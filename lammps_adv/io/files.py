@@ -271,11 +271,27 @@ def reserve_space(path, nbytes: int) -> int:
     return size
 
 
+def open_swmr_write(path):
+    """h5py.File of an existing file, opened read-write with SWMR-write access in one call
+    (H5F_ACC_SWMR_WRITE), HDF5 file locks off (the writer's lock is its sidecar file). At
+    no moment is the file open for plain writing, the state in which SWMR readers are
+    refused ("not already open for SWMR writing"): a reader that opens with
+    ``h5py.File(path, "r", libver="latest", swmr=True)`` succeeds whether the writer has the
+    file open or not. HDF5 2.0 (h5py >= 3.16) lets it create groups and datasets too."""
+    h5py = _h5py()
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fapl.set_file_locking(False, True)
+    fid = h5py.h5f.open(os.fsencode(str(path)), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE,
+                        fapl=fapl)
+    return h5py.File(fid)
+
+
 def open_reserved(path, size: int):
-    """h5py.File(path, "r+") after reserve_space; if HDF5 cannot open it, the reserved
+    """``open_swmr_write(path)`` after reserve_space; if HDF5 cannot open it, the reserved
     space is given back (the file is left as it was)."""
     try:
-        return _h5py().File(path, "r+", libver="latest", locking=False)
+        return open_swmr_write(path)
     except BaseException:
         try:
             os.truncate(path, size)

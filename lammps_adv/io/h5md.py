@@ -38,10 +38,14 @@ box and time.
 Crash safety of recordings: the writer holds an exclusive lock (a sidecar file
 ``.<name>.lock`` next to the output, ``flock``ed, holding pid, host, start time and command
 line) for its whole life, and does not keep the HDF5 file open: the layout is made when the
-writer is created, and every ``flush()`` opens the file, switches HDF5's SWMR-write mode on
-(a kill during the flush leaves a file ``files.recover()`` can clear), writes values first
-and ``step``/``time`` last, and closes it. Between flushes the file is a plain closed HDF5 file;
-a SIGKILL loses at most the rows since the last flush. Before a flush the writer reserves
+writer is created (in a temporary file renamed into place), and every later write
+(``flush()``, parameters, the per-particle layout) opens the file with SWMR-write access in
+one call (``files.open_swmr_write``; a kill during it leaves a file ``files.recover()`` can
+clear), writes values first and ``step``/``time`` last, and closes it. Between flushes the
+file is a plain closed HDF5 file; a SIGKILL loses at most the rows since the last flush.
+Live readers: an SWMR-read open (``h5py.File(path, "r", libver="latest", swmr=True)``)
+succeeds at every moment of a run, since the file is either closed or open for SWMR
+writing; a plain open fails while a write is under way (the readers here then open SWMR). Before a flush the writer reserves
 (``posix_fallocate``) more disk space than the flush can use, so a full disk or a file size
 limit fails before HDF5 writes a byte: one ``FileFormatError`` and every earlier row intact.
 Value datasets are created with fill value NaN (record: -1, step: -1) and Fletcher-32
@@ -55,8 +59,10 @@ for good (like HDF5's ``h5clear -s``).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -114,20 +120,22 @@ def _open_read(path):
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")
-    # no HDF5 file lock: the writer's own lock is the sidecar file, readers never wait
+    # HDF5's default file locking, as a user's own h5py.File in the same process (a
+    # mismatch is an error there); the writer takes no HDF5 lock (its lock is the sidecar
+    # file), so readers never wait for it
     try:
-        return h5py.File(path, "r", locking=False)
+        return h5py.File(path, "r")
     except Exception as exc:  # noqa: BLE001
         err = exc
     if "already open for" in str(err):
         try:
-            return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+            return h5py.File(path, "r", libver="latest", swmr=True)
         except Exception:  # noqa: BLE001
             pass
         if lock_holder(path) is None:
             try:
                 recover(path)
-                return h5py.File(path, "r", locking=False)
+                return h5py.File(path, "r")
             except Exception as exc:  # noqa: BLE001
                 err = exc
     raise FileFormatError(f"{path}: not a readable HDF5 file ({_one_line(err)})") from None
@@ -156,6 +164,38 @@ def _check_ours(f, path) -> None:
         raise FileFormatError(f"{path}: not a lammps-adv file (no /h5md/creator named {CREATOR})")
 
 
+class _ReadFailure(FileFormatError):
+    """HDF5 could not read something of an open file, or its datasets disagree: damage, or,
+    while a writer is at work, a chunk it was rewriting (Fletcher-32 catches the torn read)
+    or extents it has not all flushed yet (HDF5 flushes object headers in its own order)."""
+
+
+LIVE_RETRY_S, LIVE_RETRY_MAX_S = 0.02, 2.0
+
+
+def while_written(path, read, failures=(OSError,)):
+    """``read()``, repeated for up to LIVE_RETRY_MAX_S when it fails with ``failures`` while
+    a live writer holds ``path`` (``files.lock_holder``): a file being written can show a
+    chunk in the middle of its rewrite or extents not all flushed. Any other failure, or one
+    with no writer, is raised at once."""
+    give_up = time.monotonic() + LIVE_RETRY_MAX_S
+    while True:
+        try:
+            return read()
+        except failures:
+            if time.monotonic() > give_up or lock_holder(path) is None:
+                raise
+            time.sleep(LIVE_RETRY_S)
+
+
+def _live(read):
+    """A reader of this module that also works on a file being written (``while_written``)."""
+    @functools.wraps(read)
+    def reader(path, *args, **kwargs):
+        return while_written(path, lambda: read(path, *args, **kwargs), (_ReadFailure,))
+    return reader
+
+
 @contextmanager
 def _reading(path, ours: bool = True):
     """Open for reading; any failure inside (damaged metadata or chunk, missing dataset)
@@ -169,7 +209,7 @@ def _reading(path, ours: bool = True):
     except FileFormatError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise FileFormatError(f"{path}: cannot read it ({_one_line(exc)})") from None
+        raise _ReadFailure(f"{path}: cannot read it ({_one_line(exc)})") from None
     finally:
         try:
             f.close()
@@ -543,7 +583,6 @@ class H5MDWriter:
             return
 
         def write(f):
-            f.swmr_mode = True
             self._write(f)
             f.flush()
         self._modify(write, self._flush_bytes())
@@ -626,6 +665,7 @@ def _visible(step) -> int:
     return int(bad[0]) if len(bad) else len(step)
 
 
+@_live
 def read_parameters(path, texts: bool = True) -> dict:
     """/parameters of any lammps-adv file (recording or probe): attributes, and with
     ``texts`` the string datasets (deck, command_line, ...) by name and the
@@ -645,6 +685,7 @@ def read_parameters(path, texts: bool = True) -> dict:
         return group(f["parameters"]) if "parameters" in f else {}
 
 
+@_live
 def read_observables(path) -> dict:
     """{name: value array, 'step': ..., 'time': ...} of a recording, ``len(step)`` rows."""
     path = Path(path)
@@ -660,13 +701,14 @@ def read_observables(path) -> dict:
         out = {"step": step[:n], "time": obs[names[0]]["time"][:n]}
         for name in names:
             v = obs[name]["value"]
-            if v.shape[0] < n:
-                raise FileFormatError(f"{path}: observable {name} has {v.shape[0]} rows, "
-                                      f"step has {n}")
+            if v.shape[0] < n:      # damaged, or a writer's extents not all flushed yet
+                raise _ReadFailure(f"{path}: observable {name} has {v.shape[0]} rows, "
+                                   f"step has {n}")
             out[name] = v[:n]
     return out
 
 
+@_live
 def read_stages(path) -> dict:
     """{'kind': [str], 'command': [str], 'first_step': int array, 'first_row': int array}."""
     with _reading(path) as f:
@@ -680,6 +722,7 @@ def read_stages(path) -> dict:
                 "first_step": st["first_step"][:n], "first_row": st["first_row"][:n]}
 
 
+@_live
 def read_frames(path) -> dict:
     """Frames of a recording: 'position', 'force_approx', 'force_reference' [K, N, 3]
     (A, eV/A), 'velocity' [K, N, 3] (A/ps; NaN where unknown; files before 2026-12 have
@@ -699,8 +742,8 @@ def read_frames(path) -> dict:
                  ("record", "record")] + [("velocity", "velocity")] * ("velocity" in part)
         for key, name in names:
             v = part[name]["value"]
-            if v.shape[0] < n:
-                raise FileFormatError(f"{path}: {name} has {v.shape[0]} frames, step has {n}")
+            if v.shape[0] < n:      # damaged, or a writer's extents not all flushed yet
+                raise _ReadFailure(f"{path}: {name} has {v.shape[0]} frames, step has {n}")
             out[key] = v[:n]
     return out
 
