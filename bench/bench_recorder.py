@@ -8,7 +8,10 @@ every 10 steps). Prints the cost per recorded step split into the driving step, 
 reference evaluation, gathering the atoms by ID, the measures, the HDF5 write and the rest
 (the Python callback at every step and the energy tally), and the ratio the goal is about:
 everything except the reference evaluation, over an unrecorded step (goal <= 10 %).
-Then the HDF5 write rates of the writer alone: scalar rows per second, frames in MB/s.
+Then the HDF5 write rates of the writer alone: scalar rows per second, frames in MB/s, and
+one-row flushes per second (`--flush-every 1`, the setting for watching a run live: every
+flush opens the file with SWMR-write access, writes and closes it), against the rows/s of
+flushing every 100 rows.
 The recorder's own cost is measured by Python timers around its callback (all of it but
 the reference evaluation), against the unrecorded step from LAMMPS' "Loop time"; the
 wall-clock difference of the two runs is printed too (noisy on a shared machine; it also
@@ -77,7 +80,14 @@ def bench_h5(n_atoms, tmp, rows=50000, frames=100):
     w.close()
     dt = time.perf_counter() - t
     mbytes = frames * (3 * n_atoms * 3 * 8 + 9 * 8 + 8) / 1e6
-    return row_rate, mbytes / dt
+    w = H5MDWriter(tmp / "live.h5", OBSERVABLES)
+    w.start(["Si"] * n_atoms, frames=False)
+    t = time.perf_counter()
+    for i in range(300):
+        w.add_row(i, 0.001 * i, vals)
+        w.flush()
+    w.close()
+    return row_rate, mbytes / dt, 300 / (time.perf_counter() - t)
 
 
 def main():
@@ -120,9 +130,11 @@ def main():
                   f"   (= {1000 * direct:.3f} ms per MD step)")
             print(f"  recorder without the reference: {100 * ratios[e]:.2f} % of an unrecorded step "
                   f"(Python timers); wall-clock difference {100 * wall / base:+.1f} % (noisy)")
-        row_rate, frame_rate = bench_h5(args.atoms, tmp)
+        row_rate, frame_rate, flush_rate = bench_h5(args.atoms, tmp)
     print(f"\nHDF5 scalar rows (13 observables, flush every 100): {row_rate:,.0f} rows/s")
     print(f"HDF5 frames ({args.atoms} atoms, positions + 2 force sets + box): {frame_rate:.1f} MB/s")
+    print(f"HDF5 one-row flushes (--flush-every 1, SWMR-write open each): {flush_rate:,.0f} "
+          f"rows/s, {row_rate / flush_rate:.0f}x fewer than flushing every 100")
     print("ratio recorded/unrecorded step without the reference (goal <= 1.10): "
           + ", ".join(f"every {e}: {1 + ratios[e]:.3f}" for e in everies))
 
