@@ -92,10 +92,13 @@ potentials/bp_bks_dsf.pt: $(MODELS_DATA)
 	$(LA) train $< --model bp --force-weight 0 -o $@ --overwrite --checkpoint $(MODELS_DIR)/bp_bks_dsf.ckpt \
 		--epochs 1500 --patience 150 --lr 2e-3 --lr-patience 20 --batch-size 16 --seed 0 --threads 1 \
 		--max-minutes 16 --quiet
-potentials/bp_bks_dsf_forces.pt: $(MODELS_SUBSET)
-	$(LA) train $< --model bp --force-weight 1 -o $@ --overwrite --checkpoint $(MODELS_DIR)/bp_bks_dsf_forces.ckpt \
-		--epochs 60 --patience 60 --schedule cosine --lr 2e-3 --batch-size 4 --seed 0 --threads 1 \
-		--max-minutes 12 --quiet
+# the force-trained BP starts from the energy-trained one (its checkpoint) and trains on
+# energies + forces with the relative force loss (the rattles' forces would drown the rest)
+potentials/bp_bks_dsf_forces.pt: $(MODELS_SUBSET) potentials/bp_bks_dsf.pt
+	$(LA) train $< --model bp --force-weight 1 --force-loss relative -o $@ --overwrite \
+		--checkpoint $(MODELS_DIR)/bp_bks_dsf_forces.ckpt --warm-start $(MODELS_DIR)/bp_bks_dsf.ckpt \
+		--epochs 40 --patience 40 --schedule cosine --lr 5e-4 --batch-size 4 --seed 0 --threads 1 \
+		--max-minutes 36 --quiet
 potentials/gnn_bks_dsf.pt: $(MODELS_SUBSET)
 	$(LA) train $< --model gnn --force-weight 1 -o $@ --overwrite --checkpoint $(MODELS_DIR)/gnn_bks_dsf.ckpt \
 		--width 32 --hidden 32,32 --epochs 70 --patience 70 --schedule cosine --lr 2e-3 \

@@ -481,7 +481,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                           + (["stress"] if ds.has_stress else []),
                           # what the model has seen: the probe flags displaced configurations
                           # that bring a pair much closer than this
-                          "closest_pair_A": training_closest_pairs(ds),
+                          "closest_pair_A": seen_closest_pairs(ds, hp, warm is not None),
                           "generator": ds.attrs.get("generator")},
         "settings": {**dataclasses.asdict(s),
                      "loss": "mean((dE/atom)^2) + force_weight * mean(dF^2"
@@ -523,6 +523,15 @@ def training_closest_pairs(ds: Dataset) -> dict:
     configs = (ds.config(int(i)) for i in ds.split("train"))
     pairs = closest_pairs_of_set((c["positions"], c["cell"], c["names"]) for c in configs)
     return {p: round(d, 4) for p, d in pairs.items()}
+
+
+def seen_closest_pairs(ds: Dataset, hparams: dict, warm_started: bool) -> dict:
+    """The closest pairs the model has seen: the training split's, and for a warm-started
+    model also those of the data it was first trained on, where its baseline's wall was put
+    (``repulsion.r_outer_A``)."""
+    closest = training_closest_pairs(ds)
+    first = ((hparams.get("repulsion") or {}).get("r_outer_A") or {}) if warm_started else {}
+    return {p: min(d, first.get(p, d)) for p, d in closest.items()}
 
 
 def training_baseline(ds: Dataset, species, s: TrainSettings) -> dict:

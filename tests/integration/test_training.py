@@ -350,6 +350,9 @@ def test_relative_force_loss_and_warm_start(tiny, tmp_path):
     assert card["settings"]["warm_start"] == str(tmp_path / "e.ckpt")
     assert card["model"]["hidden"] == [8, 8] and card["model"]["cutoff"] == 4.0
     assert card["metrics"]["test"]["force_relative_rmse"] > 0
+    # what it has seen: its first training's closest pairs too (its baseline's wall)
+    wall = card["model"]["repulsion"]["r_outer_A"]
+    assert all(d <= wall[p] + 1e-12 for p, d in card["training_data"]["closest_pair_A"].items())
     r = subprocess.run([str(BIN / "lammps-adv"), "train", str(tiny), "-o", str(out), "--model",
                         "gnn", "--warm-start", str(tmp_path / "e.ckpt"), "--overwrite", "-q"],
                        capture_output=True, text=True)
