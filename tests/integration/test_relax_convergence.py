@@ -61,7 +61,7 @@ def test_fmax_honoured_and_convergence_recorded(md96, tmp_path):
     run_cmd([BIN / "lammps-adv", "relax", md96, "--approx", "bks-dsf", "--reference",
              "bks-dsf", "--split", "all", "--limit", "1", "--fmax", fmax, "--steps", 2000,
              "--frames-every", 1, "--align", "none", "-o", tmp_path / "done"])
-    (r,) = read_files(sorted((tmp_path / "done").glob("*.h5")), recording)
+    (r,) = read_files(sorted((tmp_path / "done").glob("*.h5md")), recording)
     last = read_frames(r.path)["force_approx"][-1]
     assert r.params["converged"] is True and r.params["fmax_eV_per_A"] == fmax
     assert r.params["minimizer_steps"] == r.data["step"][-1] > 10

@@ -71,7 +71,7 @@ def test_probe_two_ranks_identical_to_serial(reference_md, tmp_path):
 
 
 def _observables(folder):
-    return [read_files([p], recording)[0].data for p in sorted(folder.glob("*.h5"))]
+    return [read_files([p], recording)[0].data for p in sorted(folder.glob("*.h5md"))]
 
 
 def test_relax_two_ranks_identical_and_error_grows(reference_md, tmp_path):
@@ -85,7 +85,7 @@ def test_relax_two_ranks_identical_and_error_grows(reference_md, tmp_path):
         for key in ("energy_error", "cos_adversarial", "force_rmse", "step"):
             assert np.array_equal(s[key], m[key]), key
         assert np.all(np.diff(s["evaluation"]) == 1)      # every force evaluation recorded
-    results = read_files(sorted((tmp_path / "serial").glob("*.h5")), recording)
+    results = read_files(sorted((tmp_path / "serial").glob("*.h5md")), recording)
     summary = relax_first_step(results)
     assert summary["n"] == 8 and list(summary["groups"]) == ["300 K", "1000 K"]
     assert summary["all"]["median_last"] > summary["all"]["median_first"]
