@@ -12,12 +12,17 @@ from lammps_adv.lammps.structures import lammps_cell
 from lammps_adv.lammps.system import LammpsSystem
 
 
+def lower_triangular(c: np.ndarray) -> bool:
+    """Whether a cell (rows a, b, c) is in LAMMPS' form: a along x, b in the xy plane."""
+    return abs(c[0, 1]) <= 1e-9 * abs(c[0, 0]) and abs(c[0, 2]) <= 1e-9 * abs(c[0, 0]) \
+        and abs(c[1, 2]) <= 1e-9 * abs(c[1, 1])
+
+
 def lammps_box(cell) -> tuple:
     """(lx, ly, lz, xy, xz, yz) of a cell given as rows a, b, c in LAMMPS' lower-triangular
     form (a along x, b in the xy plane)."""
     c = np.asarray(cell, dtype=np.float64).reshape(3, 3)
-    if abs(c[0, 1]) > 1e-9 * abs(c[0, 0]) or abs(c[0, 2]) > 1e-9 * abs(c[0, 0]) \
-            or abs(c[1, 2]) > 1e-9 * abs(c[1, 1]):
+    if not lower_triangular(c):
         raise CalculatorError("cell is not in LAMMPS' lower-triangular form (rotate it first)")
     return tuple(float(v) for v in (c[0, 0], c[1, 1], c[2, 2], c[1, 0], c[2, 0], c[2, 1]))
 
@@ -29,10 +34,7 @@ def lammps_rotation(cell) -> np.ndarray | None:
     c = np.asarray(cell, dtype=np.float64).reshape(3, 3)
     if np.linalg.det(c) <= 0:
         raise CalculatorError("the cell is left-handed (det < 0); LAMMPS needs a right-handed one")
-    if abs(c[0, 1]) <= 1e-9 * abs(c[0, 0]) and abs(c[0, 2]) <= 1e-9 * abs(c[0, 0]) \
-            and abs(c[1, 2]) <= 1e-9 * abs(c[1, 1]):
-        return None
-    return lammps_cell(c)[1]
+    return None if lower_triangular(c) else lammps_cell(c)[1]
 
 
 def wrap_positions(positions, cell) -> np.ndarray:
