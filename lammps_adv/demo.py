@@ -45,7 +45,8 @@ SCALES = {
                   eval_glasses=5, eval_frames=4, n_random=2, relax_steps=1000, md_steps=100,
                   mpi_datasets=False,
                   mitigate=dict(atoms=24, budget=6, seeds="0,1,2,3,4", cutoff=5.0, hidden="16",
-                                epochs=60, warm_epochs=20, evaluate=4, relax_steps=5),
+                                epochs=60, warm_epochs=20, evaluate=4, relax_steps=5,
+                                base_frames=4),
                   # the QM stage (GFN1-xTB labels, labelled in parallel): tiny cells
                   qm=dict(atoms=24, glasses=5, quartz="2x1x1", frames=4, probe_configs=6,
                           relaxations=4, relax_steps=10)),
@@ -55,9 +56,11 @@ SCALES = {
                  glass_atoms=3000, melt_ps=2, quench_ps=5, epochs=600,
                  eval_glasses=5, eval_frames=4, n_random=2, relax_steps=30, md_steps=100,
                  mpi_datasets=True,
+                 # base_frames: the base set's training split gives every displacement a
+                 # start of its own (no label twice): more starts than the 32-label budget
                  mitigate=dict(atoms=96, budget=32, seeds="0,1,2,3,4", cutoff=6.0,
                                hidden="30,30", epochs=200, warm_epochs=60, evaluate=16,
-                               relax_steps=20),
+                               relax_steps=20, base_frames=8),
                  qm=dict(atoms=96, glasses=5, quartz="2x2x2", frames=4, probe_configs=8,
                          relaxations=4, relax_steps=20)),
 }
@@ -198,7 +201,7 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     d.stage(f"remedies, data: {m['atoms']}-atom glasses for a base set, a reserve of MD and "
             "an evaluation set (separate seeds)",
             *glass, "-o", mdata / "base.h5", "--glasses", 2, "--glass-temps", "300,1500,3000",
-            "--frames", 4, "--seed", 21, "--split", "0.6,0.2,0.2")
+            "--frames", m["base_frames"], "--seed", 21, "--split", "0.6,0.2,0.2")
     d.stage("remedies, data: reserve of thermal MD (more-md, forces)", *glass,
             "-o", mdata / "pool.h5", "--glass-temps", "600,1200", "--frames",
             max(8, 3 * m["budget"]), "--seed", 22, "--split", "1,0,0")
