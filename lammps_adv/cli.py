@@ -1064,8 +1064,8 @@ def _demo_options(p):
     d = _defaults(run_demo)
     _add_out(p, "output folder", str(d.out))
     p.add_argument("--scale", choices=tuple(SCALES), default=d.scale,
-                   help="small: 96-atom glasses, about 14 min on 2 cores; full: the study's "
-                        f"3000-atom glass, about 40 min on 2 cores (default {d.scale})")
+                   help="small: 96-atom glasses, about 10 min on 2 cores; full: the study's "
+                        f"3000-atom glass, about 65 min on 2 cores (default {d.scale})")
     _add_ranks(p, "--ranks", "for the parallel stages", d.ranks)
     p.set_defaults(func=_run_demo)
 
