@@ -16,6 +16,7 @@ class AseCalculator(Calculator):
         self.description = description
         self._factory = calculator_factory
         self.calc = None
+        self._atoms = None               # the configuration compute last saw (for the stress)
 
     def compute(self, positions, cell):
         if self.calc is None:

@@ -45,7 +45,8 @@ clear), writes values first and ``step``/``time`` last, and closes it. Between f
 file is a plain closed HDF5 file; a SIGKILL loses at most the rows since the last flush.
 Live readers: an SWMR-read open (``h5py.File(path, "r", libver="latest", swmr=True)``)
 succeeds at every moment of a run, since the file is either closed or open for SWMR
-writing; a plain open fails while a write is under way (the readers here then open SWMR). Before a flush the writer reserves
+writing; a plain open fails while a write is under way (the readers here then open SWMR).
+Before a flush the writer reserves
 (``posix_fallocate``) more disk space than the flush can use, so a full disk or a file size
 limit fails before HDF5 writes a byte: one ``FileFormatError`` and every earlier row intact.
 Value datasets are created with fill value NaN (record: -1, step: -1) and Fletcher-32

@@ -485,7 +485,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                           "generator": ds.attrs.get("generator")},
         "settings": {**dataclasses.asdict(s),
                      "loss": "mean((dE/atom)^2) + force_weight * mean(dF^2"
-                             + (" / (<F_ref^2>_config + 1 (eV/A)^2))"
+                             + (f" / (<F_ref^2>_config + {FORCE_FLOOR:g} (eV/A)^2))"
                                 if s.force_loss == "relative" else ")"),
                      "trained_on": "energies and forces" if s.force_weight > 0 else "energies",
                      "optimizer": "Adam"},
