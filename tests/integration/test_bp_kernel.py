@@ -12,6 +12,10 @@ from lammps_adv.models.export import export, reexport
 from lammps_adv.lammps.structures import read_lammps_data
 from test_models import random_sio2, small_bp
 
+# six functions share one eta (the gradient pass takes them four at a time), powers 3 and 5
+# are products of squarings
+SIX_OF_ONE_ETA = {"angular_etas": [0.1] * 6, "lambdas": [1.0, -1.0, 1.0, -1.0, 1.0, 1.0],
+                  "zetas": [1.0, 1.0, 2.0, 3.0, 5.0, 4.0]}
 OLD_FILE = Path(__file__).parent.parent / "data" / "bp_before_fused_kernel.pt"
 
 
@@ -53,6 +57,7 @@ def test_glass_energy_forces_equal_pure_torch(glass_192):
     {},                                                             # defaults at 4 A
     {"zetas": [1.5, 2.5] + [1.0] * 20, "lambdas": [-1.0, 1.0] * 11},  # non-integer powers
     {"angular_etas": [0.05, 0.2], "lambdas": [1.0, -1.0], "zetas": [33.0, 64.0]},  # high powers
+    SIX_OF_ONE_ETA,
 ])
 def test_parameters_and_triclinic_cell_equal_pure_torch(params):
     pos, cell, names = random_sio2(n_units=4, length=6.0, seed=5)   # triclinic, < 2 cutoffs
@@ -111,7 +116,7 @@ def _force_loss_gradients(model, pos, cell, names, fused):
 
 
 @pytest.mark.parametrize("params", [{}, {"zetas": [1.5, 2.5] + [1.0] * 20,
-                                         "lambdas": [-1.0, 1.0] * 11}])
+                                         "lambdas": [-1.0, 1.0] * 11}, SIX_OF_ONE_ETA])
 def test_force_training_gradients_equal_pure_torch(params):
     """Force training runs on the operator (its gradient pass differentiated in dE/dG)."""
     pos, cell, names = random_sio2(n_units=4, length=6.0, seed=5)

@@ -15,11 +15,16 @@
 //                  exp(-eta_m (r_ij^2 + r_ik^2 + r_jk^2)) fc(r_ij) fc(r_ik) fc(r_jk)
 // with w_ab = pair_weight[a][b] (2 for a == b: ordered pairs) and r_jk < rc.
 //
-// Speed: the edges of a centre are copied into arrays ordered by neighbour species, so that
-// for a first edge j the partners k of one species form a contiguous range sharing one
-// output row; the loops over k are written for SIMD (polynomial exp and cos accurate to a
-// few ulp, integer powers by squaring); CMakeLists.txt compiles them for AVX2 + FMA when the
-// building CPU has them.
+// Speed: the edges of a centre are copied into arrays ordered by neighbour species. A scan over
+// the first edges j collects the partners k > j with r_jk < rc into sets, one per (species of
+// j, species of k), holding per triplet what needs only the two edge vectors (cos theta, r_jk^2,
+// s = r_ij^2 + r_ik^2 + r_jk^2, fc(r_ij) fc(r_ik)); a set is processed in long loops when full
+// (256 triplets: its work arrays stay in L1) and at the end. Per triplet, one exp per distinct
+// eta (of s: no per-edge exponentials to gather), the powers (1 + lambda cos)^zeta from one table
+// of squarings per distinct lambda (factors folded into the weights, no copies for powers of
+// two), and in the gradient pass the sums over the functions of one eta held in registers.
+// The loops are written for SIMD (polynomial exp and cos accurate to a few ulp);
+// CMakeLists.txt compiles them for AVX2 + FMA when the building CPU has them.
 //
 // Inputs: vec [E,3] float64 edge vectors (neighbour - centre), edges sorted by centre with
 // offsets [n_centres + 1]; nbr_species [E] int64. CPU only; the model uses its pure-torch
@@ -51,7 +56,18 @@ struct Params {
   std::vector<double> eta_u, lam_u, zeta_u, pref_u;
   std::vector<int> zeta_int_u;       // zeta as an integer power, -1 when not integral
   std::vector<int> eta_of, lz_of;
+  // the powers (1 + lambda cos)^(2^q) are shared by every (lambda, zeta) of one lambda:
+  // distinct lambdas, which one each (lambda, zeta) uses, and the highest q each needs
+  std::vector<double> lam_g;
+  std::vector<int> g_of, q_max;
 };
+
+// The highest bit of an integer power (0 for 1), i.e. the squarings it needs.
+int top_bit(int k) {
+  int q = 0;
+  while ((k >> (q + 1)) > 0) ++q;
+  return q;
+}
 
 std::vector<double> as_doubles(const Tensor& t) {
   auto c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
@@ -95,6 +111,13 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
     p.eta_of.push_back(e);
     p.lz_of.push_back(l);
   }
+  for (size_t l = 0; l < p.lam_u.size(); ++l) {
+    int g = -1;
+    for (size_t h = 0; h < p.lam_g.size(); ++h) if (p.lam_g[h] == p.lam_u[l]) g = int(h);
+    if (g < 0) { g = int(p.lam_g.size()); p.lam_g.push_back(p.lam_u[l]); p.q_max.push_back(0); }
+    p.g_of.push_back(g);
+    if (p.zeta_int_u[l] > 0) p.q_max[g] = std::max(p.q_max[g], top_bit(p.zeta_int_u[l]));
+  }
   return p;
 }
 
@@ -102,7 +125,7 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
 // exp(x): x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^13 (error < 2e-16
 // relative), 2^n from the exponent bits. Clamped to [-708, 708] (normal doubles).
 static inline double exp_poly(double x) {
-  x = x < -708.0 ? -708.0 : (x > 708.0 ? 708.0 : x);
+  x = std::min(std::max(x, -708.0), 708.0);
   const double shift = 6755399441055744.0;               // 1.5 * 2^52: rounds to integer
   const double t = x * 1.4426950408889634 + shift;
   const double n = t - shift;
@@ -173,21 +196,57 @@ static inline double dfc_of(double r, double half_k) {
 }
 
 // ----------------------------------------------------------------------------- one centre
-// The edges of one centre in arrays ordered by neighbour species, and the work arrays of
-// one first edge's partners. One per thread, reused from centre to centre.
+// The triplets (j, k > j, r_jk < rc) of one centre whose first edges j have one species and
+// whose partners k have one species: one output row, one pair weight. Filled first edge by
+// first edge with what needs only the two edge vectors, then processed in long loops.
+struct Triplets {
+  int64_t L = 0;
+  std::vector<int64_t> j, k;           // edges, in the block's order
+  std::vector<double> r3, cs, s, w0;   // r_jk^2 (r_jk once processed with grad), cos theta,
+                                       // r_ij^2 + r_ik^2 + r_jk^2, fc(r_ij) fc(r_ik)
+  void resize(int64_t cap) {
+    for (auto* v : {&j, &k}) v->resize(cap);
+    for (auto* v : {&r3, &cs, &s, &w0}) v->resize(cap);
+  }
+};
+
+// Work arrays of one set of triplets being processed, [cap] or [distinct values][cap].
+struct Work {
+  std::vector<double> fc3, dfc3, w, xu, powers, ang, dang, dw, ds, dcos, ones;
+  std::vector<double> gjx, gjy, gjz, gkx, gky, gkz;
+  // per distinct (lambda, zeta) l: A_l = a_fac[l] * a_ptr[l][i], dA_l/dcos = d_fac[l] *
+  // d_ptr[l][i]; the arrays are squarings of (1 + lambda cos), products of them, or ones
+  std::vector<const double*> a_ptr, d_ptr;
+  std::vector<double> a_fac, d_fac;
+
+  void resize(const Params& p, int64_t cap) {
+    for (auto* v : {&fc3, &dfc3, &w, &dw, &ds, &dcos, &gjx, &gjy, &gjz, &gkx, &gky, &gkz})
+      v->resize(cap);
+    ones.assign(cap, 1.0);
+    int qmax = 0;
+    for (int q : p.q_max) qmax = std::max(qmax, q);
+    xu.resize(p.eta_u.size() * cap);
+    ang.resize(p.lam_u.size() * cap);
+    dang.resize(p.lam_u.size() * cap);
+    powers.resize(p.lam_g.size() * (qmax + 1) * cap);
+    for (auto* v : {&a_ptr, &d_ptr}) v->resize(p.lam_u.size());
+    for (auto* v : {&a_fac, &d_fac}) v->resize(p.lam_u.size());
+  }
+};
+
+// The edges of one centre in arrays ordered by neighbour species, its triplet sets and the
+// work arrays. One per thread, reused from centre to centre.
 struct Block {
-  int64_t n = 0;
+  static constexpr int64_t kMinCapacity = 256;   // triplets per set before it is processed
+  int64_t n = 0, cap = 0;
   std::vector<int64_t> edge, sp, start;                // original edge, species, [S+1] ranges
-  std::vector<double> x, y, z, r2, r, inv_r, fc, dfc, ex;   // ex: [nu][n] exp(-eta_u r^2)
+  std::vector<double> x, y, z, r2, inv_r, fc, dfc, lfc;   // lfc = fc'(r) / (fc(r) r)
   std::vector<double> gx, gy, gz;                      // dE/d(edge vector), this block
-  // partners of the current first edge inside the cutoff of r_jk ("kept"), compacted
-  int64_t c = 0;
-  std::vector<int64_t> kept, seg;                      // seg: [S+1] species ranges in kept
-  std::vector<double> kx, ky, kz, kr2, kinv, kfc, kdfc, kex;
-  std::vector<double> fc3, dfc3, r3, cs, base, ang, dang, xu, scratch, dw, ds, dcos, yu, du;
-  std::vector<double> gkx, gky, gkz;                   // dE/d(partner edge vector)
+  std::vector<double> d2, dot;                         // one first edge's candidates
   std::vector<int64_t> fill;                           // species slots while loading
   std::vector<double> ux, uy, uz, vu;                  // jvp: edge perturbation u, v . u
+  std::vector<Triplets> sets;                          // [S * S]: (species of j, of k)
+  Work work;
 
   // The perturbation of this block's edges (jvp), in the block's order.
   void load_u(const double* u) {
@@ -201,15 +260,14 @@ struct Block {
 
   void load(const Params& p, const double* v, const int64_t* species, int64_t e0, int64_t count) {
     n = count;
-    const size_t nu = p.eta_u.size(), nl = p.lam_u.size();
     start.assign(p.S + 1, 0);
     for (int64_t a = 0; a < n; ++a) start[species[e0 + a] + 1]++;
     for (int64_t s = 0; s < p.S; ++s) start[s + 1] += start[s];
     fill.assign(start.begin(), start.end() - 1);
-    for (auto* vv : {&x, &y, &z, &r2, &r, &inv_r, &fc, &dfc, &gx, &gy, &gz}) vv->assign(n, 0.0);
+    for (auto* vv : {&x, &y, &z, &r2, &inv_r, &fc, &dfc, &lfc, &gx, &gy, &gz, &d2, &dot})
+      vv->assign(n, 0.0);
     edge.resize(n);
     sp.resize(n);
-    ex.resize(nu * n);
     for (int64_t a = 0; a < n; ++a) {
       const int64_t s = species[e0 + a], i = fill[s]++;
       edge[i] = e0 + a;
@@ -222,130 +280,174 @@ struct Block {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
       r2[i] = x[i] * x[i] + y[i] * y[i] + z[i] * z[i];
-      r[i] = std::sqrt(r2[i]);
-      inv_r[i] = 1.0 / r[i];
-      fc[i] = fc_of(r[i], half_k);
-      dfc[i] = dfc_of(r[i], half_k);
+      const double r = std::sqrt(r2[i]);
+      inv_r[i] = 1.0 / r;
+      fc[i] = fc_of(r, half_k);
+      dfc[i] = dfc_of(r, half_k);
+      lfc[i] = dfc[i] / fc[i] * inv_r[i];
     }
-    for (size_t u = 0; u < nu; ++u) {
-      const double eta = p.eta_u[u];
-      double* __restrict e = ex.data() + u * n;
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) e[i] = exp_poly(-eta * r2[i]);
+    const int64_t want = std::max(kMinCapacity, n);
+    if (want > cap || sets.size() != size_t(p.S * p.S)) {
+      cap = std::max(want, cap);
+      sets.resize(p.S * p.S);
+      for (auto& t : sets) t.resize(cap);
+      work.resize(p, cap);
     }
-    const size_t m = size_t(n);
-    kept.resize(m);
-    seg.resize(p.S + 1);
-    for (auto* vv : {&kx, &ky, &kz, &kr2, &kinv, &kfc, &kdfc, &fc3, &dfc3, &r3, &cs, &base,
-                     &scratch, &dw, &ds, &dcos, &yu, &du, &gkx, &gky, &gkz})
-      vv->resize(m);
-    kex.resize(nu * m);
-    xu.resize(nu * m);
-    ang.resize(nl * m);
-    dang.resize(nl * m);
+    for (auto& t : sets) t.L = 0;
   }
 
-  // The partners k > j of first edge j = a with r_jk < rc, compacted (in species order) with
-  // their edge data, and per partner: fc(r_jk), cos theta, 2^(1-zeta) (1 + lambda cos)^zeta
-  // (and d/dcos) per distinct (lambda, zeta), and fc(r_ij) fc(r_ik) fc(r_jk)
-  // exp(-eta (r_ij^2 + r_ik^2 + r_jk^2)) per distinct eta. With grad: also r_jk, fc'(r_jk).
-  void partners(const Params& p, int64_t a, bool grad) {
-    const size_t nu = p.eta_u.size(), nl = p.lam_u.size();
-    const double rc2 = p.rc * p.rc, half_k = 0.5 * M_PI / p.rc;
-    const double xa = x[a], ya = y[a], za = z[a], ia = inv_r[a];
-    const int64_t b0 = a + 1, m = n - b0;
-    double* __restrict d2 = scratch.data();
+  // Every triplet of the centre, handed to process(sa, sb, set) one set at a time: when a set
+  // could not take the next first edge's partners, and at the end.
+  template <class Process>
+  void each_triplet_set(const Params& p, Process&& process) {
+    const double rc2 = p.rc * p.rc;
+    for (int64_t a = 0; a + 1 < n; ++a) {
+      const int64_t sa = sp[a];
+      const double xa = x[a], ya = y[a], za = z[a], ia = inv_r[a], r2a = r2[a], fa = fc[a];
+      for (int64_t sb = sa; sb < p.S; ++sb) {      // partners k > j: species >= sa
+        const int64_t b0 = std::max(a + 1, start[sb]), m = start[sb + 1] - b0;
+        if (m <= 0) continue;
+        Triplets& T = sets[sa * p.S + sb];
+        if (T.L + m > cap) {
+          process(sa, sb, T);
+          T.L = 0;
+        }
+        double* __restrict dd = d2.data();
+        double* __restrict dp = dot.data();
+        const double *__restrict xb = x.data() + b0, *__restrict yb = y.data() + b0,
+                     *__restrict zb = z.data() + b0;
 #pragma omp simd
-    for (int64_t t = 0; t < m; ++t) {
-      const double dx = x[b0 + t] - xa, dy = y[b0 + t] - ya, dz = z[b0 + t] - za;
-      d2[t] = dx * dx + dy * dy + dz * dz;
-    }
-    c = 0;
-    for (int64_t t = 0; t < m; ++t) {     // branch-free compaction
-      kept[c] = b0 + t;
-      r3[c] = d2[t];
-      c += d2[t] < rc2;
-    }
-    for (int64_t s = 0, i = 0; s <= p.S; ++s) {
-      while (i < c && kept[i] < start[s]) ++i;
-      seg[s] = s == p.S ? c : i;
-    }
-    for (int64_t i = 0; i < c; ++i) {
-      const int64_t b = kept[i];
-      kx[i] = x[b]; ky[i] = y[b]; kz[i] = z[b];
-      kr2[i] = r2[b]; kinv[i] = inv_r[b]; kfc[i] = fc[b]; kdfc[i] = dfc[b];
-    }
-    for (size_t u = 0; u < nu; ++u)
-      for (int64_t i = 0; i < c; ++i) kex[u * m + i] = ex[u * n + kept[i]];
-#pragma omp simd
-    for (int64_t i = 0; i < c; ++i) {
-      const double d = std::sqrt(r3[i]);
-      fc3[i] = fc_of(d, half_k);
-      const double cv = (xa * kx[i] + ya * ky[i] + za * kz[i]) * ia * kinv[i];
-      cs[i] = cv < -1.0 ? -1.0 : (cv > 1.0 ? 1.0 : cv);
-    }
-    const double fa = fc[a];
-    for (size_t u = 0; u < nu; ++u) {
-      const double eta = p.eta_u[u], ea = ex[u * n + a] * fa;
-      const double* __restrict eb = kex.data() + u * m;
-      double* __restrict xv = xu.data() + u * m;
-#pragma omp simd
-      for (int64_t i = 0; i < c; ++i) xv[i] = ea * eb[i] * kfc[i] * fc3[i] * exp_poly(-eta * r3[i]);
-    }
-    if (grad) {
-#pragma omp simd
-      for (int64_t i = 0; i < c; ++i) {
-        const double d = std::sqrt(r3[i]);
-        r3[i] = d;
-        dfc3[i] = dfc_of(d, half_k);
+        for (int64_t t = 0; t < m; ++t) {
+          const double dx = xb[t] - xa, dy = yb[t] - ya, dz = zb[t] - za;
+          dd[t] = dx * dx + dy * dy + dz * dz;
+          dp[t] = xa * xb[t] + ya * yb[t] + za * zb[t];
+        }
+        int64_t L = T.L;
+        for (int64_t t = 0; t < m; ++t) {          // branch-free compaction
+          const int64_t b = b0 + t;
+          const double cv = dp[t] * ia * inv_r[b];
+          T.k[L] = b;
+          T.r3[L] = dd[t];
+          T.cs[L] = cv < -1.0 ? -1.0 : (cv > 1.0 ? 1.0 : cv);
+          T.s[L] = r2a + r2[b] + dd[t];
+          T.w0[L] = fa * fc[b];
+          L += dd[t] < rc2;
+        }
+        std::fill(T.j.begin() + T.L, T.j.begin() + L, a);
+        T.L = L;
       }
     }
-    for (size_t l = 0; l < nl; ++l) {
-      const double lam = p.lam_u[l], pref = p.pref_u[l], zeta = p.zeta_u[l];
-      double* __restrict bs = base.data();
-      double* __restrict al = ang.data() + l * m;
-      double* __restrict dl = dang.data() + l * m;
+    for (int64_t sa = 0; sa < p.S; ++sa)
+      for (int64_t sb = 0; sb < p.S; ++sb) {
+        Triplets& T = sets[sa * p.S + sb];
+        if (T.L > 0) process(sa, sb, T);
+        T.L = 0;
+      }
+  }
+};
+
+// base^k from the table of squarings base^(2^q) (stride apart): the table row itself when k
+// is a power of two, ones for k = 0, else the product written to out.
+const double* power_of(int k, const double* powers, int64_t stride, const double* ones,
+                       double* __restrict out, int64_t L) {
+  if (k == 0) return ones;
+  int q = 0;
+  while (!((k >> q) & 1)) ++q;
+  const double* first = powers + q * stride;
+  if ((k >> (q + 1)) == 0) return first;
+  std::copy(first, first + L, out);
+  for (++q; (k >> q) > 0; ++q) {
+    if (!((k >> q) & 1)) continue;
+    const double* __restrict pq = powers + q * stride;
 #pragma omp simd
-      for (int64_t i = 0; i < c; ++i) bs[i] = 1.0 + lam * cs[i];
+    for (int64_t i = 0; i < L; ++i) out[i] *= pq[i];
+  }
+  return out;
+}
+
+// Per triplet of a set: fc(r_jk), X_u = fc(r_ij) fc(r_ik) fc(r_jk) exp(-eta_u s) per distinct
+// eta, A_l = 2^(1-zeta) (1 + lambda cos)^zeta and dA_l/dcos per distinct (lambda, zeta); integer
+// zetas from one table of squarings (1 + lambda cos)^(2^q) per distinct lambda. With grad: r3
+// becomes r_jk and dfc3 = fc'(r_jk).
+void triplet_terms(const Params& p, Triplets& T, Work& W, int64_t cap, bool grad) {
+  const int64_t L = T.L;
+  const double half_k = 0.5 * M_PI / p.rc;
+  double *__restrict r3 = T.r3.data(), *__restrict f3 = W.fc3.data(), *__restrict w = W.w.data();
+  const double *__restrict w0 = T.w0.data(), *__restrict sv = T.s.data(), *__restrict cs = T.cs.data();
+#pragma omp simd
+  for (int64_t i = 0; i < L; ++i) {
+    const double f = fc_of(std::sqrt(r3[i]), half_k);
+    f3[i] = f;
+    w[i] = w0[i] * f;
+  }
+  if (grad) {
+    double* __restrict df3 = W.dfc3.data();
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) {
+      const double d = std::sqrt(r3[i]);
+      r3[i] = d;
+      df3[i] = dfc_of(d, half_k);
+    }
+  }
+  for (size_t u = 0; u < p.eta_u.size(); ++u) {
+    const double eta = p.eta_u[u];
+    double* __restrict xv = W.xu.data() + u * cap;
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) xv[i] = w[i] * exp_poly(-eta * sv[i]);
+  }
+  int qmax = 0;
+  for (int q : p.q_max) qmax = std::max(qmax, q);
+  for (size_t g = 0; g < p.lam_g.size(); ++g) {
+    const double lam = p.lam_g[g];
+    double* table = W.powers.data() + g * (qmax + 1) * cap;
+    double* __restrict p0 = table;
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) p0[i] = 1.0 + lam * cs[i];
+    for (int q = 1; q <= p.q_max[g]; ++q) {
+      const double* __restrict lo = table + (q - 1) * cap;
+      double* __restrict hi = table + q * cap;
+#pragma omp simd
+      for (int64_t i = 0; i < L; ++i) hi[i] = lo[i] * lo[i];
+    }
+    for (size_t l = 0; l < p.lam_u.size(); ++l) {
+      if (p.g_of[l] != int(g)) continue;
+      const double pref = p.pref_u[l], zeta = p.zeta_u[l];
+      double* __restrict al = W.ang.data() + l * cap;
+      double* __restrict dl = W.dang.data() + l * cap;
       const int k = p.zeta_int_u[l];
-      if (k > 0) {   // base^(k-1) by squaring (6 bits, unrolled)
-        const double dpref = pref * zeta * lam;
-#pragma omp simd
-        for (int64_t i = 0; i < c; ++i) {
-          double sq = bs[i], pk = 1.0;
-          for (int bit = 0; bit < 6; ++bit) {
-            pk = ((k - 1) >> bit) & 1 ? pk * sq : pk;
-            sq *= sq;
-          }
-          al[i] = pref * pk * bs[i];
-          dl[i] = dpref * pk;
-        }
+      W.a_fac[l] = pref;
+      W.d_fac[l] = pref * zeta * lam;
+      if (k > 0) {
+        W.a_ptr[l] = power_of(k, table, cap, W.ones.data(), al, L);
+        W.d_ptr[l] = power_of(k - 1, table, cap, W.ones.data(), dl, L);
       } else {
-        for (int64_t i = 0; i < c; ++i) {
-          al[i] = pref * std::pow(bs[i], zeta);
-          dl[i] = pref * zeta * lam * std::pow(bs[i], zeta - 1.0);
+        for (int64_t i = 0; i < L; ++i) {
+          al[i] = std::pow(p0[i], zeta);
+          dl[i] = std::pow(p0[i], zeta - 1.0);
         }
+        W.a_ptr[l] = al;
+        W.d_ptr[l] = dl;
       }
     }
   }
-};
+}
 
 // d/dv [exp(-eta r^2) fc(r)] = radial_slope v for edge a: exp(-eta r^2) (fc'(r) / r - 2 eta fc)
 static inline double radial_slope(double eta, const Block& B, int64_t a) {
   return exp_poly(-eta * B.r2[a]) * (B.dfc[a] * B.inv_r[a] - 2.0 * eta * B.fc[a]);
 }
 
-// The angular rows of one first edge (centre species sa): for each species s of the partners
-// (the contiguous range [i0, i1) of them) and each angular function k,
-// row(sa, s)[k] += pair_weight(sa, s) * sum(k, i0, i1). Shared by the forward and jvp passes.
-template <class Sum>
-inline void add_angular(const Params& p, const Block& B, int64_t sa, double* g4, Sum&& sum) {
-  for (int64_t s = 0; s < p.S; ++s) {
-    const int64_t i0 = B.seg[s], i1 = B.seg[s + 1];
-    if (i1 <= i0) continue;
-    const double pw = p.pair_weight[sa * p.S + s];
-    double* out = g4 + p.pair_index[sa * p.S + s] * p.A;
-    for (int64_t k = 0; k < p.A; ++k) out[k] += pw * sum(k, i0, i1);
+// The G4 row of a set (pair weight pw): row[k] += pw * sum_i A_l(k) X_u(k)
+void forward_set(const Params& p, Block& B, Triplets& T, double* row, double pw) {
+  triplet_terms(p, T, B.work, B.cap, false);
+  const int64_t L = T.L;
+  for (int64_t k = 0; k < p.A; ++k) {
+    const double* __restrict al = B.work.a_ptr[p.lz_of[k]];
+    const double* __restrict xv = B.work.xu.data() + p.eta_of[k] * B.cap;
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < L; ++i) acc += al[i] * xv[i];
+    row[k] += pw * B.work.a_fac[p.lz_of[k]] * acc;
   }
 }
 
@@ -356,23 +458,119 @@ void forward_centre(const Params& p, Block& B, double* g) {
     double* row = g + B.sp[a] * R;
     for (int64_t k = 0; k < R; ++k) row[k] += exp_poly(-p.radial_etas[k] * B.r2[a]) * B.fc[a];
   }
-  for (int64_t a = 0; a + 1 < n; ++a) {
-    B.partners(p, a, false);
-    const int64_t m = n - a - 1;
-    add_angular(p, B, B.sp[a], g4, [&](int64_t k, int64_t i0, int64_t i1) {
-      const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
-      const double* __restrict xv = B.xu.data() + p.eta_of[k] * m;
-      double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t i = i0; i < i1; ++i) acc += al[i] * xv[i];
-      return acc;
-    });
+  B.each_triplet_set(p, [&](int64_t sa, int64_t sb, Triplets& T) {
+    forward_set(p, B, T, g4 + p.pair_index[sa * S + sb] * p.A, p.pair_weight[sa * S + sb]);
+  });
+}
+
+// For the C functions of one eta: Y = sum_f wa_f A_f, D = sum_f wd_f dA_f/dcos per triplet,
+// then d/dlog(w) += X Y, d/ds -= eta X Y, d/dcos += X D.
+template <int C>
+inline void add_eta_terms(int64_t L, const double* const* ap, const double* const* dp,
+                          const double* wa, const double* wd, const double* __restrict xv,
+                          double eta, double* __restrict dw, double* __restrict ds,
+                          double* __restrict dc) {
+  const double* a[C];
+  const double* d[C];
+  for (int f = 0; f < C; ++f) { a[f] = ap[f]; d[f] = dp[f]; }
+#pragma omp simd
+  for (int64_t i = 0; i < L; ++i) {
+    double y = 0.0, dd = 0.0;
+    for (int f = 0; f < C; ++f) {
+      y += wa[f] * a[f][i];
+      dd += wd[f] * d[f][i];
+    }
+    const double xy = xv[i] * y;
+    dw[i] += xy;             // the derivative with respect to log w
+    ds[i] -= eta * xy;
+    dc[i] += xv[i] * dd;
+  }
+}
+
+// dE/d(edge vectors) of a set, given the weights wrow = dE/dG of its row (pair weight pw).
+// Per triplet: d/dcos, d/ds and d/dlog(w) of sum_k W_k A_l(k) X_u(k), via Y_u = sum_{k: eta_k
+// = u} W_k A_l(k) and D_u = sum_{k: eta_k = u} W_k dA_l(k)/dcos; then the chain rule to the
+// two edge vectors, added to the block's gradient rows.
+void backward_set(const Params& p, Block& B, Triplets& T, const double* wrow, double pw) {
+  Work& W = B.work;
+  triplet_terms(p, T, W, B.cap, true);
+  const int64_t L = T.L, cap = B.cap;
+  double *__restrict dwp = W.dw.data(), *__restrict dsp = W.ds.data(), *__restrict dcp = W.dcos.data();
+  // the functions grouped by eta, with their weights (pair weight and A/dA factors folded in)
+  const int64_t nu = int64_t(p.eta_u.size());
+  int64_t first[17] = {0}, nf = 0;
+  const double* ap[64];
+  const double* dpp[64];
+  double wa[64], wd[64];
+  TORCH_CHECK(nu <= 16 && p.A <= 64, "bp_features: at most 16 angular etas and 64 functions");
+  for (int64_t u = 0; u < nu; ++u) {
+    first[u] = nf;
+    for (int64_t k = 0; k < p.A; ++k) {
+      if (p.eta_of[k] != int(u)) continue;
+      const int l = p.lz_of[k];
+      ap[nf] = W.a_ptr[l];
+      dpp[nf] = W.d_ptr[l];
+      wa[nf] = wrow[k] * pw * W.a_fac[l];
+      wd[nf] = wrow[k] * pw * W.d_fac[l];
+      ++nf;
+    }
+  }
+  first[nu] = nf;
+  std::fill(dwp, dwp + L, 0.0);
+  std::fill(dsp, dsp + L, 0.0);
+  std::fill(dcp, dcp + L, 0.0);
+  for (int64_t u = 0; u < nu; ++u) {
+    const int64_t f0 = first[u], nfu = first[u + 1] - f0;
+    const double* xv = W.xu.data() + u * cap;
+    switch (nfu) {   // a fixed count keeps Y_u and D_u in registers
+      case 0: break;
+      case 1: add_eta_terms<1>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
+      case 2: add_eta_terms<2>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
+      case 3: add_eta_terms<3>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
+      case 4: add_eta_terms<4>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
+      default:
+        for (int64_t f = f0; f < f0 + nfu; f += 4) {
+          const int64_t c = std::min<int64_t>(4, f0 + nfu - f);
+          // chunks of at most 4 functions of one eta: the sums are linear in the functions
+          if (c == 4) add_eta_terms<4>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+          else if (c == 3) add_eta_terms<3>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+          else if (c == 2) add_eta_terms<2>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+          else add_eta_terms<1>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+        }
+    }
+  }
+  const int64_t *__restrict tj = T.j.data(), *__restrict tk = T.k.data();
+  const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
+  const double *__restrict r2 = B.r2.data(), *__restrict inv = B.inv_r.data(), *__restrict lfc = B.lfc.data();
+  const double *__restrict r3 = T.r3.data(), *__restrict cs = T.cs.data();
+  const double *__restrict f3 = W.fc3.data(), *__restrict df3 = W.dfc3.data();
+  double *__restrict gjx = W.gjx.data(), *__restrict gjy = W.gjy.data(), *__restrict gjz = W.gjz.data();
+  double *__restrict gkx = W.gkx.data(), *__restrict gky = W.gky.data(), *__restrict gkz = W.gkz.data();
+#pragma omp simd
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t j = tj[i], k = tk[i];
+    const double xj = x[j], yj = y[j], zj = z[j], xk = x[k], yk = y[k], zk = z[k];
+    const double d_cos = dcp[i], d_s = dsp[i], xw = dwp[i], ijk = inv[j] * inv[k];
+    const double c3 = r3[i] > 0.0 ? xw * df3[i] / f3[i] / r3[i] : 0.0;
+    const double q1 = 2.0 * d_s + xw * lfc[j], q2 = 2.0 * d_s + xw * lfc[k], q3 = 2.0 * d_s + c3;
+    const double cc1 = cs[i] / r2[j], cc2 = cs[i] / r2[k];
+    const double dx = xk - xj, dy = yk - yj, dz = zk - zj;
+    gjx[i] = d_cos * (xk * ijk - xj * cc1) + q1 * xj - q3 * dx;
+    gjy[i] = d_cos * (yk * ijk - yj * cc1) + q1 * yj - q3 * dy;
+    gjz[i] = d_cos * (zk * ijk - zj * cc1) + q1 * zj - q3 * dz;
+    gkx[i] = d_cos * (xj * ijk - xk * cc2) + q2 * xk + q3 * dx;
+    gky[i] = d_cos * (yj * ijk - yk * cc2) + q2 * yk + q3 * dy;
+    gkz[i] = d_cos * (zj * ijk - zk * cc2) + q2 * zk + q3 * dz;
+  }
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t j = tj[i], k = tk[i];
+    B.gx[j] += gjx[i]; B.gy[j] += gjy[i]; B.gz[j] += gjz[i];
+    B.gx[k] += gkx[i]; B.gy[k] += gky[i]; B.gz[k] += gkz[i];
   }
 }
 
 void backward_centre(const Params& p, Block& B, const double* wgt) {
-  const int64_t n = B.n, S = p.S, R = p.R, A = p.A;
-  const size_t nu = p.eta_u.size();
+  const int64_t n = B.n, S = p.S, R = p.R;
   const double* w4 = wgt + S * R;
   // radial: d/dv [exp(-eta r^2) fc(r)] = radial_slope v
   for (int64_t a = 0; a < n; ++a) {
@@ -383,100 +581,47 @@ void backward_centre(const Params& p, Block& B, const double* wgt) {
     B.gy[a] += c * B.y[a];
     B.gz[a] += c * B.z[a];
   }
-  for (int64_t a = 0; a + 1 < n; ++a) {
-    B.partners(p, a, true);
-    const int64_t m = n - a - 1, sa = B.sp[a], c = B.c;
-    const double xa = B.x[a], ya = B.y[a], za = B.z[a];
-    const double r1sq = B.r2[a], i1 = B.inv_r[a], f1 = B.fc[a], df1 = B.dfc[a];
-    // per partner: d/dcos, d/dw and d/ds (s = r_ij^2 + r_ik^2 + r_jk^2) of
-    // sum_k W_k A_l(k)(cos) X_u(k)(s) w, via Y_u = sum_{k: eta_k = u} W_k A_l(k) and
-    // D_u = sum_{k: eta_k = u} W_k dA_l(k)/dcos (xu holds w X_u)
-    double* __restrict dwp = B.dw.data();
-    double* __restrict dsp = B.ds.data();
-    double* __restrict dcp = B.dcos.data();
-    double* __restrict yp = B.yu.data();
-    double* __restrict dp = B.du.data();
-#pragma omp simd
-    for (int64_t i = 0; i < c; ++i) dwp[i] = dsp[i] = dcp[i] = 0.0;
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t i0 = B.seg[s], i1 = B.seg[s + 1];
-      if (i1 <= i0) continue;
-      const double pw = p.pair_weight[sa * S + s];
-      const double* wrow = w4 + p.pair_index[sa * S + s] * A;
-      for (size_t u = 0; u < nu; ++u) {
-#pragma omp simd
-        for (int64_t i = i0; i < i1; ++i) yp[i] = dp[i] = 0.0;
-        for (int64_t k = 0; k < A; ++k) {
-          if (p.eta_of[k] != int(u)) continue;
-          const double wk = wrow[k] * pw;
-          const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
-          const double* __restrict dl = B.dang.data() + p.lz_of[k] * m;
-#pragma omp simd
-          for (int64_t i = i0; i < i1; ++i) {
-            yp[i] += wk * al[i];
-            dp[i] += wk * dl[i];
-          }
-        }
-        const double eta = p.eta_u[u];
-        const double* __restrict xv = B.xu.data() + u * m;
-#pragma omp simd
-        for (int64_t i = i0; i < i1; ++i) {
-          const double xy = xv[i] * yp[i];
-          dwp[i] += xy;            // d/dw is sum W A X; xv carries w, divided out below
-          dsp[i] -= eta * xy;
-          dcp[i] += xv[i] * dp[i];
-        }
-      }
-    }
-    const double* __restrict kx = B.kx.data();
-    const double* __restrict ky = B.ky.data();
-    const double* __restrict kz = B.kz.data();
-    const double* __restrict kr2 = B.kr2.data();
-    const double* __restrict kinv = B.kinv.data();
-    const double* __restrict kfc = B.kfc.data();
-    const double* __restrict kdfc = B.kdfc.data();
-    const double* __restrict f3 = B.fc3.data();
-    const double* __restrict df3 = B.dfc3.data();
-    const double* __restrict r3 = B.r3.data();
-    const double* __restrict cs = B.cs.data();
-    double* __restrict gxk = B.gkx.data();
-    double* __restrict gyk = B.gky.data();
-    double* __restrict gzk = B.gkz.data();
-    double gxa = 0.0, gya = 0.0, gza = 0.0;
-#pragma omp simd reduction(+ : gxa, gya, gza)
-    for (int64_t i = 0; i < c; ++i) {
-      // xv = w X with w = f1 f2 f3 (pair weight in the W above): d/dcos and d/ds are
-      // complete; d/dw needs 1/w, taken as the derivative of log w times dwp
-      const double d_cos = dcp[i], d_s = dsp[i], xw = dwp[i];
-      const double i2 = kinv[i], i12 = i1 * i2;
-      const double c1 = xw * df1 / f1 * i1;
-      const double c2 = xw * kdfc[i] / kfc[i] * i2;
-      const double c3 = r3[i] > 0.0 ? xw * df3[i] / f3[i] / r3[i] : 0.0;
-      const double q1 = 2.0 * d_s + c1, q2 = 2.0 * d_s + c2, q3 = 2.0 * d_s + c3;
-      const double cc1 = cs[i] / r1sq, cc2 = cs[i] / kr2[i];
-      const double dx = kx[i] - xa, dy = ky[i] - ya, dz = kz[i] - za;
-      gxa += d_cos * (kx[i] * i12 - xa * cc1) + q1 * xa - q3 * dx;
-      gya += d_cos * (ky[i] * i12 - ya * cc1) + q1 * ya - q3 * dy;
-      gza += d_cos * (kz[i] * i12 - za * cc1) + q1 * za - q3 * dz;
-      gxk[i] = d_cos * (xa * i12 - kx[i] * cc2) + q2 * kx[i] + q3 * dx;
-      gyk[i] = d_cos * (ya * i12 - ky[i] * cc2) + q2 * ky[i] + q3 * dy;
-      gzk[i] = d_cos * (za * i12 - kz[i] * cc2) + q2 * kz[i] + q3 * dz;
-    }
-    for (int64_t i = 0; i < c; ++i) {
-      const int64_t b = B.kept[i];
-      B.gx[b] += gxk[i];
-      B.gy[b] += gyk[i];
-      B.gz[b] += gzk[i];
-    }
-    B.gx[a] += gxa;
-    B.gy[a] += gya;
-    B.gz[a] += gza;
-  }
+  B.each_triplet_set(p, [&](int64_t sa, int64_t sb, Triplets& T) {
+    backward_set(p, B, T, w4 + p.pair_index[sa * S + sb] * p.A, p.pair_weight[sa * S + sb]);
+  });
 }
 
 // Forward mode: dG = sum_e dG/dv_e . u_e for a perturbation u of the edge vectors. Force
 // training needs it: the forces are J^T dE/dG, so the loss reaches dE/dG (and the weights)
-// through J u, with u = dLoss/d(edge vectors).
+// through J u, with u = dLoss/d(edge vectors). Per triplet: the change of cos theta, of s and
+// of log w (w = fc(r_ij) fc(r_ik) fc(r_jk)).
+void jvp_set(const Params& p, Block& B, Triplets& T, double* row, double pw) {
+  Work& W = B.work;
+  triplet_terms(p, T, W, B.cap, true);
+  const int64_t L = T.L, cap = B.cap;
+  double *__restrict dcp = W.dcos.data(), *__restrict dsp = W.ds.data(), *__restrict dlw = W.dw.data();
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t j = T.j[i], k = T.k[i];
+    const double ddu = (B.x[k] - B.x[j]) * (B.ux[k] - B.ux[j]) +
+                       (B.y[k] - B.y[j]) * (B.uy[k] - B.uy[j]) +
+                       (B.z[k] - B.z[j]) * (B.uz[k] - B.uz[j]);
+    const double cross = B.x[j] * B.ux[k] + B.y[j] * B.uy[k] + B.z[j] * B.uz[k] +
+                         B.x[k] * B.ux[j] + B.y[k] * B.uy[j] + B.z[k] * B.uz[j];
+    dcp[i] = cross * B.inv_r[j] * B.inv_r[k] - T.cs[i] * (B.vu[j] / B.r2[j] + B.vu[k] / B.r2[k]);
+    dsp[i] = 2.0 * (B.vu[j] + B.vu[k] + ddu);
+    dlw[i] = B.lfc[j] * B.vu[j] + B.lfc[k] * B.vu[k] +
+             (T.r3[i] > 0.0 ? W.dfc3[i] / W.fc3[i] / T.r3[i] * ddu : 0.0);
+  }
+  for (int64_t k = 0; k < p.A; ++k) {
+    const double eta = p.eta_u[p.eta_of[k]];
+    const int l = p.lz_of[k];
+    const double* __restrict al = W.a_ptr[l];
+    const double* __restrict dl = W.d_ptr[l];
+    const double* __restrict xv = W.xu.data() + p.eta_of[k] * cap;
+    const double fa = W.a_fac[l], fd = W.d_fac[l];
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < L; ++i)
+      acc += xv[i] * (fd * dl[i] * dcp[i] + fa * al[i] * (dlw[i] - eta * dsp[i]));
+    row[k] += pw * acc;
+  }
+}
+
 void jvp_centre(const Params& p, Block& B, double* dg) {
   const int64_t n = B.n, S = p.S, R = p.R;
   double* dg4 = dg + S * R;
@@ -484,42 +629,9 @@ void jvp_centre(const Params& p, Block& B, double* dg) {
     double* row = dg + B.sp[a] * R;
     for (int64_t k = 0; k < R; ++k) row[k] += radial_slope(p.radial_etas[k], B, a) * B.vu[a];
   }
-  for (int64_t a = 0; a + 1 < n; ++a) {
-    B.partners(p, a, true);
-    const int64_t m = n - a - 1, sa = B.sp[a], c = B.c;
-    const double xa = B.x[a], ya = B.y[a], za = B.z[a];
-    const double uxa = B.ux[a], uya = B.uy[a], uza = B.uz[a], vua = B.vu[a];
-    const double r1sq = B.r2[a], i1 = B.inv_r[a], lw1 = B.dfc[a] / B.fc[a] * i1 * vua;
-    // per partner: the change of cos theta, of s = r_ij^2 + r_ik^2 + r_jk^2 and of
-    // log w (w = fc(r_ij) fc(r_ik) fc(r_jk))
-    double* __restrict dcp = B.dcos.data();
-    double* __restrict dsp = B.ds.data();
-    double* __restrict dlw = B.dw.data();
-    for (int64_t i = 0; i < c; ++i) {
-      const int64_t b = B.kept[i];
-      const double ubx = B.ux[b], uby = B.uy[b], ubz = B.uz[b], vub = B.vu[b];
-      const double i2 = B.kinv[i];
-      const double cross = xa * ubx + ya * uby + za * ubz + B.kx[i] * uxa + B.ky[i] * uya +
-                           B.kz[i] * uza;
-      const double ddu = (B.kx[i] - xa) * (ubx - uxa) + (B.ky[i] - ya) * (uby - uya) +
-                         (B.kz[i] - za) * (ubz - uza);
-      dcp[i] = cross * i1 * i2 - B.cs[i] * (vua / r1sq + vub / B.kr2[i]);
-      dsp[i] = 2.0 * (vua + vub + ddu);
-      dlw[i] = lw1 + B.kdfc[i] / B.kfc[i] * i2 * vub +
-               (B.r3[i] > 0.0 ? B.dfc3[i] / B.fc3[i] / B.r3[i] * ddu : 0.0);
-    }
-    add_angular(p, B, sa, dg4, [&](int64_t k, int64_t i0, int64_t i1s) {
-      const double eta = p.eta_u[p.eta_of[k]];
-      const double* __restrict al = B.ang.data() + p.lz_of[k] * m;
-      const double* __restrict dl = B.dang.data() + p.lz_of[k] * m;
-      const double* __restrict xv = B.xu.data() + p.eta_of[k] * m;
-      double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t i = i0; i < i1s; ++i)
-        acc += xv[i] * (dl[i] * dcp[i] + al[i] * (dlw[i] - eta * dsp[i]));
-      return acc;
-    });
-  }
+  B.each_triplet_set(p, [&](int64_t sa, int64_t sb, Triplets& T) {
+    jvp_set(p, B, T, dg4 + p.pair_index[sa * S + sb] * p.A, p.pair_weight[sa * S + sb]);
+  });
 }
 
 // ----------------------------------------------------------------------------- drivers
