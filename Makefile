@@ -62,9 +62,8 @@ bench: $(STAMP)
 # 3 ps melt, quenched in 5 ps and 1 ps) at 300-3000 K, thermal and relaxed. `make -j2
 # models` runs the independent steps side by side. Deterministic (seeds), but the
 # trainings stop at a time budget, so a slower host runs fewer epochs. The three shipped
-# bks-dsf networks come from these targets (2026-12-06/07); gnn_xtb.pt and
-# bp_xtb_energy.pt are the earlier networks with the baseline attached
-# (tools/attach_baseline.py, weights unchanged; docs/models.md).
+# bks-dsf networks come from these targets (2026-12-06/07), the two xtb networks from
+# models-xtb below (2026-12-07).
 MODELS_DIR     := out/models
 MODELS_DATA    := $(MODELS_DIR)/bks_dsf_glass.h5
 MODELS_SUBSET  := $(MODELS_DIR)/bks_dsf_glass_subset.h5
