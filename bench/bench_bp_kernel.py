@@ -14,7 +14,10 @@ kernel) for sizes up to --baseline-upto. Then the scaling exponent of time with 
 (least squares on log-log). Goals (issue #12): 3000 atoms < 1 s and < 1 GB on 2 threads,
 24000 atoms < 10 s. Last, one force-training step (energy + force loss of a batch of
 --train-batch 192-atom glasses, 6 A cutoff, gradient with respect to the weights) on the
-kernel against the pure-torch path. Results also go to out/bench/bench_bp_kernel.json.
+kernel against the pure-torch path. Then the operator alone (torch.ops.lammps_adv.bp_features,
+features and their gradient pass, no graph, MLP or autograd around it): the triplets whose
+r_jk < cutoff (exact count) and ns per such triplet per thread (issue #27's goal: <= 10).
+Results also go to out/bench/bench_bp_kernel.json.
 """
 import argparse
 import json
@@ -26,7 +29,7 @@ import time
 
 import numpy as np
 
-from common import OUT, bench_glass
+from common import OUT, bench_glass, cpu
 
 
 def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
@@ -53,6 +56,47 @@ def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
             "fmax": float(np.abs(forces).max()), "edges": int(inp.edge_index.shape[1]),
             "pairs": float((counts * (counts - 1) / 2).sum()),
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def operator_only(data: str, threads: int, rounds: int) -> dict:
+    """The features operator alone on the glass: forward and gradient pass, best of rounds
+    each, and the exact number of triplets (j < k of one centre) with r_jk < cutoff."""
+    import torch
+    torch.set_num_threads(threads)
+    from lammps_adv.models.bp import BehlerParrinello
+    from lammps_adv.models.contract import periodic_input
+    from lammps_adv.lammps.structures import read_lammps_data
+    atoms = read_lammps_data(data)
+    torch.manual_seed(0)
+    m = BehlerParrinello().eval()
+    x = atoms.get_positions()
+    inp = periodic_input(m, x, atoms.cell.array, atoms.get_chemical_symbols())
+    pos = torch.from_numpy(x[inp.image_of] + inp.offsets)
+    species = torch.from_numpy(inp.species[inp.image_of])
+    ctr, nbr = m._local_edges(pos, torch.from_numpy(inp.edge_index), inp.n)
+    vec = (pos[nbr] - pos[ctr]).contiguous().requires_grad_(True)
+    counts = torch.bincount(ctr, minlength=inp.n)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
+    v, o, rc2 = vec.detach().numpy(), offsets.numpy(), m.cutoff ** 2
+    passing = 0
+    for i in range(inp.n):
+        e = v[o[i]:o[i + 1]]
+        d2 = ((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)
+        passing += int(np.triu(d2 < rc2, 1).sum())
+    args = (species[nbr], m.radial_etas, m.angular_etas, m.lambdas, m.zetas, m.pair_index,
+            m.pair_weight, m.cutoff)
+    weights = torch.randn(inp.n, m.n_features, dtype=torch.float64,
+                          generator=torch.Generator().manual_seed(1))
+    fwd = bwd = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        g = torch.ops.lammps_adv.bp_features(vec, offsets, *args)
+        fwd = min(fwd, time.perf_counter() - t)
+        t = time.perf_counter()
+        torch.autograd.grad(g, vec, weights)
+        bwd = min(bwd, time.perf_counter() - t)
+    return {"passing_triplets": passing, "forward_s": fwd, "gradient_s": bwd,
+            "ns_per_triplet_thread": (fwd + bwd) / passing * 1e9 * threads}
 
 
 def training_step(fused: bool, batch: int, rounds: int) -> float:
@@ -102,10 +146,15 @@ def main():
     ap.add_argument("--train-batch", type=int, default=8,
                     help="configurations in the force-training step (default 8)")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--operator-worker", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         data, fused, threads, rounds = a.worker
         print(json.dumps(worker(data, bool(int(fused)), int(threads), int(rounds))))
+        return 0
+    if a.operator_worker:
+        data, threads, rounds = a.operator_worker
+        print(json.dumps(operator_only(data, int(threads), int(rounds))))
         return 0
     sizes = [int(s) for s in a.sizes.split(",")]
     rows = []
@@ -142,10 +191,30 @@ def main():
     train["speedup"] = train["torch_s"] / train["kernel_s"]
     print(f"force-training step, {a.train_batch} x 192 atoms (6 A): kernel {train['kernel_s']:.3f} s, "
           f"pure torch {train['torch_s']:.3f} s, speed-up {train['speedup']:.1f}x")
+    ops = []
+    print(f"\nthe operator alone (features + gradient pass), {a.threads} threads, best of "
+          f"{a.rounds}; host CPU: {cpu()}")
+    print(f"{'atoms':>6} {'triplets':>11} {'forward s':>10} {'gradient s':>11} {'ns/triplet/thr':>15}")
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--operator-worker", str(bench_glass(n)), str(a.threads),
+               str(a.rounds)]
+        env = dict(os.environ, OMP_WAIT_POLICY="passive", OMP_NUM_THREADS=str(a.threads))
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            print(f"{n:>6} failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+            continue
+        o = dict(json.loads(p.stdout.strip().splitlines()[-1]), atoms=n)
+        ops.append(o)
+        print(f"{n:>6} {o['passing_triplets']:11.4g} {o['forward_s']:10.3f} {o['gradient_s']:11.3f} "
+              f"{o['ns_per_triplet_thread']:15.1f}", flush=True)
+    if ops:
+        worst = max(o["ns_per_triplet_thread"] for o in ops)
+        print(f"ns per triplet with r_jk < cutoff per thread: {worst:.1f}   goal <= 10   "
+              f"{'ok' if worst <= 10 else 'MISSED'}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_bp_kernel.json").write_text(json.dumps(
-        {"threads": a.threads, "rounds": a.rounds, "rows": rows, "scaling_exponent": slope,
-         "force_training_step": train}, indent=1))
+        {"threads": a.threads, "rounds": a.rounds, "cpu": cpu(), "rows": rows,
+         "scaling_exponent": slope, "force_training_step": train, "operator": ops}, indent=1))
     return 0
 
 
