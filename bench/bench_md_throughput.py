@@ -25,10 +25,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import OUT, REPO, bench_glass, cpu
+from common import OUT, REPO, bench_glass, best_step_time, cpu
 
 MODELS = {"bp": REPO / "potentials" / "bp_bks_dsf.pt", "gnn": REPO / "potentials" / "gnn_bks_dsf.pt"}
 GOAL_BP_3000 = 12.0      # BP step / native bks-dsf step at 3000 atoms, same threads
@@ -63,16 +62,7 @@ def worker(args) -> dict:
                 "velocity all create 300 4 mom yes rot yes dist gaussian",
                 "fix nvt all nvt temp 300 300 0.1", "timestep 0.001", "thermo 0"]:
         run(cmd)
-    run("run 10")                                  # set-up, TorchScript warm-up
-    t = time.perf_counter()
-    run("run 10 pre no post no")
-    estimate = (time.perf_counter() - t) / 10
-    steps = max(10, min(5000, int(args.seconds / estimate) // 10 * 10))
-    best = float("inf")
-    for _ in range(args.rounds):
-        t = time.perf_counter()
-        run(f"run {steps} pre no post no")
-        best = min(best, (time.perf_counter() - t) / steps)
+    best, steps = best_step_time(run, args.seconds, args.rounds, min_steps=10, multiple=10)
     if rec:
         rec.close()
     lmp.close()

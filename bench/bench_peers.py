@@ -22,12 +22,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from common import OUT, REPO, bench_glass, cpu
+from common import OUT, REPO, bench_glass, best_step_time, cpu
 
 HIDDEN = (30, 30)
 CASES = {"native": None, "bp": None, "mliap 2J=8": 8, "mliap 2J=10": 10}
@@ -87,15 +86,7 @@ def worker(args) -> dict:
                            "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
                            "velocity all create 300 4 dist gaussian", "fix nve all nve",
                            "timestep 0.001", "thermo 0"])
-        lmp.command("run 2")
-        t = time.perf_counter()
-        lmp.command("run 2 pre no post no")
-        steps = max(2, min(2000, int(args.seconds / ((time.perf_counter() - t) / 2))))
-        best = float("inf")
-        for _ in range(args.rounds):
-            t = time.perf_counter()
-            lmp.command(f"run {steps} pre no post no")
-            best = min(best, (time.perf_counter() - t) / steps)
+        best, steps = best_step_time(lmp.command, args.seconds, args.rounds)
     lmp.close()
     return {"seconds_per_step": best, "steps": steps}
 

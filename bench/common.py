@@ -54,6 +54,26 @@ def best(fn, rounds: int) -> float:
     return min(times)
 
 
+def best_step_time(run, seconds: float, rounds: int, min_steps: int = 2,
+                   multiple: int = 1) -> tuple:
+    """Fastest seconds per MD step of ``rounds`` blocks, each about ``seconds`` long, of a
+    LAMMPS run driven by ``run(command)`` (after a warm-up); returns (seconds, steps per
+    block). ``multiple``: block lengths are a multiple of it (e.g. a recording interval)."""
+    import time
+    warm = max(min_steps, multiple)
+    run(f"run {warm}")                                   # set-up, TorchScript warm-up
+    t0 = time.perf_counter()
+    run(f"run {warm} pre no post no")
+    per_step = (time.perf_counter() - t0) / warm
+    steps = max(warm, min(5000, int(seconds / per_step) // multiple * multiple))
+    fastest = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run(f"run {steps} pre no post no")
+        fastest = min(fastest, (time.perf_counter() - t0) / steps)
+    return fastest, steps
+
+
 def glass_parser(doc: str, atoms: int = 3000, rounds: int = 5):
     """The argument parser of a benchmark on one glass: --atoms and --rounds."""
     import argparse
