@@ -26,7 +26,11 @@ On CPU the features and their first derivatives come from the fused C++ operator
 ``torch.ops.lammps_adv.bp_features`` (lammps_adv/plugin/kernels/, threads of torch's pool),
 force training included: the operator's gradient pass is differentiable in dE/dG, which is
 all the weights' gradient of a force loss needs (second derivatives with respect to the
-positions, Hessians, are refused with a clear error). ``fused = False`` (also on a loaded
+positions, Hessians, are refused with a clear error). In evaluation mode (not
+``self.training``: LAMMPS, relaxations, probes) one call of ``torch.ops.lammps_adv.bp_energies``
+gives the energies, and through autograd the forces: per centre one scan of its triplets, the
+features, its species' MLP and the gradient pass from the terms kept since (first derivatives
+with respect to the positions only; the weights' gradients need ``train()``). ``fused = False`` (also on a loaded
 model) selects the pure-torch paths below, the reference the operator is tested against, and
 the path for CUDA tensors. Model files exported before the operator existed keep their own
 (pure-torch) code and still load. On the pure-torch path, when forces are asked for in
@@ -54,6 +58,7 @@ LAMBDAS = [-1.0, 1.0] * 4 + [1.0] * 14
 ZETAS = [1.0, 1.0, 2.0, 2.0] * 2 + [1.0, 2.0] + [1.0, 2.0, 4.0, 16.0] * 3
 
 ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "silu": nn.SiLU}
+ACTIVATION_CODES = {"tanh": 0, "softplus": 1, "silu": 2}    # bp_energies' activation argument
 
 
 def default_radial_etas() -> List[float]:
@@ -107,6 +112,7 @@ class BehlerParrinello(nn.Module):
     lz_lambdas: List[float]
     lz_zetas: List[float]
     fused: bool
+    activation_code: int
 
     def __init__(self, species: Sequence[str] = ("Si", "O"), cutoff: float = 8.0,
                  radial_etas: Sequence[float] | None = None,
@@ -137,6 +143,7 @@ class BehlerParrinello(nn.Module):
         self.n_features = S * self.n_radial + self.n_pairs * self.n_angular
         self.triplet_chunk = int(triplet_chunk)
         self.fused = True
+        self.activation_code = ACTIVATION_CODES[activation]
         self.hparams = json.dumps({
             "kind": "bp", "species": self.species, "cutoff": self.cutoff,
             "radial_etas": radial_etas, "angular_etas": angular_etas, "lambdas": lambdas,
@@ -366,6 +373,34 @@ class BehlerParrinello(nn.Module):
             vec, offsets, nbr_sp, self.radial_etas, self.angular_etas, self.lambdas,
             self.zetas, self.pair_index, self.pair_weight, self.cutoff)
 
+    def _linear_layers(self) -> List[torch.Tensor]:
+        """Weight and bias of every Linear layer, species by species, in order."""
+        out: List[torch.Tensor] = []
+        for mlp in self.mlps:
+            for layer in mlp:
+                # the Linear layers (TorchScript's isinstance(layer, nn.Linear) matches only
+                # the first Linear's shape; hasattr is decided per layer when scripting)
+                if hasattr(layer, "weight"):
+                    out.append(layer.weight)
+                    out.append(layer.bias)
+        return out
+
+    def _fused_energies(self, positions: torch.Tensor, species: torch.Tensor,
+                        edge_index: torch.Tensor, n_local: int) -> torch.Tensor:
+        """Network energies of the local atoms from the fused inference operator: per centre
+        one scan of its triplets, the features, its species' MLP and the gradient pass
+        (first derivatives with respect to the positions only)."""
+        ctr, nbr = self._local_edges(positions, edge_index, n_local)
+        vec = positions[nbr] - positions[ctr]
+        counts = torch.bincount(ctr, minlength=n_local)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.int64, device=ctr.device),
+                             torch.cumsum(counts, 0)])
+        return torch.ops.lammps_adv.bp_energies(
+            vec, offsets, species[nbr], species[:n_local], self.radial_etas, self.angular_etas,
+            self.lambdas, self.zetas, self.pair_index, self.pair_weight, self.cutoff,
+            self.feature_mean, self.feature_std, self._linear_layers(), self.activation_code,
+            self.energy_scale, self.energy_shift)
+
     def _check_species(self, species: torch.Tensor) -> None:
         if species.numel() > 0:
             if int(species.min()) < 0 or int(species.max()) >= self.n_species:
@@ -404,6 +439,11 @@ class BehlerParrinello(nn.Module):
         if n_local == 0:
             return zeros_ghost + positions.sum() * 0.0
         local_sp = species[:n_local]
+        if self._use_fused(positions) and not self.training:
+            # inference (LAMMPS, relaxations, probes): one operator call per evaluation
+            e = self._fused_energies(positions, species, edge_index, n_local) \
+                + self.repulsion(positions, species, edge_index, n_local)
+            return torch.cat([e, zeros_ghost])
         lean = positions.requires_grad and torch.is_grad_enabled() and not self.training
         if not lean or self._use_fused(positions):
             # features(): the fused operator where it applies, else the full autograd graph

@@ -7,6 +7,10 @@ that calls them is scripted or loaded. Operators:
 - ``bp_features(vec, offsets, nbr_species, radial_etas, angular_etas, lambdas, zetas,
   pair_index, pair_weight, cutoff)``: Behler-Parrinello G2/G4 features of edges sorted by
   centre, with their analytic first derivatives (CPU, torch's thread pool).
+- ``bp_energies(vec, offsets, nbr_species, centre_species, <the same parameters>,
+  feature_mean, feature_std, linear, activation, energy_scale, energy_shift)``: the BP
+  network's per-atom energies for inference, features, MLPs and gradient pass per centre in
+  one scan; first derivatives with respect to the edge vectors only (CPU).
 - ``bks_dsf_pairs(vec, pair_type, params, alpha, e_shift, f_shift, sqrt_pi, lammps_erfc,
   erfc)``: the BKS-DSF energy of each edge (half, the centre's share) with its first
   derivative, in one pass over the edges (CPU).

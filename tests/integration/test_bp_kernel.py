@@ -155,3 +155,32 @@ def test_exported_model_can_switch_paths(tmp_path):
     pos, cell, names = random_sio2(seed=4)
     sm = load(export(small_bp(), tmp_path / "bp.pt"))
     _close(*_both(sm, pos, cell, names))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "silu"])
+def test_fused_inference_equals_pure_torch(activation):
+    """In evaluation mode one call of bp_energies gives the energies (one scan per centre:
+    features, MLP, gradient pass); every activation's value and derivative as torch's."""
+    pos, cell, names = random_sio2(n_units=6, length=8.0, seed=11)
+    m = small_bp(activation=activation, hidden=(12, 7, 5))
+    assert "bp_energies" in torch.jit.script(m)._fused_energies.code
+    _close(*_both(m, pos, cell, names))
+    e_only = evaluate(m, pos, cell, names, properties=("energy",))["energy"]
+    assert abs(e_only - _both(m, pos, cell, names)[1][0]) <= 1e-10 * abs(e_only)
+
+
+def test_fused_inference_refuses_weight_gradients():
+    """The fused inference path has no gradients with respect to the weights: asking is an
+    error naming the way out, never a silent zero; train() restores them."""
+    pos, cell, names = random_sio2(n_units=4, length=6.0, seed=3)
+    m = small_bp()
+    inp = periodic_input(m, pos, cell, names)
+    ext = torch.from_numpy(pos[inp.image_of] + inp.offsets).requires_grad_(True)
+    args = (torch.from_numpy(inp.species[inp.image_of]), torch.from_numpy(inp.edge_index), inp.n)
+    weight = m.mlps[0][0].weight
+    e = m(ext, *args).sum()
+    with pytest.raises(RuntimeError, match="positions only.*model.train"):
+        torch.autograd.grad(e, [weight])
+    m.train()
+    (g,) = torch.autograd.grad(m(ext, *args).sum(), [weight])
+    assert torch.isfinite(g).all() and g.abs().max() > 0

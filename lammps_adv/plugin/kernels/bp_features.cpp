@@ -3,7 +3,8 @@
 // One pass over the edges of each centre atom computes its G2 (radial) and G4 (angular)
 // features; a second pass, given dE/dG, accumulates dE/d(edge vector); a third (forward
 // mode, for force training) gives the change of the features along a perturbation of the
-// edge vectors. Centres are spread
+// edge vectors. For inference, lammps_adv::bp_energies does all of it per centre from one
+// scan: features, the species' MLP (energy, dE/dG), gradient pass. Centres are spread
 // over threads in small chunks (torch's OpenMP pool, torch.set_num_threads): a centre
 // writes only its own feature row and the gradient rows of its own edges, so no locks.
 //
@@ -60,6 +61,8 @@ struct Params {
   // distinct lambdas, which one each (lambda, zeta) uses, and the highest q each needs
   std::vector<double> lam_g;
   std::vector<int> g_of, q_max;
+  // A_l = a_fac[l] (1 + lambda cos)^zeta, dA_l/dcos = d_fac[l] (1 + lambda cos)^(zeta - 1)
+  std::vector<double> a_fac, d_fac;
 };
 
 // The highest bit of an integer power (0 for 1), i.e. the squarings it needs.
@@ -117,6 +120,8 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
     if (g < 0) { g = int(p.lam_g.size()); p.lam_g.push_back(p.lam_u[l]); p.q_max.push_back(0); }
     p.g_of.push_back(g);
     if (p.zeta_int_u[l] > 0) p.q_max[g] = std::max(p.q_max[g], top_bit(p.zeta_int_u[l]));
+    p.a_fac.push_back(p.pref_u[l]);
+    p.d_fac.push_back(p.pref_u[l] * p.zeta_u[l] * p.lam_u[l]);
   }
   return p;
 }
@@ -200,45 +205,97 @@ static inline double dfc_of(double r, double half_k) {
 // whose partners k have one species: one output row, one pair weight. Filled first edge by
 // first edge with what needs only the two edge vectors, then processed in long loops.
 struct Triplets {
-  int64_t L = 0;
+  int64_t L = 0, cap = 0;
   std::vector<int64_t> j, k;           // edges, in the block's order
-  std::vector<double> r3, cs, s, w0;   // r_jk^2 (r_jk once processed with grad), cos theta,
-                                       // r_ij^2 + r_ik^2 + r_jk^2, fc(r_ij) fc(r_ik)
-  void resize(int64_t cap) {
-    for (auto* v : {&j, &k}) v->resize(cap);
-    for (auto* v : {&r3, &cs, &s, &w0}) v->resize(cap);
+  std::vector<double> r3, cs, s, w0;   // r_jk^2, cos theta, r_ij^2 + r_ik^2 + r_jk^2,
+                                       // fc(r_ij) fc(r_ik)
+  void resize(int64_t n) {
+    cap = n;
+    for (auto* v : {&j, &k}) v->resize(n);
+    for (auto* v : {&r3, &cs, &s, &w0}) v->resize(n);
   }
 };
 
-// Work arrays of one set of triplets being processed, [cap] or [distinct values][cap].
-struct Work {
-  std::vector<double> fc3, dfc3, w, xu, powers, ang, dang, dw, ds, dcos, ones;
-  std::vector<double> gjx, gjy, gjz, gkx, gky, gkz;
-  // per distinct (lambda, zeta) l: A_l = a_fac[l] * a_ptr[l][i], dA_l/dcos = d_fac[l] *
-  // d_ptr[l][i]; the arrays are squarings of (1 + lambda cos), products of them, or ones
-  std::vector<const double*> a_ptr, d_ptr;
-  std::vector<double> a_fac, d_fac;
+// count triplets of a set from `begin`: what one processing step works on
+struct Span {
+  int64_t L;
+  const int64_t *j, *k;
+  const double *r3, *cs, *s, *w0;
+};
 
-  void resize(const Params& p, int64_t cap) {
-    for (auto* v : {&fc3, &dfc3, &w, &dw, &ds, &dcos, &gjx, &gjy, &gjz, &gkx, &gky, &gkz})
-      v->resize(cap);
-    ones.assign(cap, 1.0);
-    int qmax = 0;
-    for (int q : p.q_max) qmax = std::max(qmax, q);
-    xu.resize(p.eta_u.size() * cap);
-    ang.resize(p.lam_u.size() * cap);
-    dang.resize(p.lam_u.size() * cap);
-    powers.resize(p.lam_g.size() * (qmax + 1) * cap);
-    for (auto* v : {&a_ptr, &d_ptr}) v->resize(p.lam_u.size());
-    for (auto* v : {&a_fac, &d_fac}) v->resize(p.lam_u.size());
+Span span_of(const Triplets& T, int64_t begin, int64_t count) {
+  return {count, T.j.data() + begin, T.k.data() + begin, T.r3.data() + begin,
+          T.cs.data() + begin, T.s.data() + begin, T.w0.data() + begin};
+}
+
+// The per-triplet terms of a span: X_u = fc(r_ij) fc(r_ik) fc(r_jk) exp(-eta_u s) ([nu] rows
+// `stride` apart), A_l / a_fac[l] and dA_l/dcos / d_fac[l] per distinct (lambda, zeta) as
+// arrays, fc(r_jk), and with grad fc'(r_jk) and r_jk. Point into the work arrays (just
+// computed) or into a tape (computed before).
+struct Terms {
+  const double* xu = nullptr;
+  int64_t stride = 0;
+  std::vector<const double*> a, d;
+  const double *fc3 = nullptr, *dfc3 = nullptr, *r3d = nullptr;
+};
+
+// Where the terms of a span lie in one block of doubles, rows of `stride`: X_u [nu], the
+// squarings (1 + lambda cos)^(2^q) per distinct lambda [ng][q1], A and dA/dcos rows for the
+// powers that are no single squaring [nl] each, fc(r_jk), fc'(r_jk), r_jk, w.
+struct TermsLayout {
+  int64_t nu = 0, nl = 0, ng = 0, q1 = 1;
+  explicit TermsLayout(const Params& p)
+      : nu(int64_t(p.eta_u.size())), nl(int64_t(p.lam_u.size())), ng(int64_t(p.lam_g.size())) {
+    for (int q : p.q_max) q1 = std::max<int64_t>(q1, q + 1);
+  }
+  int64_t rows() const { return nu + ng * q1 + 2 * nl + 4; }
+  double* table(double* b, int64_t st, int64_t g) const { return b + (nu + g * q1) * st; }
+  double* ang(double* b, int64_t st, int64_t l) const { return b + (nu + ng * q1 + l) * st; }
+  double* dang(double* b, int64_t st, int64_t l) const { return b + (nu + ng * q1 + nl + l) * st; }
+  double* extra(double* b, int64_t st, int64_t i) const {   // 0 fc3, 1 dfc3, 2 r3d, 3 w
+    return b + (nu + ng * q1 + 2 * nl + i) * st;
+  }
+};
+
+// Work arrays of the span being processed, [cap] or a terms block of rows [cap].
+struct Work {
+  int64_t cap = 0;
+  std::vector<double> block, dw, ds, dcos, ones, gjx, gjy, gjz, gkx, gky, gkz;
+  Terms terms;
+
+  void resize(const Params& p, int64_t n) {
+    cap = n;
+    for (auto* v : {&dw, &ds, &dcos, &gjx, &gjy, &gjz, &gkx, &gky, &gkz}) v->resize(n);
+    ones.assign(n, 1.0);
+    block.resize(TermsLayout(p).rows() * n);
+  }
+};
+
+// The terms of the spans of one centre, kept for its gradient pass (fused inference): each
+// span's block of rows, written in place by triplet_terms (the buffer only grows).
+struct Tape {
+  std::vector<double> data;
+  std::vector<std::pair<int64_t, int64_t>> spans;   // offset, length
+  int64_t used = 0;
+  Terms view;
+
+  void clear() { spans.clear(); used = 0; }
+
+  // room for the terms of a span of L triplets
+  double* next(const TermsLayout& lay, int64_t L) {
+    const int64_t need = lay.rows() * L;
+    if (int64_t(data.size()) < used + need) data.resize(std::max<int64_t>(2 * data.size(), used + need));
+    spans.emplace_back(used, L);
+    used += need;
+    return data.data() + spans.back().first;
   }
 };
 
 // The edges of one centre in arrays ordered by neighbour species, its triplet sets and the
 // work arrays. One per thread, reused from centre to centre.
 struct Block {
-  static constexpr int64_t kMinCapacity = 256;   // triplets per set before it is processed
-  int64_t n = 0, cap = 0;
+  static constexpr int64_t kSpan = 256;   // triplets per processing step: work arrays in L1
+  int64_t n = 0;
   std::vector<int64_t> edge, sp, start;                // original edge, species, [S+1] ranges
   std::vector<double> x, y, z, r2, inv_r, fc, dfc, lfc;   // lfc = fc'(r) / (fc(r) r)
   std::vector<double> gx, gy, gz;                      // dE/d(edge vector), this block
@@ -247,6 +304,7 @@ struct Block {
   std::vector<double> ux, uy, uz, vu;                  // jvp: edge perturbation u, v . u
   std::vector<Triplets> sets;                          // [S * S]: (species of j, of k)
   Work work;
+  Tape tape;
 
   // The perturbation of this block's edges (jvp), in the block's order.
   void load_u(const double* u) {
@@ -286,12 +344,11 @@ struct Block {
       dfc[i] = dfc_of(r, half_k);
       lfc[i] = dfc[i] / fc[i] * inv_r[i];
     }
-    const int64_t want = std::max(kMinCapacity, n);
-    if (want > cap || sets.size() != size_t(p.S * p.S)) {
-      cap = std::max(want, cap);
+    const int64_t want = std::max(kSpan, n);
+    if (want > work.cap || sets.size() != size_t(p.S * p.S)) {
       sets.resize(p.S * p.S);
-      for (auto& t : sets) t.resize(cap);
-      work.resize(p, cap);
+      for (auto& t : sets) t.resize(std::max(want, t.cap));
+      work.resize(p, std::max(want, work.cap));
     }
     for (auto& t : sets) t.L = 0;
   }
@@ -300,6 +357,28 @@ struct Block {
   // could not take the next first edge's partners, and at the end.
   template <class Process>
   void each_triplet_set(const Params& p, Process&& process) {
+    scan(p, false, [&](int64_t sa, int64_t sb, Triplets& T) {
+      process(sa, sb, T);
+      T.L = 0;
+    });
+    for (int64_t sa = 0; sa < p.S; ++sa)
+      for (int64_t sb = 0; sb < p.S; ++sb) {
+        Triplets& T = sets[sa * p.S + sb];
+        if (T.L > 0) process(sa, sb, T);
+        T.L = 0;
+      }
+  }
+
+  // Every triplet of the centre kept in the sets (they grow as needed).
+  void collect_triplets(const Params& p) {
+    scan(p, true, [](int64_t, int64_t, Triplets& T) { T.resize(2 * T.cap); });
+  }
+
+  // The scan over the first edges; full(sa, sb, set) when a set cannot take the next first
+  // edge's partners (it must empty or grow the set): beyond the work arrays' length, or with
+  // keep beyond the set's own capacity.
+  template <class Full>
+  void scan(const Params& p, bool keep, Full&& full) {
     const double rc2 = p.rc * p.rc;
     for (int64_t a = 0; a + 1 < n; ++a) {
       const int64_t sa = sp[a];
@@ -308,10 +387,7 @@ struct Block {
         const int64_t b0 = std::max(a + 1, start[sb]), m = start[sb + 1] - b0;
         if (m <= 0) continue;
         Triplets& T = sets[sa * p.S + sb];
-        if (T.L + m > cap) {
-          process(sa, sb, T);
-          T.L = 0;
-        }
+        while (T.L + m > (keep ? T.cap : work.cap)) full(sa, sb, T);
         double* __restrict dd = d2.data();
         double* __restrict dp = dot.data();
         const double *__restrict xb = x.data() + b0, *__restrict yb = y.data() + b0,
@@ -337,43 +413,62 @@ struct Block {
         T.L = L;
       }
     }
-    for (int64_t sa = 0; sa < p.S; ++sa)
-      for (int64_t sb = 0; sb < p.S; ++sb) {
-        Triplets& T = sets[sa * p.S + sb];
-        if (T.L > 0) process(sa, sb, T);
-        T.L = 0;
-      }
   }
 };
 
-// base^k from the table of squarings base^(2^q) (stride apart): the table row itself when k
-// is a power of two, ones for k = 0, else the product written to out.
-const double* power_of(int k, const double* powers, int64_t stride, const double* ones,
-                       double* __restrict out, int64_t L) {
+// The row holding base^k (k >= 0) given the squarings base^(2^q) (stride apart): ones for
+// k = 0, the squaring itself when k is a power of two, else `product` (power_product).
+const double* power_row(int k, const double* table, int64_t stride, const double* ones,
+                        const double* product) {
   if (k == 0) return ones;
   int q = 0;
   while (!((k >> q) & 1)) ++q;
-  const double* first = powers + q * stride;
-  if ((k >> (q + 1)) == 0) return first;
-  std::copy(first, first + L, out);
+  return (k >> (q + 1)) == 0 ? table + q * stride : product;
+}
+
+// out = base^k as the product of its squarings (k neither 0 nor a power of two)
+void power_product(int k, const double* table, int64_t stride, double* __restrict out, int64_t L) {
+  int q = 0;
+  while (!((k >> q) & 1)) ++q;
+  std::copy(table + q * stride, table + q * stride + L, out);
   for (++q; (k >> q) > 0; ++q) {
     if (!((k >> q) & 1)) continue;
-    const double* __restrict pq = powers + q * stride;
+    const double* __restrict pq = table + q * stride;
 #pragma omp simd
     for (int64_t i = 0; i < L; ++i) out[i] *= pq[i];
   }
-  return out;
 }
 
-// Per triplet of a set: fc(r_jk), X_u = fc(r_ij) fc(r_ik) fc(r_jk) exp(-eta_u s) per distinct
-// eta, A_l = 2^(1-zeta) (1 + lambda cos)^zeta and dA_l/dcos per distinct (lambda, zeta); integer
-// zetas from one table of squarings (1 + lambda cos)^(2^q) per distinct lambda. With grad: r3
-// becomes r_jk and dfc3 = fc'(r_jk).
-void triplet_terms(const Params& p, Triplets& T, Work& W, int64_t cap, bool grad) {
-  const int64_t L = T.L;
+// The Terms of a span whose block (rows of `stride`) holds them: which row each A_l and
+// dA_l/dcos is (a function of the parameters alone).
+void terms_view(const Params& p, const TermsLayout& lay, double* b, int64_t stride,
+                const double* ones, bool grad, Terms& t) {
+  t.xu = b;
+  t.stride = stride;
+  t.a.resize(lay.nl);
+  t.d.resize(lay.nl);
+  for (int64_t l = 0; l < lay.nl; ++l) {
+    const double* table = lay.table(b, stride, p.g_of[l]);
+    const int k = p.zeta_int_u[l];
+    t.a[l] = k > 0 ? power_row(k, table, stride, ones, lay.ang(b, stride, l)) : lay.ang(b, stride, l);
+    t.d[l] = k > 0 ? power_row(k - 1, table, stride, ones, lay.dang(b, stride, l))
+                   : lay.dang(b, stride, l);
+  }
+  t.fc3 = lay.extra(b, stride, 0);
+  t.dfc3 = grad ? lay.extra(b, stride, 1) : nullptr;
+  t.r3d = grad ? lay.extra(b, stride, 2) : nullptr;
+}
+
+// The terms of a span (struct Terms) computed into block b (rows of `stride` >= sp.L): one exp
+// per distinct eta of s; integer zetas from one table of squarings (1 + lambda cos)^(2^q) per
+// distinct lambda. With grad also fc'(r_jk) and r_jk.
+void triplet_terms(const Params& p, const TermsLayout& lay, const Span& sp, double* b,
+                   int64_t stride, const double* ones, bool grad, Terms& t) {
+  const int64_t L = sp.L;
   const double half_k = 0.5 * M_PI / p.rc;
-  double *__restrict r3 = T.r3.data(), *__restrict f3 = W.fc3.data(), *__restrict w = W.w.data();
-  const double *__restrict w0 = T.w0.data(), *__restrict sv = T.s.data(), *__restrict cs = T.cs.data();
+  double *__restrict f3 = lay.extra(b, stride, 0), *__restrict w = lay.extra(b, stride, 3);
+  const double *__restrict r3 = sp.r3, *__restrict w0 = sp.w0, *__restrict sv = sp.s,
+               *__restrict cs = sp.cs;
 #pragma omp simd
   for (int64_t i = 0; i < L; ++i) {
     const double f = fc_of(std::sqrt(r3[i]), half_k);
@@ -381,55 +476,56 @@ void triplet_terms(const Params& p, Triplets& T, Work& W, int64_t cap, bool grad
     w[i] = w0[i] * f;
   }
   if (grad) {
-    double* __restrict df3 = W.dfc3.data();
+    double *__restrict df3 = lay.extra(b, stride, 1), *__restrict rd = lay.extra(b, stride, 2);
 #pragma omp simd
     for (int64_t i = 0; i < L; ++i) {
       const double d = std::sqrt(r3[i]);
-      r3[i] = d;
+      rd[i] = d;
       df3[i] = dfc_of(d, half_k);
     }
   }
-  for (size_t u = 0; u < p.eta_u.size(); ++u) {
+  for (int64_t u = 0; u < lay.nu; ++u) {
     const double eta = p.eta_u[u];
-    double* __restrict xv = W.xu.data() + u * cap;
+    double* __restrict xv = b + u * stride;
 #pragma omp simd
     for (int64_t i = 0; i < L; ++i) xv[i] = w[i] * exp_poly(-eta * sv[i]);
   }
-  int qmax = 0;
-  for (int q : p.q_max) qmax = std::max(qmax, q);
-  for (size_t g = 0; g < p.lam_g.size(); ++g) {
+  for (int64_t g = 0; g < lay.ng; ++g) {
     const double lam = p.lam_g[g];
-    double* table = W.powers.data() + g * (qmax + 1) * cap;
+    double* table = lay.table(b, stride, g);
     double* __restrict p0 = table;
 #pragma omp simd
     for (int64_t i = 0; i < L; ++i) p0[i] = 1.0 + lam * cs[i];
     for (int q = 1; q <= p.q_max[g]; ++q) {
-      const double* __restrict lo = table + (q - 1) * cap;
-      double* __restrict hi = table + q * cap;
+      const double* __restrict lo = table + (q - 1) * stride;
+      double* __restrict hi = table + q * stride;
 #pragma omp simd
       for (int64_t i = 0; i < L; ++i) hi[i] = lo[i] * lo[i];
     }
-    for (size_t l = 0; l < p.lam_u.size(); ++l) {
+    for (int64_t l = 0; l < lay.nl; ++l) {
       if (p.g_of[l] != int(g)) continue;
-      const double pref = p.pref_u[l], zeta = p.zeta_u[l];
-      double* __restrict al = W.ang.data() + l * cap;
-      double* __restrict dl = W.dang.data() + l * cap;
+      double* al = lay.ang(b, stride, l);
+      double* dl = lay.dang(b, stride, l);
       const int k = p.zeta_int_u[l];
-      W.a_fac[l] = pref;
-      W.d_fac[l] = pref * zeta * lam;
       if (k > 0) {
-        W.a_ptr[l] = power_of(k, table, cap, W.ones.data(), al, L);
-        W.d_ptr[l] = power_of(k - 1, table, cap, W.ones.data(), dl, L);
+        if (power_row(k, table, stride, ones, al) == al) power_product(k, table, stride, al, L);
+        if (power_row(k - 1, table, stride, ones, dl) == dl) power_product(k - 1, table, stride, dl, L);
       } else {
+        const double zeta = p.zeta_u[l];
         for (int64_t i = 0; i < L; ++i) {
           al[i] = std::pow(p0[i], zeta);
           dl[i] = std::pow(p0[i], zeta - 1.0);
         }
-        W.a_ptr[l] = al;
-        W.d_ptr[l] = dl;
       }
     }
   }
+  terms_view(p, lay, b, stride, ones, grad, t);
+}
+
+// triplet_terms in the work arrays
+const Terms& work_terms(const Params& p, const Span& sp, Work& W, bool grad) {
+  triplet_terms(p, TermsLayout(p), sp, W.block.data(), W.cap, W.ones.data(), grad, W.terms);
+  return W.terms;
 }
 
 // d/dv [exp(-eta r^2) fc(r)] = radial_slope v for edge a: exp(-eta r^2) (fc'(r) / r - 2 eta fc)
@@ -437,29 +533,33 @@ static inline double radial_slope(double eta, const Block& B, int64_t a) {
   return exp_poly(-eta * B.r2[a]) * (B.dfc[a] * B.inv_r[a] - 2.0 * eta * B.fc[a]);
 }
 
-// The G4 row of a set (pair weight pw): row[k] += pw * sum_i A_l(k) X_u(k)
-void forward_set(const Params& p, Block& B, Triplets& T, double* row, double pw) {
-  triplet_terms(p, T, B.work, B.cap, false);
-  const int64_t L = T.L;
+// The G4 row of a span (pair weight pw): row[k] += pw * sum_i A_l(k) X_u(k)
+void forward_span(const Params& p, const Terms& t, int64_t L, double* row, double pw) {
   for (int64_t k = 0; k < p.A; ++k) {
-    const double* __restrict al = B.work.a_ptr[p.lz_of[k]];
-    const double* __restrict xv = B.work.xu.data() + p.eta_of[k] * B.cap;
+    const int l = p.lz_of[k];
+    const double* __restrict al = t.a[l];
+    const double* __restrict xv = t.xu + p.eta_of[k] * t.stride;
     double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
     for (int64_t i = 0; i < L; ++i) acc += al[i] * xv[i];
-    row[k] += pw * B.work.a_fac[p.lz_of[k]] * acc;
+    row[k] += pw * p.a_fac[l] * acc;
+  }
+}
+
+void radial_forward(const Params& p, const Block& B, double* g) {
+  for (int64_t a = 0; a < B.n; ++a) {
+    double* row = g + B.sp[a] * p.R;
+    for (int64_t k = 0; k < p.R; ++k) row[k] += exp_poly(-p.radial_etas[k] * B.r2[a]) * B.fc[a];
   }
 }
 
 void forward_centre(const Params& p, Block& B, double* g) {
-  const int64_t n = B.n, S = p.S, R = p.R;
-  double* g4 = g + S * R;
-  for (int64_t a = 0; a < n; ++a) {
-    double* row = g + B.sp[a] * R;
-    for (int64_t k = 0; k < R; ++k) row[k] += exp_poly(-p.radial_etas[k] * B.r2[a]) * B.fc[a];
-  }
+  radial_forward(p, B, g);
+  double* g4 = g + p.S * p.R;
   B.each_triplet_set(p, [&](int64_t sa, int64_t sb, Triplets& T) {
-    forward_set(p, B, T, g4 + p.pair_index[sa * S + sb] * p.A, p.pair_weight[sa * S + sb]);
+    const Span sp = span_of(T, 0, T.L);
+    forward_span(p, work_terms(p, sp, B.work, false), sp.L,
+                 g4 + p.pair_index[sa * p.S + sb] * p.A, p.pair_weight[sa * p.S + sb]);
   });
 }
 
@@ -487,14 +587,14 @@ inline void add_eta_terms(int64_t L, const double* const* ap, const double* cons
   }
 }
 
-// dE/d(edge vectors) of a set, given the weights wrow = dE/dG of its row (pair weight pw).
+// dE/d(edge vectors) of a span, given the weights wrow = dE/dG of its row (pair weight pw).
 // Per triplet: d/dcos, d/ds and d/dlog(w) of sum_k W_k A_l(k) X_u(k), via Y_u = sum_{k: eta_k
 // = u} W_k A_l(k) and D_u = sum_{k: eta_k = u} W_k dA_l(k)/dcos; then the chain rule to the
 // two edge vectors, added to the block's gradient rows.
-void backward_set(const Params& p, Block& B, Triplets& T, const double* wrow, double pw) {
+void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
+                   const double* wrow, double pw) {
   Work& W = B.work;
-  triplet_terms(p, T, W, B.cap, true);
-  const int64_t L = T.L, cap = B.cap;
+  const int64_t L = sp.L;
   double *__restrict dwp = W.dw.data(), *__restrict dsp = W.ds.data(), *__restrict dcp = W.dcos.data();
   // the functions grouped by eta, with their weights (pair weight and A/dA factors folded in)
   const int64_t nu = int64_t(p.eta_u.size());
@@ -508,10 +608,10 @@ void backward_set(const Params& p, Block& B, Triplets& T, const double* wrow, do
     for (int64_t k = 0; k < p.A; ++k) {
       if (p.eta_of[k] != int(u)) continue;
       const int l = p.lz_of[k];
-      ap[nf] = W.a_ptr[l];
-      dpp[nf] = W.d_ptr[l];
-      wa[nf] = wrow[k] * pw * W.a_fac[l];
-      wd[nf] = wrow[k] * pw * W.d_fac[l];
+      ap[nf] = t.a[l];
+      dpp[nf] = t.d[l];
+      wa[nf] = wrow[k] * pw * p.a_fac[l];
+      wd[nf] = wrow[k] * pw * p.d_fac[l];
       ++nf;
     }
   }
@@ -520,30 +620,22 @@ void backward_set(const Params& p, Block& B, Triplets& T, const double* wrow, do
   std::fill(dsp, dsp + L, 0.0);
   std::fill(dcp, dcp + L, 0.0);
   for (int64_t u = 0; u < nu; ++u) {
-    const int64_t f0 = first[u], nfu = first[u + 1] - f0;
-    const double* xv = W.xu.data() + u * cap;
-    switch (nfu) {   // a fixed count keeps Y_u and D_u in registers
-      case 0: break;
-      case 1: add_eta_terms<1>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
-      case 2: add_eta_terms<2>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
-      case 3: add_eta_terms<3>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
-      case 4: add_eta_terms<4>(L, ap + f0, dpp + f0, wa + f0, wd + f0, xv, p.eta_u[u], dwp, dsp, dcp); break;
-      default:
-        for (int64_t f = f0; f < f0 + nfu; f += 4) {
-          const int64_t c = std::min<int64_t>(4, f0 + nfu - f);
-          // chunks of at most 4 functions of one eta: the sums are linear in the functions
-          if (c == 4) add_eta_terms<4>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
-          else if (c == 3) add_eta_terms<3>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
-          else if (c == 2) add_eta_terms<2>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
-          else add_eta_terms<1>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
-        }
+    const double* xv = t.xu + u * t.stride;
+    for (int64_t f = first[u]; f < first[u + 1]; f += 4) {
+      // chunks of at most 4 functions of one eta (a fixed count keeps Y_u and D_u in
+      // registers); the sums are linear in the functions
+      const int64_t c = std::min<int64_t>(4, first[u + 1] - f);
+      if (c == 4) add_eta_terms<4>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+      else if (c == 3) add_eta_terms<3>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+      else if (c == 2) add_eta_terms<2>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+      else add_eta_terms<1>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
     }
   }
-  const int64_t *__restrict tj = T.j.data(), *__restrict tk = T.k.data();
+  const int64_t *__restrict tj = sp.j, *__restrict tk = sp.k;
   const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
   const double *__restrict r2 = B.r2.data(), *__restrict inv = B.inv_r.data(), *__restrict lfc = B.lfc.data();
-  const double *__restrict r3 = T.r3.data(), *__restrict cs = T.cs.data();
-  const double *__restrict f3 = W.fc3.data(), *__restrict df3 = W.dfc3.data();
+  const double *__restrict r3 = t.r3d, *__restrict cs = sp.cs;
+  const double *__restrict f3 = t.fc3, *__restrict df3 = t.dfc3;
   double *__restrict gjx = W.gjx.data(), *__restrict gjy = W.gjy.data(), *__restrict gjz = W.gjz.data();
   double *__restrict gkx = W.gkx.data(), *__restrict gky = W.gky.data(), *__restrict gkz = W.gkz.data();
 #pragma omp simd
@@ -569,20 +661,25 @@ void backward_set(const Params& p, Block& B, Triplets& T, const double* wrow, do
   }
 }
 
-void backward_centre(const Params& p, Block& B, const double* wgt) {
-  const int64_t n = B.n, S = p.S, R = p.R;
-  const double* w4 = wgt + S * R;
-  // radial: d/dv [exp(-eta r^2) fc(r)] = radial_slope v
-  for (int64_t a = 0; a < n; ++a) {
-    const double* row = wgt + B.sp[a] * R;
+// radial: d/dv [exp(-eta r^2) fc(r)] = radial_slope v
+void radial_backward(const Params& p, Block& B, const double* wgt) {
+  for (int64_t a = 0; a < B.n; ++a) {
+    const double* row = wgt + B.sp[a] * p.R;
     double c = 0.0;
-    for (int64_t k = 0; k < R; ++k) c += row[k] * radial_slope(p.radial_etas[k], B, a);
+    for (int64_t k = 0; k < p.R; ++k) c += row[k] * radial_slope(p.radial_etas[k], B, a);
     B.gx[a] += c * B.x[a];
     B.gy[a] += c * B.y[a];
     B.gz[a] += c * B.z[a];
   }
+}
+
+void backward_centre(const Params& p, Block& B, const double* wgt) {
+  radial_backward(p, B, wgt);
+  const double* w4 = wgt + p.S * p.R;
   B.each_triplet_set(p, [&](int64_t sa, int64_t sb, Triplets& T) {
-    backward_set(p, B, T, w4 + p.pair_index[sa * S + sb] * p.A, p.pair_weight[sa * S + sb]);
+    const Span sp = span_of(T, 0, T.L);
+    backward_span(p, B, sp, work_terms(p, sp, B.work, true),
+                  w4 + p.pair_index[sa * p.S + sb] * p.A, p.pair_weight[sa * p.S + sb]);
   });
 }
 
@@ -590,30 +687,28 @@ void backward_centre(const Params& p, Block& B, const double* wgt) {
 // training needs it: the forces are J^T dE/dG, so the loss reaches dE/dG (and the weights)
 // through J u, with u = dLoss/d(edge vectors). Per triplet: the change of cos theta, of s and
 // of log w (w = fc(r_ij) fc(r_ik) fc(r_jk)).
-void jvp_set(const Params& p, Block& B, Triplets& T, double* row, double pw) {
+void jvp_span(const Params& p, Block& B, const Span& sp, const Terms& t, double* row, double pw) {
   Work& W = B.work;
-  triplet_terms(p, T, W, B.cap, true);
-  const int64_t L = T.L, cap = B.cap;
+  const int64_t L = sp.L;
   double *__restrict dcp = W.dcos.data(), *__restrict dsp = W.ds.data(), *__restrict dlw = W.dw.data();
   for (int64_t i = 0; i < L; ++i) {
-    const int64_t j = T.j[i], k = T.k[i];
+    const int64_t j = sp.j[i], k = sp.k[i];
     const double ddu = (B.x[k] - B.x[j]) * (B.ux[k] - B.ux[j]) +
                        (B.y[k] - B.y[j]) * (B.uy[k] - B.uy[j]) +
                        (B.z[k] - B.z[j]) * (B.uz[k] - B.uz[j]);
     const double cross = B.x[j] * B.ux[k] + B.y[j] * B.uy[k] + B.z[j] * B.uz[k] +
                          B.x[k] * B.ux[j] + B.y[k] * B.uy[j] + B.z[k] * B.uz[j];
-    dcp[i] = cross * B.inv_r[j] * B.inv_r[k] - T.cs[i] * (B.vu[j] / B.r2[j] + B.vu[k] / B.r2[k]);
+    dcp[i] = cross * B.inv_r[j] * B.inv_r[k] - sp.cs[i] * (B.vu[j] / B.r2[j] + B.vu[k] / B.r2[k]);
     dsp[i] = 2.0 * (B.vu[j] + B.vu[k] + ddu);
     dlw[i] = B.lfc[j] * B.vu[j] + B.lfc[k] * B.vu[k] +
-             (T.r3[i] > 0.0 ? W.dfc3[i] / W.fc3[i] / T.r3[i] * ddu : 0.0);
+             (t.r3d[i] > 0.0 ? t.dfc3[i] / t.fc3[i] / t.r3d[i] * ddu : 0.0);
   }
   for (int64_t k = 0; k < p.A; ++k) {
-    const double eta = p.eta_u[p.eta_of[k]];
     const int l = p.lz_of[k];
-    const double* __restrict al = W.a_ptr[l];
-    const double* __restrict dl = W.d_ptr[l];
-    const double* __restrict xv = W.xu.data() + p.eta_of[k] * cap;
-    const double fa = W.a_fac[l], fd = W.d_fac[l];
+    const double eta = p.eta_u[p.eta_of[k]], fa = p.a_fac[l], fd = p.d_fac[l];
+    const double* __restrict al = t.a[l];
+    const double* __restrict dl = t.d[l];
+    const double* __restrict xv = t.xu + p.eta_of[k] * t.stride;
     double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
     for (int64_t i = 0; i < L; ++i)
@@ -623,15 +718,53 @@ void jvp_set(const Params& p, Block& B, Triplets& T, double* row, double pw) {
 }
 
 void jvp_centre(const Params& p, Block& B, double* dg) {
-  const int64_t n = B.n, S = p.S, R = p.R;
-  double* dg4 = dg + S * R;
-  for (int64_t a = 0; a < n; ++a) {
-    double* row = dg + B.sp[a] * R;
-    for (int64_t k = 0; k < R; ++k) row[k] += radial_slope(p.radial_etas[k], B, a) * B.vu[a];
+  for (int64_t a = 0; a < B.n; ++a) {
+    double* row = dg + B.sp[a] * p.R;
+    for (int64_t k = 0; k < p.R; ++k) row[k] += radial_slope(p.radial_etas[k], B, a) * B.vu[a];
   }
+  double* dg4 = dg + p.S * p.R;
   B.each_triplet_set(p, [&](int64_t sa, int64_t sb, Triplets& T) {
-    jvp_set(p, B, T, dg4 + p.pair_index[sa * S + sb] * p.A, p.pair_weight[sa * S + sb]);
+    const Span sp = span_of(T, 0, T.L);
+    jvp_span(p, B, sp, work_terms(p, sp, B.work, true), dg4 + p.pair_index[sa * p.S + sb] * p.A,
+             p.pair_weight[sa * p.S + sb]);
   });
+}
+
+// Features and dE/d(edge vectors) of one centre from one scan (fused inference): the centre's
+// triplets are kept whole, their terms computed once, span by span, and kept on the tape for
+// the gradient pass; energy_and_dg(g, dg) turns the features g into the energy and dE/dG.
+template <class EnergyAndDg>
+double energy_and_gradient_centre(const Params& p, Block& B, double* g, double* dg,
+                                  EnergyAndDg&& energy_and_dg) {
+  const TermsLayout lay(p);
+  radial_forward(p, B, g);
+  B.collect_triplets(p);
+  B.tape.clear();
+  for (int64_t set = 0; set < p.S * p.S; ++set) {
+    const Triplets& T = B.sets[set];
+    double* row = g + p.S * p.R + p.pair_index[set] * p.A;
+    for (int64_t b = 0; b < T.L; b += Block::kSpan) {
+      const Span sp = span_of(T, b, std::min(Block::kSpan, T.L - b));
+      triplet_terms(p, lay, sp, B.tape.next(lay, sp.L), sp.L, B.work.ones.data(), true,
+                    B.tape.view);
+      forward_span(p, B.tape.view, sp.L, row, p.pair_weight[set]);
+    }
+  }
+  const double energy = energy_and_dg(g, dg);
+  radial_backward(p, B, dg);
+  size_t index = 0;
+  for (int64_t set = 0; set < p.S * p.S; ++set) {
+    const Triplets& T = B.sets[set];
+    const double* wrow = dg + p.S * p.R + p.pair_index[set] * p.A;
+    for (int64_t b = 0; b < T.L; b += Block::kSpan) {
+      const Span sp = span_of(T, b, std::min(Block::kSpan, T.L - b));
+      const auto& at = B.tape.spans[index++];
+      terms_view(p, lay, B.tape.data.data() + at.first, at.second, B.work.ones.data(), true,
+                 B.tape.view);
+      backward_span(p, B, sp, B.tape.view, wrow, p.pair_weight[set]);
+    }
+  }
+  return energy;
 }
 
 // ----------------------------------------------------------------------------- drivers
@@ -800,14 +933,233 @@ Tensor bp_features_autograd(const Tensor& vec, const Tensor& offsets, const Tens
                            pair_index, pair_weight, cutoff);
 }
 
+// ----------------------------------------------------------------------------- inference
+// bp_energies: energies of the local atoms, and through autograd the forces, in one call per
+// evaluation: per centre one scan of its triplets, the features, its species' MLP (energy and
+// dE/dG), and the gradient pass from the terms kept on the tape (energy_and_gradient_centre).
+// What LAMMPS, relaxations and probes need: first derivatives with respect to the positions
+// only (training keeps bp_features and torch's MLPs).
+
+// One MLP per species: Linear layers (weights [out, in], row-major), an activation between.
+struct Readout {
+  int64_t F = 0, layers = 0, activation = 0;   // 0 tanh, 1 softplus, 2 silu
+  std::vector<Tensor> w, b;                    // [S * layers], contiguous float64
+  Tensor mean, stdev, shift;                   // [S, F], [S, F], [S]
+  double scale = 1.0;
+};
+
+Readout make_readout(const Tensor& feature_mean, const Tensor& feature_std,
+                     const std::vector<Tensor>& linear, int64_t activation,
+                     const Tensor& energy_scale, const Tensor& energy_shift, int64_t S,
+                     int64_t F) {
+  Readout r;
+  r.F = F;
+  TORCH_CHECK(!linear.empty() && linear.size() % (2 * S) == 0,
+              "bp_energies: a weight and a bias per layer and species expected");
+  TORCH_CHECK(activation >= 0 && activation <= 2, "bp_energies: activation code 0, 1 or 2");
+  r.layers = int64_t(linear.size()) / (2 * S);
+  r.activation = activation;
+  for (int64_t s = 0; s < S; ++s) {
+    int64_t width = F;
+    for (int64_t l = 0; l < r.layers; ++l) {
+      auto w = linear[2 * (s * r.layers + l)].detach().to(torch::kCPU, torch::kFloat64).contiguous();
+      auto b = linear[2 * (s * r.layers + l) + 1].detach().to(torch::kCPU, torch::kFloat64).contiguous();
+      TORCH_CHECK(w.dim() == 2 && w.size(1) == width && b.dim() == 1 && b.size(0) == w.size(0),
+                  "bp_energies: layer ", l, " of species ", s, " has the wrong shape");
+      width = w.size(0);
+      r.w.push_back(w);
+      r.b.push_back(b);
+    }
+    TORCH_CHECK(width == 1, "bp_energies: the last layer must have one output");
+  }
+  r.mean = feature_mean.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  r.stdev = feature_std.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  r.shift = energy_shift.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  TORCH_CHECK(r.mean.numel() == S * F && r.stdev.numel() == S * F && r.shift.numel() == S,
+              "bp_energies: feature normalisation [S, F] and energy shift [S] expected");
+  r.scale = energy_scale.item<double>();
+  return r;
+}
+
+// value and derivative of the activation as torch computes them (softplus: beta 1,
+// threshold 20)
+inline void activate(int64_t kind, double z, double& a, double& da) {
+  if (kind == 0) {
+    a = std::tanh(z);
+    da = 1.0 - a * a;
+  } else if (kind == 1) {
+    if (z > 20.0) { a = z; da = 1.0; return; }
+    const double ez = std::exp(z);
+    a = std::log1p(ez);
+    da = ez / (ez + 1.0);
+  } else {
+    const double sg = 1.0 / (1.0 + std::exp(-z));
+    a = z * sg;
+    da = sg * (1.0 + z * (1.0 - sg));
+  }
+}
+
+// The energy of one centre of species s from its features g, dE/dg into dg. work: the
+// activations and their derivatives of every layer, reused.
+double readout_centre(const Readout& r, int64_t s, const double* g, double* dg,
+                      std::vector<double>& work) {
+  const int64_t F = r.F;
+  const double* mean = r.mean.data_ptr<double>() + s * F;
+  const double* sd = r.stdev.data_ptr<double>() + s * F;
+  int64_t total = F, widest = F;
+  for (int64_t l = 0; l < r.layers; ++l) {
+    total += 2 * r.w[s * r.layers + l].size(0);
+    widest = std::max(widest, r.w[s * r.layers + l].size(0));
+  }
+  work.resize(total + 2 * widest);
+  double* x = work.data();
+  for (int64_t f = 0; f < F; ++f) x[f] = (g[f] - mean[f]) / sd[f];
+  double* act[65];
+  double* der[65];
+  TORCH_CHECK(r.layers <= 64, "bp_energies: at most 64 layers");
+  act[0] = x;
+  double* next = x + F;
+  for (int64_t l = 0; l < r.layers; ++l) {      // a_l = act(W_l a_{l-1} + b_l), last linear
+    const Tensor& W = r.w[s * r.layers + l];
+    const int64_t out = W.size(0), in = W.size(1);
+    const double* w = W.data_ptr<double>();
+    const double* b = r.b[s * r.layers + l].data_ptr<double>();
+    double* a = next;
+    double* d = next + out;
+    next += 2 * out;
+    for (int64_t o = 0; o < out; ++o) {
+      double z = b[o];
+      const double* wo = w + o * in;
+      for (int64_t i = 0; i < in; ++i) z += wo[i] * act[l][i];
+      if (l + 1 < r.layers) activate(r.activation, z, a[o], d[o]);
+      else { a[o] = z; d[o] = 1.0; }
+    }
+    act[l + 1] = a;
+    der[l] = d;
+  }
+  const double energy = act[r.layers][0] * r.scale + r.shift.data_ptr<double>()[s];
+  // back through the layers: delta = dE/dz_l, then dE/da_{l-1} = W_l^T delta
+  double* delta = next;             // two buffers of the widest layer side by side
+  double* up = next + widest;
+  std::fill(delta, delta + widest, 0.0);
+  delta[0] = r.scale;
+  for (int64_t l = r.layers - 1; l >= 0; --l) {
+    const Tensor& W = r.w[s * r.layers + l];
+    const int64_t out = W.size(0), in = W.size(1);
+    const double* w = W.data_ptr<double>();
+    std::fill(up, up + in, 0.0);
+    for (int64_t o = 0; o < out; ++o) {
+      const double* wo = w + o * in;
+      for (int64_t i = 0; i < in; ++i) up[i] += wo[i] * delta[o];
+    }
+    if (l > 0)
+      for (int64_t i = 0; i < in; ++i) up[i] *= der[l - 1][i];
+    std::swap(delta, up);
+  }
+  for (int64_t f = 0; f < F; ++f) dg[f] = delta[f] / sd[f];
+  return energy;
+}
+
+// Links the energies to the edge vectors for autograd (dE/dvec was computed with them). The
+// network's parameters (in one tensor) are an input too, so that asking for their gradient is
+// an error rather than a silent zero.
+class EnergiesOfEdges : public torch::autograd::Function<EnergiesOfEdges> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, Tensor vec, Tensor energies,
+                        Tensor dvec, Tensor offsets, Tensor parameters) {
+    ctx->save_for_backward({dvec, offsets});
+    return energies;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!torch::GradMode::is_enabled() && !ctx->needs_input_grad(4),
+                "bp_energies (fused inference) gives first derivatives with respect to the "
+                "positions only; for second derivatives or the weights' gradients call "
+                "model.train() or set the model's fused = False");
+    auto s = ctx->get_saved_variables();
+    const Tensor& dvec = s[0];
+    const int64_t* off = s[1].data_ptr<int64_t>();
+    auto ge = grads[0].to(torch::kFloat64).contiguous();
+    const double* g = ge.data_ptr<double>();
+    auto out = torch::empty_like(dvec);
+    const double* d = dvec.data_ptr<double>();
+    double* o = out.data_ptr<double>();
+    at::parallel_for(0, s[1].size(0) - 1, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t e = off[i]; e < off[i + 1]; ++e)
+          for (int c = 0; c < 3; ++c) o[3 * e + c] = g[i] * d[3 * e + c];
+    });
+    return {out, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+Tensor bp_energies(const Tensor& vec_in, const Tensor& offsets_in, const Tensor& nbr_species,
+                   const Tensor& centre_species, const Tensor& radial_etas,
+                   const Tensor& angular_etas, const Tensor& lambdas, const Tensor& zetas,
+                   const Tensor& pair_index, const Tensor& pair_weight, double cutoff,
+                   const Tensor& feature_mean, const Tensor& feature_std,
+                   std::vector<Tensor> linear, int64_t activation, const Tensor& energy_scale,
+                   const Tensor& energy_shift) {
+  check_inputs(vec_in, offsets_in, nbr_species);
+  const Params p = make_params(radial_etas, angular_etas, lambdas, zetas, pair_index,
+                               pair_weight, cutoff);
+  const Edges e(vec_in.detach(), offsets_in, nbr_species);
+  auto csp = centre_species.to(torch::kCPU, torch::kInt64).contiguous();
+  TORCH_CHECK(csp.numel() == e.n_centres, "bp_energies: one species per centre expected");
+  const int64_t* cs = csp.data_ptr<int64_t>();
+  for (int64_t i = 0; i < e.n_centres; ++i)
+    TORCH_CHECK(cs[i] >= 0 && cs[i] < p.S, "bp_energies: centre species out of range");
+  const Readout r = make_readout(feature_mean, feature_std, linear, activation, energy_scale,
+                                 energy_shift, p.S, p.n_features);
+  auto energies = torch::empty({e.n_centres}, e.vec.options());
+  auto dvec = torch::empty_like(e.vec);
+  double* en = energies.data_ptr<double>();
+  double* dv = dvec.data_ptr<double>();
+  const bool grad = vec_in.requires_grad() && torch::GradMode::is_enabled();
+  e.each_centre(p, [&](Block& B, int64_t i) {
+    thread_local std::vector<double> g, dg, work;
+    g.assign(p.n_features, 0.0);
+    dg.resize(p.n_features);
+    const auto energy = [&](const double* gg, double* d) {
+      return readout_centre(r, cs[i], gg, d, work);
+    };
+    if (!grad) {                      // energies only: no gradient pass
+      forward_centre(p, B, g.data());
+      en[i] = energy(g.data(), dg.data());
+      return;
+    }
+    en[i] = energy_and_gradient_centre(p, B, g.data(), dg.data(), energy);
+    for (int64_t a = 0; a < B.n; ++a) {
+      double* o = dv + 3 * B.edge[a];
+      o[0] = B.gx[a];
+      o[1] = B.gy[a];
+      o[2] = B.gz[a];
+    }
+  });
+  std::vector<Tensor> trainable;
+  for (const auto& t : linear)
+    if (t.requires_grad()) trainable.push_back(t.reshape(-1));
+  if (!grad && trainable.empty()) return energies;
+  if (!grad) dvec.zero_();
+  const Tensor parameters = trainable.empty() ? torch::zeros({0}, e.vec.options()) : torch::cat(trainable);
+  return EnergiesOfEdges::apply(vec_in, energies, dvec, e.offsets, parameters);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(lammps_adv, m) {
   m.def("bp_features(Tensor vec, Tensor offsets, Tensor nbr_species, Tensor radial_etas, "
         "Tensor angular_etas, Tensor lambdas, Tensor zetas, Tensor pair_index, "
         "Tensor pair_weight, float cutoff) -> Tensor");
+  m.def("bp_energies(Tensor vec, Tensor offsets, Tensor nbr_species, Tensor centre_species, "
+        "Tensor radial_etas, Tensor angular_etas, Tensor lambdas, Tensor zetas, "
+        "Tensor pair_index, Tensor pair_weight, float cutoff, Tensor feature_mean, "
+        "Tensor feature_std, Tensor[] linear, int activation, Tensor energy_scale, "
+        "Tensor energy_shift) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(lammps_adv, CompositeImplicitAutograd, m) {
   m.impl("bp_features", bp_features_autograd);
+  m.impl("bp_energies", bp_energies);
 }
