@@ -14,9 +14,10 @@ kernel) for sizes up to --baseline-upto. Then the scaling exponent of time with 
 (least squares on log-log). Goals (issue #12): 3000 atoms < 1 s and < 1 GB on 2 threads,
 24000 atoms < 10 s. Last, one force-training step (energy + force loss of a batch of
 --train-batch 192-atom glasses, 6 A cutoff, gradient with respect to the weights) on the
-kernel against the pure-torch path. Then the operator alone (torch.ops.lammps_adv.bp_features,
-features and their gradient pass, no graph, MLP or autograd around it): the triplets whose
-r_jk < cutoff (exact count) and ns per such triplet per thread (issue #27's goal: <= 10).
+kernel against the pure-torch path. Then the operators alone (no graph around them): the
+triplets whose r_jk < cutoff (exact count), torch.ops.lammps_adv.bp_features with its gradient
+pass (training's operator) and bp_energies with dE/dvec (inference's: features, MLPs and
+gradient in one scan), and ns per triplet per thread (issue #27's goal, inference: <= 10).
 Results also go to out/bench/bench_bp_kernel.json.
 """
 import argparse
@@ -92,8 +93,24 @@ def operator_only(data: str, threads: int, rounds: int) -> dict:
         t = time.perf_counter()
         torch.autograd.grad(g, vec, weights)
         bwd = min(bwd, time.perf_counter() - t)
+    # inference: bp_energies, energies and (autograd) dE/dvec in one call
+    sp = species[nbr]
+    offsets = torch.from_numpy(o)
+    def energies_and_gradient():
+        e = torch.ops.lammps_adv.bp_energies(
+            vec, offsets, sp, species[:inp.n], m.radial_etas, m.angular_etas, m.lambdas,
+            m.zetas, m.pair_index, m.pair_weight, m.cutoff, m.feature_mean, m.feature_std,
+            m._linear_layers(), m.activation_code, m.energy_scale, m.energy_shift)
+        return torch.autograd.grad(e.sum(), vec)
+    energies_and_gradient()                                          # warm-up
+    infer = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        energies_and_gradient()
+        infer = min(infer, time.perf_counter() - t)
     return {"passing_triplets": passing, "forward_s": fwd, "gradient_s": bwd,
-            "ns_per_triplet_thread": (fwd + bwd) / passing * 1e9 * threads}
+            "ns_per_triplet_thread": (fwd + bwd) / passing * 1e9 * threads,
+            "inference_s": infer, "inference_ns_per_triplet_thread": infer / passing * 1e9 * threads}
 
 
 def training_step(fused: bool, batch: int, rounds: int) -> float:
@@ -189,9 +206,11 @@ def main():
     print(f"force-training step, {a.train_batch} x 192 atoms (6 A): kernel {train['kernel_s']:.3f} s, "
           f"pure torch {train['torch_s']:.3f} s, speed-up {train['speedup']:.1f}x")
     ops = []
-    print(f"\nthe operator alone (features + gradient pass), {a.threads} threads, best of "
-          f"{a.rounds}; host CPU: {cpu()}")
-    print(f"{'atoms':>6} {'triplets':>11} {'forward s':>10} {'gradient s':>11} {'ns/triplet/thr':>15}")
+    print(f"\nthe operators alone: bp_features + its gradient pass (training), and bp_energies "
+          f"+ dE/dvec (inference: what LAMMPS runs), {a.threads} threads, best of {a.rounds}; "
+          f"host CPU: {cpu()}")
+    print(f"{'atoms':>6} {'triplets':>11} {'forward s':>10} {'gradient s':>11} {'ns/triplet/thr':>15} "
+          f"{'inference s':>12} {'ns/triplet/thr':>15}")
     for n in sizes:
         cmd = [sys.executable, __file__, "--operator-worker", str(bench_glass(n)), str(a.threads),
                str(a.rounds)]
@@ -203,10 +222,11 @@ def main():
         o = dict(json.loads(p.stdout.strip().splitlines()[-1]), atoms=n)
         ops.append(o)
         print(f"{n:>6} {o['passing_triplets']:11.4g} {o['forward_s']:10.3f} {o['gradient_s']:11.3f} "
-              f"{o['ns_per_triplet_thread']:15.1f}", flush=True)
+              f"{o['ns_per_triplet_thread']:15.1f} {o['inference_s']:12.3f} "
+              f"{o['inference_ns_per_triplet_thread']:15.1f}", flush=True)
     if ops:
-        worst = max(o["ns_per_triplet_thread"] for o in ops)
-        print(f"ns per triplet with r_jk < cutoff per thread: {worst:.1f}   goal <= 10   "
+        worst = max(o["inference_ns_per_triplet_thread"] for o in ops)
+        print(f"ns per triplet with r_jk < cutoff per thread, inference: {worst:.1f}   goal <= 10   "
               f"{'ok' if worst <= 10 else 'MISSED'}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_bp_kernel.json").write_text(json.dumps(
