@@ -122,6 +122,8 @@ class Demo:
 def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2) -> Path:
     s = SCALES[scale]
     out = Path(out).resolve()
+    for sub in ("results", "report"):   # a rerun's report counts this run's recordings only
+        shutil.rmtree(out / sub, ignore_errors=True)
     for sub in ("data", "models", "results", "report"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     data, res = out / "data" / "dataset.h5", out / "results"

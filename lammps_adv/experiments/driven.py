@@ -34,7 +34,7 @@ from lammps_adv.core.alignment import NONE
 from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.relax import relax as relax_configs
-from lammps_adv.io.files import file_sha256, refuse_existing
+from lammps_adv.io.files import file_sha256, refuse_existing, remove_earlier_outputs
 from lammps_adv.io.resources import shipped_model
 from lammps_adv.io.schema import RECORDING_SUFFIX
 from lammps_adv.lammps.snippets import get as get_potential
@@ -86,8 +86,9 @@ def driven(glasses, approx: str, reference: str, out_dir: str | Path = "driven",
 
     glasses: Configurations or (positions, cell, names, source[, unit, temperature]) tuples;
     each is its own independent unit (its ``unit``, else its source). seed: velocity seeds
-    are ``seed + 1000 k + j`` for glass k at the j-th temperature. overwrite: replace files
-    already in ``out_dir`` (else any of them is an error, raised before any run).
+    are ``seed + 1000 k + j`` for glass k at the j-th temperature. overwrite: replace the
+    MD and relaxation recordings of an earlier run in ``out_dir``, all of them (else one this
+    run would write is an error, raised before any run).
     Returns {"md": paths, "relax": paths} of every file written (all ranks).
     """
     glasses = [Configuration(*g) for g in glasses]
@@ -120,6 +121,8 @@ def driven(glasses, approx: str, reference: str, out_dir: str | Path = "driven",
     comm = comm or mpi_comm()
     if comm.Get_rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            remove_earlier_outputs(out_dir, "md_T*_*")
     comm.Barrier()
     hashes = _model_hashes(approx)
     sub, mine, n_groups = split_tasks(comm, len(runs), ranks_per_run)

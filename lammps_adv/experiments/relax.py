@@ -25,7 +25,7 @@ from lammps_adv.core.alignment import NONE, Alignment, check_fit, check_mode
 from lammps_adv.core.configuration import Configuration
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.experiments.align import fit_parallel
-from lammps_adv.io.files import refuse_existing
+from lammps_adv.io.files import refuse_existing, remove_earlier_outputs
 from lammps_adv.io.schema import RECORDING_SUFFIX
 from lammps_adv.lammps.system import LammpsSystem, minimize_commands
 from lammps_adv.parallel.mpi import mpi_comm
@@ -45,7 +45,8 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     steps: maximum minimizer steps (the cap); fmax: convergence when no atom feels a force
     above it (eV/A, per-atom norm of the driving model's force; ``min_modify`` must not set
     ``norm``); min_modify: further LAMMPS min_modify options (e.g. "dmax 0.05");
-    overwrite: replace relaxation files already in ``out_dir`` (else they are an error);
+    overwrite: replace the relaxation recordings in ``out_dir``, every earlier one of them
+    (``files.remove_earlier_outputs``; else one this run would write is an error);
     alignment: applied unchanged when given (fitted on an independent set, read from an
     earlier result or given by the user); else ``align``: "per-species" fits energy shifts
     of the approximate model on the starting configurations (recorded as self-fitted,
@@ -74,6 +75,8 @@ def relax(configs, approx: str, reference: str, out_dir: str | Path = "relax",
     sub, mine, n_groups = split_tasks(comm, len(configs), ranks_per_relax)
     if comm.Get_rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            remove_earlier_outputs(out_dir, "relax_*")
     comm.Barrier()
     written = []
     bar = progress_bar(len(configs), f"relaxations ({n_groups} at a time)", "relax", progress, comm)

@@ -366,6 +366,21 @@ def refuse_existing(paths) -> None:
                               "give --overwrite to replace them")
 
 
+def remove_earlier_outputs(folder, stem_glob: str) -> list:
+    """Delete the recordings of an earlier run in ``folder`` named ``stem_glob`` with any
+    result suffix (.h5, .hdf5, .h5md): with --overwrite a folder holds this run's recordings
+    only, where a rerun with fewer configurations, or one from before the .h5md names, would
+    leave files that a report counts with the new ones. Other files stay. Returns the paths
+    removed."""
+    from lammps_adv.io.schema import RESULT_SUFFIXES
+    folder = Path(folder)
+    gone = sorted(p for suffix in RESULT_SUFFIXES for p in folder.glob(stem_glob + suffix)
+                  if p.is_file())
+    for p in gone:
+        p.unlink()
+    return gone
+
+
 # ----------------------------------------------------------------------------- hashes
 def file_sha256(path) -> str:
     """Hex sha256 of the bytes of a file (read in 1 MiB blocks)."""

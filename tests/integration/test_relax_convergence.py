@@ -83,3 +83,18 @@ def test_relax_refuses_a_norm_that_would_change_fmax(md96, tmp_path):
                        check=False)
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_overwrite_leaves_this_runs_recordings_only(md96, tmp_path):
+    """--overwrite into a folder of an earlier, larger run (or one from before the .h5md
+    names): its recordings go, so that a report counts this run's only; other files stay."""
+    out = tmp_path / "again"
+    out.mkdir()
+    for stale in ("relax_0000.h5", "relax_0000.h5md", "relax_0007.h5md", "relax_0003.hdf5"):
+        (out / stale).write_text("an earlier run")
+    (out / "notes.txt").write_text("mine")
+    configs = load_configs(md96, split=None, limit=1)
+    (path,) = relax(configs, "bks-dsf", "bks-dsf", out, steps=2, progress=False, align="none",
+                    overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "relax_0000.h5md"]
+    assert read_files([path], recording)[0].params["minimizer_steps"] == 2
