@@ -30,9 +30,9 @@ positions, Hessians, are refused with a clear error). In evaluation mode (not
 ``self.training``: LAMMPS, relaxations, probes) one call of ``torch.ops.lammps_adv.bp_energies``
 gives the energies, and through autograd the forces: per centre one scan of its triplets, the
 features, its species' MLP and the gradient pass from the terms kept since (first derivatives
-with respect to the positions only; the weights' gradients need ``train()``). ``fused = False`` (also on a loaded
-model) selects the pure-torch paths below, the reference the operator is tested against, and
-the path for CUDA tensors. Model files exported before the operator existed keep their own
+with respect to the positions only; the weights' gradients need ``train()``).
+``fused = False`` (also on a loaded model) selects the pure-torch paths below, the reference
+the operators are tested against, and the path for CUDA tensors. Model files exported before the operator existed keep their own
 (pure-torch) code and still load. On the pure-torch path, when forces are asked for in
 evaluation mode (``positions.requires_grad`` and not ``self.training``) the model uses a memory-lean path: angular features are first computed without an autograd
 graph, dE/dG comes from the MLPs, and the gradient with respect to the edge vectors is
@@ -364,14 +364,17 @@ class BehlerParrinello(nn.Module):
         """The fused operator: on CPU (force training included)."""
         return self.fused and positions.device.type == "cpu"
 
+    def _offsets(self, ctr: torch.Tensor, n_local: int) -> torch.Tensor:
+        """Where each centre's edges begin in edges sorted by centre ([n_local + 1])."""
+        counts = torch.bincount(ctr, minlength=n_local)
+        return torch.cat([torch.zeros(1, dtype=torch.int64, device=ctr.device),
+                          torch.cumsum(counts, 0)])
+
     def _fused_features(self, vec: torch.Tensor, ctr: torch.Tensor, nbr_sp: torch.Tensor,
                         n_local: int) -> torch.Tensor:
-        counts = torch.bincount(ctr, minlength=n_local)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.int64, device=ctr.device),
-                             torch.cumsum(counts, 0)])
         return torch.ops.lammps_adv.bp_features(
-            vec, offsets, nbr_sp, self.radial_etas, self.angular_etas, self.lambdas,
-            self.zetas, self.pair_index, self.pair_weight, self.cutoff)
+            vec, self._offsets(ctr, n_local), nbr_sp, self.radial_etas, self.angular_etas,
+            self.lambdas, self.zetas, self.pair_index, self.pair_weight, self.cutoff)
 
     def _linear_layers(self) -> List[torch.Tensor]:
         """Weight and bias of every Linear layer, species by species, in order."""
@@ -392,14 +395,11 @@ class BehlerParrinello(nn.Module):
         (first derivatives with respect to the positions only)."""
         ctr, nbr = self._local_edges(positions, edge_index, n_local)
         vec = positions[nbr] - positions[ctr]
-        counts = torch.bincount(ctr, minlength=n_local)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.int64, device=ctr.device),
-                             torch.cumsum(counts, 0)])
         return torch.ops.lammps_adv.bp_energies(
-            vec, offsets, species[nbr], species[:n_local], self.radial_etas, self.angular_etas,
-            self.lambdas, self.zetas, self.pair_index, self.pair_weight, self.cutoff,
-            self.feature_mean, self.feature_std, self._linear_layers(), self.activation_code,
-            self.energy_scale, self.energy_shift)
+            vec, self._offsets(ctr, n_local), species[nbr], species[:n_local], self.radial_etas,
+            self.angular_etas, self.lambdas, self.zetas, self.pair_index, self.pair_weight,
+            self.cutoff, self.feature_mean, self.feature_std, self._linear_layers(),
+            self.activation_code, self.energy_scale, self.energy_shift)
 
     def _check_species(self, species: torch.Tensor) -> None:
         if species.numel() > 0:
