@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.calculators import get_calculator
+from lammps_adv.calculators import get_calculator, spec_text
 from lammps_adv.core.progress import bar as progress_bar
 from lammps_adv.io.configs import load_configs
 from lammps_adv.io.dataset import Dataset, from_frames, load
@@ -74,7 +74,7 @@ def _max():
     return MPI.MAX
 
 
-def relabel(path, out, reference: str, split: str | None = None, limit: int | None = None,
+def relabel(path, out, reference, split: str | None = None, limit: int | None = None,
             every: int = 1, ranks_per_task: int = 1, comm=None, progress: bool = True) -> tuple:
     """Label the configurations of a dataset or structure file with ``reference`` and write
     them as a dataset (lammps_adv.io.dataset): the source's splits, temperatures and
@@ -86,7 +86,8 @@ def relabel(path, out, reference: str, split: str | None = None, limit: int | No
         check_writable(Path(out), "label file")     # fails before hours of labelling
     configs = load_configs(path, split=split, limit=limit, every=every)
     stats: dict = {}
-    labelled = label(configs, reference, comm, ranks_per_task, what=f"labels ({reference})",
+    name = spec_text(reference)
+    labelled = label(configs, reference, comm, ranks_per_task, what=f"labels ({name})",
                      progress=progress, stats=stats)
     source_ds = load(path) if path.suffix in (".h5", ".hdf5") else None
     species = list(source_ds.species) if source_ds is not None else \
@@ -109,7 +110,7 @@ def relabel(path, out, reference: str, split: str | None = None, limit: int | No
            # how the configurations were made (the source dataset's own recipe)
            "source_generator": source_ds.attrs.get("generator") if source_ds is not None else None,
            "source_reference": source_ds.attrs.get("reference") if source_ds is not None else None}
-    ds = from_frames(frames, species, {"reference": reference, "generator": gen})
+    ds = from_frames(frames, species, {"reference": name, "generator": gen})
     if isinstance(source_ds, Dataset) and split is None and limit is None:
         ds.splits = dict(source_ds.splits)
     if comm.Get_rank() == 0:

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.calculators import get_calculator
+from lammps_adv.calculators import ase_calculator, get_calculator
 from lammps_adv.core import adversarial
 from lammps_adv.core.alignment import NONE
 from lammps_adv.core.configuration import Configuration
@@ -109,19 +109,21 @@ def evaluation_set(configs, reference: str, comm, minima: int | None = None,
     return list(configs) + relaxed, kinds + [KINDS[2]] * len(relaxed)
 
 
-def relaxed_minima(configs, reference: str, comm, fmax: float = MINIMA_FMAX,
+def relaxed_minima(configs, reference, comm, fmax: float = MINIMA_FMAX,
                    max_steps: int = MINIMA_MAX_STEPS) -> list[Configuration]:
-    """``configs`` relaxed (fixed cell) with the reference in LAMMPS to a largest per-atom
-    force of ``fmax`` eV/A or ``max_steps`` FIRE steps (``LammpsSystem.minimize``). One
-    configuration per rank, as ``label`` spreads them, so the minima do not depend on the
-    number of ranks. Same glass (unit), temperature 0 K, source ``<source>+relaxed``."""
+    """``configs`` relaxed (fixed cell) with the reference to a largest per-atom force of
+    ``fmax`` eV/A or ``max_steps`` FIRE steps: in LAMMPS (``LammpsSystem.minimize``) when the
+    reference is a LAMMPS potential, else with ASE's FIRE through the reference as an ASE
+    calculator (e.g. an ASE calculator instance, a GFN-xTB spec). One configuration per
+    rank, as ``label`` spreads them, so the minima do not depend on the number of ranks.
+    Same glass (unit), temperature 0 K, source ``<source>+relaxed``."""
     if not configs:
         return []
     try:
         get_potential(reference)
-    except PotentialError as exc:
-        raise PotentialError(f"relaxed evaluation minima need a reference LAMMPS runs ({exc}); "
-                             "use --minima 0") from None
+        in_lammps = True
+    except PotentialError:
+        in_lammps = False
     from ase import Atoms
     sub, mine, _ = split_tasks(comm, len(configs))
     done = {}
@@ -129,15 +131,27 @@ def relaxed_minima(configs, reference: str, comm, fmax: float = MINIMA_FMAX,
         for i in mine:
             c = configs[i]
             atoms = Atoms(list(c.names), positions=c.positions, cell=c.cell, pbc=True)
-            with LammpsSystem(atoms, reference, comm=sub) as system:
-                system.minimize(fmax, max_steps)
-                positions, cell = system.frame()
+            if in_lammps:
+                with LammpsSystem(atoms, reference, comm=sub) as system:
+                    system.minimize(fmax, max_steps)
+                    positions, cell = system.frame()
+            else:
+                positions, cell = _ase_fire(atoms, reference, fmax, max_steps)
             done[i] = Configuration(positions, cell, list(c.names), f"{c.source}+relaxed",
                                     c.unit, 0.0)
     finally:
         sub.Free()
     merged = {k: v for part in comm.allgather(done) for k, v in part.items()}
     return [merged[i] for i in range(len(configs))]
+
+
+def _ase_fire(atoms, reference, fmax: float, max_steps: int):
+    """Positions and cell after ASE's FIRE (fixed cell) with the reference, to a largest
+    per-atom force of ``fmax`` eV/A or ``max_steps`` steps."""
+    from ase.optimize import FIRE
+    atoms.calc = ase_calculator(reference)
+    FIRE(atoms, logfile=None).run(fmax=fmax, steps=max_steps)
+    return atoms.get_positions(), atoms.cell.array.copy()
 
 
 def md_end_points(configs, driver: str, reference: str, comm, temperature: float,

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lammps_adv.calculators import get_calculator
+from lammps_adv.calculators import get_calculator, spec_text
 from lammps_adv.core.adversarial import max_atom_norm
 from lammps_adv.core.alignment import NONE, Alignment
 from lammps_adv.core.configuration import Configuration
@@ -85,7 +85,7 @@ class MitigateSettings:
     budget: int = 64                        # reference labels per strategy, all rounds together
     rounds: int = 3
     seeds: tuple = (0, 1, 2, 3, 4, 5)
-    reference: str = "bks-dsf"
+    reference: object = "bks-dsf"           # a calculator spec, Calculator or ASE calculator
     epsilon: float = 0.005                  # A^2 per atom (distortion per-atom) of the steps
     distortion: str = "per-atom"
     committee: int = 3                      # uncertainty: models in the committee
@@ -196,11 +196,11 @@ def training_file(base_ds, validation: list, added: list, path: Path):
     return ds
 
 
-def _check_reference(ds, reference: str, what: str) -> None:
-    labelled = ds.attrs.get("reference")
-    if labelled is not None and labelled != reference:
+def _check_reference(ds, reference, what: str) -> None:
+    labelled, name = ds.attrs.get("reference"), spec_text(reference)
+    if labelled is not None and labelled != name:
         raise ValueError(f"the {what} {ds.path} is labelled by {labelled}, not by the "
-                         f"reference {reference}")
+                         f"reference {name}")
 
 
 def _validation_frames(validation, base_ds, reference: str) -> list:
@@ -447,11 +447,13 @@ def _write_summary(path: Path, run: _Run, merged: dict, base, evaluation, pool,
             outliers[i, j] = sum(bool(r["outlier"]) for r in records)
             keys[i, j, :len(records)] = [r["config_key"] for r in records]
             flags[i, j, :len(records)] = [bool(r["outlier"]) for r in records]
-    params = {"experiment": "mitigate", "approx_kind": s.model, "reference": s.reference,
-              "base": str(base), "evaluation": str(evaluation), "pool": str(pool),
+    params = {"experiment": "mitigate", "approx_kind": s.model,
+              "reference": spec_text(s.reference), "base": str(base),
+              "evaluation": str(evaluation), "pool": str(pool),
               "validation": str(validation) if validation is not None
               else "the base set's validation split",
-              "settings": json.dumps(dataclasses.asdict(s), sort_keys=True),
+              "settings": json.dumps(dataclasses.asdict(dataclasses.replace(
+                  s, reference=spec_text(s.reference))), sort_keys=True),
               "command_line": " ".join(sys.argv), "units": "metal", **run.alignment.attrs()}
     write_mitigation(path, params, strategies=list(s.strategies), seeds=list(s.seeds),
                      labels_spent=spent, measures=values, curves=curve,

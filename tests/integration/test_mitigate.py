@@ -226,3 +226,34 @@ def test_labels_are_the_same_on_one_and_two_ranks(data, tmp_path):
     assert len(one["e"]) == 8
     np.testing.assert_array_equal(one["e"], two["e"])
     np.testing.assert_array_equal(one["f"], two["f"])
+
+
+def test_an_ase_calculator_instance_as_the_reference(data, tmp_path):
+    """The remedies protocol with an ASE calculator instance as the reference (here
+    bks-dsf through lammps-adv's own ASE adapter): datasets labelled by it, its name in the
+    files, and the relaxed evaluation minima made with ASE's FIRE (it cannot drive LAMMPS)
+    to within the minima's force limit."""
+    from lammps_adv.ase import ase_calculator
+    from lammps_adv.calculators import spec_text
+    from lammps_adv.experiments.labelling import relabel
+    d, limit = data
+    ref = ase_calculator("bks-dsf")
+    for name in ("base", "eval", "pool", "validation"):
+        relabel(d / f"{name}.h5", tmp_path / f"{name}.h5", ref, progress=False)
+    string_labelled = load(d / "base.h5")
+    instance_labelled = load(tmp_path / "base.h5")
+    assert instance_labelled.attrs["reference"] == spec_text(ref) != "bks-dsf"
+    np.testing.assert_allclose(instance_labelled.energy, string_labelled.energy, rtol=1e-10)
+    settings = MitigateSettings(seeds=(0,), strategies=("more-md",), outlier_force=limit,
+                                reference=ref, minima=1, **SETTINGS)
+    summary = mitigate(tmp_path / "base.h5", tmp_path / "eval.h5", tmp_path / "pool.h5",
+                       tmp_path / "instance", settings, progress=False,
+                       validation=tmp_path / "validation.h5")
+    params = h5md.read_parameters(summary)
+    assert params["reference"] == spec_text(ref)
+    assert json.loads(params["settings"])["reference"] == spec_text(ref)
+    d = h5md.read_mitigation(summary)
+    minima = np.array(d["eval_kind"]) == "minimum"
+    assert minima.sum() == 1
+    assert (d["eval_max_force"][minima] <= settings.minima_fmax).all()
+    assert (d["eval_max_force"][~minima] > 10 * settings.minima_fmax).all()

@@ -1,11 +1,10 @@
-"""How many relaxed minima mitigate adds to its evaluation set, the one-line refusal for a
-reference LAMMPS cannot relax, the protocol's settings (budget split, distinct seeds, the
+"""How many relaxed minima mitigate adds to its evaluation set, the ASE route for a reference
+LAMMPS cannot relax, the protocol's settings (budget split, distinct seeds, the
 driver's own seed) and the outlier rule (no LAMMPS started: all are decided before)."""
 import numpy as np
 import pytest
 
 from lammps_adv.core.configuration import Configuration
-from lammps_adv.core.errors import PotentialError
 from lammps_adv.experiments.measures import minima_count, relaxed_minima, spread
 from lammps_adv.experiments.mitigate import MitigateSettings, outlier
 
@@ -19,10 +18,22 @@ def test_minima_default_is_a_quarter_rounded_up():
         MitigateSettings(minima=-1).check()
 
 
-def test_a_reference_lammps_cannot_run_needs_minima_0():
-    c = Configuration(np.zeros((3, 3)), np.eye(3) * 5.0, ["Si", "O", "O"], "x#0")
-    with pytest.raises(PotentialError, match="use --minima 0"):
-        relaxed_minima([c], "xtb:GFN1", comm=None)
+def test_a_reference_lammps_cannot_run_relaxes_with_ase_fire(monkeypatch):
+    """xtb:GFN1 cannot drive LAMMPS: its minima come from ASE's FIRE (stubbed here: no
+    reference is evaluated), with the force limit and step cap, as minima of the same unit."""
+    from lammps_adv.experiments import measures
+    from lammps_adv.parallel.mpi import mpi_comm
+    calls = []
+
+    def fire(atoms, reference, fmax, max_steps):
+        calls.append((reference, fmax, max_steps))
+        return atoms.get_positions() + 0.1, atoms.cell.array.copy()
+    monkeypatch.setattr(measures, "_ase_fire", fire)
+    c = Configuration(np.eye(3), np.eye(3) * 5.0, ["Si", "O", "O"], "x#0", "glass0", 300.0)
+    (m,) = relaxed_minima([c], "xtb:GFN1", mpi_comm(), fmax=1e-3, max_steps=50)
+    assert calls == [("xtb:GFN1", 1e-3, 50)]
+    np.testing.assert_allclose(m.positions, np.eye(3) + 0.1)
+    assert (m.source, m.unit, m.temperature) == ("x#0+relaxed", "glass0", 0.0)
     assert relaxed_minima([], "xtb:GFN1", comm=None) == []
 
 
