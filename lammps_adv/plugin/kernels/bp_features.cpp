@@ -54,7 +54,7 @@ struct Params {
   std::vector<int64_t> pair_index;   // [S*S]
   std::vector<double> pair_weight;   // [S*S]
   // distinct angular eta values and (lambda, zeta) pairs, and which one each function uses
-  std::vector<double> eta_u, lam_u, zeta_u, pref_u;
+  std::vector<double> eta_u, lam_u, zeta_u;
   std::vector<int> zeta_int_u;       // zeta as an integer power, -1 when not integral
   std::vector<int> eta_of, lz_of;
   // the powers (1 + lambda cos)^(2^q) are shared by every (lambda, zeta) of one lambda:
@@ -107,7 +107,7 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
       l = int(p.lam_u.size());
       p.lam_u.push_back(lam[m]);
       p.zeta_u.push_back(zeta[m]);
-      p.pref_u.push_back(std::pow(2.0, 1.0 - zeta[m]));
+      p.a_fac.push_back(std::pow(2.0, 1.0 - zeta[m]));
       double zr = std::round(zeta[m]);
       p.zeta_int_u.push_back(zr == zeta[m] && zr >= 1.0 && zr <= 64.0 ? int(zr) : -1);
     }
@@ -120,8 +120,7 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
     if (g < 0) { g = int(p.lam_g.size()); p.lam_g.push_back(p.lam_u[l]); p.q_max.push_back(0); }
     p.g_of.push_back(g);
     if (p.zeta_int_u[l] > 0) p.q_max[g] = std::max(p.q_max[g], top_bit(p.zeta_int_u[l]));
-    p.a_fac.push_back(p.pref_u[l]);
-    p.d_fac.push_back(p.pref_u[l] * p.zeta_u[l] * p.lam_u[l]);
+    p.d_fac.push_back(p.a_fac[l] * p.zeta_u[l] * p.lam_u[l]);
   }
   return p;
 }
