@@ -59,7 +59,8 @@ bench: $(STAMP)
 # 72-atom alpha-quartz at 300-1500 K; thermal frames, relaxed (minimised) copies, rattled
 # copies (0.05, 0.1, 0.2 A) and copies at 0.9 and 1.1 x the volume; the force-trained
 # networks on a 30 % subset. Held out: 324-atom glasses made differently (other seeds,
-# 3 ps melt, quenched in 5 ps and 1 ps) at 300-3000 K, thermal and relaxed. `make -j2
+# 3 ps melt, 5 quenched in 5 ps and 5 in 1 ps: 10 independent units) at 300-3000 K, thermal
+# and relaxed. `make -j2
 # models` runs the independent steps side by side. Deterministic (seeds), but the
 # trainings stop at a time budget, so a slower host runs fewer epochs. The three shipped
 # bks-dsf networks come from these targets (2026-12-06/07), the two xtb networks from
@@ -85,7 +86,7 @@ $(MODELS_DATA): | $(STAMP)
 $(MODELS_SUBSET): $(MODELS_DATA)
 	$(LA) dataset subset $< -o $@ --overwrite --fraction 0.3 --seed 0
 $(MODELS_HELDOUT): | $(STAMP)
-	$(LA) dataset mixed -o $@ --overwrite --sizes 324 --glasses 2 --quench-ps 5,1 --melt-ps 3 \
+	$(LA) dataset mixed -o $@ --overwrite --sizes 324 --glasses 5 --quench-ps 5,1 --melt-ps 3 \
 		--temps 300,1000,2000,3000 --frames 3 --stride 300 --equil 1000 --relaxed 2 \
 		--split 0,0,1 --seed 9001 --quiet
 potentials/bp_bks_dsf.pt: $(MODELS_DATA)

@@ -59,7 +59,7 @@ def evaluate_model(model_path, ds, indices, forces: bool = True) -> dict:
     import torch
     from lammps_adv.models.contract import evaluate, load
     model = load(model_path)
-    de, df, groups = [], [], []
+    de, df, groups, units = [], [], [], []
     t0 = time.time()
     for i in indices:
         c = ds.config(int(i))
@@ -76,13 +76,23 @@ def evaluate_model(model_path, ds, indices, forces: bool = True) -> dict:
                                 torch.from_numpy(inp.edge_index), inp.n)[:inp.n].sum())
         de.append((e - c["energy"]) / len(c["positions"]))
         groups.append(_group(c["source"]))
-    return {"de": np.array(de), "df": df, "groups": groups, "time_s": time.time() - t0}
+        units.append(c["unit"])
+    return {"de": np.array(de), "df": df, "groups": groups, "units": np.array(units),
+            "time_s": time.time() - t0}
 
 
 def summarise(r: dict, mask=None) -> dict:
+    """Errors of the configurations in mask; the energy RMSE with its 95 % cluster-bootstrap
+    interval over the independent units (glasses; None below MIN_UNITS: not resolved)."""
+    from lammps_adv.core.statistics import MIN_UNITS, cluster_bootstrap_ci, unit_count
     de = r["de"] if mask is None else r["de"][mask]
+    units = r["units"] if mask is None else r["units"][mask]
     out = {"n": int(len(de)), "e_rmse": float(np.sqrt(np.mean(de ** 2)) * 1000),
-           "e_mae": float(np.mean(np.abs(de)) * 1000), "e_mean": float(np.mean(de) * 1000)}
+           "e_mae": float(np.mean(np.abs(de)) * 1000), "e_mean": float(np.mean(de) * 1000),
+           "units": unit_count(units), "e_rmse_ci": None}
+    if out["units"] >= MIN_UNITS:
+        lo, hi = cluster_bootstrap_ci(lambda d: np.sqrt(np.mean(d ** 2)) * 1000, de, units=units)
+        out["e_rmse_ci"] = [lo, hi]
     if r["df"]:
         dfs = r["df"] if mask is None else [d for d, m in zip(r["df"], mask) if m]
         if dfs:
@@ -103,8 +113,10 @@ def run_evaluate(a) -> None:
     print(f"held-out set {a.dataset}: {len(idx)} configurations ({a.split}), "
           f"{int(ds.natoms[idx].min())}-{int(ds.natoms[idx].max())} atoms, reference "
           f"{ds.attrs.get('reference')}")
-    print(f"{'model':<28} {'group':<9} {'n':>3} {'E RMSE meV/at':>13} {'E MAE':>7} "
-          f"{'E mean':>7} {'F RMSE eV/A':>11}")
+    print("E RMSE with its 95 % cluster-bootstrap interval over the independent units (glasses;"
+          " 'not resolved' below 5 units)")
+    print(f"{'model':<28} {'group':<9} {'n':>3} {'E RMSE meV/at':>13} {'95 % interval':>15} "
+          f"{'units':>5} {'E MAE':>7} {'E mean':>7} {'F RMSE eV/A':>11}")
     results = {}
     for m in a.models:
         r = evaluate_model(m, ds, idx, forces=not a.no_forces)
@@ -116,8 +128,9 @@ def run_evaluate(a) -> None:
             s = summarise(r, mask)
             results[m][g] = s
             f = f"{s['f_rmse']:.3f}" if "f_rmse" in s else "-"
-            print(f"{Path(m).name:<28} {g:<9} {s['n']:>3} {s['e_rmse']:>13.2f} "
-                  f"{s['e_mae']:>7.2f} {s['e_mean']:>7.2f} {f:>11}")
+            ci = "[{:.2f}, {:.2f}]".format(*s["e_rmse_ci"]) if s["e_rmse_ci"] else "not resolved"
+            print(f"{Path(m).name:<28} {g:<9} {s['n']:>3} {s['e_rmse']:>13.2f} {ci:>15} "
+                  f"{s['units']:>5} {s['e_mae']:>7.2f} {s['e_mean']:>7.2f} {f:>11}")
         print(f"  ({r['time_s']:.0f} s)", flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1) + "\n")
