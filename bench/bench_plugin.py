@@ -11,20 +11,24 @@ For one silica glass (default 3000 atoms, BKS-DSF TorchScript model), time per M
   plugin x2   the plugin on 2 MPI ranks
   native      LAMMPS' own bks-dsf (coul/dsf + buck + mie/cut)
   bp, gnn     the shipped networks (potentials/bp_bks_dsf.pt, gnn_bks_dsf.pt) in the plugin
-              (the graph network on one rank through its energies_periodic())
-  gnn_forward the graph network through forward() on the ghost graph (`periodic no`)
+              (the graph network on one rank through its energies_periodic(), on 2 ranks
+              through the halo exchange: node states communicated between rounds)
+  gnn_halo    the graph network through the halo exchange on one rank too (`periodic no`)
+  gnn_forward the graph network through forward() on the ghost graph (`halo no periodic
+              no`; before the halo exchange, the path on several ranks)
 and the peak memory (max resident set) of each, every variant in a fresh process, all
 variants measured --rounds times interleaved, each time the fastest block of steps (the
 machine may be shared). Prints the ratios measured in this run against the goals: plugin
 overhead over raw <= 15 %, plugin >= 2x faster than fix external, 2 ranks >= 1.6x faster
-than 1, and the pair style's own time (LAMMPS' "Pair" row: edge building, model call, forces)
+than 1 (bks-dsf and the graph network), the graph network's halo exchange on one rank no
+slower than energies_periodic(), and the pair style's own time (LAMMPS' "Pair" row: edge building, model call, forces)
 <= 1.05x the raw model call. For that last ratio the plugin's process also times the raw call
 on its own input, single calls alternating with single MD steps, so that both see the same
 state of the host (a busy host slows a LAMMPS process and a bare model call unequally), and
 takes the median over these pairs of step time / call time.
 
     python bench/bench_plugin.py [--atoms 3000] [--steps 30] [--rounds 2] [--glass FILE]
-                                 [--threads 1]
+                                 [--threads 1] [--only gnn,gnn_halo,gnn_forward]
 
 Every process uses --threads torch/OpenMP threads per rank (default 1, so that 1 vs 2 ranks
 compares equal resources per rank). The glass is made once (short melt-quench) and cached
@@ -41,9 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import OUT, REPO, bench_glass
+from common import OUT, REPO, bench_glass, cpu
 
-VARIANTS = ("plugin", "raw", "external", "native", "bp", "gnn", "gnn_forward")
+VARIANTS = ("plugin", "raw", "external", "native", "bp", "gnn", "gnn_halo", "gnn_forward")
+# (variant, MPI ranks) in the order they run
+RUNS = [("raw", 1), ("plugin", 1), ("external", 1), ("plugin", 2), ("native", 1), ("bp", 1),
+        ("gnn", 1), ("gnn_halo", 1), ("gnn_forward", 1), ("gnn", 2), ("gnn_forward", 2)]
 # the shipped networks through the plugin, against the native bks-dsf they approximate
 SHIPPED = {"bp": REPO / "potentials" / "bp_bks_dsf.pt", "gnn": REPO / "potentials" / "gnn_bks_dsf.pt"}
 
@@ -157,11 +164,13 @@ def worker(args) -> dict:
     comm = mpi_comm()
     plugin = ["pair_style torchscript", f"pair_coeff * * {args.model} Si O"]
     result = {"variant": args.worker, "ranks": comm.Get_size()}
-    if args.worker in ("plugin", "native", "bp", "gnn", "gnn_forward"):
+    if args.worker in ("plugin", "native", "bp", "gnn", "gnn_halo", "gnn_forward"):
         pot = {"plugin": plugin, "native": [f"include {REPO / 'potentials' / 'bks_dsf.lmp'}"],
-               # the graph network through forward() on the ghost graph instead of
-               # energies_periodic() (what the plugin calls on one rank)
-               "gnn_forward": ["pair_style torchscript periodic no",
+               # the graph network through the halo exchange on one rank too, and through
+               # forward() on the ghost graph (the path on several ranks before the halo)
+               "gnn_halo": ["pair_style torchscript periodic no",
+                            f"pair_coeff * * {SHIPPED['gnn']} Si O"],
+               "gnn_forward": ["pair_style torchscript halo no periodic no",
                                f"pair_coeff * * {SHIPPED['gnn']} Si O"]}.get(
             args.worker, ["pair_style torchscript", f"pair_coeff * * {SHIPPED.get(args.worker)} Si O"])
         log = Path(args.result).with_suffix(".log")
@@ -241,6 +250,8 @@ def main():
                     help="measure every variant this often, interleaved; keep the fastest")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per rank")
     ap.add_argument("--glass", help="LAMMPS data file to use instead of a new glass")
+    ap.add_argument("--only", help="comma-separated variants to run (default: all); the rows "
+                                   "whose variants did not run are left out")
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -261,12 +272,15 @@ def main():
     from lammps_adv.models.bks_dsf import export
     args.model = export(workdir / "bks_dsf.pt")
 
+    only = set(args.only.split(",")) if args.only else set(VARIANTS)
+    unknown = only - set(VARIANTS)
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
     res = {}
     for rnd in range(args.rounds):
-        for variant, ranks in [("raw", 1), ("plugin", 1), ("external", 1), ("plugin", 2),
-                               ("native", 1), ("bp", 1), ("gnn", 1), ("gnn_forward", 1)]:
+        for variant, ranks in [(v, r) for v, r in RUNS if v in only]:
             r = run_worker(args, variant, ranks)
-            print(f"  round {rnd + 1}  {variant:9s} x{ranks}: {1e3 * r['cpu_per_step']:8.2f} ms "
+            print(f"  round {rnd + 1}  {variant:11s} x{ranks}: {1e3 * r['cpu_per_step']:8.2f} ms "
                   f"CPU/step ({1e3 * r['wall_per_step']:8.2f} ms wall)   "
                   f"peak RSS {r['peak_rss_mb_per_rank']:6.0f} MB/rank", flush=True)
             old = res.get((variant, ranks))
@@ -279,14 +293,53 @@ def main():
                                        for k in ("pair", "raw")}
             res[(variant, ranks)] = r
     print("\nfastest of the rounds (CPU time per step of the slowest rank; wall time):")
-    atoms = res[("raw", 1)]["atoms"]
+    atoms = res[("raw", 1)]["atoms"] if ("raw", 1) in res else args.atoms
     for (variant, ranks), r in res.items():
-        print(f"  {variant:9s} x{ranks}: {1e3 * r['cpu_per_step']:8.2f} ms CPU/step "
+        print(f"  {variant:11s} x{ranks}: {1e3 * r['cpu_per_step']:8.2f} ms CPU/step "
               f"({1e3 * r['wall_per_step']:8.2f} ms wall)   "
               f"peak RSS {r['peak_rss_mb_per_rank']:6.0f} MB/rank   "
               f"{atoms / r['wall_per_step']:9,.0f} atom-steps/s")
+    print(f"{args.threads} thread(s) per rank; host CPU: {cpu()}")
 
     t = {k: v["cpu_per_step"] for k, v in res.items()}
+    rows = graph_network_rows(t, res)
+    if all(k in res for k in [("raw", 1), ("plugin", 1), ("external", 1), ("plugin", 2),
+                              ("native", 1), ("bp", 1), ("gnn", 1), ("gnn_forward", 1)]):
+        rows = plugin_rows(args, res, t) + rows
+    for name, value, goal, ok in rows:
+        print(f"{name:52s} {value:>14s}   goal {goal:10s} {'ok' if ok else 'MISSED'}")
+
+
+def graph_network_rows(t: dict, res: dict) -> list:
+    """The graph network's paths: the halo exchange on 2 ranks against one rank's
+    energies_periodic(), the halo exchange on one rank, forward() on the ghost graph; with
+    the peak memory per rank of each."""
+    rows = []
+    mem = lambda k: f"{res[k]['peak_rss_mb_per_rank']:.0f} MB"     # noqa: E731
+    if ("gnn", 1) in t and ("gnn", 2) in t:
+        up = t[("gnn", 1)] / t[("gnn", 2)]
+        rows.append(("(h) graph network: 2 ranks (halo) over 1 rank", f"{up:.2f}x", ">= 1.6x",
+                     up >= 1.6))
+    if ("gnn", 1) in t and ("gnn_halo", 1) in t:
+        r = t[("gnn_halo", 1)] / t[("gnn", 1)]
+        rows.append(("(i) graph network, 1 rank: halo / energies_periodic", f"{r:.3f}x",
+                     "<= 1.0x", r <= 1.0))
+    if ("gnn", 2) in t and ("gnn_forward", 2) in t:
+        r = t[("gnn_forward", 2)] / t[("gnn", 2)]
+        rows.append(("(j) graph network, 2 ranks: halo over forward()", f"{r:.2f}x faster",
+                     "(reported)", True))
+    for k, name in [(("gnn", 1), "energies_periodic x1"), (("gnn_halo", 1), "halo x1"),
+                    (("gnn", 2), "halo x2"), (("gnn_forward", 1), "forward() x1"),
+                    (("gnn_forward", 2), "forward() x2")]:
+        if k in res:
+            rows.append((f"    graph network peak memory per rank, {name}", mem(k), "(reported)",
+                         True))
+    return rows
+
+
+def plugin_rows(args, res: dict, t: dict) -> list:
+    """The plugin's goals on the TorchScript bks-dsf, and the shipped networks against the
+    native bks-dsf."""
     raw = res[("raw", 1)]
     print(f"\nglass {args.glass} ({raw['atoms_with_ghosts']} atoms with ghosts, "
           f"{raw['edges']} edges), {args.steps} steps x {args.rounds} rounds, "
@@ -308,7 +361,7 @@ def main():
           f"{np.median(inp['pair']) / np.median(inp['raw']):.3f}. In a process of its own the "
           f"raw call took {1e3 * raw['wall_per_step']:.2f} ms, the pair style across processes "
           f"{res[('plugin', 1)]['pair_per_step'] / raw['wall_per_step']:.3f}x of it")
-    rows = [
+    return [
         ("(a) pair style / raw model call, median of pairs", f"{pair_ratio:.3f}", "<= 1.05",
          pair_ratio <= 1.05),
         ("(a') whole MD step / raw model call (CPU)", f"{100 * overhead:+.1f} %", "<= +15 %",
@@ -324,11 +377,9 @@ def main():
          f"{t[('bp', 1)] / t[('native', 1)]:.1f}x slower", "(reported)", True),
         ("(f) shipped graph network / native bks-dsf",
          f"{t[('gnn', 1)] / t[('native', 1)]:.1f}x slower", "(reported)", True),
-        ("(g) graph network: energies_periodic / forward",
+        ("(g) graph network, 1 rank: energies_periodic over forward()",
          f"{t[('gnn_forward', 1)] / t[('gnn', 1)]:.2f}x faster", "(reported)", True),
     ]
-    for name, value, goal, ok in rows:
-        print(f"{name:45s} {value:>14s}   goal {goal:10s} {'ok' if ok else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -64,8 +64,9 @@ std::string shape_str(const torch::Tensor &t)
 
 PairTorchScript::PairTorchScript(LAMMPS *lmp) :
     Pair(lmp), device_choice(DeviceChoice::CPU), device(torch::kCPU), model_loaded(false),
-    cutoff(0.0), receptive_field(0.0), message_passing(false), periodic_allowed(true),
-    periodic_method(false), periodic_logged(-1)
+    cutoff(0.0), receptive_field(0.0), message_passing(false), ghost_graph(false),
+    periodic_allowed(true), periodic_method(false), halo_allowed(true), halo_method(false),
+    path_logged(-1)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -107,6 +108,7 @@ void PairTorchScript::settings(int narg, char **arg)
 {
   device_choice = DeviceChoice::CPU;
   periodic_allowed = true;
+  halo_allowed = true;
   int iarg = 0;
   while (iarg < narg) {
     std::string key = arg[iarg];
@@ -129,10 +131,16 @@ void PairTorchScript::settings(int narg, char **arg)
         error->all(FLERR, "pair_style torchscript: keyword periodic needs a value: auto or no");
       periodic_allowed = strcmp(arg[iarg + 1], "auto") == 0;
       iarg += 2;
+    } else if (key == "halo") {
+      if (iarg + 1 >= narg || (strcmp(arg[iarg + 1], "auto") != 0 && strcmp(arg[iarg + 1], "no") != 0))
+        error->all(FLERR, "pair_style torchscript: keyword halo needs a value: auto or no");
+      halo_allowed = strcmp(arg[iarg + 1], "auto") == 0;
+      iarg += 2;
     } else {
       error->all(FLERR,
                  "pair_style torchscript: unknown keyword '{}' "
-                 "(usage: pair_style torchscript [device cpu|cuda|auto] [periodic auto|no])",
+                 "(usage: pair_style torchscript [device cpu|cuda|auto] [periodic auto|no] "
+                 "[halo auto|no])",
                  key);
     }
   }
@@ -322,11 +330,29 @@ void PairTorchScript::load_model(const std::string &given)
       std::string::npos;
   bool frozen = false;
   const bool has_periodic = model.find_method("energies_periodic").has_value();
+  // the halo methods: all three, and the number of rounds, or none
+  const char *halo_names[] = {"halo_states", "halo_layer", "halo_energies"};
+  int n_halo = 0;
+  for (const char *name : halo_names) n_halo += model.find_method(name).has_value();
+  if (n_halo != 0 && (n_halo != 3 || !model.hasattr("n_rounds") || !model.attr("n_rounds").isInt()))
+    error->all(FLERR,
+               "pair_style torchscript: model {} exports part of the halo contract: it needs "
+               "halo_states, halo_layer, halo_energies and an int attribute n_rounds (see "
+               "docs/plugin.md)",
+               path);
+  const bool has_halo = n_halo == 3;
+  halo_rounds = has_halo ? (int) model.attr("n_rounds").toInt() : 0;
+  if (has_halo && halo_rounds < 1)
+    error->all(FLERR, "pair_style torchscript: model {} has n_rounds {}, it needs >= 1", path,
+               halo_rounds);
   if (!uses_detach) {
     try {
       // freezing keeps forward() only, unless told otherwise
+      std::vector<std::string> kept;
+      if (has_periodic) kept.push_back("energies_periodic");
+      if (has_halo) kept.insert(kept.end(), std::begin(halo_names), std::end(halo_names));
       std::optional<std::vector<std::string>> keep;
-      if (has_periodic) keep = std::vector<std::string>{"energies_periodic"};
+      if (!kept.empty()) keep = kept;
       model = torch::jit::freeze(model, keep, /*optimize_numerics=*/false);
       frozen = true;
     } catch (const c10::Error &e) {
@@ -338,7 +364,30 @@ void PairTorchScript::load_model(const std::string &given)
   if (!frozen)
     for (auto p : model.parameters()) p.requires_grad_(false);
   periodic_method = periodic_allowed && message_passing && has_periodic;    // kept by freezing
-  periodic_logged = -1;
+  halo_method = halo_allowed && message_passing && has_halo;
+  // forward() of a message-passing model needs the ghosts out to the receptive field, with
+  // their edges; energies_periodic() and the halo path only the edges of local atoms
+  ghost_graph = message_passing && !halo_method;
+  halo_width = 0;
+  if (halo_method) {
+    // the width of a node state, from the states of one atom
+    try {
+      torch::NoGradGuard no_grad;
+      auto one = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+      torch::Tensor h = model.get_method("halo_states")({one}).toTensor();
+      if (h.dim() == 2 && h.size(0) == 1 && h.scalar_type() == torch::kFloat64)
+        halo_width = (int) h.size(1);
+    } catch (const c10::Error &e) {
+      error->all(FLERR, "pair_style torchscript: halo_states() of model {} failed: {}", path,
+                 error_text(e));
+    }
+    if (halo_width < 1)
+      error->all(FLERR,
+                 "pair_style torchscript: halo_states() of model {} must return float64 states "
+                 "[N, W], W >= 1",
+                 path);
+  }
+  path_logged = -1;
   model_loaded = true;
 
   if (comm->me == 0) {
@@ -366,10 +415,12 @@ void PairTorchScript::init_style()
   if (strcmp(update->unit_style, "metal") != 0)
     error->all(FLERR, "pair_style torchscript requires units metal (models give eV and eV/A)");
 
-  ghostneigh = message_passing ? 1 : 0;
+  ghostneigh = ghost_graph ? 1 : 0;
   request_neighbors();
+  // the halo path moves one node state per ghost (sized before Comm::init reads it)
+  comm_forward = comm_reverse = halo_method ? halo_width : 0;
 
-  if (message_passing) {
+  if (ghost_graph) {
     // ghosts out to the receptive field (+ skin, since ghosts are only refreshed on
     // reneighboring), so that every local energy sees its whole receptive field
     if (comm->mode != Comm::SINGLE)
@@ -388,15 +439,15 @@ void PairTorchScript::init_style()
 void PairTorchScript::request_neighbors()
 {
 #if LAMMPS_ADV_NEIGH_ADD_REQUEST
-  neighbor->add_request(this, message_passing ? (NeighConst::REQ_FULL | NeighConst::REQ_GHOST)
-                                              : NeighConst::REQ_FULL);
+  neighbor->add_request(this, ghost_graph ? (NeighConst::REQ_FULL | NeighConst::REQ_GHOST)
+                                          : NeighConst::REQ_FULL);
 #else
   // two statements: request() may reallocate requests[], and in a[b] C++17 reads a first
   const int irequest = neighbor->request(this, instance_me);
   NeighRequest *req = neighbor->requests[irequest];
   req->half = 0;
   req->full = 1;
-  req->ghost = message_passing ? 1 : 0;
+  req->ghost = ghost_graph ? 1 : 0;
 #endif
 }
 
@@ -438,11 +489,8 @@ void PairTorchScript::compute(int eflag, int vflag)
     check_all(true, "");
     return;
   }
-  // a message-passing model's energies_periodic(): where every ghost of this rank is an image
-  // of one of its own atoms (one rank, or a rank spanning the box), ghosts take their owner's
-  // state and only local atoms are centres (fewer edges, fewer node updates); else forward()
-  const bool periodic = use_periodic(nlocal, nall);
-  const int64_t nedge = build_edges(x, message_passing && !periodic);
+  const Path path = choose_path(nlocal, nall);
+  const int64_t nedge = build_edges(x, path == Path::FORWARD && ghost_graph);
 
   if (species_buffer.numel() < nall)
     species_buffer = torch::empty({(int64_t) (nall + nall / 4 + 16)}, torch::kInt64);
@@ -462,11 +510,12 @@ void PairTorchScript::compute(int eflag, int vflag)
     edges = edges.to(device);
   }
   torch::Tensor image_of;
-  if (periodic) {
+  if (path == Path::PERIODIC) {
     image_of = image_buffer.narrow(0, 0, nall);
     if (!device.is_cpu()) image_of = image_of.to(device);
   }
-  ModelOutput out = evaluate(pos, species, edges, nlocal, eflag_atom, image_of);
+  ModelOutput out = path == Path::HALO ? evaluate_halo(pos, species, edges, nlocal, eflag_atom)
+                                       : evaluate(pos, species, edges, nlocal, eflag_atom, image_of);
   if (out.ok && !device.is_cpu()) {
     out.forces = out.forces.to(torch::kCPU);
     if (out.energies.defined()) out.energies = out.energies.to(torch::kCPU);
@@ -505,21 +554,33 @@ int64_t PairTorchScript::build_edges(double **x, bool ghost_centres)
 }
 
 /* ----------------------------------------------------------------------
-   Whether this step calls energies_periodic() (ghost owners in image_buffer) or forward();
-   the log names the call when it changes.
+   The path of this step, for a message-passing model: energies_periodic() where every ghost
+   of this rank is an image of one of its own atoms (one rank: ghosts take their owner's
+   state, no communication; with the halo path at hand, only where that holds on every
+   rank), else the halo path (node states communicated round by round),
+   else forward() on the ghost graph. The log names the path when it changes.
 ------------------------------------------------------------------------- */
 
-bool PairTorchScript::use_periodic(int nlocal, int nall)
+PairTorchScript::Path PairTorchScript::choose_path(int nlocal, int nall)
 {
-  const bool periodic = periodic_method && ghost_owners(nlocal, nall);
-  if (comm->me == 0 && periodic_method && periodic_logged != (int) periodic) {
-    periodic_logged = (int) periodic;
-    utils::logmesg(lmp, "pair_style torchscript: {} at step {}\n",
-                   periodic ? "energies_periodic() (ghosts take their owner's state)"
-                            : "forward() (ghosts of rank 0 owned by other ranks)",
+  if (!message_passing) return Path::FORWARD;
+  bool periodic = periodic_method && ghost_owners(nlocal, nall);
+  // the halo path communicates: every rank must take it, or none
+  if (halo_method && periodic_method && comm->nprocs > 1) {
+    int mine = periodic ? 1 : 0, all = mine;
+    MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, world);
+    periodic = all == 1;
+  }
+  const Path path = periodic ? Path::PERIODIC : halo_method ? Path::HALO : Path::FORWARD;
+  if (comm->me == 0 && path_logged != (int) path) {
+    path_logged = (int) path;
+    const char *what[] = {"forward() on the ghost graph", 
+                          "energies_periodic() (ghosts take their owner's state)",
+                          "halo exchange (node states communicated between rounds)"};
+    utils::logmesg(lmp, "pair_style torchscript: {} at step {}\n", what[(int) path],
                    update->ntimestep);
   }
-  return periodic;
+  return path;
 }
 
 /* ----------------------------------------------------------------------
@@ -595,22 +656,14 @@ PairTorchScript::ModelOutput PairTorchScript::evaluate(torch::Tensor pos,
                         "per local and ghost atom)", shape_str(e), nall);
       return out;
     }
-    torch::Tensor etot = e.narrow(0, 0, nlocal).sum();
+    torch::Tensor etot = e.narrow(0, 0, nlocal).sum(), grad_pos;
     if (etot.requires_grad()) {
       auto g = torch::autograd::grad({etot}, {pos}, {}, /*retain_graph=*/false,
                                      /*create_graph=*/false, /*allow_unused=*/true);
-      if (g[0].defined()) out.forces = g[0].neg().contiguous();
+      grad_pos = g[0];
     }
-    if (!out.forces.defined()) out.forces = torch::zeros({nall, 3}, pos.options());
-    out.energy = etot.item<double>();
-    if (per_atom_energy) out.energies = e.detach().narrow(0, 0, nlocal).contiguous();
-    if (!std::isfinite(out.energy)) {
-      out.ok = false;
-      out.message = fmt::format("model energy is {} at step {}", out.energy, update->ntimestep);
-    } else if (!std::isfinite(out.forces.sum().item<double>())) {    // a NaN or inf anywhere
-      out.ok = false;
-      out.message = fmt::format("model forces are not finite at step {}", update->ntimestep);
-    }
+    if (!grad_pos.defined()) grad_pos = torch::zeros({nall, 3}, pos.options());
+    finish(out, e, etot, grad_pos, nlocal, per_atom_energy);
   } catch (const c10::Error &e) {
     out.ok = false;
     out.message = "model evaluation failed: " + error_text(e);
@@ -619,6 +672,208 @@ PairTorchScript::ModelOutput PairTorchScript::evaluate(torch::Tensor pos,
     out.message = std::string("model evaluation failed: ") + summarize(e.what());
   }
   return out;
+}
+
+/* ----------------------------------------------------------------------
+   The halo path. Rounds t = 0 .. T-1 each give the local atoms' states from the states of
+   local and ghost atoms (a leaf per round, so each round is its own autograd graph):
+
+     h^0 = halo_states(species);  h_local^{t+1} = halo_layer(t, ..., h^t);  ghosts of h^{t+1}
+     from their owners (forward communication);  E = sum halo_energies(..., h_local^T)
+
+   Backward, round by round from the last: dE/dh^t of every atom of this rank comes out of
+   round t; the ghosts' rows are added into their owners (reverse communication), which
+   completes dE/dh_local^t for round t-1. Positions collect their gradient from every round.
+------------------------------------------------------------------------- */
+
+PairTorchScript::ModelOutput PairTorchScript::evaluate_halo(torch::Tensor pos,
+                                                            const torch::Tensor &species,
+                                                            const torch::Tensor &edges,
+                                                            int64_t nlocal, bool per_atom_energy)
+{
+  ModelOutput out;
+  const int64_t nall = pos.size(0), width = halo_width;
+  const int rounds = halo_rounds;
+  // every rank takes part in every communication: before each, the ranks agree that all are
+  // well; when one is not, all leave. A rank that leaves for another's failure returns
+  // ok (it has nothing to report): check_all() then raises the failing rank's message.
+  auto all_well = [&]() {
+    int mine = out.ok ? 1 : 0, all = mine;
+    if (comm->nprocs > 1) MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, world);
+    return all == 1;
+  };
+  auto fail = [&](const std::string &message) {
+    out.ok = false;
+    out.message = message;
+  };
+  auto expect = [&](const torch::Tensor &t, int64_t rows, int64_t cols, const char *what) {
+    const bool good = t.scalar_type() == torch::kFloat64 && t.dim() == (cols ? 2 : 1) &&
+        t.size(0) == rows && (!cols || t.size(1) == cols);
+    if (!good)
+      fail(fmt::format("{} returned {} {}, the halo contract needs float64 [{}{}]", what,
+                       c10::toString(t.scalar_type()), shape_str(t), rows,
+                       cols ? fmt::format(",{}", cols) : std::string()));
+    return good;
+  };
+  // one model call; false (and the reason in out) if it throws or returns no tensor
+  auto call = [&](const char *method, std::vector<c10::IValue> args, torch::Tensor &result) {
+    try {
+      auto v = model.get_method(method)(std::move(args));
+      if (!v.isTensor()) {
+        fail(fmt::format("{}() returned {} instead of a Tensor", method, v.tagKind()));
+        return false;
+      }
+      result = v.toTensor();
+      return true;
+    } catch (const c10::Error &e) {
+      fail(fmt::format("model evaluation failed in {}(): {}", method, error_text(e)));
+    } catch (const std::exception &e) {
+      fail(fmt::format("model evaluation failed in {}(): {}", method, summarize(e.what())));
+    }
+    return false;
+  };
+  auto gradient = [&](const torch::Tensor &of, const std::vector<torch::Tensor> &wrt,
+                      const torch::Tensor &seed, std::vector<torch::Tensor> &result) {
+    try {
+      result = torch::autograd::grad({of}, wrt, {seed}, /*retain_graph=*/false,
+                                     /*create_graph=*/false, /*allow_unused=*/true);
+      return true;
+    } catch (const c10::Error &e) {
+      fail("model gradient failed: " + error_text(e));
+    }
+    return false;
+  };
+
+  if (!halo_buffer.defined() || halo_buffer.size(0) < nall || halo_buffer.size(1) != width)
+    halo_buffer = torch::zeros({nall + nall / 4 + 16, width}, torch::kFloat64);
+  torch::Tensor buffer = halo_buffer.narrow(0, 0, nall);
+  auto from_buffer = [&](int64_t rows) {
+    return buffer.narrow(0, 0, rows).to(pos.device(), /*non_blocking=*/false, /*copy=*/true);
+  };
+
+  torch::AutoGradMode grad_on(true);
+  torch::jit::GraphOptimizerEnabledGuard plain_execution(false);
+  pos.requires_grad_(true);
+  std::vector<torch::Tensor> states_in(rounds), states_out(rounds);
+  if (call("halo_states", {species}, states_in[0])) expect(states_in[0], nall, width, "halo_states()");
+  for (int t = 0; t < rounds; t++) {
+    if (out.ok && call("halo_layer", {(int64_t) t, pos, species, edges, nlocal, states_in[t]}, states_out[t]))
+      expect(states_out[t], nlocal, width, "halo_layer()");
+    if (t + 1 == rounds) break;
+    if (!all_well()) return out;
+    buffer.narrow(0, 0, nlocal).copy_(states_out[t].detach());
+    communicate_states(false);
+    states_in[t + 1] = from_buffer(nall).requires_grad_(true);
+  }
+  // from here a failure is carried to the next agreement, which every rank reaches
+  torch::Tensor last, e, etot;
+  torch::Tensor grad_pos = torch::zeros_like(pos), seed;
+  std::vector<torch::Tensor> g;
+  if (out.ok) {
+    last = states_out[rounds - 1].detach().requires_grad_(true);
+    seed = torch::zeros_like(last);
+    if (call("halo_energies", {pos, species, edges, nlocal, last}, e) &&
+        expect(e, nlocal, 0, "halo_energies()")) {
+      etot = e.sum();
+      if (etot.requires_grad() && gradient(etot, {pos, last}, torch::ones_like(etot), g)) {
+        if (g[0].defined()) grad_pos += g[0];
+        if (g[1].defined()) seed = g[1];
+      }
+    }
+  }
+  for (int t = rounds - 1; t >= 0; t--) {
+    // round 0's input states depend on the species only
+    std::vector<torch::Tensor> wrt{pos};
+    if (t > 0) wrt.push_back(states_in[t]);
+    g.assign(wrt.size(), torch::Tensor());
+    if (out.ok && states_out[t].requires_grad() && gradient(states_out[t], wrt, seed, g) &&
+        g[0].defined())
+      grad_pos += g[0];
+    states_out[t] = torch::Tensor();    // its graph is spent
+    if (t == 0) break;
+    if (!all_well()) return out;
+    if (g[1].defined())
+      buffer.copy_(g[1]);
+    else
+      buffer.zero_();
+    communicate_states(true);
+    seed = from_buffer(nlocal);
+  }
+  if (!out.ok) return out;
+  finish(out, e, etot, grad_pos, nlocal, per_atom_energy);
+  return out;
+}
+
+/* ----------------------------------------------------------------------
+   Energy, forces and per-atom energies of a model call into out, with the finiteness checks.
+------------------------------------------------------------------------- */
+
+void PairTorchScript::finish(ModelOutput &out, const torch::Tensor &e, const torch::Tensor &etot,
+                             const torch::Tensor &grad_pos, int64_t nlocal, bool per_atom_energy)
+{
+  out.forces = grad_pos.neg().contiguous();
+  out.energy = etot.item<double>();
+  if (per_atom_energy) out.energies = e.detach().narrow(0, 0, nlocal).contiguous();
+  if (!std::isfinite(out.energy)) {
+    out.ok = false;
+    out.message = fmt::format("model energy is {} at step {}", out.energy, update->ntimestep);
+  } else if (!std::isfinite(out.forces.sum().item<double>())) {    // a NaN or inf anywhere
+    out.ok = false;
+    out.message = fmt::format("model forces are not finite at step {}", update->ntimestep);
+  }
+}
+
+/* ----------------------------------------------------------------------
+   Node states through LAMMPS' communication (halo_buffer's rows are atom indices, a state
+   per row): forward fills the ghosts' rows from their owners; reverse adds the ghosts' rows
+   into their owners'.
+------------------------------------------------------------------------- */
+
+void PairTorchScript::communicate_states(bool reverse)
+{
+#if LAMMPS_ADV_COMM_PAIR_NAMES
+  if (reverse)
+    comm->reverse_comm_pair(this);
+  else
+    comm->forward_comm_pair(this);
+#else
+  if (reverse)
+    comm->reverse_comm(this);
+  else
+    comm->forward_comm(this);
+#endif
+}
+
+int PairTorchScript::pack_forward_comm(int n, int *list, double *buf, int, int *)
+{
+  const double *h = halo_buffer.data_ptr<double>();
+  const size_t w = halo_width;
+  for (int i = 0; i < n; i++) std::memcpy(buf + i * w, h + list[i] * w, w * sizeof(double));
+  return n * halo_width;
+}
+
+void PairTorchScript::unpack_forward_comm(int n, int first, double *buf)
+{
+  std::memcpy(halo_buffer.data_ptr<double>() + (size_t) first * halo_width, buf,
+              (size_t) n * halo_width * sizeof(double));
+}
+
+int PairTorchScript::pack_reverse_comm(int n, int first, double *buf)
+{
+  std::memcpy(buf, halo_buffer.data_ptr<double>() + (size_t) first * halo_width,
+              (size_t) n * halo_width * sizeof(double));
+  return n * halo_width;
+}
+
+void PairTorchScript::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  double *h = halo_buffer.data_ptr<double>();
+  const size_t w = halo_width;
+  for (int i = 0; i < n; i++) {
+    double *row = h + list[i] * w;
+    const double *in = buf + i * w;
+    for (size_t k = 0; k < w; k++) row[k] += in[k];
+  }
 }
 
 /* ----------------------------------------------------------------------

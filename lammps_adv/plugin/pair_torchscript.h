@@ -1,6 +1,6 @@
 /* pair_style torchscript: evaluate a TorchScript model (the lammps-adv model contract).
 
-   pair_style torchscript [device cpu|cuda|auto] [periodic auto|no]
+   pair_style torchscript [device cpu|cuda|auto] [periodic auto|no] [halo auto|no]
    pair_coeff * * model.pt Si O        (LAMMPS type i -> model species name)
 
    The model gets positions [N,3] (local atoms first, then ghosts), species [N], the directed
@@ -13,6 +13,13 @@
    n_local, image_of) -> [n_local] is called through it wherever every ghost of a rank is an
    image of one of that rank's atoms (one rank): ghosts take their owner's state, and only
    local atoms are centres. `periodic no` always calls forward().
+
+   A message-passing model that exports the halo methods (halo_states, halo_layer,
+   halo_energies; attribute n_rounds) runs one round at a time on local atoms and the ghosts
+   within one cutoff: between rounds the ghosts' node states come from their owners by
+   LAMMPS' forward communication, and in the backward pass the gradients on ghost states go
+   back to their owners by reverse communication (evaluate_halo()). That is the path on
+   several ranks; `halo no` turns it off (then forward() on the ghost graph).
 
    compute() is three steps, each its own function: build_edges() (neighbour list -> edge
    tensor), evaluate() (the model call and the contract checks; one function shared with the
@@ -38,6 +45,16 @@
 #endif
 #endif
 
+// Pair communication: comm->forward_comm_pair(Pair *) up to LAMMPS 2021, forward_comm(Pair *)
+// from 2022 (CMakeLists.txt reads comm.h when at hand; else by version)
+#ifndef LAMMPS_ADV_COMM_PAIR_NAMES
+#if LAMMPS_ADV_LAMMPS_VERSION >= 20220217
+#define LAMMPS_ADV_COMM_PAIR_NAMES 0
+#else
+#define LAMMPS_ADV_COMM_PAIR_NAMES 1
+#endif
+#endif
+
 #include <string>
 #include <vector>
 
@@ -49,6 +66,11 @@ class PairTorchScript : public Pair {
   ~PairTorchScript() override;
 
   void compute(int, int) override;
+  // node states (halo path): ghosts' rows from their owners, ghosts' gradients to owners
+  int pack_forward_comm(int, int *, double *, int, int *) override;
+  void unpack_forward_comm(int, int, double *) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
   void settings(int, char **) override;
   void coeff(int, char **) override;
   void init_style() override;
@@ -79,8 +101,6 @@ class PairTorchScript : public Pair {
   int64_t build_edges(double **x, bool ghost_centres);
   // for energies_periodic(): every ghost's owner into image_buffer, if all are local atoms
   bool ghost_owners(int nlocal, int nall);
-  // energies_periodic() this step (owners in image_buffer), or forward(); logs changes
-  bool use_periodic(int nlocal, int nall);
   // the model on positions [nall,3] (float64, on the model's device: not copied, the model
   // does not write to them), species [nall], edges [2,E]; checks the contract on its output.
   // Never throws: failures come back in ok/message for check_all().
@@ -89,6 +109,20 @@ class PairTorchScript : public Pair {
   ModelOutput evaluate(torch::Tensor pos, const torch::Tensor &species, const torch::Tensor &edges,
                        int64_t nlocal, bool per_atom_energy,
                        const torch::Tensor &image_of = torch::Tensor());
+  // the halo path: round by round, ghost states by forward communication, their gradients
+  // back by reverse communication; edges centred on local atoms. Never throws; all ranks
+  // leave together when one fails (so none waits in a communication).
+  ModelOutput evaluate_halo(torch::Tensor pos, const torch::Tensor &species,
+                            const torch::Tensor &edges, int64_t nlocal, bool per_atom_energy);
+  // forward (ghost rows of halo_buffer from their owners) or reverse (ghost rows added into
+  // their owners) communication of halo_buffer; the Kokkos twin routes it through the host
+  virtual void communicate_states(bool reverse);
+  // energy, forces (minus grad_pos) and per-atom energies into out; non-finite ones fail it
+  void finish(ModelOutput &out, const torch::Tensor &e, const torch::Tensor &etot,
+              const torch::Tensor &grad_pos, int64_t nlocal, bool per_atom_energy);
+  // which path compute() takes this step (logged when it changes)
+  enum class Path { FORWARD, PERIODIC, HALO };
+  Path choose_path(int nlocal, int nall);
   void accumulate(const ModelOutput &out, double **x, double **f, int nlocal, int nall);
 
   DeviceChoice device_choice;
@@ -98,10 +132,15 @@ class PairTorchScript : public Pair {
   std::string model_path;
   double cutoff;             // edges within this distance (A)
   double receptive_field;    // ghost cutoff needed by message passing (A)
-  bool message_passing;      // receptive_field > cutoff: edges of ghost atoms too
+  bool message_passing;      // receptive_field > cutoff
+  bool ghost_graph;          // forward() is the path: ghosts out to receptive_field, their edges
   bool periodic_allowed;     // pair_style keyword periodic auto (default) | no
   bool periodic_method;      // message passing with energies_periodic() (ghosts as images)
-  int periodic_logged;       // which call the log last named (-1: none yet)
+  bool halo_allowed;         // pair_style keyword halo auto (default) | no
+  bool halo_method;          // message passing with the halo methods
+  int halo_rounds = 0;       // the model's n_rounds (halo_layer calls per step)
+  int halo_width = 0;        // doubles per node state
+  int path_logged;           // which path the log last named (-1: none yet)
   std::vector<std::string> model_species;
   std::vector<int64_t> type2species;    // LAMMPS type (1..ntypes) -> model species index
 
@@ -109,6 +148,7 @@ class PairTorchScript : public Pair {
   // 2 x edge_capacity), the species
   ShortList short_list;
   torch::Tensor edge_buffer, species_buffer, image_buffer;
+  torch::Tensor halo_buffer;    // [rows, halo_width] on the CPU: what the communication moves
   std::vector<int> local_of_tag;    // atom ID -> local index (energies_periodic)
   int64_t edge_capacity = 0;
 };

@@ -36,9 +36,10 @@ def torchscript(model_file, device=None) -> List[str]:
 
 
 # ------------------------------------------------------------------ LAMMPS evaluation
-def evaluate(data, pot, comm=None, pre=(), post=(), per_atom=True) -> dict:
-    """Energy, pressure tensor (bar), forces and per-atom energies (ordered by atom ID)."""
-    lmp = open_lammps(comm=comm)
+def evaluate(data, pot, comm=None, pre=(), post=(), per_atom=True, log=None) -> dict:
+    """Energy, pressure tensor (bar), forces and per-atom energies (ordered by atom ID); with
+    a log file, its text too."""
+    lmp = open_lammps(comm=comm, log=log)
     try:
         lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
                            *pre, f"read_data {data}", *pot, *post, "neighbor 2.0 bin",
@@ -50,9 +51,11 @@ def evaluate(data, pot, comm=None, pre=(), post=(), per_atom=True) -> dict:
                "f": np.array(lmp.gather_atoms("f", 1, 3)[:3 * n]).reshape(n, 3).tolist()}
         if per_atom:
             out["pe_atom"] = list(lmp.gather("c_pa", 1, 1)[:n])
-        return out
     finally:
         lmp.close()
+    if log:
+        out["log"] = Path(log).read_text()
+    return out
 
 
 def assert_same(a, b, energy=1e-8, force=1e-7, press=1e-6):
@@ -99,8 +102,73 @@ class TinyMessagePassing(torch.nn.Module):
         return self.readout(h).squeeze(-1)
 
 
-def export_message_passing(path) -> Path:
-    torch.jit.script(TinyMessagePassing().double().eval()).save(str(path))
+class TinyHalo(TinyMessagePassing):
+    """TinyMessagePassing with the halo contract: one round at a time on local centres, the
+    ghosts' states given. Round 1 raises on ranks whose local atoms lie mostly above
+    ``fail_above`` (mean of x + y + z, A): a failure on some ranks only."""
+
+    n_rounds: int
+    fail_above: float
+
+    def __init__(self, fail_above: float = float("inf"), **kwargs):
+        super().__init__(**kwargs)
+        self.n_rounds = len(self.messages)
+        self.fail_above = fail_above
+
+    @torch.jit.export
+    def halo_states(self, species: torch.Tensor) -> torch.Tensor:
+        return self.embed(species)
+
+    @torch.jit.export
+    def halo_layer(self, layer: int, positions: torch.Tensor, species: torch.Tensor,
+                   edge_index: torch.Tensor, n_local: int, states: torch.Tensor) -> torch.Tensor:
+        if layer == 1 and bool(positions[:n_local].sum(1).mean() > self.fail_above):
+            raise ValueError("this rank's atoms are above fail_above")
+        keep = (edge_index[0] < n_local).nonzero().squeeze(1)
+        i, j = edge_index[0][keep], edge_index[1][keep]
+        d = positions[j] - positions[i]
+        r = torch.sqrt((d * d).sum(dim=1))
+        fc = 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0)
+        rbf = torch.exp(-2.0 * (r[:, None] - self.centres[None, :]) ** 2) * fc[:, None]
+        h = states[:n_local]
+        t = 0
+        for message in self.messages:
+            if t == layer:
+                m = torch.tanh(message(torch.cat([states[j], rbf], dim=1))) * fc[:, None]
+                h = h + torch.zeros_like(h).index_add(0, i, m)
+            t += 1
+        return h
+
+    @torch.jit.export
+    def halo_energies(self, positions: torch.Tensor, species: torch.Tensor,
+                      edge_index: torch.Tensor, n_local: int,
+                      states: torch.Tensor) -> torch.Tensor:
+        return self.readout(states).squeeze(-1)
+
+
+class PartHalo(TinyMessagePassing):
+    """Exports halo_layer but not the rest of the halo contract."""
+
+    @torch.jit.export
+    def halo_layer(self, layer: int, positions: torch.Tensor, species: torch.Tensor,
+                   edge_index: torch.Tensor, n_local: int, states: torch.Tensor) -> torch.Tensor:
+        return states[:n_local]
+
+
+def export_small_gnn(path) -> Path:
+    """A small graph network (cutoff 4 A, 2 rounds) with weights away from their start."""
+    from lammps_adv.models.export import export
+    from lammps_adv.models.gnn import GraphNetwork
+    torch.manual_seed(5)
+    model = GraphNetwork(cutoff=4.0, width=16, hidden=(16,), n_rbf=8).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return export(model, path)
+
+
+def export_message_passing(path, model=None) -> Path:
+    torch.jit.script((model or TinyMessagePassing()).double().eval()).save(str(path))
     return Path(path)
 
 
@@ -138,6 +206,8 @@ def files(glass_192, tmp_path_factory):
         "bks": str(bks_dsf.export(d / "bks_dsf.pt")),
         "bks_exact": str(bks_dsf.export(d / "bks_dsf_exact.pt", lammps_erfc=False)),
         "mp": str(export_message_passing(d / "mp.pt")),
+        "halo": str(export_message_passing(d / "halo.pt", TinyHalo())),
+        "gnn": str(export_small_gnn(d / "gnn.pt")),
         "dir": str(d),
     }
 
@@ -149,20 +219,48 @@ def serial(files):
         res[f"native_{s}"] = evaluate(files[s], NATIVE)
         res[f"ts_{s}"] = evaluate(files[s], torchscript(files["bks"]))
     res["mp_glass"] = evaluate(files["glass"], torchscript(files["mp"]))
+    res.update(message_passing_cases(files))
     return res
+
+
+def message_passing_cases(files, comm=None) -> dict:
+    """The halo-contract models on both structures by the path the pair style picks (one
+    rank: energies_periodic() where the model has it; several: the halo exchange), and with
+    `periodic no` (the halo exchange on one rank too) and `halo no` (forward())."""
+    res = {}
+    rank = comm.Get_rank() if comm is not None else 0
+    for m in ("gnn", "halo"):
+        for s in ("glass", "small"):
+            for key, style in (("auto", ""), ("halo", " periodic no"), ("forward", " halo no periodic no")):
+                lines = torchscript(files[m])
+                lines[0] += style
+                log = Path(files["dir"]) / f"{m}_{s}_{key}.log"     # rank 0 writes it
+                res[f"{m}_{s}_{key}"] = evaluate(files[s], lines, comm=comm,
+                                                 log=str(log) if rank == 0 else None)
+    return res
+
+
+def on_ranks(files, n: int) -> dict:
+    """The evaluations of ``main`` on n MPI ranks (this file run under mpirun)."""
+    cfg = Path(files["dir"]) / "mpi.json"
+    cfg.write_text(json.dumps(files))
+    out = Path(files["dir"]) / f"mpi_out_{n}.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([str(BIN / "mpirun"), "-np", str(n), sys.executable, __file__,
+                           str(cfg), str(out)], capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")
 def two_ranks(files):
-    """The same evaluations on 2 MPI ranks (this file run under mpirun)."""
-    cfg = Path(files["dir"]) / "mpi.json"
-    cfg.write_text(json.dumps(files))
-    out = Path(files["dir"]) / "mpi_out.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([str(BIN / "mpirun"), "-np", "2", sys.executable, __file__, str(cfg),
-                           str(out)], capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    return on_ranks(files, 2)
+
+
+@pytest.fixture(scope="module")
+def three_ranks(files):
+    return on_ranks(files, 3)
 
 
 # ------------------------------------------------------------------ exactness: TorchScript bks-dsf == native
@@ -240,6 +338,67 @@ def test_message_passing_serial_two_ranks_python(files, serial, two_ranks):
     assert np.abs(np.array(serial["mp_glass"]["f"]) - f_py).max() < 1e-10
     assert np.abs(np.array(two_ranks["mp_glass"]["f"]) - f_py).max() < 1e-10
     assert np.abs(f_py).max() > 1e-3          # the model is not trivially flat
+
+
+# ------------------------------------------------------------------ the halo exchange
+HALO = "halo exchange (node states communicated between rounds)"
+PERIODIC = "energies_periodic() (ghosts take their owner's state)"
+FORWARD = "forward() on the ghost graph"
+
+
+@pytest.mark.parametrize("model", ["gnn", "halo"])
+@pytest.mark.parametrize("structure", ["glass", "small"])
+def test_halo_exchange_equals_python_on_1_2_3_ranks(files, serial, two_ranks, three_ranks,
+                                                     model, structure):
+    # node states of ghosts sent layer by layer, their gradients summed back: the same
+    # energies, forces, per-atom energies and virial as Python's whole periodic graph, on 1, 2
+    # and 3 ranks; "small" is a triclinic 72-atom cell narrower than twice the receptive field
+    e_py, f_py = python_reference(files[model], files[structure])
+    assert np.abs(f_py).max() > 1e-2                      # not trivially flat
+    reference = serial[f"{model}_{structure}_forward"]    # forward() on the ghost graph
+    assert abs(reference["pe"] - e_py) <= 1e-10 * abs(e_py)
+    for ranks, res in ((1, serial), (2, two_ranks), (3, three_ranks)):
+        for key in ("auto", "halo"):
+            got = res[f"{model}_{structure}_{key}"]
+            assert abs(got["pe"] - e_py) <= 1e-10 * abs(e_py), (ranks, key, got["pe"], e_py)
+            assert np.abs(np.array(got["f"]) - f_py).max() <= 1e-10, (ranks, key)
+            assert_same(reference, got, energy=1e-10, force=1e-10, press=1e-10)
+            path = HALO if key == "halo" or ranks > 1 or model == "halo" else PERIODIC
+            assert f"pair_style torchscript: {path} at step 0" in got["log"], (ranks, key)
+
+
+def test_model_without_halo_runs_on_ranks_as_before(files, serial, two_ranks, three_ranks):
+    # forward() on the ghost graph, for a model without the halo methods and with `halo no`
+    e_py, f_py = python_reference(files["mp"], files["glass"])
+    for res in (two_ranks, three_ranks):
+        assert FORWARD in res["mp_glass"]["log"]
+        assert abs(res["mp_glass"]["pe"] - e_py) <= 1e-11 * abs(e_py)
+        assert np.abs(np.array(res["mp_glass"]["f"]) - f_py).max() < 1e-10
+        got = res["gnn_glass_forward"]
+        assert FORWARD in got["log"] and HALO not in got["log"]
+        assert_same(serial["gnn_glass_forward"], got, energy=1e-10, force=1e-10, press=1e-10)
+
+
+def test_halo_failure_on_one_rank_stops_all_with_one_error(files, tmp_path):
+    # round 1 fails on the rank holding the upper half of the box only: no rank waits in a
+    # communication, every rank stops, one error line names the method and the rank
+    from lammps_adv.lammps.structures import read_lammps_data
+    cell = read_lammps_data(files["glass"]).cell
+    model = tmp_path / "fails.pt"
+    torch.jit.script(TinyHalo(fail_above=0.5 * float(np.trace(cell.array))).double()).save(
+        str(model))
+    deck = tmp_path / "in.fails"
+    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['glass']}",
+                               *torchscript(model), "run 0"]) + "\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([str(BIN / "mpirun"), "-np", "2", str(BIN / "lmp"), "-in", str(deck),
+                           "-log", "none"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode != 0
+    errors = [ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR")]
+    assert len(errors) == 1, proc.stdout[-2000:]
+    assert "model evaluation failed in halo_layer(): " in errors[0]
+    assert "above fail_above (MPI rank 1)" in errors[0], errors[0]
 
 
 # ------------------------------------------------------------------ dynamics
@@ -458,6 +617,8 @@ def bad_input(case, files, d):
         torch.jit.script(BadOutput(case)).save(str(model))
     elif case == "periodic":
         torch.jit.script(BadPeriodic().double()).save(str(model))
+    elif case == "halo_part":
+        torch.jit.script(PartHalo().double()).save(str(model))
     elif case in ("corrupt", "tampered"):
         from model_files import corrupt_model
         corrupt_model(files["bks"], model, "bytes" if case == "corrupt" else "rezip")
@@ -479,6 +640,8 @@ def bad_input(case, files, d):
         lines[0] = "pair_style torchscript threads 2"
     elif case == "periodic_value":
         lines[0] = "pair_style torchscript periodic yes"
+    elif case == "halo_value":
+        lines[0] = "pair_style torchscript halo on"
     return lines, extra, pre
 
 
@@ -503,6 +666,9 @@ def bad_input(case, files, d):
     ("keyword", "unknown keyword 'threads'"),
     ("periodic", "energies_periodic output has shape \\[\\d+\\], it needs \\[72\\]"),
     ("periodic_value", "keyword periodic needs a value: auto or no"),
+    ("halo_part", "exports part of the halo contract: it needs halo_states, halo_layer, "
+                  "halo_energies and an int attribute n_rounds"),
+    ("halo_value", "keyword halo needs a value: auto or no"),
 ])
 def test_bad_input_is_a_clear_error(files, tmp_path, case, expected):
     lines, extra, pre = bad_input(case, files, tmp_path)
@@ -547,7 +713,10 @@ def main(cfg_file: str, out_file: str) -> None:
     for s in ("glass", "small"):
         res[f"native_{s}"] = evaluate(files[s], NATIVE, comm=comm)
         res[f"ts_{s}"] = evaluate(files[s], torchscript(files["bks"]), comm=comm)
-    res["mp_glass"] = evaluate(files["glass"], torchscript(files["mp"]), comm=comm)
+    log = Path(files["dir"]) / f"mp_{comm.Get_size()}.log"
+    res["mp_glass"] = evaluate(files["glass"], torchscript(files["mp"]), comm=comm,
+                               log=str(log) if comm.Get_rank() == 0 else None)
+    res.update(message_passing_cases(files, comm))
     if comm.Get_rank() == 0:
         Path(out_file).write_text(json.dumps(res))
 

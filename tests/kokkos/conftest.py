@@ -114,11 +114,12 @@ def evaluate(kk: KokkosLammps, data, pot, cwd: Path, kokkos=None, per_atom=True,
 @pytest.fixture(scope="session")
 def files(tmp_path_factory):
     """Rattled 192-atom glass and 72-atom triclinic quartz (box < 2 x cutoff), the TorchScript
-    bks-dsf, a message-passing model and the shipped graph network."""
+    bks-dsf, message-passing models (with and without the halo contract) and the shipped graph
+    network."""
     import torch
     from lammps_adv.models import bks_dsf
     from lammps_adv.lammps.structures import amorphous, quartz, read_lammps_data, write_lammps_data
-    from test_plugin import export_message_passing
+    from test_plugin import TinyHalo, export_message_passing
     d = tmp_path_factory.mktemp("kokkos")
     glass_file = d / "glass192.data"
     amorphous(192, melt_ps=2.0, quench_ps=3.0, out=glass_file, seed=7)
@@ -133,6 +134,8 @@ def files(tmp_path_factory):
         "small": str(strip_type_labels(write_lammps_data(d / "small.data", small))),
         "bks": str(bks_dsf.export(d / "bks_dsf.pt")),
         "mp": str(export_message_passing(d / "mp.pt")),
+        # the halo contract without energies_periodic(): the halo exchange on every rank count
+        "halo": str(export_message_passing(d / "halo.pt", TinyHalo())),
         # the shipped graph network: message passing with energies_periodic()
         "gnn": str(REPO / "potentials" / "gnn_bks_dsf.pt"),
         "dir": d,

@@ -44,10 +44,16 @@ def results(kk, files):
         res[f"ts_{s}"] = evaluate(kk, files[s], torchscript(files["bks"]), d)
         for t in (1, 2):
             res[f"kk{t}_{s}"] = evaluate(kk, files[s], torchscript(files["bks"]), d, kokkos=t)
-    for m in ("mp", "gnn"):
+    for m in ("mp", "gnn", "halo"):
         res[f"{m}_ts"] = evaluate(kk, files["glass"], torchscript(files[m]), d)
         for t in (1, 2):
             res[f"{m}_kk{t}"] = evaluate(kk, files["glass"], torchscript(files[m]), d, kokkos=t)
+    # the graph network through the halo exchange on one rank too (`periodic no`)
+    halo_gnn = torchscript(files["gnn"])
+    halo_gnn[0] += " periodic no"
+    for t in (1, 2):
+        res[f"gnn_halo_kk{t}"] = evaluate(kk, files["glass"], halo_gnn, d, kokkos=t)
+    res["gnn_small_ts"] = evaluate(kk, files["small"], torchscript(files["gnn"]), d)
     return res
 
 
@@ -88,15 +94,22 @@ def test_small_triclinic_box_is_below_twice_cutoff(files):
     assert spacings.max() < 2 * 8.0 and abs(cell[1, 0]) > 1.0    # triclinic, many images
 
 
+PERIODIC = "energies_periodic() (ghosts take their owner's state)"
+HALO = "halo exchange (node states communicated between rounds)"
+FORWARD = "forward() on the ghost graph"
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("model", ["mp", "gnn"])
+@pytest.mark.parametrize("model", ["mp", "gnn", "halo", "gnn_halo"])
 def test_message_passing_kk_equals_torchscript(results, threads, model):
     # mp: forward() on the ghost graph; gnn (it exports energies_periodic): ghosts take their
-    # owner's state, in both styles (owners found by atom ID on the host)
-    kk, ts = results[f"{model}_kk{threads}"], results[f"{model}_ts"]
+    # owner's state, in both styles (owners found by atom ID on the host); halo, and gnn with
+    # `periodic no`: the halo exchange (node states through LAMMPS' communication)
+    kk = results[f"{model}_kk{threads}"]
+    ts = results["gnn_ts" if model == "gnn_halo" else f"{model}_ts"]
     assert "message passing" in kk["log"]
-    call = "energies_periodic() (ghosts take their owner's state)"
-    assert (call in kk["log"]) == (call in ts["log"]) == (model == "gnn"), kk["log"][-3000:]
+    call = {"mp": FORWARD, "gnn": PERIODIC, "halo": HALO, "gnn_halo": HALO}[model]
+    assert f"pair_style torchscript: {call} at step 0" in kk["log"], kk["log"][-3000:]
     assert np.abs(ts["f"]).max() > 1e-3
     assert_same(ts, kk, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
 
@@ -111,21 +124,25 @@ def two_ranks(kk, files):
     d = Path(files["dir"])
     res = {s: evaluate(kk, files[s], torchscript(files["bks"]), d, kokkos=1, ranks=2)
            for s in ("glass", "small")}
-    for m in ("mp", "gnn"):
+    for m in ("mp", "gnn", "halo"):
         res[m] = evaluate(kk, files["glass"], torchscript(files[m]), d, kokkos=1, ranks=2)
+    res["gnn_small"] = evaluate(kk, files["small"], torchscript(files["gnn"]), d, kokkos=1, ranks=2)
     return res
 
 
-@pytest.mark.parametrize("case", ["glass", "small", "mp", "gnn"])
+@pytest.mark.parametrize("case", ["glass", "small", "mp", "gnn", "halo", "gnn_small"])
 def test_two_ranks_kk_equals_one_rank_torchscript(results, two_ranks, case):
     # ghosts owned by the other rank come through Kokkos communication; forces on them go
-    # back by reverse communication: the same numbers as one rank without Kokkos
-    one = results[{"glass": "ts_glass", "small": "ts_small", "mp": "mp_ts", "gnn": "gnn_ts"}[case]]
+    # back by reverse communication: the same numbers as one rank without Kokkos. The
+    # message-passing models with the halo contract send node states round by round
+    one = results[{"glass": "ts_glass", "small": "ts_small", "mp": "mp_ts", "gnn": "gnn_ts",
+                   "halo": "halo_ts", "gnn_small": "gnn_small_ts"}[case]]
     two = two_ranks[case]
     assert re.search(r"\b2 by 1 by 1 MPI processor grid|1 by 2 by 1|1 by 1 by 2", two["log"]), \
         two["log"][:2000]
-    if case == "gnn":     # rank 0's ghosts include the other rank's atoms: forward()
-        assert "forward() (ghosts of rank 0 owned by other ranks)" in two["log"]
+    if case in ("mp", "gnn", "halo", "gnn_small"):
+        call = FORWARD if case == "mp" else HALO
+        assert f"pair_style torchscript: {call} at step 0" in two["log"], two["log"][-3000:]
     assert_same(one, two, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
 
 

@@ -339,3 +339,30 @@ def test_gnn_periodic_training_path_equals_contract_forward():
     g, = torch.autograd.grad(e.sum(), p)
     assert float(e.sum().detach()) == pytest.approx(e0, rel=1e-12)
     np.testing.assert_allclose(-g.numpy(), f0, atol=1e-10)
+
+
+def test_gnn_halo_methods_equal_contract_forward():
+    """The halo methods (one round at a time, the ghosts' states given: what LAMMPS runs on
+    several ranks) with each image's states taken from its cell atom == forward on the full
+    ghost graph; and a round out of range is an error."""
+    m = small_gnn()
+    pos, cell, names = random_sio2(seed=15)
+    e0, f0 = evaluate(m, pos, cell, names, periodic=False).values()
+    inp = periodic_input(m, pos, cell, names, local_only=True)
+    p = torch.tensor(pos, requires_grad=True)
+    image_of = torch.from_numpy(inp.image_of)
+    ext = p[image_of] + torch.from_numpy(inp.offsets)
+    species = torch.from_numpy(inp.species)[image_of]
+    edges = torch.from_numpy(inp.edge_index)
+    states = m.halo_states(species)
+    assert states.shape[0] == len(image_of)
+    for layer in range(m.n_rounds):
+        local = m.halo_layer(layer, ext, species, edges, inp.n, states)
+        assert local.shape == (inp.n, states.shape[1])
+        states = local[image_of]                 # what the forward communication does
+    e = m.halo_energies(ext, species, edges, inp.n, local)
+    g, = torch.autograd.grad(e.sum(), p)
+    assert float(e.sum().detach()) == pytest.approx(e0, rel=1e-12)
+    np.testing.assert_allclose(-g.numpy(), f0, atol=1e-10)
+    with pytest.raises(ValueError, match="out of range"):
+        m.halo_layer(m.n_rounds, ext, species, edges, inp.n, states)

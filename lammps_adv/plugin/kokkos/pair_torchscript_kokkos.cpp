@@ -109,7 +109,7 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::request_neig
       std::is_same<DeviceType, LMPHostType>::value && !std::is_same<DeviceType, LMPDeviceType>::value;
   const bool on_device = std::is_same<DeviceType, LMPDeviceType>::value;
 #if LAMMPS_ADV_NEIGH_ADD_REQUEST
-  auto req = neighbor->add_request(this, message_passing
+  auto req = neighbor->add_request(this, ghost_graph
                                              ? (NeighConst::REQ_FULL | NeighConst::REQ_GHOST)
                                              : NeighConst::REQ_FULL);
   req->set_kokkos_host(on_host);
@@ -122,7 +122,7 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::request_neig
   req->kokkos_device = on_device ? 1 : 0;
   req->half = 0;
   req->full = 1;
-  req->ghost = message_passing ? 1 : 0;
+  req->ghost = ghost_graph ? 1 : 0;
 #endif
 }
 
@@ -163,10 +163,11 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::compute(int 
     return;
   }
   // as the non-Kokkos style: energies_periodic() where every ghost is an image of a local
-  // atom (owners found by atom ID on the host: the tags are synced there)
+  // atom (owners found by atom ID on the host: the tags are synced there), else the halo
+  // path or forward()
   if (periodic_method) atomKK->sync(Host, TAG_MASK);
-  const bool periodic = use_periodic(nlocal, nall);
-  const int64_t nedge = build_edges_kokkos(nall, message_passing && !periodic);
+  const Path path = choose_path(nlocal, nall);
+  const int64_t nedge = build_edges_kokkos(nall, path == Path::FORWARD && ghost_graph);
 
   grow(d_species, nall, "torchscript/kk:species");
   auto species = d_species;
@@ -194,10 +195,27 @@ template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::compute(int 
   // the one model call shared with pair_style torchscript; its .item() calls have waited for
   // LibTorch's stream, so Kokkos may read the results right after
   torch::Tensor image_of;
-  if (periodic) image_of = image_buffer.narrow(0, 0, nall).to(device);
-  ModelOutput out = evaluate(pos, species_t, edges, nlocal, eflag_atom, image_of);
+  if (path == Path::PERIODIC) image_of = image_buffer.narrow(0, 0, nall).to(device);
+  ModelOutput out = path == Path::HALO
+      ? evaluate_halo(pos, species_t, edges, nlocal, eflag_atom)
+      : evaluate(pos, species_t, edges, nlocal, eflag_atom, image_of);
   check_all(out.ok, out.message);
   accumulate_kokkos(out, nlocal, nall);
+}
+
+/* ----------------------------------------------------------------------
+   The halo path's node states live in a host tensor (copied from and to the model's device
+   by evaluate_halo()), packed by the base class' host functions: CommKokkos takes LAMMPS'
+   classic pair communication for a pair that runs on the host, so this style says so for
+   the length of the call.
+------------------------------------------------------------------------- */
+
+template <class DeviceType> void PairTorchScriptKokkos<DeviceType>::communicate_states(bool reverse)
+{
+  const ExecutionSpace space = execution_space;
+  execution_space = Host;
+  PairTorchScript::communicate_states(reverse);
+  execution_space = space;
 }
 
 /* ----------------------------------------------------------------------

@@ -40,6 +40,8 @@ template <class DeviceType> class PairTorchScriptKokkos : public PairTorchScript
  protected:
   void pick_device() override;
   void request_neighbors() override;
+  // node states are a host tensor: through LAMMPS' host (classic) pair communication
+  void communicate_states(bool reverse) override;
 
   // edges (centre, neighbour) within the model cutoff from the Kokkos neighbour list into
   // d_edges (sources, then destinations), sorted by centre; returns their number
