@@ -146,6 +146,21 @@ def test_two_ranks_kk_equals_one_rank_torchscript(results, two_ranks, case):
     assert_same(one, two, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
 
 
+@pytest.mark.parametrize("case", ["gnn", "halo", "gnn_small"])
+def test_three_ranks_kk_halo_equals_one_rank_torchscript(kk, files, results, case):
+    # 3 ranks (1 Kokkos thread each): node states pass through two rank boundaries and,
+    # in the 72-atom triclinic cell, through several periodic images of each rank
+    assert kk.mpi_libdir
+    model, structure = {"gnn": ("gnn", "glass"), "halo": ("halo", "glass"),
+                        "gnn_small": ("gnn", "small")}[case]
+    three = evaluate(kk, files[structure], torchscript(files[model]), Path(files["dir"]),
+                     kokkos=1, ranks=3)
+    assert re.search(r"\b3 by 1 by 1 MPI processor grid|1 by 3 by 1|1 by 1 by 3", three["log"])
+    assert f"pair_style torchscript: {HALO} at step 0" in three["log"], three["log"][-3000:]
+    one = results[{"gnn": "gnn_ts", "halo": "halo_ts", "gnn_small": "gnn_small_ts"}[case]]
+    assert_same(one, three, energy=1e-10, force=1e-10, press=1e-10, pe_atom=1e-10)
+
+
 # ------------------------------------------------------------------ dynamics
 def nve_thermo(kk, data, pot, cwd, kokkos=None, quantity="etotal", steps=100) -> np.ndarray:
     """`quantity` (eV) every 10 steps of NVE (1 fs steps) from 1500 K, the first at step 0."""
