@@ -226,6 +226,8 @@ class GraphNetwork(nn.Module):
         """Round ``layer`` (0 .. n_rounds-1): the new states [n_local, W] of the local atoms
         from ``states`` [N, W] of local and ghost atoms after the round before. Edges
         centred on local atoms (ghosts within one cutoff) are all it needs."""
+        if layer < 0 or layer >= self.n_rounds:
+            raise ValueError(f"halo_layer: layer {layer} out of range 0..{self.n_rounds - 1}")
         ctr, nbr, fc, rbf = self._geometry(positions, edge_index, n_local)
         t = 0
         out = states[:n_local]
@@ -235,8 +237,6 @@ class GraphNetwork(nn.Module):
                                          self.inv_avg_neighbors)
                 out = out + node_mlp(torch.cat([out, agg], dim=1))
             t += 1
-        if layer < 0 or layer >= t:
-            raise ValueError(f"halo_layer: layer {layer} out of range 0..{t - 1}")
         return out
 
     @torch.jit.export
