@@ -74,7 +74,7 @@ def operator_only(data: str, threads: int, rounds: int) -> dict:
     inp = periodic_input(m, x, atoms.cell.array, atoms.get_chemical_symbols())
     pos = torch.from_numpy(x[inp.image_of] + inp.offsets)
     species = torch.from_numpy(inp.species[inp.image_of])
-    ctr, nbr = m._local_edges(pos, torch.from_numpy(inp.edge_index), inp.n)
+    ctr, nbr, _, _ = m._local_edges(pos, torch.from_numpy(inp.edge_index), inp.n)
     vec = (pos[nbr] - pos[ctr]).contiguous().requires_grad_(True)
     v, o = vec.detach().numpy(), np.concatenate([[0], np.cumsum(np.bincount(ctr, minlength=inp.n))])
     passing = 0

@@ -43,7 +43,7 @@ path (training mode) keeps the full graph and supports second derivatives (force
 
 import json
 import math
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -190,22 +190,30 @@ class BehlerParrinello(nn.Module):
                                    for _ in self.species])
 
     # ------------------------------------------------------------------ geometry
-    def _local_edges(self, positions: torch.Tensor, edge_index: torch.Tensor, n_local: int):
-        """Edges centred on local atoms within the cutoff, sorted by centre."""
+    def _local_edges(self, positions: torch.Tensor, edge_index: torch.Tensor,
+                     n_local: int
+                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edges centred on local atoms within the cutoff, sorted by centre: (centre,
+        neighbour, vector r_j - r_i (differentiable), r^2 (not)). The LAMMPS plugin hands
+        exactly such edges: then they are used as they are, with no copy and no sort."""
         ctr = edge_index[0]
         nbr = edge_index[1]
-        keep = ctr < n_local
-        ctr = ctr[keep]
-        nbr = nbr[keep]
-        pd = positions.detach()
-        d = pd[nbr] - pd[ctr]
-        r2 = (d * d).sum(1)
-        keep = (r2 < self.cutoff * self.cutoff) & (r2 > 0.0)
-        ctr = ctr[keep]
-        nbr = nbr[keep]
-        ctr, order = torch.sort(ctr, stable=True)
-        nbr = nbr[order]
-        return ctr, nbr
+        vec = positions[nbr] - positions[ctr]
+        vd = vec.detach()
+        r2 = (vd * vd).sum(1)
+        keep = (ctr < n_local) & (r2 < self.cutoff * self.cutoff) & (r2 > 0.0)
+        if not bool(keep.all()):
+            idx = keep.nonzero().squeeze(1)
+            ctr = ctr[idx]
+            nbr = nbr[idx]
+            vec = vec[idx]
+            r2 = r2[idx]
+        if ctr.numel() > 1 and not bool((ctr[1:] >= ctr[:-1]).all()):
+            ctr, order = torch.sort(ctr, stable=True)
+            nbr = nbr[order]
+            vec = vec[order]
+            r2 = r2[order]
+        return ctr, nbr, vec, r2
 
     def _radial(self, vec: torch.Tensor, ctr: torch.Tensor, nbr_sp: torch.Tensor,
                 n_local: int) -> torch.Tensor:
@@ -388,13 +396,11 @@ class BehlerParrinello(nn.Module):
                     out.append(layer.bias)
         return out
 
-    def _fused_energies(self, positions: torch.Tensor, species: torch.Tensor,
-                        edge_index: torch.Tensor, n_local: int) -> torch.Tensor:
+    def _fused_energies(self, vec: torch.Tensor, ctr: torch.Tensor, nbr: torch.Tensor,
+                        species: torch.Tensor, n_local: int) -> torch.Tensor:
         """Network energies of the local atoms from the fused inference operator: per centre
         one scan of its triplets, the features, its species' MLP and the gradient pass
         (first derivatives with respect to the positions only)."""
-        ctr, nbr = self._local_edges(positions, edge_index, n_local)
-        vec = positions[nbr] - positions[ctr]
         return torch.ops.lammps_adv.bp_energies(
             vec, self._offsets(ctr, n_local), species[nbr], species[:n_local], self.radial_etas,
             self.angular_etas, self.lambdas, self.zetas, self.pair_index, self.pair_weight,
@@ -412,8 +418,7 @@ class BehlerParrinello(nn.Module):
                  edge_index: torch.Tensor, n_local: int) -> torch.Tensor:
         """Symmetry functions [n_local, n_features] (differentiable, full graph)."""
         self._check_species(species)
-        ctr, nbr = self._local_edges(positions, edge_index, n_local)
-        vec = positions[nbr] - positions[ctr]
+        ctr, nbr, vec, _ = self._local_edges(positions, edge_index, n_local)
         nbr_sp = species[nbr]
         if self._use_fused(positions):
             return self._fused_features(vec, ctr, nbr_sp, n_local)
@@ -441,8 +446,10 @@ class BehlerParrinello(nn.Module):
         local_sp = species[:n_local]
         if self._use_fused(positions) and not self.training:
             # inference (LAMMPS, relaxations, probes): one operator call per evaluation
-            e = self._fused_energies(positions, species, edge_index, n_local) \
-                + self.repulsion(positions, species, edge_index, n_local)
+            # the edges and their vectors once, for the network and the baseline
+            ctr, nbr, vec, r2 = self._local_edges(positions, edge_index, n_local)
+            e = self._fused_energies(vec, ctr, nbr, species, n_local) \
+                + self.repulsion.edge_energies(vec, r2, ctr, nbr, species, n_local)
             return torch.cat([e, zeros_ghost])
         lean = positions.requires_grad and torch.is_grad_enabled() and not self.training
         if not lean or self._use_fused(positions):
@@ -452,8 +459,7 @@ class BehlerParrinello(nn.Module):
                 + self.repulsion(positions, species, edge_index, n_local)
             return torch.cat([e, zeros_ghost])
         # memory-lean energies + position gradient (first derivatives only)
-        ctr, nbr = self._local_edges(positions, edge_index, n_local)
-        vec = positions[nbr] - positions[ctr]
+        ctr, nbr, vec, _ = self._local_edges(positions, edge_index, n_local)
         nbr_sp = species[nbr]
         vd = vec.detach().requires_grad_(True)
         g_rad = self._radial(vd, ctr, nbr_sp, n_local)

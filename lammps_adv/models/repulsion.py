@@ -119,8 +119,24 @@ class PairRepulsion(nn.Module):
         if not self.enabled or edge_index.shape[1] == 0:
             return out
         ctr, nbr, _, r = local_edges(positions, edge_index, n_local, self.reach)
-        a = species[ctr]
-        b = species[nbr]
+        return self._add_pairs(out, r, ctr, species[ctr], species[nbr])
+
+    def edge_energies(self, vec: torch.Tensor, r2: torch.Tensor, ctr: torch.Tensor,
+                      nbr: torch.Tensor, species: torch.Tensor, n_local: int) -> torch.Tensor:
+        """The same energies from edges centred on local atoms, their vectors r_j - r_i
+        (differentiable) and squared lengths, for a model that has them already: no second
+        pass over the positions."""
+        out = torch.zeros(n_local, dtype=vec.dtype, device=vec.device)
+        if not self.enabled or ctr.numel() == 0:
+            return out
+        near = ((r2 < self.reach * self.reach) & (r2 > 0.0)).nonzero().squeeze(1)
+        v = vec[near]
+        c = ctr[near]
+        return self._add_pairs(out, torch.sqrt((v * v).sum(1)), c, species[c], species[nbr[near]])
+
+    def _add_pairs(self, out: torch.Tensor, r: torch.Tensor, ctr: torch.Tensor,
+                   a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """out plus half of phi(r) of each pair (species a, b) on its centre."""
         r_out = self.r_outer[a, b]
         inside = r < r_out
         phi = zbl_energy(r, self.kzz[a, b], self.inv_a[a, b]) \
