@@ -387,13 +387,7 @@ def test_halo_failure_on_one_rank_stops_all_with_one_error(files, tmp_path):
     model = tmp_path / "fails.pt"
     torch.jit.script(TinyHalo(fail_above=0.5 * float(np.trace(cell.array))).double()).save(
         str(model))
-    deck = tmp_path / "in.fails"
-    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['glass']}",
-                               *torchscript(model), "run 0"]) + "\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([str(BIN / "mpirun"), "-np", "2", str(BIN / "lmp"), "-in", str(deck),
-                           "-log", "none"], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=env)
+    proc = run_0_on_two_ranks(files["glass"], model, tmp_path)
     assert proc.returncode != 0
     errors = [ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR")]
     assert len(errors) == 1, proc.stdout[-2000:]
@@ -687,17 +681,22 @@ def test_bad_input_in_lmp_executable_exits_cleanly(files, tmp_path):
     assert "ERROR: pair_style torchscript: model file nothere.pt not found" in proc.stdout
 
 
+def run_0_on_two_ranks(data, model, cwd) -> subprocess.CompletedProcess:
+    """`run 0` of the model on the structure with LAMMPS' own lmp on 2 MPI ranks."""
+    deck = Path(cwd) / f"in.{Path(model).stem}"
+    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {data}",
+                               *torchscript(model), "run 0"]) + "\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([str(BIN / "mpirun"), "-np", "2", str(BIN / "lmp"), "-in", str(deck),
+                           "-log", "none"], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env=env)
+
+
 def test_bad_model_under_mpi_is_one_clear_error(files, tmp_path):
     # the model fails on every rank at run time: all ranks stop with the same message
     model = tmp_path / "nan.pt"
     torch.jit.script(BadOutput("nan")).save(str(model))
-    deck = tmp_path / "in.nan"
-    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['glass']}",
-                               *torchscript(model), "run 0"]) + "\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([str(BIN / "mpirun"), "-np", "2", str(BIN / "lmp"), "-in", str(deck),
-                           "-log", "none"], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=env)
+    proc = run_0_on_two_ranks(files["glass"], model, tmp_path)
     assert proc.returncode != 0
     assert proc.stdout.count("ERROR: pair_style torchscript: model energy is nan") == 1, \
         proc.stdout[-2000:]
