@@ -26,8 +26,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from ase.data import atomic_numbers as ATOMIC_NUMBER
 
-ATOMIC_NUMBER = {"H": 1, "C": 6, "N": 7, "O": 8, "Na": 11, "Al": 13, "Si": 14, "P": 15, "Ca": 20}
 N2P2_ACTIVATION = {"tanh": "t", "softplus": "p"}
 
 
@@ -64,7 +64,7 @@ def n2p2_order(functions: list, elements: list, cutoff: float) -> list:
 def write_n2p2(model_file: str | Path, folder: str | Path) -> Path:
     """input.nn, scaling.data and weights.ZZZ.data for the BP model in ``model_file``, into
     ``folder`` (made if missing); returns the folder. ValueError for what n2p2 cannot
-    express (an activation it lacks, an element without an atomic number here)."""
+    express (an activation it lacks, a species that is no element)."""
     from lammps_adv.models.contract import load
     model = load(model_file)
     hp = json.loads(model.hparams)
@@ -75,7 +75,8 @@ def write_n2p2(model_file: str | Path, folder: str | Path) -> Path:
     species = list(model.species)
     missing = [s for s in species if s not in ATOMIC_NUMBER]
     if missing:
-        raise ValueError(f"no atomic number for {missing}")
+        raise ValueError(f"species {missing} are no chemical elements: n2p2 names its "
+                         "weight files by atomic number")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rc = float(model.cutoff)
