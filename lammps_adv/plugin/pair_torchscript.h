@@ -12,19 +12,20 @@
    A message-passing model that also exports energies_periodic(positions, species, edges,
    n_local, image_of) -> [n_local] is called through it wherever every ghost of a rank is an
    image of one of that rank's atoms (one rank): ghosts take their owner's state, and only
-   local atoms are centres. `periodic no` always calls forward().
+   local atoms are centres. `periodic no` never calls it.
 
    A message-passing model that exports the halo methods (halo_states, halo_layer,
    halo_energies; attribute n_rounds) runs one round at a time on local atoms and the ghosts
    within one cutoff: between rounds the ghosts' node states come from their owners by
    LAMMPS' forward communication, and in the backward pass the gradients on ghost states go
    back to their owners by reverse communication (evaluate_halo()). That is the path on
-   several ranks; `halo no` turns it off (then forward() on the ghost graph).
+   several ranks (and on one rank with `periodic no`); `halo no` turns it off (then
+   forward() on the ghost graph).
 
    compute() is three steps, each its own function: build_edges() (neighbour list -> edge
-   tensor), evaluate() (the model call and the contract checks; one function shared with the
-   Kokkos twin, which hands it tensors on its views' memory) and accumulate() (forces, energy
-   and virial into LAMMPS' arrays).
+   tensor), evaluate() or evaluate_halo() (the model call and the contract checks; shared
+   with the Kokkos twin, which hands them tensors on its views' memory) and accumulate()
+   (forces, energy and virial into LAMMPS' arrays).
 */
 #ifndef LMP_ADV_PAIR_TORCHSCRIPT_H
 #define LMP_ADV_PAIR_TORCHSCRIPT_H
