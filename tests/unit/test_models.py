@@ -323,19 +323,28 @@ def test_bad_input_gives_clear_errors(tmp_path):
         BehlerParrinello(lambdas=[1.0])
 
 
-def test_gnn_periodic_training_path_equals_contract_forward():
-    """energies_periodic (images as copies of cell atoms, used in training) == forward on
-    the full ghost graph of the contract (used by LAMMPS on several ranks, and by evaluate
-    with periodic=False)."""
-    m = small_gnn()
-    pos, cell, names = random_sio2(seed=14)
+def cell_atoms_input(m, seed: int):
+    """A random periodic SiO2 cell as the images-as-copies input (edges centred on cell
+    atoms), the cell positions p (requiring grad) the images derive from, and the contract
+    forward's energy and forces on the full ghost graph: (p, ext, species, edges, image_of,
+    n, e0, f0)."""
+    pos, cell, names = random_sio2(seed=seed)
     e0, f0 = evaluate(m, pos, cell, names, periodic=False).values()
     inp = periodic_input(m, pos, cell, names, local_only=True)
     p = torch.tensor(pos, requires_grad=True)
     image_of = torch.from_numpy(inp.image_of)
     ext = p[image_of] + torch.from_numpy(inp.offsets)
-    e = m.energies_periodic(ext, torch.from_numpy(inp.species)[image_of],
-                            torch.from_numpy(inp.edge_index), inp.n, image_of)
+    return (p, ext, torch.from_numpy(inp.species)[image_of], torch.from_numpy(inp.edge_index),
+            image_of, inp.n, e0, f0)
+
+
+def test_gnn_periodic_training_path_equals_contract_forward():
+    """energies_periodic (images as copies of cell atoms, used in training) == forward on
+    the full ghost graph of the contract (used by LAMMPS on several ranks, and by evaluate
+    with periodic=False)."""
+    m = small_gnn()
+    p, ext, species, edges, image_of, n, e0, f0 = cell_atoms_input(m, seed=14)
+    e = m.energies_periodic(ext, species, edges, n, image_of)
     g, = torch.autograd.grad(e.sum(), p)
     assert float(e.sum().detach()) == pytest.approx(e0, rel=1e-12)
     np.testing.assert_allclose(-g.numpy(), f0, atol=1e-10)
@@ -346,23 +355,16 @@ def test_gnn_halo_methods_equal_contract_forward():
     several ranks) with each image's states taken from its cell atom == forward on the full
     ghost graph; and a round out of range is an error."""
     m = small_gnn()
-    pos, cell, names = random_sio2(seed=15)
-    e0, f0 = evaluate(m, pos, cell, names, periodic=False).values()
-    inp = periodic_input(m, pos, cell, names, local_only=True)
-    p = torch.tensor(pos, requires_grad=True)
-    image_of = torch.from_numpy(inp.image_of)
-    ext = p[image_of] + torch.from_numpy(inp.offsets)
-    species = torch.from_numpy(inp.species)[image_of]
-    edges = torch.from_numpy(inp.edge_index)
+    p, ext, species, edges, image_of, n, e0, f0 = cell_atoms_input(m, seed=15)
     states = m.halo_states(species)
     assert states.shape[0] == len(image_of)
     for layer in range(m.n_rounds):
-        local = m.halo_layer(layer, ext, species, edges, inp.n, states)
-        assert local.shape == (inp.n, states.shape[1])
+        local = m.halo_layer(layer, ext, species, edges, n, states)
+        assert local.shape == (n, states.shape[1])
         states = local[image_of]                 # what the forward communication does
-    e = m.halo_energies(ext, species, edges, inp.n, local)
+    e = m.halo_energies(ext, species, edges, n, local)
     g, = torch.autograd.grad(e.sum(), p)
     assert float(e.sum().detach()) == pytest.approx(e0, rel=1e-12)
     np.testing.assert_allclose(-g.numpy(), f0, atol=1e-10)
     with pytest.raises(ValueError, match="out of range"):
-        m.halo_layer(m.n_rounds, ext, species, edges, inp.n, states)
+        m.halo_layer(m.n_rounds, ext, species, edges, n, states)
