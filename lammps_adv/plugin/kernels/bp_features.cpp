@@ -24,8 +24,12 @@
 // eta (of s: no per-edge exponentials to gather), the powers (1 + lambda cos)^zeta from one table
 // of squarings per distinct lambda (factors folded into the weights, no copies for powers of
 // two), and in the gradient pass the sums over the functions of one eta held in registers.
-// The loops are written for SIMD (polynomial exp and cos accurate to a few ulp);
-// CMakeLists.txt compiles them for AVX2 + FMA when the building CPU has them.
+// No square root per triplet: fc(r_jk) and fc'/(fc r) come from series in r_jk^2. With AVX-512
+// the scan compacts the partners of 8 candidates at once (vector compress); the gradient pass
+// writes g_j = a_j v_j + b v_k, g_k = a_k v_k + b v_j (three numbers per triplet, not six) and
+// keeps the sums of one first edge in registers. The loops are written for SIMD (polynomial
+// exp and cos accurate to a few ulp); CMakeLists.txt compiles them for AVX-512 or AVX2 + FMA
+// when the building CPU has them, and the scalar compaction serves the others.
 //
 // Inputs: vec [E,3] float64 edge vectors (neighbour - centre), edges sorted by centre with
 // offsets [n_centres + 1]; nbr_species [E] int64. CPU only; the model uses its pure-torch
@@ -40,6 +44,9 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 
 namespace {
@@ -156,9 +163,37 @@ static inline double exp_poly(double x) {
   return q * scale;
 }
 
-// cos(z) and sin(z) for z in [0, pi/2] by Taylor series (error < 1e-16)
-static inline double cos_poly(double z) {
-  const double z2 = z * z;
+// exp(x) for x <= 0 (the triplet terms' exp(-eta s)): as exp_poly, Taylor series to r^11
+// (error < 1e-14 relative: the kernel is held to 1e-10), no upper clamp
+static inline double exp_neg(double x) {
+  x = std::max(x, -708.0);
+  const double shift = 6755399441055744.0;
+  const double t = x * 1.4426950408889634 + shift;
+  const double n = t - shift;
+  const double r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
+  double q = 1.0 / 39916800.0;                            // 1/11!
+  q = q * r + 1.0 / 3628800.0;
+  q = q * r + 1.0 / 362880.0;
+  q = q * r + 1.0 / 40320.0;
+  q = q * r + 1.0 / 5040.0;
+  q = q * r + 1.0 / 720.0;
+  q = q * r + 1.0 / 120.0;
+  q = q * r + 1.0 / 24.0;
+  q = q * r + 1.0 / 6.0;
+  q = q * r + 0.5;
+  q = q * r + 1.0;
+  q = q * r + 1.0;
+  uint64_t bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  bits = (bits + 1023u) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return q * scale;
+}
+
+// cos(z) and sin(z) / z for z in [0, pi/2] by Taylor series in z2 = z^2 (error < 1e-16):
+// no square root where only r^2 is known
+static inline double cos_sq(double z2) {
   double q = 1.0 / 2432902008176640000.0;                 // 1/20!
   q = q * z2 - 1.0 / 6402373705728000.0;                  // 1/18!
   q = q * z2 + 1.0 / 20922789888000.0;
@@ -172,8 +207,7 @@ static inline double cos_poly(double z) {
   return q * z2 + 1.0;
 }
 
-static inline double sin_poly(double z) {
-  const double z2 = z * z;
+static inline double sinc_sq(double z2) {
   double q = -1.0 / 51090942171709440000.0;               // -1/21!
   q = q * z2 + 1.0 / 121645100408832000.0;
   q = q * z2 - 1.0 / 355687428096000.0;
@@ -184,19 +218,19 @@ static inline double sin_poly(double z) {
   q = q * z2 + 1.0 / 5040.0;
   q = q * z2 - 1.0 / 120.0;
   q = q * z2 + 1.0 / 6.0;
-  return z * (1.0 - z2 * q);
+  return 1.0 - z2 * q;
 }
 
 // fc(r) = 0.5 (cos(pi r / rc) + 1) = cos^2(h), h = pi r / (2 rc) in [0, pi/2) inside the
 // cutoff; fc'(r) = -(pi / rc) sin(h) cos(h)
 static inline double fc_of(double r, double half_k) {
-  const double c = cos_poly(half_k * r);
+  const double c = cos_sq(half_k * half_k * r * r);
   return c * c;
 }
 
 static inline double dfc_of(double r, double half_k) {
-  const double h = half_k * r;
-  return -2.0 * half_k * sin_poly(h) * cos_poly(h);
+  const double h = half_k * r, h2 = h * h;
+  return -2.0 * half_k * h * sinc_sq(h2) * cos_sq(h2);
 }
 
 // ----------------------------------------------------------------------------- one centre
@@ -208,10 +242,12 @@ struct Triplets {
   std::vector<int64_t> j, k;           // edges, in the block's order
   std::vector<double> r3, cs, s, w0;   // r_jk^2, cos theta, r_ij^2 + r_ik^2 + r_jk^2,
                                        // fc(r_ij) fc(r_ik)
+  // kPad slots beyond cap: the vector compaction stores whole vectors
+  static constexpr int64_t kPad = 8;
   void resize(int64_t n) {
     cap = n;
-    for (auto* v : {&j, &k}) v->resize(n);
-    for (auto* v : {&r3, &cs, &s, &w0}) v->resize(n);
+    for (auto* v : {&j, &k}) v->resize(n + kPad);
+    for (auto* v : {&r3, &cs, &s, &w0}) v->resize(n + kPad);
   }
 };
 
@@ -235,7 +271,7 @@ struct Terms {
   const double* xu = nullptr;
   int64_t stride = 0;
   std::vector<const double*> a, d;
-  const double *fc3 = nullptr, *dfc3 = nullptr, *r3d = nullptr;
+  const double *fc3 = nullptr, *lf3 = nullptr;
 };
 
 // Where the terms of a span lie in one block of doubles, rows of `stride`: X_u [nu], the
@@ -251,7 +287,7 @@ struct TermsLayout {
   double* table(double* b, int64_t st, int64_t g) const { return b + (nu + g * q1) * st; }
   double* ang(double* b, int64_t st, int64_t l) const { return b + (nu + ng * q1 + l) * st; }
   double* dang(double* b, int64_t st, int64_t l) const { return b + (nu + ng * q1 + nl + l) * st; }
-  double* extra(double* b, int64_t st, int64_t i) const {   // 0 fc3, 1 dfc3, 2 r3d, 3 w
+  double* extra(double* b, int64_t st, int64_t i) const {   // 0 fc3, 1 lf3, 2 unused, 3 w
     return b + (nu + ng * q1 + 2 * nl + i) * st;
   }
 };
@@ -259,12 +295,12 @@ struct TermsLayout {
 // Work arrays of the span being processed, [cap] or a terms block of rows [cap].
 struct Work {
   int64_t cap = 0;
-  std::vector<double> block, dw, ds, dcos, ones, gjx, gjy, gjz, gkx, gky, gkz;
+  std::vector<double> block, dw, ds, dcos, ones, aj, ak, bb;   // bb: b of each triplet
   Terms terms;
 
   void resize(const Params& p, int64_t n) {
     cap = n;
-    for (auto* v : {&dw, &ds, &dcos, &gjx, &gjy, &gjz, &gkx, &gky, &gkz}) v->resize(n);
+    for (auto* v : {&dw, &ds, &dcos, &aj, &ak, &bb}) v->resize(n);
     ones.assign(n, 1.0);
     block.resize(TermsLayout(p).rows() * n);
   }
@@ -298,7 +334,6 @@ struct Block {
   std::vector<int64_t> edge, sp, start;                // original edge, species, [S+1] ranges
   std::vector<double> x, y, z, r2, inv_r, fc, dfc, lfc;   // lfc = fc'(r) / (fc(r) r)
   std::vector<double> gx, gy, gz;                      // dE/d(edge vector), this block
-  std::vector<double> d2, dot;                         // one first edge's candidates
   std::vector<int64_t> fill;                           // species slots while loading
   std::vector<double> ux, uy, uz, vu;                  // jvp: edge perturbation u, v . u
   std::vector<Triplets> sets;                          // [S * S]: (species of j, of k)
@@ -321,7 +356,7 @@ struct Block {
     for (int64_t a = 0; a < n; ++a) start[species[e0 + a] + 1]++;
     for (int64_t s = 0; s < p.S; ++s) start[s + 1] += start[s];
     fill.assign(start.begin(), start.end() - 1);
-    for (auto* vv : {&x, &y, &z, &r2, &inv_r, &fc, &dfc, &lfc, &gx, &gy, &gz, &d2, &dot})
+    for (auto* vv : {&x, &y, &z, &r2, &inv_r, &fc, &dfc, &lfc, &gx, &gy, &gz})
       vv->assign(n, 0.0);
     edge.resize(n);
     sp.resize(n);
@@ -387,26 +422,52 @@ struct Block {
         if (m <= 0) continue;
         Triplets& T = sets[sa * p.S + sb];
         while (T.L + m > (keep ? T.cap : work.cap)) full(sa, sb, T);
-        double* __restrict dd = d2.data();
-        double* __restrict dp = dot.data();
         const double *__restrict xb = x.data() + b0, *__restrict yb = y.data() + b0,
                      *__restrict zb = z.data() + b0;
-#pragma omp simd
-        for (int64_t t = 0; t < m; ++t) {
-          const double dx = xb[t] - xa, dy = yb[t] - ya, dz = zb[t] - za;
-          dd[t] = dx * dx + dy * dy + dz * dz;
-          dp[t] = xa * xb[t] + ya * yb[t] + za * zb[t];
+        int64_t L = T.L, t = 0;
+#if defined(__AVX512F__)
+        // compaction by vector compress: the partners with r_jk < rc of 8 candidates at once
+        {
+          const __m512d vxa = _mm512_set1_pd(xa), vya = _mm512_set1_pd(ya), vza = _mm512_set1_pd(za),
+                        via = _mm512_set1_pd(ia), vr2a = _mm512_set1_pd(r2a), vfa = _mm512_set1_pd(fa),
+                        vrc2 = _mm512_set1_pd(rc2), lo = _mm512_set1_pd(-1.0), hi = _mm512_set1_pd(1.0);
+          __m512i kv = _mm512_add_epi64(_mm512_set1_epi64(b0), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+          const __m512i eight = _mm512_set1_epi64(8);
+          for (; t + 8 <= m; t += 8) {
+            const __m512d bx = _mm512_loadu_pd(xb + t), by = _mm512_loadu_pd(yb + t),
+                          bz = _mm512_loadu_pd(zb + t);
+            const __m512d dx = _mm512_sub_pd(bx, vxa), dy = _mm512_sub_pd(by, vya),
+                          dz = _mm512_sub_pd(bz, vza);
+            const __m512d d = _mm512_fmadd_pd(dz, dz, _mm512_fmadd_pd(dy, dy, _mm512_mul_pd(dx, dx)));
+            const __m512d dotv = _mm512_fmadd_pd(vza, bz, _mm512_fmadd_pd(vya, by, _mm512_mul_pd(vxa, bx)));
+            const __mmask8 keep = _mm512_cmp_pd_mask(d, vrc2, _CMP_LT_OQ);
+            const __m512d cv = _mm512_mul_pd(_mm512_mul_pd(dotv, via), _mm512_loadu_pd(inv_r.data() + b0 + t));
+            // masked forms with all lanes set: the plain min/max make GCC 12 warn about its own
+            // undefined source vector
+            const __m512d cl = _mm512_mask_min_pd(cv, 0xFF, _mm512_mask_max_pd(cv, 0xFF, cv, lo), hi);
+            const __m512d sv = _mm512_add_pd(_mm512_add_pd(vr2a, _mm512_loadu_pd(r2.data() + b0 + t)), d);
+            const __m512d wv = _mm512_mul_pd(vfa, _mm512_loadu_pd(fc.data() + b0 + t));
+            _mm512_storeu_si512(T.k.data() + L, _mm512_maskz_compress_epi64(keep, kv));
+            _mm512_storeu_pd(T.r3.data() + L, _mm512_maskz_compress_pd(keep, d));
+            _mm512_storeu_pd(T.cs.data() + L, _mm512_maskz_compress_pd(keep, cl));
+            _mm512_storeu_pd(T.s.data() + L, _mm512_maskz_compress_pd(keep, sv));
+            _mm512_storeu_pd(T.w0.data() + L, _mm512_maskz_compress_pd(keep, wv));
+            L += __builtin_popcount(unsigned(keep));
+            kv = _mm512_add_epi64(kv, eight);
+          }
         }
-        int64_t L = T.L;
-        for (int64_t t = 0; t < m; ++t) {          // branch-free compaction
+#endif
+        for (; t < m; ++t) {                       // branch-free compaction
           const int64_t b = b0 + t;
-          const double cv = dp[t] * ia * inv_r[b];
+          const double dx = xb[t] - xa, dy = yb[t] - ya, dz = zb[t] - za;
+          const double dd = dx * dx + dy * dy + dz * dz;
+          const double cv = (xa * xb[t] + ya * yb[t] + za * zb[t]) * ia * inv_r[b];
           T.k[L] = b;
-          T.r3[L] = dd[t];
+          T.r3[L] = dd;
           T.cs[L] = cv < -1.0 ? -1.0 : (cv > 1.0 ? 1.0 : cv);
-          T.s[L] = r2a + r2[b] + dd[t];
+          T.s[L] = r2a + r2[b] + dd;
           T.w0[L] = fa * fc[b];
-          L += dd[t] < rc2;
+          L += dd < rc2;
         }
         std::fill(T.j.begin() + T.L, T.j.begin() + L, a);
         T.L = L;
@@ -454,8 +515,7 @@ void terms_view(const Params& p, const TermsLayout& lay, double* b, int64_t stri
                    : lay.dang(b, stride, l);
   }
   t.fc3 = lay.extra(b, stride, 0);
-  t.dfc3 = grad ? lay.extra(b, stride, 1) : nullptr;
-  t.r3d = grad ? lay.extra(b, stride, 2) : nullptr;
+  t.lf3 = grad ? lay.extra(b, stride, 1) : nullptr;
 }
 
 // The terms of a span (struct Terms) computed into block b (rows of `stride` >= sp.L): one exp
@@ -468,26 +528,31 @@ void triplet_terms(const Params& p, const TermsLayout& lay, const Span& sp, doub
   double *__restrict f3 = lay.extra(b, stride, 0), *__restrict w = lay.extra(b, stride, 3);
   const double *__restrict r3 = sp.r3, *__restrict w0 = sp.w0, *__restrict sv = sp.s,
                *__restrict cs = sp.cs;
-#pragma omp simd
-  for (int64_t i = 0; i < L; ++i) {
-    const double f = fc_of(std::sqrt(r3[i]), half_k);
-    f3[i] = f;
-    w[i] = w0[i] * f;
-  }
+  // fc(r_jk) = cos^2(h), h = half_k r_jk < pi/2, and with grad fc'(r) / (fc(r) r) =
+  // -2 half_k^2 sinc(h) / cos(h): series in r_jk^2, no square root
+  const double k2 = half_k * half_k;
   if (grad) {
-    double *__restrict df3 = lay.extra(b, stride, 1), *__restrict rd = lay.extra(b, stride, 2);
+    double* __restrict lf = lay.extra(b, stride, 1);
 #pragma omp simd
     for (int64_t i = 0; i < L; ++i) {
-      const double d = std::sqrt(r3[i]);
-      rd[i] = d;
-      df3[i] = dfc_of(d, half_k);
+      const double z2 = k2 * r3[i], c = cos_sq(z2), f = c * c;
+      f3[i] = f;
+      w[i] = w0[i] * f;
+      lf[i] = c > 0.0 ? -2.0 * k2 * sinc_sq(z2) / c : 0.0;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) {
+      const double c = cos_sq(k2 * r3[i]), f = c * c;
+      f3[i] = f;
+      w[i] = w0[i] * f;
     }
   }
   for (int64_t u = 0; u < lay.nu; ++u) {
     const double eta = p.eta_u[u];
     double* __restrict xv = b + u * stride;
 #pragma omp simd
-    for (int64_t i = 0; i < L; ++i) xv[i] = w[i] * exp_poly(-eta * sv[i]);
+    for (int64_t i = 0; i < L; ++i) xv[i] = w[i] * exp_neg(-eta * sv[i]);
   }
   for (int64_t g = 0; g < lay.ng; ++g) {
     const double lam = p.lam_g[g];
@@ -630,34 +695,39 @@ void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
       else add_eta_terms<1>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
     }
   }
+  // the chain rule to the two edge vectors: g_j = a_j v_j + b v_k, g_k = a_k v_k + b v_j
   const int64_t *__restrict tj = sp.j, *__restrict tk = sp.k;
-  const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
-  const double *__restrict r2 = B.r2.data(), *__restrict inv = B.inv_r.data(), *__restrict lfc = B.lfc.data();
-  const double *__restrict r3 = t.r3d, *__restrict cs = sp.cs;
-  const double *__restrict f3 = t.fc3, *__restrict df3 = t.dfc3;
-  double *__restrict gjx = W.gjx.data(), *__restrict gjy = W.gjy.data(), *__restrict gjz = W.gjz.data();
-  double *__restrict gkx = W.gkx.data(), *__restrict gky = W.gky.data(), *__restrict gkz = W.gkz.data();
+  const double *__restrict inv = B.inv_r.data(), *__restrict lfc = B.lfc.data();
+  const double *__restrict cs = sp.cs, *__restrict lf3 = t.lf3;
+  double *__restrict aj = W.aj.data(), *__restrict ak = W.ak.data(), *__restrict bb = W.bb.data();
 #pragma omp simd
   for (int64_t i = 0; i < L; ++i) {
     const int64_t j = tj[i], k = tk[i];
-    const double xj = x[j], yj = y[j], zj = z[j], xk = x[k], yk = y[k], zk = z[k];
-    const double d_cos = dcp[i], d_s = dsp[i], xw = dwp[i], ijk = inv[j] * inv[k];
-    const double c3 = r3[i] > 0.0 ? xw * df3[i] / f3[i] / r3[i] : 0.0;
-    const double q1 = 2.0 * d_s + xw * lfc[j], q2 = 2.0 * d_s + xw * lfc[k], q3 = 2.0 * d_s + c3;
-    const double cc1 = cs[i] / r2[j], cc2 = cs[i] / r2[k];
-    const double dx = xk - xj, dy = yk - yj, dz = zk - zj;
-    gjx[i] = d_cos * (xk * ijk - xj * cc1) + q1 * xj - q3 * dx;
-    gjy[i] = d_cos * (yk * ijk - yj * cc1) + q1 * yj - q3 * dy;
-    gjz[i] = d_cos * (zk * ijk - zj * cc1) + q1 * zj - q3 * dz;
-    gkx[i] = d_cos * (xj * ijk - xk * cc2) + q2 * xk + q3 * dx;
-    gky[i] = d_cos * (yj * ijk - yk * cc2) + q2 * yk + q3 * dy;
-    gkz[i] = d_cos * (zj * ijk - zk * cc2) + q2 * zk + q3 * dz;
+    const double ij = inv[j], ik = inv[k], d_cos = dcp[i], xw = dwp[i];
+    const double d_s2 = 2.0 * dsp[i], q3 = d_s2 + xw * lf3[i], dc = d_cos * cs[i];
+    aj[i] = d_s2 + xw * lfc[j] + q3 - dc * ij * ij;
+    ak[i] = d_s2 + xw * lfc[k] + q3 - dc * ik * ik;
+    bb[i] = d_cos * ij * ik - q3;
   }
+  // added to the block's gradient rows; the triplets come in runs of one first edge j, whose
+  // sums stay in registers until the run ends
+  const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
+  double *__restrict gx = B.gx.data(), *__restrict gy = B.gy.data(), *__restrict gz = B.gz.data();
+  int64_t jc = L > 0 ? tj[0] : 0;
+  double sa = 0.0, sx = 0.0, sy = 0.0, sz = 0.0;
   for (int64_t i = 0; i < L; ++i) {
     const int64_t j = tj[i], k = tk[i];
-    B.gx[j] += gjx[i]; B.gy[j] += gjy[i]; B.gz[j] += gjz[i];
-    B.gx[k] += gkx[i]; B.gy[k] += gky[i]; B.gz[k] += gkz[i];
+    if (j != jc) {
+      gx[jc] += sa * x[jc] + sx; gy[jc] += sa * y[jc] + sy; gz[jc] += sa * z[jc] + sz;
+      jc = j;
+      sa = sx = sy = sz = 0.0;
+    }
+    const double b = bb[i], a = ak[i];
+    sa += aj[i];
+    sx += b * x[k]; sy += b * y[k]; sz += b * z[k];
+    gx[k] += a * x[k] + b * x[j]; gy[k] += a * y[k] + b * y[j]; gz[k] += a * z[k] + b * z[j];
   }
+  if (L > 0) { gx[jc] += sa * x[jc] + sx; gy[jc] += sa * y[jc] + sy; gz[jc] += sa * z[jc] + sz; }
 }
 
 // radial: d/dv [exp(-eta r^2) fc(r)] = radial_slope v
@@ -700,7 +770,7 @@ void jvp_span(const Params& p, Block& B, const Span& sp, const Terms& t, double*
     dcp[i] = cross * B.inv_r[j] * B.inv_r[k] - sp.cs[i] * (B.vu[j] / B.r2[j] + B.vu[k] / B.r2[k]);
     dsp[i] = 2.0 * (B.vu[j] + B.vu[k] + ddu);
     dlw[i] = B.lfc[j] * B.vu[j] + B.lfc[k] * B.vu[k] +
-             (t.r3d[i] > 0.0 ? t.dfc3[i] / t.fc3[i] / t.r3d[i] * ddu : 0.0);
+             t.lf3[i] * ddu;
   }
   for (int64_t k = 0; k < p.A; ++k) {
     const int l = p.lz_of[k];
