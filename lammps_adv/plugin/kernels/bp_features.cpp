@@ -265,7 +265,7 @@ Span span_of(const Triplets& T, int64_t begin, int64_t count) {
 
 // The per-triplet terms of a span: X_u = fc(r_ij) fc(r_ik) fc(r_jk) exp(-eta_u s) ([nu] rows
 // `stride` apart), A_l / a_fac[l] and dA_l/dcos / d_fac[l] per distinct (lambda, zeta) as
-// arrays, fc(r_jk), and with grad fc'(r_jk) and r_jk. Point into the work arrays (just
+// arrays, fc(r_jk), and with grad fc'(r_jk) / (fc(r_jk) r_jk). Point into the work arrays (just
 // computed) or into a tape (computed before).
 struct Terms {
   const double* xu = nullptr;
@@ -276,18 +276,18 @@ struct Terms {
 
 // Where the terms of a span lie in one block of doubles, rows of `stride`: X_u [nu], the
 // squarings (1 + lambda cos)^(2^q) per distinct lambda [ng][q1], A and dA/dcos rows for the
-// powers that are no single squaring [nl] each, fc(r_jk), fc'(r_jk), r_jk, w.
+// powers that are no single squaring [nl] each, fc(r_jk), fc'(r_jk) / (fc(r_jk) r_jk), w.
 struct TermsLayout {
   int64_t nu = 0, nl = 0, ng = 0, q1 = 1;
   explicit TermsLayout(const Params& p)
       : nu(int64_t(p.eta_u.size())), nl(int64_t(p.lam_u.size())), ng(int64_t(p.lam_g.size())) {
     for (int q : p.q_max) q1 = std::max<int64_t>(q1, q + 1);
   }
-  int64_t rows() const { return nu + ng * q1 + 2 * nl + 4; }
+  int64_t rows() const { return nu + ng * q1 + 2 * nl + 3; }
   double* table(double* b, int64_t st, int64_t g) const { return b + (nu + g * q1) * st; }
   double* ang(double* b, int64_t st, int64_t l) const { return b + (nu + ng * q1 + l) * st; }
   double* dang(double* b, int64_t st, int64_t l) const { return b + (nu + ng * q1 + nl + l) * st; }
-  double* extra(double* b, int64_t st, int64_t i) const {   // 0 fc3, 1 lf3, 2 unused, 3 w
+  double* extra(double* b, int64_t st, int64_t i) const {   // 0 fc3, 1 lf3, 2 w
     return b + (nu + ng * q1 + 2 * nl + i) * st;
   }
 };
@@ -520,12 +520,12 @@ void terms_view(const Params& p, const TermsLayout& lay, double* b, int64_t stri
 
 // The terms of a span (struct Terms) computed into block b (rows of `stride` >= sp.L): one exp
 // per distinct eta of s; integer zetas from one table of squarings (1 + lambda cos)^(2^q) per
-// distinct lambda. With grad also fc'(r_jk) and r_jk.
+// distinct lambda. With grad also fc'(r_jk) / (fc(r_jk) r_jk).
 void triplet_terms(const Params& p, const TermsLayout& lay, const Span& sp, double* b,
                    int64_t stride, const double* ones, bool grad, Terms& t) {
   const int64_t L = sp.L;
   const double half_k = 0.5 * M_PI / p.rc;
-  double *__restrict f3 = lay.extra(b, stride, 0), *__restrict w = lay.extra(b, stride, 3);
+  double *__restrict f3 = lay.extra(b, stride, 0), *__restrict w = lay.extra(b, stride, 2);
   const double *__restrict r3 = sp.r3, *__restrict w0 = sp.w0, *__restrict sv = sp.s,
                *__restrict cs = sp.cs;
   // fc(r_jk) = cos^2(h), h = half_k r_jk < pi/2, and with grad fc'(r) / (fc(r) r) =
