@@ -28,7 +28,7 @@ from conftest import PLUGIN_DIR, KokkosLammps, strip_type_labels  # noqa: E402
 
 def run(kk, data, pot, steps, threads, kokkos, cwd) -> float:
     """Atom-steps per second of `steps` NVE steps (after 5 warm-up steps)."""
-    lines = ["units metal", "atom_style charge", f"read_data {data}", *pot, "neighbor 2.0 bin",
+    lines = ["units metal", "atom_style full", f"read_data {data}", *pot, "neighbor 2.0 bin",
              "velocity all create 300 5 dist gaussian", "fix nve all nve", "timestep 0.001",
              "thermo 1000", "run 5", f"run {steps}"]
     proc = kk.run(lines, cwd, kokkos=threads if kokkos else None, threads=threads)

@@ -56,7 +56,7 @@ def worker(args) -> dict:
                        frames_every=0, overwrite=True)
     run = rec.command if rec else lmp.command
     omp = [f"package omp {args.threads}"] if args.case == "native" and args.threads > 1 else []
-    for cmd in [*omp, "units metal", "atom_style charge", "atom_modify map yes",
+    for cmd in [*omp, "units metal", "atom_style full", "atom_modify map yes",
                 f"read_data {args.glass}", *potential_lines(args.case, args.threads), "neighbor 2.0 bin",
                 "neigh_modify every 1 delay 0 check yes",
                 "velocity all create 300 4 mom yes rot yes dist gaussian",

@@ -81,7 +81,7 @@ def worker(args) -> dict:
     load_kernels()
     lmp = open_lammps()
     with tempfile.TemporaryDirectory() as tmp:
-        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
+        lmp.commands_list(["units metal", "atom_style full", "atom_modify map yes",
                            f"read_data {args.glass}", *potential_lines(args.worker, Path(tmp)),
                            "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
                            "velocity all create 300 4 dist gaussian", "fix nve all nve",

@@ -60,7 +60,7 @@ def peak_rss_mb() -> float:
 
 
 def setup_lammps(lmp, data, pot_lines):
-    lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
+    lmp.commands_list(["units metal", "atom_style full", "atom_modify map yes",
                        f"read_data {data}", *pot_lines, "neighbor 2.0 bin",
                        "neigh_modify every 1 delay 0 check yes",
                        "velocity all create 300 4 dist gaussian", "fix nve all nve",

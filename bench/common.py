@@ -16,9 +16,12 @@ def bench_glass(n: int) -> Path:
 
     Sizes that are 8 times a cached-able size of at least 1000 atoms are the smaller glass
     tiled 2x2x2 (a 24000-atom melt-quench would take hours here)."""
-    from lammps_adv.lammps.structures import amorphous, read_lammps_data, sort_species, write_lammps_data
+    from lammps_adv.lammps.structures import (amorphous, data_atom_style, read_lammps_data,
+                                              sort_species, write_lammps_data)
     path = OUT / f"glass{n}.data"
     if path.is_file():
+        if data_atom_style(path) != "full":       # cached by a version before atom_style full
+            write_lammps_data(path, read_lammps_data(path))
         return path
     OUT.mkdir(parents=True, exist_ok=True)
     if n % 8 == 0 and n // 8 >= 1000 and n // 8 % 3 == 0:

@@ -13,7 +13,7 @@
 #                                       (no Debian source package holds one; e.g.
 #                                       git clone -b 4.5.01 https://github.com/kokkos/kokkos;
 #                                       its headers are those of Debian's libtrilinos-kokkos-dev 16.1)
-#   packages KOKKOS (OpenMP + Serial backends), PLUGIN; shared library; MPI stubs (serial), or
+#   packages KOKKOS (OpenMP + Serial backends), PLUGIN, MOLECULE (atom_style full); shared library; MPI stubs (serial), or
 #   with LAMMPS_ADV_KOKKOS_MPICXX real MPI (the MPICH of the project's environment).
 #
 # The sources come through the ordinary Debian client with a private apt state (sources list,
@@ -59,6 +59,8 @@ CMAKE_ARGS=(
   "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG"
   -D BUILD_SHARED_LIBS=ON -D BUILD_MPI=OFF -D BUILD_OMP=ON -D LAMMPS_EXCEPTIONS=ON
   -D PKG_KOKKOS=ON -D Kokkos_ENABLE_SERIAL=ON -D Kokkos_ENABLE_OPENMP=ON -D PKG_PLUGIN=ON
+  # MOLECULE: the project's decks use atom_style full (full/kk under -sf kk)
+  -D PKG_MOLECULE=ON
   # lmp, liblammps.so and the Kokkos libraries find each other wherever the entry lies (it is
   # renamed after the build)
   -D CMAKE_BUILD_WITH_INSTALL_RPATH=ON

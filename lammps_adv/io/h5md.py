@@ -20,7 +20,8 @@ Recording layout (H5MD 1.1 based, plus ``/stages``; docs/recorder.md has the tab
                                            /parameters/append_<k> for each --append session
   /observables/<name>/{step,time,value}    [T] int64 / float64 ps / float64 (unit attribute
                                            on value); one row per record, shared by all
-                                           observables (step, time: hard links)
+                                           observables (step, time: hard links); ``dt``
+                                           (time between frames) is MDAnalysis' time step
   /particles/all/species                   [N] element symbols (atom-ID order)
   /particles/all/{position,velocity,force,force_approx,force_reference}/{step,time,value [K,N,3]}
   /particles/all/box/edges/{step,time,value [K,3,3]}   rows = cell vectors a, b, c
@@ -351,9 +352,7 @@ class H5MDWriter:
             if "h5md" not in f or "observables" not in f:
                 raise FileFormatError(f"{self.path} is not a lammps-adv recording (no /h5md, "
                                       "/observables): cannot --append to it")
-            missing = [n for n in self.observables if n not in f["observables"]]
-            if missing:
-                raise FileFormatError(f"{self.path}: observables {missing} missing, cannot --append")
+            self._add_missing_observables(f["observables"])
             before, now = (alignment_from_attrs(a) for a in (f["parameters"].attrs, attrs))
             if not before.same_shifts(now):     # one file, one energy zero
                 raise FileFormatError(f"{self.path}: recorded with alignment {before.describe()}; "
@@ -379,6 +378,22 @@ class H5MDWriter:
             raise FileFormatError(f"cannot append to {self.path}: {_one_line(exc)}") from None
         finally:
             f.close()
+
+    def _add_missing_observables(self, obs):
+        """Observables a file of an older version lacks (e.g. ``dt``): created with NaN for
+        its rows so far, sharing its step and time."""
+        present = [n for n in self.observables if n in obs]
+        if not present:
+            raise FileFormatError(f"{self.path}: none of the observables of a recording; "
+                                  "cannot --append")
+        first = obs[present[0]]
+        rows = first["value"].shape[0]
+        for name in self.observables:
+            if name not in obs:
+                g = obs.create_group(name)
+                g["step"], g["time"] = first["step"], first["time"]
+                d = _chunked(g, "value", (), (OBS_CHUNK,), "f8", np.nan, OBSERVABLE_UNITS.get(name))
+                d.resize((rows,))
 
     # ---------------------------------------------------------------- parameters
     def set_parameters(self, values: dict) -> None:

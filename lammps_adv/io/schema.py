@@ -38,7 +38,7 @@ KJ_PER_MOL_PER_EV = 96.48533212331002      # 1 eV = 96.485... kJ/mol (CODATA 201
 # record of the previous step, same stage) . the displacement since then (minimum image), eV:
 # the first-order prediction of the change of energy_error (0 during a stage's first step)
 RECORDING_OBSERVABLES = adversarial.OBSERVABLES + ("temperature", "evaluation", "stage",
-                                                   "first_order_change")
+                                                   "first_order_change", "dt")
 # the unit of each observable; None: dimensionless, no unit attribute
 OBSERVABLE_UNITS = {
     "energy_approx": ENERGY_UNIT, "energy_reference": ENERGY_UNIT, "energy_error": ENERGY_UNIT,
@@ -47,7 +47,7 @@ OBSERVABLE_UNITS = {
     "force_error_ratio": None, "force_rmse": FORCE_UNIT,
     "force_max_error": FORCE_UNIT, "force_cos": None, "fnorm_approx": FORCE_UNIT,
     "fnorm_reference": FORCE_UNIT, "temperature": TEMPERATURE_UNIT, "evaluation": None,
-    "stage": None, "first_order_change": ENERGY_UNIT}
+    "stage": None, "first_order_change": ENERGY_UNIT, "dt": TIME_UNIT}
 if set(OBSERVABLE_UNITS) != set(RECORDING_OBSERVABLES):
     raise ImportError("lammps_adv.io.schema: OBSERVABLE_UNITS does not cover exactly "
                       f"RECORDING_OBSERVABLES {RECORDING_OBSERVABLES}")

@@ -1,7 +1,9 @@
 """Silica structures: alpha-quartz supercells, melt-quenched glass, LAMMPS data / extxyz I/O.
 
-Conventions shared with every deck and potential file: metal units, ``atom_style charge``,
-LAMMPS type 1 = Si, type 2 = O, with type labels ``Si`` and ``O``.
+Conventions shared with every deck and potential file: metal units, ``atom_style full`` (the
+style MDAnalysis and other readers take for a LAMMPS data file without being told), LAMMPS
+type 1 = Si, type 2 = O, with type labels ``Si`` and ``O``. Data files in ``atom_style
+charge`` are still read.
 """
 from __future__ import annotations
 
@@ -156,9 +158,10 @@ def lammps_cell(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def write_lammps_data(path: str | Path, atoms: Atoms, charges: dict | None = None,
                       type_labels: bool = True) -> Path:
-    """Write a LAMMPS data file (atom_style charge, type labels Si/O, masses). Types are
-    always 1 = Si, 2 = O; ``type_labels=False`` leaves the labels out, for a LAMMPS older
-    than type labels (2021)."""
+    """Write a LAMMPS data file (atom_style full, molecule ID 0, masses). Types are always
+    1 = Si, 2 = O; with type labels (default) the Masses and Atoms sections name them Si and
+    O, so that readers such as MDAnalysis see element names. ``type_labels=False`` writes
+    numbers only, for a LAMMPS that holds no labels (2021, or KOKKOS active)."""
     path = Path(path)
     symbols = atoms.get_chemical_symbols()
     unknown = sorted(set(symbols) - set(SPECIES))
@@ -177,23 +180,101 @@ def write_lammps_data(path: str | Path, atoms: Atoms, charges: dict | None = Non
         lines.append(f"{cell[1, 0]:.12f} {cell[2, 0]:.12f} {cell[2, 1]:.12f} xy xz yz")
     if type_labels:
         lines += ["", "Atom Type Labels", "", "1 Si", "2 O"]
-    lines += ["", "Masses", "",
-              f"1 {MASSES['Si']}", f"2 {MASSES['O']}", "", "Atoms # charge", ""]
+    name = {s: (s if type_labels else str(SPECIES.index(s) + 1)) for s in SPECIES}
+    lines += ["", "Masses", "", *(f"{name[s]} {MASSES[s]}" for s in SPECIES),
+              "", "Atoms # full", ""]
     for i, (s, p) in enumerate(zip(symbols, pos), start=1):
-        lines.append(f"{i} {SPECIES.index(s) + 1} {charges.get(s, 0.0)} "
+        lines.append(f"{i} 0 {name[s]} {charges.get(s, 0.0)} "
                      f"{p[0]:.12f} {p[1]:.12f} {p[2]:.12f}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
+# columns of an Atoms line (without image flags) -> atom style, where no comment names it
+STYLE_OF_COLUMNS = {5: "atomic", 6: "charge", 7: "full"}
+TYPE_COLUMN = {"atomic": 1, "charge": 1, "full": 2}
+
+
+def _sections(lines: list[str]) -> dict[str, tuple[int, str]]:
+    """Line index and header comment of each section a data file reader needs."""
+    found = {}
+    for i, line in enumerate(lines):
+        head, _, comment = line.partition("#")
+        if head.strip() in ("Atom Type Labels", "Masses", "Atoms"):
+            found[head.strip()] = (i, comment.strip())
+    return found
+
+
+def _section_rows(lines: list[str], start: int):
+    """Indices of the data rows of the section whose header is at ``start``."""
+    i = start + 1
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    while i < len(lines) and lines[i].split("#")[0].strip():
+        yield i
+        i += 1
+
+
+def data_atom_style(path: str | Path) -> str:
+    """Atom style of a data file: the Atoms header's comment (as LAMMPS writes it), else
+    from the number of columns (atomic, charge or full, image flags or not)."""
+    lines = Path(path).read_text().splitlines()
+    sections = _sections(lines)
+    if "Atoms" not in sections:
+        raise StructureError(f"{path}: no Atoms section")
+    start, comment = sections["Atoms"]
+    if comment:
+        return comment.split()[0]
+    row = next(_section_rows(lines, start), None)
+    n = len(lines[row].split()) if row is not None else 0
+    style = STYLE_OF_COLUMNS.get(n) or STYLE_OF_COLUMNS.get(n - 3)
+    if style is None:
+        raise StructureError(f"{path}: cannot tell the atom style of {n}-column Atoms lines; "
+                             "name it after the header, e.g. 'Atoms # full'")
+    return style
+
+
+def _retype(text: str, style: str, to_labels: bool) -> str:
+    """The data file with the types of its Masses and Atoms sections written as type labels
+    or as numbers, by its Atom Type Labels section (unchanged without one). Numbers are what
+    ASE's reader takes; labels in both sections are what MDAnalysis turns into type names
+    (with masses). Nothing else of the file changes."""
+    lines = text.splitlines()
+    sections = _sections(lines)
+    if "Atom Type Labels" not in sections:
+        return text
+    label_of = dict(lines[i].split()[:2] for i in _section_rows(lines, sections["Atom Type Labels"][0]))
+    mapping = label_of if to_labels else {v: k for k, v in label_of.items()}
+    for name, column in (("Masses", 0), ("Atoms", TYPE_COLUMN.get(style, 1))):
+        for i in _section_rows(lines, sections.get(name, (len(lines), ""))[0]):
+            cols = lines[i].split()
+            cols[column] = mapping.get(cols[column], cols[column])
+            lines[i] = " ".join(cols)
+    return "\n".join(lines) + "\n"
+
+
+def label_types(path: str | Path) -> Path:
+    """Rewrite a data file that LAMMPS wrote (types as numbers, with an Atom Type Labels
+    section) with Si/O in its Masses and Atoms sections; coordinates and velocities keep
+    their text, so LAMMPS reads back the same numbers."""
+    path = Path(path)
+    path.write_text(_retype(path.read_text(), data_atom_style(path), to_labels=True))
+    return path
+
+
 def read_lammps_data(path: str | Path) -> Atoms:
-    """Read a LAMMPS data file written by LAMMPS or by ``write_lammps_data``."""
+    """Read a LAMMPS data file written by LAMMPS or by ``write_lammps_data`` (atom_style
+    full or charge, types as numbers or labels)."""
+    import io
+
     from ase.io import read
     path = Path(path)
     if not path.is_file():
         raise StructureError(f"data file not found: {path}")
-    atoms = read(path, format="lammps-data", atom_style="charge", units="metal",
+    style = data_atom_style(path)
+    text = _retype(path.read_text(), style, to_labels=False)
+    atoms = read(io.StringIO(text), format="lammps-data", atom_style=style, units="metal",
                  Z_of_type={1: 14, 2: 8}, sort_by_id=True)
     atoms.set_initial_charges(None)
     return atoms
@@ -294,11 +375,15 @@ def amorphous(n_atoms: int = 192, rho: float = 2.20, potential: str = "bks-dsf",
         made = lmp.get_natoms()
     finally:
         lmp.close()
-    (comm or mpi_comm()).Barrier()        # rank 0 wrote ``out``: every rank reads it next
+    comm = comm or mpi_comm()
+    comm.Barrier()                        # rank 0 wrote ``out``
     if made != n_atoms or not out.is_file():      # the deck stops before this; never a short file
         if out.is_file() and out.stat().st_mtime_ns != before:
             out.unlink()
         raise StructureError(f"LAMMPS made {made} of {n_atoms} atoms; nothing written to {out}")
+    if comm.Get_rank() == 0:
+        label_types(out)                  # Si/O for readers such as MDAnalysis
+    comm.Barrier()                        # every rank reads it next
     return read_lammps_data(out)
 
 

@@ -1,7 +1,7 @@
 """A LAMMPS instance holding one silica configuration and one potential.
 
-Set-up with the project's conventions (metal units, atom_style charge, type 1 = Si,
-type 2 = O), checks of the atom types, and energy + forces of the configuration.
+Set-up with the project's conventions (metal units, atom_style full, or charge for a data
+file in that style, type 1 = Si, type 2 = O), checks of the atom types, and energy + forces of the configuration.
 Used to evaluate a catalogue potential on a structure, from the CLI or as a reference.
 """
 from __future__ import annotations
@@ -17,31 +17,15 @@ from lammps_adv.core.configuration import describe
 from lammps_adv.core.errors import CalculatorError, StructureError
 from lammps_adv.core.finite import nonfinite
 from lammps_adv.core.units import BAR_PER_EV_A3
-from lammps_adv.lammps.elements import can_label_types
+from lammps_adv.lammps.elements import can_label_types, type_labels
 from lammps_adv.lammps.engine import open_lammps
 from lammps_adv.lammps.snippets import get as get_potential
-from lammps_adv.lammps.structures import SPECIES, cell_of, write_lammps_data
+from lammps_adv.lammps.structures import SPECIES, cell_of, data_atom_style, write_lammps_data
 
 # the virial part of the pressure tensor, in the thermo output (stress without kinetic part)
 STRESS_COMMANDS = ("compute adv_pv all pressure NULL virial",
                    "thermo_style custom step temp pe c_adv_pv[1] c_adv_pv[2] c_adv_pv[3] "
                    "c_adv_pv[4] c_adv_pv[5] c_adv_pv[6]")
-
-
-def type_labels(lmp, ntypes: int) -> list[str] | None:
-    """Species of LAMMPS types 1..ntypes from their type labels Si/O, or None without labels."""
-    labels = []
-    for name in ("Si", "O"):
-        lmp.command(f'variable _lammps_adv_lab equal is_typelabel(atom,{name})')
-        if lmp.extract_variable("_lammps_adv_lab") == 0:
-            return None if not labels else [n for n, _ in labels]
-        lmp.command(f'variable _lammps_adv_lab equal label2type(atom,{name})')
-        labels.append((name, int(lmp.extract_variable("_lammps_adv_lab"))))
-    lmp.command("variable _lammps_adv_lab delete")
-    by_type = [None] * ntypes
-    for name, t in labels:
-        by_type[t - 1] = name
-    return by_type
 
 
 def check_types(lmp, where: str = "structure") -> None:
@@ -50,9 +34,10 @@ def check_types(lmp, where: str = "structure") -> None:
     if ntypes != 2:
         raise StructureError(f"{where}: has {ntypes} atom types; lammps-adv expects 2 "
                              "(type 1 = Si, type 2 = O)")
-    labels = type_labels(lmp, ntypes)
-    if labels is not None and labels != list(SPECIES):
-        raise StructureError(f"{where}: atom type labels map types 1, 2 to {labels}; "
+    labels = type_labels(lmp)             # {} when the file has none: types by number
+    if labels and [labels.get(t) for t in (1, 2)] != list(SPECIES):
+        shown = [labels.get(t) for t in (1, 2)]
+        raise StructureError(f"{where}: atom type labels map types 1, 2 to {shown}; "
                              "lammps-adv expects type 1 = Si, type 2 = O")
 
 
@@ -87,12 +72,13 @@ class LammpsSystem:
 
     def _load(self, structure) -> None:
         lmp = self.lmp
-        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes sort 0 0.0",
+        path = Path(structure) if isinstance(structure, (str, Path)) else None
+        if path is not None and not path.is_file():
+            raise StructureError(f"data file not found: {path}")
+        style = data_atom_style(path) if path is not None else "full"
+        lmp.commands_list(["units metal", f"atom_style {style}", "atom_modify map yes sort 0 0.0",
                            "boundary p p p"])
-        if isinstance(structure, (str, Path)):
-            path = Path(structure)
-            if not path.is_file():
-                raise StructureError(f"data file not found: {path}")
+        if path is not None:
             lmp.command(f"read_data {path.resolve()}")
             check_types(lmp, str(path))
         else:

@@ -92,7 +92,7 @@ class Recorder:
             self.calculator, self.provenance, every=self.every, frames_every=self.frames_every,
             lammps_version=lammps_version(self.lmp), mpi_ranks=self.comm.Get_size(),
             **self.alignment.attrs())
-        self.sink = RecordSink(self.out, attrs, texts, mode, self.frames_every,
+        self.sink = RecordSink(self.out, attrs, texts, mode, self.every, self.frames_every,
                                self.flush_every, self.flush_seconds, self.progress)
         return self.sink.writer.n_stages
 

@@ -18,10 +18,10 @@ from lammps_adv.io.schema import RECORDING_OBSERVABLES as OBSERVABLES
 
 
 class RecordSink:
-    def __init__(self, path, attrs: dict, texts: dict, mode: str, frames_every: int,
+    def __init__(self, path, attrs: dict, texts: dict, mode: str, every: int, frames_every: int,
                  flush_every: int, flush_seconds: float, progress: bool):
         self.writer = H5MDWriter(path, OBSERVABLES, attrs, texts, mode=mode)
-        self.frames_every, self.progress = frames_every, progress
+        self.every, self.frames_every, self.progress = every, frames_every, progress
         self.flush_every, self.flush_seconds = flush_every, flush_seconds
         self.timings = {"measures": 0.0, "write": 0.0}
         self.n_records = 0
@@ -35,7 +35,10 @@ class RecordSink:
         t0 = time.perf_counter()
         m = adversarial.measures(rec["e_app"], rec["e_acc"], rec["f_app"], rec["f_acc"])
         m.update(temperature=rec["temperature"], evaluation=rec["ev"], stage=rec["stage"],
-                 first_order_change=self.first_order_change(rec))
+                 first_order_change=self.first_order_change(rec),
+                 # MD time between stored frames (ps): MDAnalysis' H5MD reader takes its
+                 # dt from an observable of that name, and has none otherwise
+                 dt=max(self.frames_every, 1) * self.every * rec["dt"])
         t1 = time.perf_counter()
         self.timings["measures"] += t1 - t0
         w = self.writer

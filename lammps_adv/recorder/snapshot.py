@@ -119,6 +119,6 @@ class Gatherer:
                 "cell": cell_of(boxlo, boxhi, xy, yz, xz),
                 "time": float(lmp.extract_global("atime"))
                 + (step - int(lmp.extract_global("atimestep"))) * dt,
-                "natoms": natoms,
+                "natoms": natoms, "dt": dt,
                 "temperature": temperature(mv2, natoms, float(lmp.extract_global("mvv2e")),
                                            float(lmp.extract_global("boltz")))}

@@ -123,7 +123,7 @@ def _direct_lammps(atoms, tmp_path, spec):
     data = write_lammps_data(tmp_path / "direct.data", atoms)
     lmp = open_lammps()
     try:
-        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map array",
+        lmp.commands_list(["units metal", "atom_style full", "atom_modify map array",
                            "boundary p p p", f"read_data {data}"])
         get(spec).apply(lmp)
         lmp.commands_list(["thermo_style custom step pe", "run 0"])
@@ -199,7 +199,7 @@ def test_type_elements_from_labels_species_and_masses(glass_192):
     from lammps_adv.lammps.engine import open_lammps
     lmp = open_lammps()
     try:
-        lmp.commands_list(["units metal", "atom_style charge", f"read_data {glass_192}"])
+        lmp.commands_list(["units metal", "atom_style full", f"read_data {glass_192}"])
         assert type_elements(lmp) == ({1: "Si", 2: "O"}, "labels")
         assert type_elements(lmp, ["Si", "O"])[1] == "labels"        # agreeing labels win
         with pytest.raises(CalculatorError, match=r"--species O Si contradicts the atom type labels"):

@@ -38,7 +38,7 @@ def test_wrong_atom_types(glass_192, tmp_path):
     assert_one_line_error(cli("energy", swapped), "type 1 = Si")
     three = tmp_path / "three.data"
     text = glass_192.read_text().replace("2 atom types", "3 atom types").replace(
-        "\n1 Si\n2 O\n", "\n1 Si\n2 O\n3 C\n").replace("2 15.9994\n", "2 15.9994\n3 12.011\n")
+        "\n1 Si\n2 O\n", "\n1 Si\n2 O\n3 C\n").replace("O 15.9994\n", "O 15.9994\nC 12.011\n")
     three.write_text(text)
     assert_one_line_error(cli("energy", three), "3 atom types")
 
@@ -105,7 +105,7 @@ def test_every_writing_command_refuses_an_existing_output(tmp_path, capsys):
 
 def test_failed_run_without_rows_leaves_no_file(tmp_path):
     deck = tmp_path / "in.bad"
-    deck.write_text("units metal\natom_style charge\nread_data nothere.data\nrun 10\n")
+    deck.write_text("units metal\natom_style full\nread_data nothere.data\nrun 10\n")
     out = tmp_path / "r.h5"
     for _ in range(2):          # the rerun meets the same error, not a leftover file
         proc = cli("run", deck, "--reference", "bks-dsf", "--out", out, "-q")

@@ -37,13 +37,17 @@ def test_default_recording_opens_in_mdanalysis(glass_192, tmp_path):
         temperature = 2 * kinetic / (3 * (len(v) - 1) * 8.617333e-5)
         # the recorded temperature of that step (velocities at time t)
         assert temperature == pytest.approx(obs["temperature"][frames["record"][k]], rel=1e-3)
-    # plain MDAnalysis with the data file as topology reads the same frames; it guesses
-    # both formats from the extensions (the atom style: its LAMMPS parser guesses only
-    # 'full' and 'molecular' data files, ours are 'charge')
-    plain = mda.Universe(str(glass_192), str(out), atom_style="id type charge x y z")
-    assert len(plain.trajectory) == 3
+    # plain MDAnalysis, told nothing, with the data file as topology: it guesses both formats
+    # from the extensions, the data file's atom style (full) and its types Si/O with masses
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = mda.Universe(str(glass_192), str(out))
+    assert len(plain.trajectory) == 3 and plain.trajectory.dt == pytest.approx(0.1)
+    assert list(plain.atoms.types) == list(u.atoms.types)
+    np.testing.assert_allclose(plain.atoms.masses, u.atoms.masses)
     plain.trajectory[2]
     np.testing.assert_allclose(plain.atoms.positions, frames["position"][2], atol=1e-4)
+    np.testing.assert_allclose(plain.atoms.velocities, u.trajectory[2].velocities, atol=1e-4)
     assert plain.trajectory.ts.time == pytest.approx(frames["time"][2])
     # pyh5md opens it as an H5MD file (author and creator present) with its elements
     import pyh5md

@@ -26,7 +26,7 @@ def lammps_eval(data, model_file, comm=None, log=None) -> dict:
     from lammps_adv.lammps.engine import open_lammps
     lmp = open_lammps(comm=comm, log=log)
     try:
-        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
+        lmp.commands_list(["units metal", "atom_style full", "atom_modify map yes",
                            f"read_data {data}"]
                           + get_potential(f"torchscript:{model_file}").commands()
                           + ["compute pv all pressure NULL virial",

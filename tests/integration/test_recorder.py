@@ -234,7 +234,7 @@ def test_python_api_in_a_users_session_with_torchscript_reference(glass_192, tmp
     from lammps_adv.lammps.snippets import get
     model = script_model(tmp_path / "pair.pt")
     lmp = open_lammps()
-    lmp.commands_list(["units metal", "atom_style charge", f"read_data {glass_192}"])
+    lmp.commands_list(["units metal", "atom_style full", f"read_data {glass_192}"])
     get("bks-dsf").apply(lmp)
     out = tmp_path / "api.h5"
     with Recorder(lmp, f"torchscript:{model}", out=out, every=4, frames_every=2) as rec:
@@ -262,7 +262,7 @@ def test_xtb_reference_in_a_recorded_run(tmp_path):
     data = write_lammps_data(tmp_path / "quartz.data", quartz())
     out = tmp_path / "xtb.h5"
     deck = tmp_path / "sp.in"
-    deck.write_text(f"units metal\natom_style charge\nboundary p p p\nread_data {data}\n"
+    deck.write_text(f"units metal\natom_style full\nboundary p p p\nread_data {data}\n"
                     f"include {DSF}\nrun 0\n")
     assert run_deck(deck, "xtb:GFN1", out=out, progress=False) == 1
     obs = read_observables(out)

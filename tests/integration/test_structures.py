@@ -52,6 +52,58 @@ def test_data_file_roundtrip(tmp_path):
         read_lammps_data(tmp_path / "missing.data")
 
 
+def test_data_files_full_with_labels_numeric_and_charge_style_read_alike(tmp_path):
+    """The project writes atom_style full with Si/O in Masses and Atoms (what MDAnalysis
+    turns into type names); numeric types and older charge-style files read the same, in
+    Python and in LAMMPS (the atom style is taken from the file)."""
+    import MDAnalysis as mda
+    from lammps_adv.lammps.structures import data_atom_style, label_types
+    q = quartz(2, 1, 1)
+    q.positions += np.random.default_rng(3).normal(0, 0.05, q.positions.shape)
+    full = write_lammps_data(tmp_path / "full.data", q)
+    numeric = write_lammps_data(tmp_path / "numeric.data", q, type_labels=False)
+    lines = full.read_text().splitlines()
+    start = lines.index("Atoms # full")
+    charge = tmp_path / "charge.data"               # id type q x y z, no comment
+    body = [" ".join([c[0], "1" if c[2] == "Si" else "2", *c[3:]])
+            for c in (line.split() for line in lines[start + 2:])]
+    charge.write_text("\n".join([*lines[:start], "Atoms", "", *body]) + "\n")
+    assert [data_atom_style(p) for p in (full, numeric, charge)] == ["full", "full", "charge"]
+    assert "Si 0.0" in full.read_text() and "Si 28.0855" in full.read_text()
+    energies = []
+    for path in (full, numeric, charge):
+        atoms = read_lammps_data(path)
+        assert atoms.get_chemical_symbols() == q.get_chemical_symbols()
+        np.testing.assert_allclose(atoms.positions, read_lammps_data(full).positions, atol=1e-11)
+        with LammpsSystem(path, "bks-dsf") as system:
+            energies.append(system.energy_forces()[0])
+    assert energies[1] == pytest.approx(energies[0], rel=1e-12)
+    assert energies[2] == pytest.approx(energies[0], rel=1e-12)
+    u = mda.Universe(str(full))                     # no atom_style: 'full' is its guess
+    assert list(u.atoms.types) == q.get_chemical_symbols()
+    assert u.atoms.masses[0] == pytest.approx(28.0855)
+    # a LAMMPS-written file (numeric types, a labels section) gets its labels in place;
+    # the numbers LAMMPS reads back are the same text
+    with LammpsSystem(full, "bks-dsf") as system:
+        system.lmp.command(f"write_data {tmp_path / 'lmp.data'}")
+    written = (tmp_path / "lmp.data").read_text()
+    label_types(tmp_path / "lmp.data")
+    relabelled = (tmp_path / "lmp.data").read_text()
+    assert "\n1 0 1 " in written and "\n1 0 Si " in relabelled
+    assert [line.split()[3:] for line in written.splitlines() if line.startswith("1 0 ")] == \
+        [line.split()[3:] for line in relabelled.splitlines() if line.startswith("1 0 ")]
+    assert list(mda.Universe(str(tmp_path / "lmp.data")).atoms.types) == q.get_chemical_symbols()
+    with LammpsSystem(tmp_path / "lmp.data", "bks-dsf") as system:
+        assert system.energy_forces()[0] == pytest.approx(energies[0], rel=1e-12)
+    # labels that swap the species are one error naming the file
+    swapped = tmp_path / "swapped.data"
+    swapped.write_text(numeric.read_text().replace(
+        "\nMasses\n", "\nAtom Type Labels\n\n1 O\n2 Si\n\nMasses\n", 1))
+    with pytest.raises(StructureError, match=r"swapped.data: atom type labels map types 1, 2 "
+                       r"to \['O', 'Si'\]"):
+        LammpsSystem(swapped, "bks-dsf")
+
+
 def test_deck_quartz_equals_python_quartz(tmp_path):
     out = tmp_path / "q.data"
     run_cmd([BIN / "lmp", "-in", REPO / "inputs/minimize_quartz.in", "-var", "nx", 1, "-var", "ny", 1,

@@ -64,7 +64,7 @@ def lammps_labels(config):
     at = read_lammps_data(tmp)            # LAMMPS' rotated frame, same atom order
     lmp = open_lammps()
     try:
-        lmp.commands_list(["units metal", "atom_style charge", f"read_data {tmp}"]
+        lmp.commands_list(["units metal", "atom_style full", f"read_data {tmp}"]
                           + get_potential("bks-dsf").commands()
                           + ["thermo_style custom step pe pxx pyy pzz pxy pxz pyz", "run 0"])
         n = lmp.get_natoms()

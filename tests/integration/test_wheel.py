@@ -154,7 +154,7 @@ def test_installed_commands_run_outside_the_checkout(venv, tmp_path):
     deck = tmp_path / "in.found"
     for lines in (["pair_style torchscript", "pair_coeff * * potentials/bp_bks_dsf.pt Si O"],
                   ["pair_style vashishta", "pair_coeff * * SiO.1990.vashishta Si O"]):
-        deck.write_text("\n".join(["units metal", "atom_style charge", "read_data quartz.data",
+        deck.write_text("\n".join(["units metal", "atom_style full", "read_data quartz.data",
                                    *lines, "run 0"]) + "\n")
         text = _run([bin_ / "lmp", "-in", deck, "-nocite", "-log", "none"], cwd=tmp_path, env=env)
         assert "Total wall time" in text, text[-2000:]

@@ -164,7 +164,7 @@ def test_three_ranks_kk_halo_equals_one_rank_torchscript(kk, files, results, cas
 # ------------------------------------------------------------------ dynamics
 def nve_thermo(kk, data, pot, cwd, kokkos=None, quantity="etotal", steps=100) -> np.ndarray:
     """`quantity` (eV) every 10 steps of NVE (1 fs steps) from 1500 K, the first at step 0."""
-    lines = ["units metal", "atom_style charge", f"read_data {data}", *pot, "neighbor 2.0 bin",
+    lines = ["units metal", "atom_style full", f"read_data {data}", *pot, "neighbor 2.0 bin",
              "velocity all create 1500 5 dist gaussian", "fix nve all nve", "timestep 0.001",
              f"thermo_style custom step {quantity}", "thermo_modify format float %.17g",
              "thermo 10", f"run {steps}"]
@@ -217,7 +217,7 @@ def test_nve_drift_as_small_as_native(kk, files):
 def test_bad_input_same_error_as_torchscript(kk, files, tmp_path, case, expected):
     from test_plugin import bad_input
     lines, extra, _ = bad_input(case, files, tmp_path)
-    deck = ["units metal", "atom_style charge", f"read_data {files['small']}", *lines, *extra,
+    deck = ["units metal", "atom_style full", f"read_data {files['small']}", *lines, *extra,
             "run 0"]
     errors = []
     for kokkos in (None, 2):
@@ -233,7 +233,7 @@ def test_bad_input_same_error_as_torchscript(kk, files, tmp_path, case, expected
 
 
 def test_kk_device_cuda_on_host_backend_is_a_clear_error(kk, files, tmp_path):
-    deck = ["units metal", "atom_style charge", f"read_data {files['small']}",
+    deck = ["units metal", "atom_style full", f"read_data {files['small']}",
             *torchscript(files["bks"], device="cuda"), "run 0"]
     proc = kk.run(deck, tmp_path, kokkos=1, check=False)
     assert proc.returncode != 0
@@ -243,7 +243,7 @@ def test_kk_device_cuda_on_host_backend_is_a_clear_error(kk, files, tmp_path):
 
 
 def test_kk_without_kokkos_enabled_is_a_clear_error(kk, files, tmp_path):
-    deck = ["units metal", "atom_style charge", f"read_data {files['small']}",
+    deck = ["units metal", "atom_style full", f"read_data {files['small']}",
             "pair_style torchscript/kk", f"pair_coeff * * {files['bks']} Si O", "run 0"]
     proc = kk.run(deck, tmp_path, kokkos=None, check=False)
     assert proc.returncode != 0
@@ -268,7 +268,7 @@ def _lammps_adv_run(kk, deck, out, tmp_path, plugin, lammps_args="-k on t 1 -sf 
 def _deck(files, tmp_path, steps=6):
     deck = tmp_path / "in.kk"
     deck.write_text("\n".join([
-        "units metal", "atom_style charge", f"read_data {files['small']}",
+        "units metal", "atom_style full", f"read_data {files['small']}",
         *torchscript(files["bks"]), "velocity all create 300 5 loop geom",
         "fix nve all nve", "timestep 0.001", f"run {steps}"]) + "\n")
     return deck

@@ -459,3 +459,27 @@ def test_torn_tail_of_a_kill_during_a_flush_is_hidden_and_overwritten(tmp_path):
     assert fr["step"].tolist() == [0, 2, 4, 6] and fr["record"].tolist() == [0, 2, 4, 6]
     with h5py.File(out, "r") as f:
         assert len(f["observables/energy_error/value"]) == 7
+
+
+def test_append_adds_observables_a_file_of_an_older_version_lacks(tmp_path):
+    """A recording written before the ``dt`` observable existed is continued: ``dt`` is
+    created with NaN for its earlier rows, sharing step and time; every old value is kept."""
+    out = tmp_path / "old.h5md"
+    old = [n for n in OBSERVABLES if n != "dt"]
+    w = h5md.H5MDWriter(out, old, {"experiment": "run"})
+    w.start(SPECIES, frames=False)
+    for i in range(3):
+        w.add_row(i, 0.001 * i, _values(i))
+    w.close()
+    w = h5md.H5MDWriter(out, OBSERVABLES, mode="append")
+    for i in range(3, 5):
+        w.add_row(i, 0.001 * i, _values(i))
+    w.close()
+    obs = h5md.read_observables(out)
+    assert obs["step"].tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(obs["dt"][:3], np.nan)
+    assert obs["dt"][3:].tolist() == [_values(i)["dt"] for i in (3, 4)]
+    assert obs["temperature"].tolist() == [_values(i)["temperature"] for i in range(5)]
+    with h5py.File(out, "r") as f:
+        assert f["observables/dt/value"].attrs["unit"] == "ps"
+        assert f["observables/dt/step"].id == f["observables/temperature/step"].id

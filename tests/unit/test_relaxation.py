@@ -30,7 +30,7 @@ def test_periodic_displacement_takes_the_minimum_image():
 def _record(stage, step, pos, f_app, f_acc, ev):
     return {"stage": stage, "step": step, "pos": pos, "f_app": f_app, "f_acc": f_acc,
             "cell": CELL, "e_app": -1.0, "e_acc": -1.1, "temperature": 0.0, "ev": ev,
-            "time": 0.0}
+            "time": 0.0, "dt": 0.001}
 
 
 def test_sink_records_the_first_order_change_from_the_start_of_each_step(tmp_path):
@@ -49,7 +49,7 @@ def test_sink_records_the_first_order_change_from_the_start_of_each_step(tmp_pat
     fr = [rng.normal(size=(n, 3)) for _ in range(5)]
     rows = [(0, 0), (0, 1), (0, 1), (0, 2), (1, 2)]          # (stage, step)
     out = tmp_path / "rec.h5"
-    sink = RecordSink(out, {}, {}, "new", 0, 100, 60.0, False)
+    sink = RecordSink(out, {}, {}, "new", 1, 0, 100, 60.0, False)
     for k, (stage, step) in enumerate(rows):
         sink.add(_record(stage, step, recorded[k], fa[k], fr[k], k), "minimize", ["Si"] * n,
                  lambda: {"n_atoms": n})
