@@ -412,6 +412,42 @@ def _run_potentials(args):
         _say(f"{e.spec:{width}s}  {e.description}")
 
 
+def _decks_options(p):
+    p.description = ("The LAMMPS input decks that come with lammps-adv (metal units, "
+                     "atom_style full, type 1 = Si, 2 = O). `lammps-adv run inputs/NAME.in` "
+                     "finds them from any folder; plain `lmp -in` needs a copy (--copy).")
+    p.add_argument("--copy", metavar="DIR",
+                   help="copy the decks into DIR (created if missing; a file already there "
+                   "with the same text is left as it is, one with other text is an error "
+                   "unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=_run_decks)
+
+
+def _run_decks(args):
+    from lammps_adv.core.errors import FileFormatError
+    from lammps_adv.io.resources import INPUTS, shipped_decks
+    names = shipped_decks()
+    if not args.copy:
+        for name in names:                 # the deck's first comment line says what it does
+            first = (INPUTS / name).read_text().splitlines()[0].lstrip("# ")
+            _say(f"{name:22s} {first}")
+        _say(f"(in {INPUTS})")
+        return
+    folder = Path(args.copy)
+    clash = [n for n in names if (folder / n).is_file()
+             and (folder / n).read_text() != (INPUTS / n).read_text()]
+    if clash and not args.overwrite:
+        verb = "exists" if len(clash) == 1 else "exist"
+        raise FileFormatError(f"{folder}: {', '.join(clash)} {verb} with other text: give "
+                              "--overwrite to replace")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if not (folder / name).is_file() or name in clash:
+            (folder / name).write_text((INPUTS / name).read_text())
+    _say(f"{len(names)} decks in {folder}: {', '.join(names)}")
+
+
 # ---------------------------------------------------------------- dataset
 def _dataset_options(p):
     p.description = "Training datasets (HDF5, layout in docs/models.md)."
@@ -1080,6 +1116,8 @@ PARSERS = [
     _command("glass", "make amorphous silica by melt-quench in LAMMPS", _glass_options),
     _command("energy", "energy and forces of a structure with a potential", _energy_options),
     _add_potentials,
+    _command("decks", "list the shipped LAMMPS input decks, or copy them (--copy DIR)",
+             _decks_options),
     _command("dataset", "make, import or inspect training datasets (HDF5)", _dataset_options),
     _command("train", "train a BP or graph network on a dataset, export it", _train_options),
     _command("run", "run a LAMMPS deck and record adversarial measures to HDF5", _run_options),

@@ -78,3 +78,21 @@ def shipped_model(name: str) -> Path:
         raise PotentialError(f"no shipped model named {name!r}; shipped: "
                              f"{', '.join(shipped_models()) or 'none'}")
     return path
+
+
+def shipped_decks() -> list[str]:
+    """File names of the shipped LAMMPS input decks (``inputs/NAME.in``)."""
+    return sorted(p.name for p in INPUTS.glob("*.in"))
+
+
+def find_deck(path) -> Path | None:
+    """A deck given by path; where no such file exists, ``inputs/NAME.in`` or ``NAME.in``
+    is the shipped deck of that name (the repository's layout, as the docs write it), so
+    that the docs' commands run from any folder. None when neither exists."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if len(path.parts) <= 2 and path.parts[0] in ("inputs", path.name) and \
+            (INPUTS / path.name).is_file():
+        return INPUTS / path.name
+    return None

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from lammps_adv.calculators import get_calculator
 from lammps_adv.core.errors import RecorderError
+from lammps_adv.io.resources import find_deck, shipped_decks
 from lammps_adv.lammps.engine import open_lammps
 from lammps_adv.recorder.provenance import file_hashes
 from lammps_adv.recorder.recorder import Recorder
@@ -20,9 +21,11 @@ def run_deck(deck, reference, out="run.h5md", every: int = 1, frames_every: int 
 
     Returns the number of records written (on rank 0; 0 elsewhere).
     """
-    deck = Path(deck)
-    if not deck.is_file():
-        raise RecorderError(f"deck not found: {deck}")
+    found = find_deck(deck)
+    if found is None:
+        raise RecorderError(f"deck not found: {deck} (shipped decks, by name from any "
+                            f"folder: {', '.join(shipped_decks())})")
+    deck = found
     # as `lmp -var NAME VALUE...` takes them: strings (a Path, a number from Python too)
     variables = {name: [str(v) for v in vals] if isinstance(vals, (list, tuple)) else str(vals)
                  for name, vals in (variables or {}).items()}

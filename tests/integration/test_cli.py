@@ -1,6 +1,6 @@
 """Command line: bad input gives one clear error line and a non-zero exit."""
 
-from conftest import BIN, run_cmd
+from conftest import BIN, REPO, run_cmd
 
 
 def cli(*args):
@@ -121,3 +121,31 @@ def test_invalid_choices_name_the_near_miss():
     proc = cli("dataset", "mixd")
     assert proc.returncode == 2 and proc.stderr.strip().endswith("did you mean 'mixed'?")
     assert "did you mean" not in cli("zzzz").stderr
+
+
+def test_shipped_decks_listed_copied_and_found_by_name_from_any_folder(glass_192, tmp_path):
+    """`lammps-adv decks` lists the decks, `--copy` is idempotent and refuses to replace an
+    edited deck without --overwrite; `run inputs/NAME.in` in a folder without inputs/ runs
+    the shipped deck, and an unknown deck is one error that lists the shipped ones."""
+    listed = cli("decks")
+    assert listed.returncode == 0 and "nvt_glass.in" in listed.stdout
+    inputs = tmp_path / "inputs"
+    for _ in range(2):
+        assert run_cmd([BIN / "lammps-adv", "decks", "--copy", "inputs"], cwd=tmp_path).returncode == 0
+    shipped = (REPO / "inputs" / "nvt_glass.in").read_text()
+    assert (inputs / "nvt_glass.in").read_text() == shipped
+    (inputs / "nvt_glass.in").write_text(shipped + "# edited\n")
+    assert_one_line_error(cli("decks", "--copy", inputs), "nvt_glass.in exists with other text",
+                          "--overwrite")
+    assert (inputs / "nvt_glass.in").read_text().endswith("# edited\n")
+    assert cli("decks", "--copy", inputs, "--overwrite").returncode == 0
+    assert (inputs / "nvt_glass.in").read_text() == shipped
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = run_cmd([BIN / "lammps-adv", "run", "inputs/nvt_glass.in", "--reference", "bks-dsf",
+                    "--every", "5", "-q", "--out", "r.h5md", "-var", "data", glass_192,
+                    "-var", "steps", "10"], cwd=scratch)
+    assert "recorded 3 rows" in proc.stdout
+    proc = run_cmd([BIN / "lammps-adv", "run", "inputs/nvt_glas.in", "--reference", "bks-dsf",
+                    "--out", "s.h5md"], cwd=scratch, check=False)
+    assert_one_line_error(proc, "deck not found: inputs/nvt_glas.in", "nvt_glass.in")
