@@ -150,7 +150,9 @@ def _add_seed(p, default: int, what: str = "random seed") -> None:
 
 
 def _add_quiet(p) -> None:
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    """-q/--quiet on every command: progress goes, the result line stays."""
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress output (the result line stays)")
 
 
 def _add_ranks(p, flag: str, what: str, default: int) -> None:
@@ -368,6 +370,7 @@ def _energy_options(p):
                      "catalogue potential.")
     p.add_argument("structure", help="LAMMPS data file (type 1 = Si, 2 = O) or extxyz/...")
     _add_spec(p, "--potential", "the potential", "bks-dsf", default="bks")
+    _add_quiet(p)
     p.set_defaults(func=_run_energy)
 
 
@@ -388,6 +391,7 @@ def _add_potentials(sub):
     p = sub.add_parser("potentials", help="list the potentials of the catalogue",
                        description="Every potential spec `--potential` and `--reference` "
                        "accept, with what it is (docs/potentials.md).")
+    _add_quiet(p)
     p.set_defaults(func=_run_potentials)
 
 
@@ -421,6 +425,7 @@ def _decks_options(p):
                    "with the same text is left as it is, one with other text is an error "
                    "unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    _add_quiet(p)
     p.set_defaults(func=_run_decks)
 
 
@@ -629,6 +634,7 @@ def _dataset_export_options(x):
     _add_out(x, "output extxyz file")
     x.add_argument("--split", choices=DATASET_SPLITS, default=None,
                    help="only this split (default: every configuration)")
+    _add_quiet(x)
     x.set_defaults(func=_run_dataset_export)
 
 
@@ -644,6 +650,7 @@ def _run_dataset_export(args):
 
 def _dataset_info_options(n):
     n.add_argument("file", help="dataset file (.h5)")
+    _add_quiet(n)
     n.set_defaults(func=_run_dataset_info)
 
 
@@ -1103,12 +1110,13 @@ def _demo_options(p):
                    help="small: 96-atom glasses, about 10 min on 2 cores; full: the study's "
                         f"3000-atom glass, about 65 min on 2 cores (default {d.scale})")
     _add_ranks(p, "--ranks", "for the parallel stages", d.ranks)
+    _add_quiet(p)
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args):
     from lammps_adv.demo import run_demo
-    run_demo(out=args.out, scale=args.scale, ranks=args.ranks)
+    run_demo(out=args.out, scale=args.scale, ranks=args.ranks, quiet=args.quiet)
 
 
 # ---------------------------------------------------------------- the parser

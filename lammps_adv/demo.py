@@ -89,9 +89,10 @@ def _bin(name: str) -> str:
 
 
 class Demo:
-    def __init__(self, out: Path, ranks: int):
+    def __init__(self, out: Path, ranks: int, quiet: bool = False):
         self.out = out
         self.ranks = ranks
+        self.quiet = quiet          # one line per stage; the stages' own output not shown
         self.timings: dict[str, float] = {}
         self.n = 0
 
@@ -107,19 +108,21 @@ class Demo:
         cmd = [_bin("lammps-adv"), *args]
         if mpi and self.ranks > 1:
             cmd = [_bin("mpirun"), "-np", str(self.ranks), *cmd]
-        print(f"\n[{self.n}/{total}] {title}\n      $ {' '.join(cmd)}", flush=True)
+        print(f"[{self.n}/{total}] {title}" if self.quiet else
+              f"\n[{self.n}/{total}] {title}\n      $ {' '.join(cmd)}", flush=True)
         env = dict(os.environ, OMP_NUM_THREADS="1" if mpi else os.environ.get("OMP_NUM_THREADS", "2"))
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env)
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL if self.quiet else None)
         dt = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"demo stage {self.n} ({title}) failed with exit code "
-                               f"{proc.returncode}; the command is printed above")
+                               f"{proc.returncode}: {' '.join(cmd)}")
         self.timings[title] = dt
         print(f"      done in {dt:.1f} s", flush=True)
 
 
-def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2) -> Path:
+def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2,
+             quiet: bool = False) -> Path:
     s = SCALES[scale]
     out = Path(out).resolve()
     for sub in ("results", "report"):   # a rerun's report counts this run's recordings only
@@ -130,7 +133,7 @@ def run_demo(out: str | Path = "out/demo", scale: str = "small", ranks: int = 2)
     held_out = out / "data" / "evaluation.h5"
     bp = out / "models" / "bp_energy.pt"
     gnn = POTENTIALS / "gnn_bks_dsf.pt"
-    d = Demo(out, ranks)
+    d = Demo(out, ranks, quiet)
     t_start = time.perf_counter()
     print(f"lammps-adv demo, scale {scale}, {ranks} MPI ranks for parallel stages; outputs in {out}")
 

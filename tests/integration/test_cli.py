@@ -149,3 +149,25 @@ def test_shipped_decks_listed_copied_and_found_by_name_from_any_folder(glass_192
     proc = run_cmd([BIN / "lammps-adv", "run", "inputs/nvt_glas.in", "--reference", "bks-dsf",
                     "--out", "s.h5md"], cwd=scratch, check=False)
     assert_one_line_error(proc, "deck not found: inputs/nvt_glas.in", "nvt_glass.in")
+
+
+def test_every_command_takes_quiet():
+    """-q/--quiet on every command and subcommand (help text of each, the options added
+    as the subcommand's parser completes)."""
+    import argparse
+    from lammps_adv.cli import build_parser
+
+    def leaves(parser, name):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield name, parser
+        for action in subs:
+            for child_name, child in action.choices.items():
+                child.format_help()               # completes a lazily built subcommand
+                yield from leaves(child, f"{name} {child_name}".strip())
+
+    found = dict(leaves(build_parser(), ""))
+    assert {"run", "energy", "potentials", "decks", "dataset info", "demo"} <= set(found)
+    missing = [n for n, p in found.items()
+               if not any("--quiet" in a.option_strings for a in p._actions)]
+    assert missing == []
