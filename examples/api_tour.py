@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import MDAnalysis as mda
 import numpy as np
 
 from lammps_adv.calculators import ase_calculator, get_calculator
@@ -66,6 +67,9 @@ obs = read_observables(folder / "run.h5md")
 frames = read_frames(folder / "run.h5md")
 print(f"run.h5md: {rows} rows, mean |cos| {np.mean(obs['abs_cos_adversarial']):.3f}; "
       f"{len(frames['step'])} frames of {frames['position'].shape[1]} atoms")
+u = mda.Universe(str(data), str(folder / "run.h5md"))    # the data file as topology
+print(f"MDAnalysis: {len(u.trajectory)} frames {u.trajectory.dt:g} ps apart, "
+      f"types {sorted(set(u.atoms.types))}")
 
 # 6. a lammps-adv model driving ASE
 from ase.optimize import BFGS                  # noqa: E402

@@ -12,4 +12,5 @@ def test_api_tour_runs_and_prints_each_step(tmp_path):
     assert re.search(r"probe: error along A \[", out)
     rows = int(re.search(r"run\.h5md: (\d+) rows", out).group(1))
     assert rows == 21 and "11 frames of 72 atoms" in out
+    assert "MDAnalysis: 11 frames 0.02 ps apart, types ['O', 'Si']" in out
     assert re.search(r"BFGS with the graph network: -1[23]\.\d+ eV/atom", out)
