@@ -92,7 +92,6 @@ def find_deck(path) -> Path | None:
     path = Path(path)
     if path.is_file():
         return path
-    if len(path.parts) <= 2 and path.parts[0] in ("inputs", path.name) and \
-            (INPUTS / path.name).is_file():
+    if str(path.parent) in (".", "inputs") and (INPUTS / path.name).is_file():
         return INPUTS / path.name
     return None

@@ -219,7 +219,11 @@ def _section_rows(lines: list[str], start: int):
 def data_atom_style(path: str | Path) -> str:
     """Atom style of a data file: the Atoms header's comment (as LAMMPS writes it), else
     from the number of columns (atomic, charge or full, image flags or not)."""
-    lines = Path(path).read_text().splitlines()
+    return _atom_style(Path(path).read_text(), path)
+
+
+def _atom_style(text: str, path) -> str:
+    lines = text.splitlines()
     sections = _sections(lines)
     if "Atoms" not in sections:
         raise StructureError(f"{path}: no Atoms section")
@@ -259,7 +263,8 @@ def label_types(path: str | Path) -> Path:
     section) with Si/O in its Masses and Atoms sections; coordinates and velocities keep
     their text, so LAMMPS reads back the same numbers."""
     path = Path(path)
-    path.write_text(_retype(path.read_text(), data_atom_style(path), to_labels=True))
+    text = path.read_text()
+    path.write_text(_retype(text, _atom_style(text, path), to_labels=True))
     return path
 
 
@@ -272,8 +277,9 @@ def read_lammps_data(path: str | Path) -> Atoms:
     path = Path(path)
     if not path.is_file():
         raise StructureError(f"data file not found: {path}")
-    style = data_atom_style(path)
-    text = _retype(path.read_text(), style, to_labels=False)
+    text = path.read_text()
+    style = _atom_style(text, path)
+    text = _retype(text, style, to_labels=False)
     atoms = read(io.StringIO(text), format="lammps-data", atom_style=style, units="metal",
                  Z_of_type={1: 14, 2: 8}, sort_by_id=True)
     atoms.set_initial_charges(None)

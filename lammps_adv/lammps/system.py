@@ -1,7 +1,8 @@
 """A LAMMPS instance holding one silica configuration and one potential.
 
 Set-up with the project's conventions (metal units, atom_style full, or charge for a data
-file in that style, type 1 = Si, type 2 = O), checks of the atom types, and energy + forces of the configuration.
+file in that style, type 1 = Si, type 2 = O), checks of the atom types, and energy + forces
+of the configuration.
 Used to evaluate a catalogue potential on a structure, from the CLI or as a reference.
 """
 from __future__ import annotations
