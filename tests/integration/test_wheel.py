@@ -129,8 +129,13 @@ def test_installed_commands_run_outside_the_checkout(venv, tmp_path):
     for name in ("bks-dsf", "gnn_bks_dsf", "bp_bks_dsf"):
         assert name in listing
 
-    # the deck finds potentials/bks.lmp through $LAMMPS_ADV_POTENTIALS of the entry point
-    text = _run([bin_ / "lmp", "-in", data / "inputs" / "minimize_quartz.in", "-nocite",
+    # the shipped decks, copied as the README's tour does; the deck finds potentials/bks.lmp
+    # through $LAMMPS_ADV_POTENTIALS of the entry point
+    copied = _run([bin_ / "lammps-adv", "decks", "--copy", "inputs"], cwd=tmp_path, env=env)
+    assert re.search(r"\d+ decks in inputs: .*minimize_quartz.in", copied)
+    assert (tmp_path / "inputs" / "minimize_quartz.in").read_text() == \
+        (data / "inputs" / "minimize_quartz.in").read_text()
+    text = _run([bin_ / "lmp", "-in", "inputs/minimize_quartz.in", "-nocite",
                  "-var", "nx", 1, "-var", "ny", 1, "-var", "nz", 1, "-var", "out", "quartz.data"],
                 cwd=tmp_path, env=env)
     assert "QUARTZ minimized" in text and (tmp_path / "quartz.data").is_file()
