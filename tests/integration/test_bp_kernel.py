@@ -58,6 +58,9 @@ def test_glass_energy_forces_equal_pure_torch(glass_192):
     {"zetas": [1.5, 2.5] + [1.0] * 20, "lambdas": [-1.0, 1.0] * 11},  # non-integer powers
     {"angular_etas": [0.05, 0.2], "lambdas": [1.0, -1.0], "zetas": [33.0, 64.0]},  # high powers
     SIX_OF_ONE_ETA,
+    # etas as powers of a common exp (the kernel's ladders): 1 and 64 x 0.001, and one alone
+    {"angular_etas": [0.001, 0.064, 0.0371], "lambdas": [1.0, -1.0, 1.0],
+     "zetas": [1.0, 2.0, 4.0]},
 ])
 def test_parameters_and_triclinic_cell_equal_pure_torch(params):
     pos, cell, names = random_sio2(n_units=4, length=6.0, seed=5)   # triclinic, < 2 cutoffs

@@ -20,8 +20,9 @@
 // the first edges j collects the partners k > j with r_jk < rc into sets, one per (species of
 // j, species of k), holding per triplet what needs only the two edge vectors (cos theta, r_jk^2,
 // s = r_ij^2 + r_ik^2 + r_jk^2, fc(r_ij) fc(r_ik)); a set is processed in long loops when full
-// (256 triplets: its work arrays stay in L1) and at the end. Per triplet, one exp per distinct
-// eta (of s: no per-edge exponentials to gather), the powers (1 + lambda cos)^zeta from one table
+// (256 triplets: its work arrays stay in L1) and at the end. Per triplet, one exp per ladder of
+// etas (of s: no per-edge exponentials to gather; etas that are integer multiples of one base
+// are powers of its exp, so the default six etas take two exps), the powers (1 + lambda cos)^zeta from one table
 // of squarings per distinct lambda (factors folded into the weights, no copies for powers of
 // two), and in the gradient pass the sums over the functions of one eta held in registers.
 // No square root per triplet: fc(r_jk) and fc'/(fc r) come from series in r_jk^2. With AVX-512
@@ -39,6 +40,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -70,6 +73,11 @@ struct Params {
   std::vector<int> g_of, q_max;
   // A_l = a_fac[l] (1 + lambda cos)^zeta, dA_l/dcos = d_fac[l] (1 + lambda cos)^(zeta - 1)
   std::vector<double> a_fac, d_fac;
+  // exp(-eta_u s) of the distinct etas as integer powers of exp(-base s), one exp per ladder
+  // (the default etas are 1, 30, 80, 150, 250, 450 x 1e-4 bohr^-2: two ladders, bases 1e-4
+  // and 1e-3 bohr^-2, instead of six exps); eta_u[u] = power[u] * base of its ladder
+  struct Ladder { double base; int top; std::vector<int> us, powers; };
+  std::vector<Ladder> ladders;
 };
 
 // The highest bit of an integer power (0 for 1), i.e. the squarings it needs.
@@ -77,6 +85,40 @@ int top_bit(int k) {
   int q = 0;
   while ((k >> (q + 1)) > 0) ++q;
   return q;
+}
+
+// Ladders for the distinct etas: greedily the base eta_u / d (d = 1..16) that makes the most
+// remaining etas integer multiples of at most kMaxPower (to 1e-12), the largest base on ties.
+constexpr int kMaxPower = 64;
+std::vector<Params::Ladder> eta_ladders(const std::vector<double>& eta) {
+  std::vector<Params::Ladder> out;
+  std::vector<bool> done(eta.size(), false);
+  auto multiple = [](double e, double base) {
+    const double k = std::round(e / base);
+    return k >= 1 && k <= kMaxPower && std::abs(e - k * base) <= 1e-12 * e ? int(k) : 0;
+  };
+  for (;;) {
+    Params::Ladder best{0.0, 0, {}, {}};
+    for (size_t u = 0; u < eta.size(); ++u) {
+      if (done[u]) continue;
+      for (int d = 1; d <= 16; ++d) {
+        Params::Ladder cand{eta[u] / d, 0, {}, {}};
+        for (size_t v = 0; v < eta.size(); ++v) {
+          const int k = done[v] ? 0 : multiple(eta[v], cand.base);
+          if (k > 0) { cand.us.push_back(int(v)); cand.powers.push_back(k); }
+        }
+        if (cand.us.size() > best.us.size() ||
+            (cand.us.size() == best.us.size() && cand.base > best.base))
+          best = cand;
+      }
+    }
+    if (best.us.empty()) return out;
+    for (size_t i = 0; i < best.us.size(); ++i) {
+      done[best.us[i]] = true;
+      best.top = std::max(best.top, top_bit(best.powers[i]));
+    }
+    out.push_back(best);
+  }
 }
 
 std::vector<double> as_doubles(const Tensor& t) {
@@ -129,6 +171,7 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
     if (p.zeta_int_u[l] > 0) p.q_max[g] = std::max(p.q_max[g], top_bit(p.zeta_int_u[l]));
     p.d_fac.push_back(p.a_fac[l] * p.zeta_u[l] * p.lam_u[l]);
   }
+  p.ladders = eta_ladders(p.eta_u);
   return p;
 }
 
@@ -498,6 +541,26 @@ void terms_view(const Params& p, const TermsLayout& lay, double* b, int64_t stri
   t.lf3 = grad ? lay.extra(b, stride, 1) : nullptr;
 }
 
+// x = w e^K for K = 1..kMaxPower, unrolled at compile time (binary powering), one row pass
+template <int K>
+inline double int_power(double e) {
+  if constexpr (K == 1) return e;
+  else if constexpr (K % 2 == 0) { const double h = int_power<K / 2>(e); return h * h; }
+  else return e * int_power<K - 1>(e);
+}
+template <int K>
+void power_row_k(const double* __restrict e, const double* __restrict w, double* __restrict x,
+                 int64_t L) {
+#pragma omp simd
+  for (int64_t i = 0; i < L; ++i) x[i] = w[i] * int_power<K>(e[i]);
+}
+using PowerRow = void (*)(const double*, const double*, double*, int64_t);
+template <int... K>
+constexpr std::array<PowerRow, sizeof...(K) + 1> power_rows(std::integer_sequence<int, K...>) {
+  return {nullptr, &power_row_k<K + 1>...};
+}
+constexpr auto kPowerRows = power_rows(std::make_integer_sequence<int, kMaxPower>{});
+
 // The terms of a span (struct Terms) computed into block b (rows of `stride` >= sp.L): one exp
 // per distinct eta of s; integer zetas from one table of squarings (1 + lambda cos)^(2^q) per
 // distinct lambda. With grad also fc'(r_jk) / (fc(r_jk) r_jk).
@@ -528,11 +591,15 @@ void triplet_terms(const Params& p, const TermsLayout& lay, const Span& sp, doub
       w[i] = w0[i] * f;
     }
   }
-  for (int64_t u = 0; u < lay.nu; ++u) {
-    const double eta = p.eta_u[u];
-    double* __restrict xv = b + u * stride;
+  // X_u = w exp(-eta_u s): per ladder one exp e = exp(-base s) into a scratch row (the first
+  // lambda's table, filled only below), then each X row as w e^k, the power unrolled
+  double* __restrict e = lay.table(b, stride, 0);
+  for (const Params::Ladder& lad : p.ladders) {
+    const double base = lad.base;
 #pragma omp simd
-    for (int64_t i = 0; i < L; ++i) xv[i] = w[i] * exp_neg(-eta * sv[i]);
+    for (int64_t i = 0; i < L; ++i) e[i] = exp_neg(-base * sv[i]);
+    for (size_t m = 0; m < lad.us.size(); ++m)
+      kPowerRows[lad.powers[m]](e, w, b + lad.us[m] * stride, L);
   }
   for (int64_t g = 0; g < lay.ng; ++g) {
     const double lam = p.lam_g[g];
