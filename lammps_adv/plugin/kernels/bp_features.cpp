@@ -76,7 +76,7 @@ struct Params {
   // exp(-eta_u s) of the distinct etas as integer powers of exp(-base s), one exp per ladder
   // (the default etas are 1, 30, 80, 150, 250, 450 x 1e-4 bohr^-2: two ladders, bases 1e-4
   // and 1e-3 bohr^-2, instead of six exps); eta_u[u] = power[u] * base of its ladder
-  struct Ladder { double base; int top; std::vector<int> us, powers; };
+  struct Ladder { double base; std::vector<int> us, powers; };
   std::vector<Ladder> ladders;
 };
 
@@ -98,11 +98,11 @@ std::vector<Params::Ladder> eta_ladders(const std::vector<double>& eta) {
     return k >= 1 && k <= kMaxPower && std::abs(e - k * base) <= 1e-12 * e ? int(k) : 0;
   };
   for (;;) {
-    Params::Ladder best{0.0, 0, {}, {}};
+    Params::Ladder best{0.0, {}, {}};
     for (size_t u = 0; u < eta.size(); ++u) {
       if (done[u]) continue;
       for (int d = 1; d <= 16; ++d) {
-        Params::Ladder cand{eta[u] / d, 0, {}, {}};
+        Params::Ladder cand{eta[u] / d, {}, {}};
         for (size_t v = 0; v < eta.size(); ++v) {
           const int k = done[v] ? 0 : multiple(eta[v], cand.base);
           if (k > 0) { cand.us.push_back(int(v)); cand.powers.push_back(k); }
@@ -113,10 +113,7 @@ std::vector<Params::Ladder> eta_ladders(const std::vector<double>& eta) {
       }
     }
     if (best.us.empty()) return out;
-    for (size_t i = 0; i < best.us.size(); ++i) {
-      done[best.us[i]] = true;
-      best.top = std::max(best.top, top_bit(best.powers[i]));
-    }
+    for (int u : best.us) done[u] = true;
     out.push_back(best);
   }
 }
