@@ -432,25 +432,24 @@ def _decks_options(p):
 def _run_decks(args):
     from lammps_adv.core.errors import FileFormatError
     from lammps_adv.io.resources import INPUTS, shipped_decks
-    names = shipped_decks()
+    texts = {name: (INPUTS / name).read_text() for name in shipped_decks()}
     if not args.copy:
-        for name in names:                 # the deck's first comment line says what it does
-            first = (INPUTS / name).read_text().splitlines()[0].lstrip("# ")
-            _say(f"{name:22s} {first}")
+        for name, text in texts.items():   # the deck's first comment line says what it does
+            _say(f"{name:22s} {text.splitlines()[0].lstrip('# ')}")
         _say(f"(in {INPUTS})")
         return
     folder = Path(args.copy)
-    clash = [n for n in names if (folder / n).is_file()
-             and (folder / n).read_text() != (INPUTS / n).read_text()]
+    there = {n: (folder / n).read_text() for n in texts if (folder / n).is_file()}
+    clash = [n for n, text in there.items() if text != texts[n]]
     if clash and not args.overwrite:
         verb = "exists" if len(clash) == 1 else "exist"
         raise FileFormatError(f"{folder}: {', '.join(clash)} {verb} with other text: give "
                               "--overwrite to replace")
     folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if not (folder / name).is_file() or name in clash:
-            (folder / name).write_text((INPUTS / name).read_text())
-    _say(f"{len(names)} decks in {folder}: {', '.join(names)}")
+    for name, text in texts.items():
+        if there.get(name) != text:
+            (folder / name).write_text(text)
+    _say(f"{len(texts)} decks in {folder}: {', '.join(texts)}")
 
 
 # ---------------------------------------------------------------- dataset
