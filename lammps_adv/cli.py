@@ -465,6 +465,8 @@ def _dataset_options(p):
              "dataset", _dataset_mixed_options),
             ("subset", "a seeded random fraction of some splits of a dataset",
              _dataset_subset_options),
+            ("visits", "a dataset plus the frames a model-driven run visited (its "
+             "recordings), labelled by the reference", _dataset_visits_options),
             ("export", "configurations and labels as extxyz, for other MLIP frameworks",
              _dataset_export_options),
             ("info", "summary of a dataset file", _dataset_info_options)):
@@ -620,6 +622,34 @@ def _run_dataset_subset(args):
     if not 0 < args.fraction <= 1:
         raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
     out = subset(load(args.dataset), args.fraction, args.splits, args.seed)
+    out.save(args.out)
+    _say(f"wrote {args.out}: {out.summary()}")
+
+
+def _dataset_visits_options(v):
+    v.description = ("The configurations of DATASET plus the stored frames of RECORDINGS "
+                     "(relaxations or MD driven by a model, recorded against the reference "
+                     "that labelled DATASET with --frames-every): what the model's own runs "
+                     "visit, with the reference energy (eV) and forces (eV/A) the recording "
+                     "holds. Each frame joins the split of the configuration its run started "
+                     "from (train when DATASET has none of that source). Stress is dropped "
+                     "(recordings hold none).")
+    v.add_argument("dataset", help="dataset file (.h5)")
+    v.add_argument("recordings", nargs="+", help="recordings (.h5md) with stored frames")
+    _add_out(v, DATASET_OUT)
+    v.add_argument("--every", type=int, default=1,
+                   help="only every K-th stored frame of each recording (default 1: all)")
+    v.add_argument("--label", default="visit",
+                   help="what the new sources are tagged with: <start's run>-LABEL#<frame>-"
+                   "step<n> (default visit; e.g. visit2 for a second round)")
+    _add_quiet(v)
+    v.set_defaults(func=_run_dataset_visits)
+
+
+def _run_dataset_visits(args):
+    from lammps_adv.io.dataset import load
+    from lammps_adv.training.recipes import with_visits
+    out = with_visits(load(args.dataset), args.recordings, args.every, args.label)
     out.save(args.out)
     _say(f"wrote {args.out}: {out.summary()}")
 

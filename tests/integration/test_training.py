@@ -357,3 +357,50 @@ def test_relative_force_loss_and_warm_start(tiny, tmp_path):
                         "gnn", "--warm-start", str(tmp_path / "e.ckpt"), "--overwrite", "-q"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "holds a bp model" in r.stderr, r.stderr
+
+
+def test_dataset_visits_adds_the_frames_of_recorded_runs_in_their_starts_split(tiny, tmp_path):
+    """Frames a relaxation stored (driven by bks, recorded against bks-dsf) join the dataset
+    labelled by bks-dsf's energy and forces at those positions, in the split of the
+    configuration the relaxation started from; a recording against another reference is
+    refused."""
+    from lammps_adv.calculators import get_calculator
+    from lammps_adv.experiments.relax import relax
+    from lammps_adv.io.configs import load_configs
+    from lammps_adv.io.h5md import read_frames
+    ds = D.load(tiny)
+    starts = load_configs(tiny, split="test")[:1] + load_configs(tiny, split="train")[:1]
+    runs = relax(starts, "bks", "bks-dsf", tmp_path / "runs", steps=6, frames_every=2,
+                 align="none", progress=False)
+    out = tmp_path / "visits.h5"
+    proc = subprocess.run([str(BIN / "lammps-adv"), "dataset", "visits", str(tiny),
+                           *map(str, runs), "-o", str(out), "--label", "visit2", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    grown = D.load(out)
+    steps = [read_frames(p)["step"] for p in runs]
+    assert all(s[0] == 0 for s in steps)      # the starts themselves: not labelled twice
+    stored = [len(s) - 1 for s in steps]
+    assert min(stored) >= 2 and len(grown) == len(ds) + sum(stored)
+    assert not grown.has_stress and ds.has_stress
+    new = np.arange(len(ds), len(grown))
+    first = new[:stored[0]]
+    assert set(first) <= set(grown.split("test").tolist())          # the test start's split
+    assert set(new[stored[0]:]) <= set(grown.split("train").tolist())
+    for name in ("train", "validation", "test"):    # the original configurations keep theirs
+        assert set(ds.split(name).tolist()) <= set(grown.split(name).tolist())
+    calc = get_calculator("bks-dsf")
+    try:
+        for i, split in ((first[0], "test"), (new[-1], "train")):
+            c = grown.config(int(i))
+            e, f = calc.evaluate(c["positions"], c["cell"], symbols=c["names"])
+            assert abs(c["energy"] - e) < 1e-8 and np.abs(c["forces"] - f).max() < 1e-8
+            assert np.isnan(c["temperature"]) and "-visit2#" in c["source"]
+            assert c["unit"] == ds.unit[int(ds.split(split)[0])]     # its start's glass
+    finally:
+        calc.close()
+    other = relax(starts[:1], "bks-dsf", "bks", tmp_path / "other", steps=2, frames_every=1,
+                  align="none", progress=False)
+    with pytest.raises(DatasetError, match="recorded against 'bks'"):
+        from lammps_adv.training.recipes import with_visits
+        with_visits(ds, other)
