@@ -57,3 +57,62 @@ def test_the_same_network_without_its_baseline_fails(tmp_path, glass):
     bare = reexport(POTENTIALS / "bp_bks_dsf.pt", tmp_path / "bare.pt", repulsion=None)
     rows = approach_rows(bare, closest, glass)
     assert any(not r["sound"] for r in rows), rows
+
+
+BKS_DSF_NETWORKS = [n for n in SHIPPED if "bks_dsf" in n]
+RELAX_STEPS = 150       # FIRE steps: an energy-only network's error drifts most in the first 100
+
+
+@pytest.fixture(scope="module")
+def thermal_glass(tmp_path_factory):
+    """One 300 K frame of a 192-atom bks-dsf glass made for this test (seed used nowhere
+    else): where the study's relaxations start."""
+    from lammps_adv.io.configs import load_configs
+    from lammps_adv.training.sampling import generate
+    path = tmp_path_factory.mktemp("thermal") / "t300.h5"
+    generate(path, reference="bks-dsf", glass_atoms=192, glass_temps=(300,), quartz_cells=None,
+             frames=1, stride=100, equil=300, melt_ps=2.0, quench_ps=3.0, seed=6061,
+             split=(1.0, 0.0, 0.0), progress=False)
+    return load_configs(path, split="train")[0]
+
+
+def test_the_bks_dsf_networks_are_covered():
+    assert sorted(BKS_DSF_NETWORKS) == ["bp_bks_dsf.pt", "bp_bks_dsf_forces.pt", "gnn_bks_dsf.pt"]
+
+
+@pytest.mark.parametrize("name", BKS_DSF_NETWORKS)
+def test_a_relaxation_driven_by_the_network_stays_near_the_reference(name, thermal_glass):
+    from lammps_adv.experiments.soundness import (RELAX_MAX_ERROR_CHANGE, RELAX_MIN_PAIR,
+                                                  relax_check)
+    closest = card_closest_pairs(read_model_card(POTENTIALS / name))
+    r = relax_check(f"torchscript:{POTENTIALS / name}", "bks-dsf", thermal_glass, closest,
+                    steps=RELAX_STEPS)
+    change = r["error_change_eV_per_atom"]
+    assert abs(change) <= RELAX_MAX_ERROR_CHANGE, \
+        f"{name}: (E_app - E_ref)/N changed by {1000 * change:+.1f} meV/atom in {r['steps']} steps"
+    assert min(r["closest_over_training_min"].values()) >= RELAX_MIN_PAIR, r
+
+
+def test_soundness_script_reports_every_check_and_fails_an_unconverged_relaxation(tmp_path):
+    """analysis/model_soundness.py end to end on a small held-out set: the pair approach,
+    a relaxation capped before it can converge (so the script exits 1 and says why in its
+    JSON) and the NVE drift against the native baseline named by --nve-baseline."""
+    import json
+    from conftest import BIN, REPO, run_cmd
+    from lammps_adv.training.recipes import mixed_glasses
+    held = tmp_path / "held.h5"
+    mixed_glasses(held, sizes=(96,), quench_ps=(1.0,), temps=(300,), frames=1, stride=50,
+                  equil=50, melt_ps=1.0, relaxed=1, split=(0, 0, 1), seed=77, progress=False)
+    out = tmp_path / "s.json"
+    proc = run_cmd([BIN / "python", REPO / "analysis" / "model_soundness.py",
+                    POTENTIALS / "bp_bks_dsf_forces.pt", "--heldout", held, "--relaxations", 1,
+                    "--steps", 5, "--nve-ps", 0.02, "--nve-baseline", "bks", "--json", out],
+                   check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["nve_baseline"] == "bks" and report["reference"] == "bks-dsf"
+    model = report["models"][str(POTENTIALS / "bp_bks_dsf_forces.pt")]
+    assert {r["pair"] for r in model["approach"]} == {"O-O", "O-Si", "Si-Si"}
+    (relax,) = model["relaxations"]
+    assert relax["steps"] <= 5 and not relax["converged"] and not relax["sound"]
+    assert "baseline" in proc.stdout and "NVE drift" in proc.stdout
