@@ -185,14 +185,14 @@ def with_visits(ds: Dataset, recordings: Sequence, every: int = 1,
     reference energy and forces the recording holds, so that the next training sees it.
 
     Each frame goes to the split of the configuration its run started from (the
-    recording's ``source``: ``<dataset file name>#i`` as ``relax`` and ``driven`` name a
-    dataset's configuration i, or a source ``ds`` holds; train when it is neither), so no test or
-    validation glass leaks into training; its unit is that configuration's (or the
-    recording's ``independent_unit``), its temperature NaN (not thermal), its source the
-    start's with "-" ``label`` and the step (``n96-glass0-T300-visit#1-step30``; a second
-    round names itself, e.g. ``visit2``); a frame at step 0
-    of a run whose start ``ds`` holds is that start and is skipped (no label twice). Stress
-    is dropped (recordings carry none)."""
+    recording's ``source``: ``<dataset file name>#i``, as ``relax`` and ``driven`` name a
+    dataset's configuration i, or a source ``ds`` holds; train when it is neither), so no
+    test or validation glass leaks into training. Its unit is that configuration's (else
+    the recording's ``independent_unit``), its temperature NaN (not thermal), its source
+    the start's tagged with ``label`` and the step (``n96-glass0-T300-visit#1-step30``; a
+    second round names itself, e.g. ``visit2``). A frame at step 0 of a run whose start
+    ``ds`` holds is that start and is skipped (no label twice). Stress is dropped
+    (recordings carry none)."""
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     split_of = {int(i): name for name in SPLITS for i in ds.splits.get(name, [])}
@@ -210,23 +210,23 @@ def with_visits(ds: Dataset, recordings: Sequence, every: int = 1,
         energy = read_observables(path)["energy_reference"][stored["record"]]
         start = where.get(str(params.get("source", "")))
         unit = ds.unit[start] if start is not None else str(params.get("independent_unit", ""))
-        run, _, frame = (ds.source[start] if start is not None
-                         else str(params.get("source", path))).rpartition("#")
+        src = ds.source[start] if start is not None else str(params.get("source", path))
+        run, _, frame = src.rpartition("#")
+        tag = f"{run}-{label}#{frame}" if run else f"{src}-{label}#0"
         # the run's first frame is its start, already labelled when ds holds it
         first = 1 if start is not None and len(stored["step"]) and stored["step"][0] == 0 else 0
         for k in range(first, len(stored["step"]), every):
             frames.append({"positions": stored["position"][k], "cell": stored["box"][k],
                            "names": stored["species"], "energy": float(energy[k]),
                            "forces": stored["force_reference"][k],
-                           "source": f"{run or frame}-{label}#{frame if run else 0}"
-                                     f"-step{int(stored['step'][k])}",
+                           "source": f"{tag}-step{int(stored['step'][k])}",
                            "unit": unit, "temperature": float("nan")})
             splits.append(split_of.get(start, "train"))
     attrs = dict(ds.attrs)
     attrs["generator"] = {**(ds.attrs.get("generator") or {}),
-                          label: {"of": str(ds.path), "recordings": [str(p) for p in recordings],
-                                     "every": every, "label": label,
-                                     "added": len(frames) - len(ds)}}
+                          label: {"of": str(ds.path), "every": every,
+                                  "recordings": [str(p) for p in recordings],
+                                  "added": len(frames) - len(ds)}}
     out = from_frames(frames, ds.species, attrs, split=(1, 0, 0))
     out.splits = {name: np.array([i for i, s in enumerate(splits) if s == name],
                                  dtype=np.int64) for name in SPLITS}

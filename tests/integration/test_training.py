@@ -368,6 +368,7 @@ def test_dataset_visits_adds_the_frames_of_recorded_runs_in_their_starts_split(t
     from lammps_adv.experiments.relax import relax
     from lammps_adv.io.configs import load_configs
     from lammps_adv.io.h5md import read_frames
+    from lammps_adv.training.recipes import with_visits
     ds = D.load(tiny)
     starts = load_configs(tiny, split="test")[:1] + load_configs(tiny, split="train")[:1]
     runs = relax(starts, "bks", "bks-dsf", tmp_path / "runs", steps=6, frames_every=2,
@@ -402,5 +403,4 @@ def test_dataset_visits_adds_the_frames_of_recorded_runs_in_their_starts_split(t
     other = relax(starts[:1], "bks-dsf", "bks", tmp_path / "other", steps=2, frames_every=1,
                   align="none", progress=False)
     with pytest.raises(DatasetError, match="recorded against 'bks'"):
-        from lammps_adv.training.recipes import with_visits
         with_visits(ds, other)
