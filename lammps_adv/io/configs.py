@@ -8,7 +8,7 @@ import numpy as np
 from ase.io import iread
 
 from lammps_adv.core.configuration import Configuration
-from lammps_adv.io.dataset import load as load_dataset
+from lammps_adv.io.dataset import frame_source, load as load_dataset
 
 
 def load_configs(path: str | Path, split: str | None = "test",
@@ -34,18 +34,18 @@ def load_configs(path: str | Path, split: str | None = "test",
         idx = ds.split(split) if split else np.arange(len(ds))
         for i in idx[::every][:limit]:
             c = ds.config(int(i))
-            unit = f"{path.name}:{c['unit']}" if c["unit"] else f"{path.name}#{int(i)}"
+            unit = f"{path.name}:{c['unit']}" if c["unit"] else frame_source(path, i)
             out.append(Configuration(c["positions"], c["cell"], c["names"],
-                                     f"{path.name}#{int(i)}", unit, c["temperature"]))
+                                     frame_source(path, i), unit, c["temperature"]))
     else:
         for k, atoms in enumerate(iread(str(path), index=f"::{every}")):
             if limit is not None and len(out) >= limit:
                 break
             k *= every
             named = atoms.info.get("independent_unit")
-            unit = f"{path.name}:{named}" if named else f"{path.name}#{k}"
+            unit = f"{path.name}:{named}" if named else frame_source(path, k)
             out.append(Configuration(atoms.get_positions(), atoms.cell.array,
-                                     atoms.get_chemical_symbols(), f"{path.name}#{k}", unit))
+                                     atoms.get_chemical_symbols(), frame_source(path, k), unit))
     if not out:
         raise ValueError(f"no configurations in {path}" + (f" (split {split!r})" if split else ""))
     return out

@@ -223,6 +223,12 @@ def load(path: str | Path) -> Dataset:
     return ds
 
 
+def frame_source(path, k: int) -> str:
+    """How the project names frame k of a file (a dataset's configuration k, the k-th frame
+    of a structure file): ``data.h5#3``, the file's name without its folder."""
+    return f"{Path(path).name}#{int(k)}"
+
+
 def unit_from_source(source: str) -> str:
     """The independent unit of a configuration of a file written before /configs/unit: its
     source up to "-T" (the run's temperature: "glass0-T1000#3" -> "glass0") or else up to
@@ -358,9 +364,9 @@ def read_ase_frames(path: str | Path, index: str = ":", fmt: str | None = None,
                        "energy_kind": kind,
                        "forces": None if forces is None else np.asarray(forces, float),
                        "stress": stress, "stress_from_virial": from_virial,
-                       "info": dict(at.info), "source": f"{path.name}#{k}",
+                       "info": dict(at.info), "source": frame_source(path, k),
                        # each frame its own independent unit unless the file names one
-                       "unit": str(at.info.get("independent_unit") or f"{path.name}#{k}")})
+                       "unit": str(at.info.get("independent_unit") or frame_source(path, k))})
     return frames
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from lammps_adv.calculators import get_calculator
 from lammps_adv.core.errors import DatasetError
-from lammps_adv.io.dataset import Dataset, from_frames
+from lammps_adv.io.dataset import Dataset, frame_source, from_frames
 from lammps_adv.io.h5md import read_frames, read_observables, read_parameters
 from lammps_adv.io.schema import DATASET_SPLITS as SPLITS
 from lammps_adv.lammps.structures import SPECIES, closest_pairs
@@ -198,7 +198,7 @@ def with_visits(ds: Dataset, recordings: Sequence, every: int = 1,
     split_of = {int(i): name for name in SPLITS for i in ds.splits.get(name, [])}
     where = {src: i for i, src in enumerate(ds.source)}
     if ds.path:
-        where.update({f"{Path(ds.path).name}#{i}": i for i in range(len(ds))})
+        where.update({frame_source(ds.path, i): i for i in range(len(ds))})
     frames = [ds.config(i) for i in range(len(ds))]
     splits = [split_of.get(i, "") for i in range(len(ds))]
     for path in recordings:
