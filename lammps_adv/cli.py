@@ -713,6 +713,10 @@ def _train_options(p):
                    help=f"configurations per batch (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr,
                    help=f"Adam learning rate (default {d.lr:g})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help="AdamW decay of the weight matrices (biases are not decayed); keeps an "
+                   "energy-trained network's curvature near the reference's (default "
+                   f"{d.weight_decay:g}: plain Adam)")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
                    help=f"learning-rate schedule (default {d.schedule})")
     p.add_argument("--lr-factor", type=float, default=d.lr_factor,
@@ -758,6 +762,7 @@ def _run_train(args):
                 raise ValueError(f"{flag} is for --model gnn")
     s = TrainSettings(model=args.model, model_kwargs=kw, force_weight=args.force_weight,
                       force_loss=args.force_loss, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay,
                       schedule=args.schedule, lr_factor=args.lr_factor,
                       lr_patience=args.lr_patience, patience=args.patience, seed=args.seed,
                       max_minutes=args.max_minutes, threads=args.threads,

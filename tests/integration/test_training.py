@@ -14,7 +14,7 @@ import torch
 from lammps_adv.lammps.engine import open_lammps
 from lammps_adv.lammps.snippets import get as get_potential
 from lammps_adv.lammps.structures import write_lammps_data
-from lammps_adv.core.errors import DatasetError
+from lammps_adv.core.errors import DatasetError, TrainingError
 from lammps_adv.core.units import BAR_PER_EV_A3
 from lammps_adv.io import dataset as D
 from lammps_adv.training import sampling
@@ -404,3 +404,24 @@ def test_dataset_visits_adds_the_frames_of_recorded_runs_in_their_starts_split(t
                   align="none", progress=False)
     with pytest.raises(DatasetError, match="recorded against 'bks'"):
         with_visits(ds, other)
+
+
+def test_weight_decay_shrinks_weight_matrices_only(tiny, tmp_path):
+    """--weight-decay: AdamW decays the weight matrices, never the biases (a zero gradient
+    leaves a bias where it is and shrinks a weight by lr x decay); the card names it."""
+    from lammps_adv.training.train import make_optimizer
+    w = torch.nn.Parameter(torch.ones(2, 2, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    opt = make_optimizer([w, b], TrainSettings(lr=0.1, weight_decay=0.5))
+    w.grad, b.grad = torch.zeros_like(w), torch.zeros_like(b)
+    opt.step()
+    assert torch.allclose(w, torch.full((2, 2), 0.95, dtype=torch.float64))
+    assert torch.equal(b, torch.ones(2, dtype=torch.float64))
+    assert isinstance(make_optimizer([w, b], TrainSettings()), torch.optim.Adam)
+    with pytest.raises(TrainingError, match="weight decay"):
+        TrainSettings(weight_decay=-1).check()
+    out = tmp_path / "wd.pt"
+    train(tiny, out, small("bp", epochs=2, patience=100, weight_decay=1e-2), progress=False,
+          log=None)
+    card = json.loads(card_paths(out)[0].read_text())
+    assert card["settings"]["weight_decay"] == 1e-2 and card["settings"]["optimizer"] == "AdamW"
