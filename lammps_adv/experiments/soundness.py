@@ -6,6 +6,8 @@
 * ``relax_check``: FIRE relaxations driven by the model in LAMMPS; a sound model converges,
   keeps every pair above 0.9 x the training minimum and changes its error against the
   reference, (E_app - E_ref) / N, by little between start and end.
+* ``stiffest_mode``: the largest curvature of a potential's energy at a configuration
+  (eV/A^2), a diagnostic of slow relaxations: FIRE's stable step shrinks as 1/sqrt of it.
 * ``nve_drift``: NVE MD driven by a potential in LAMMPS; the drift of the total energy per
   atom and ps, to compare with a native potential's in the same run.
 
@@ -91,12 +93,38 @@ def approach_all_pairs(calc, config: Configuration, training_closest: dict,
     return rows
 
 
+def stiffest_mode(system: LammpsSystem, iterations: int = 40, h: float = 1e-3,
+                  seed: int = 0) -> float:
+    """The largest eigenvalue (eV/A^2) of the Hessian of ``system``'s energy at its current
+    positions: power iteration on Hessian-vector products, each a central difference of the
+    forces over +-h A along the vector. The positions are restored."""
+    x = system.positions()
+    v = np.random.default_rng(seed).normal(size=x.shape)
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    try:
+        for _ in range(iterations):
+            system.set_positions(x + h * v)
+            _, f_plus = system.energy_forces()
+            system.set_positions(x - h * v)
+            _, f_minus = system.energy_forces()
+            hv = (f_minus - f_plus) / (2 * h)
+            lam = float(np.sum(hv * v))
+            v = hv / np.linalg.norm(hv)
+    finally:
+        system.set_positions(x)
+    return lam
+
+
 def relax_check(approx: str, reference: str, config: Configuration, training_closest: dict,
-                fmax: float = 1e-3, steps: int = 2000) -> dict:
+                fmax: float = 1e-3, steps: int = 2000, baseline: str | None = None) -> dict:
     """A FIRE relaxation of ``config`` driven by ``approx`` in LAMMPS, the reference
     evaluated at its start and end: convergence, the closest pair of every species pair at
     the end against ``RELAX_MIN_PAIR`` x the training minimum, and the change of the
-    per-atom error (E_app - E_ref) / N (eV/atom)."""
+    per-atom error (E_app - E_ref) / N (eV/atom). Also, as diagnostics outside the
+    verdict, ``stiffest_mode`` of ``approx`` at the end and, when a native LAMMPS potential
+    ``baseline`` is given, its stiffest mode at the same configuration and the steps of its
+    own FIRE relaxation from the same start (how hard the start is to relax)."""
     from ase import Atoms
 
     from lammps_adv.calculators import get_calculator
@@ -108,6 +136,15 @@ def relax_check(approx: str, reference: str, config: Configuration, training_clo
         e_app1, _ = system.energy_forces()
         end_pos, end_cell = system.frame()
         done = int(system.lmp.extract_global("ntimestep"))
+        stiff = stiffest_mode(system)
+    stiff_base = steps_base = None
+    if baseline is not None:
+        end = Atoms(list(config.names), positions=end_pos, cell=end_cell, pbc=True)
+        with LammpsSystem(end, baseline) as system:
+            stiff_base = stiffest_mode(system)
+        with LammpsSystem(atoms, baseline) as system:
+            system.minimize(fmax, steps)
+            steps_base = int(system.lmp.extract_global("ntimestep"))
     ref = get_calculator(reference)
     try:
         e_ref0, _ = ref.evaluate(config.positions, config.cell, symbols=list(config.names),
@@ -125,6 +162,8 @@ def relax_check(approx: str, reference: str, config: Configuration, training_clo
             "error_end_eV_per_atom": (e_app1 - e_ref1) / n,
             "error_change_eV_per_atom": change,
             "closest_pair_end_A": closest, "closest_over_training_min": ratio,
+            "stiffest_mode_eV_per_A2": stiff,
+            "baseline_stiffest_mode_eV_per_A2": stiff_base, "baseline_steps": steps_base,
             "sound": bool(final_fmax <= fmax and min(ratio.values()) >= RELAX_MIN_PAIR
                           and abs(change) <= RELAX_MAX_ERROR_CHANGE)}
 
