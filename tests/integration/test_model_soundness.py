@@ -2,6 +2,8 @@
 atom pair (Si-O, O-O, Si-Si) of a glass together from 0.9 x its training data's closest
 approach down to 0.6 A raises the energy at every step and by at least 1 eV in all. The
 same network without its repulsive baseline fails (the collapse the baseline is there for).
+A short relaxation driven by each bks-dsf network stays near the reference, and ends where
+the network is no more than 2x as stiff as bks-dsf.
 The 324-atom relaxations and the NVE drift: analysis/model_soundness.py, docs/models.md."""
 import pytest
 
@@ -52,15 +54,18 @@ def test_pushing_any_pair_together_raises_the_energy(name, glass):
 
 
 def test_the_same_network_without_its_baseline_fails(tmp_path, glass):
+    # the force-trained BP: the energy-trained one's weight decay keeps its bare network
+    # monotonic on this glass, but with a rise of 4-9 eV where its wall gives 120-290
     from lammps_adv.models.export import reexport
-    closest = card_closest_pairs(read_model_card(POTENTIALS / "bp_bks_dsf.pt"))
-    bare = reexport(POTENTIALS / "bp_bks_dsf.pt", tmp_path / "bare.pt", repulsion=None)
+    closest = card_closest_pairs(read_model_card(POTENTIALS / "bp_bks_dsf_forces.pt"))
+    bare = reexport(POTENTIALS / "bp_bks_dsf_forces.pt", tmp_path / "bare.pt", repulsion=None)
     rows = approach_rows(bare, closest, glass)
     assert any(not r["sound"] for r in rows), rows
 
 
 BKS_DSF_NETWORKS = [n for n in SHIPPED if "bks_dsf" in n]
 RELAX_STEPS = 150       # FIRE steps: an energy-only network's error drifts most in the first 100
+MAX_STIFFNESS_RATIO = 2.0   # x bks-dsf's stiffest mode at the same configuration
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +91,16 @@ def test_a_relaxation_driven_by_the_network_stays_near_the_reference(name, therm
                                                   relax_check)
     closest = card_closest_pairs(read_model_card(POTENTIALS / name))
     r = relax_check(f"torchscript:{POTENTIALS / name}", "bks-dsf", thermal_glass, closest,
-                    steps=RELAX_STEPS)
+                    steps=RELAX_STEPS, baseline="bks-dsf")
     change = r["error_change_eV_per_atom"]
     assert abs(change) <= RELAX_MAX_ERROR_CHANGE, \
         f"{name}: (E_app - E_ref)/N changed by {1000 * change:+.1f} meV/atom in {r['steps']} steps"
     assert min(r["closest_over_training_min"].values()) >= RELAX_MIN_PAIR, r
+    # no spurious stiff mode where the relaxation goes: one 12x bks-dsf's (the energy BP
+    # before its weight decay) forced FIRE to small steps, and 324-atom relaxations crept
+    stiff, ref = r["stiffest_mode_eV_per_A2"], r["baseline_stiffest_mode_eV_per_A2"]
+    assert stiff <= MAX_STIFFNESS_RATIO * ref, \
+        f"{name}: stiffest mode {stiff:.0f} eV/A^2 at the end, bks-dsf's {ref:.0f}"
 
 
 def test_soundness_script_reports_every_check_and_fails_an_unconverged_relaxation(tmp_path):
@@ -115,4 +125,32 @@ def test_soundness_script_reports_every_check_and_fails_an_unconverged_relaxatio
     assert {r["pair"] for r in model["approach"]} == {"O-O", "O-Si", "Si-Si"}
     (relax,) = model["relaxations"]
     assert relax["steps"] <= 5 and not relax["converged"] and not relax["sound"]
+    # the diagnostics beside the verdict: the baseline's own relaxation and both curvatures
+    assert 0 < relax["baseline_steps"] <= 5
+    assert relax["stiffest_mode_eV_per_A2"] > 0 and relax["baseline_stiffest_mode_eV_per_A2"] > 0
     assert "baseline" in proc.stdout and "NVE drift" in proc.stdout
+
+
+def test_stiffest_mode_is_the_largest_eigenvalue_of_the_hessian(glass_192):
+    """The power iteration of stiffest_mode against the dense Hessian of bks-dsf (central
+    differences of the forces) of the 192-atom glass."""
+    import numpy as np
+    from lammps_adv.experiments.soundness import stiffest_mode
+    from lammps_adv.lammps.system import LammpsSystem
+    with LammpsSystem(glass_192, "bks-dsf") as system:
+        x = system.positions()
+        lam = stiffest_mode(system, iterations=100)
+        assert np.array_equal(system.positions(), x)
+        h, cols = 1e-3, []
+        for k in range(x.size):
+            dx = np.zeros(x.size)
+            dx[k] = h
+            system.set_positions(x + dx.reshape(x.shape))
+            _, f_plus = system.energy_forces()
+            system.set_positions(x - dx.reshape(x.shape))
+            _, f_minus = system.energy_forces()
+            cols.append(((f_minus - f_plus) / (2 * h)).ravel())
+    hessian = np.array(cols)
+    top = np.linalg.eigvalsh(0.5 * (hessian + hessian.T))[-1]
+    assert 50 < top < 500      # eV/A^2: Si-O bonds
+    assert lam == pytest.approx(top, rel=0.02)
