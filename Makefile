@@ -126,7 +126,7 @@ $(MODELS_VISITS2): $(MODELS_STAGE2)
 	$(LA) dataset visits $(MODELS_VISITS) $(MODELS_DIR)/visits2/relax_*.h5md -o $@ --label visit2 \
 		--overwrite --quiet
 # the shipped one adds a weight decay (AdamW, 5e-2): energies alone leave the network's
-# curvature free, and without it the stiffest mode at a relaxed glass was 27x bks-dsf's, so
+# curvature free, and without it the stiffest mode at a relaxed glass was 26x bks-dsf's, so
 # FIRE crept (docs/models.md); 550 epochs, the end of the run that chose the decay
 potentials/bp_bks_dsf.pt: $(MODELS_VISITS2)
 	$(BP_ENERGY_TRAIN) $< -o $@ --checkpoint $(MODELS_DIR)/bp_bks_dsf.ckpt --lr 1e-3 \

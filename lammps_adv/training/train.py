@@ -292,7 +292,7 @@ def _features(model, it: Item) -> torch.Tensor:
 def make_optimizer(params: list, s: TrainSettings) -> torch.optim.Optimizer:
     """Adam; with a weight decay, AdamW decaying the weight matrices only. Energies alone
     leave a network's curvature free: without decay, an energy-trained BP's stiffest mode
-    at a relaxed glass grew to 9-27x the reference's, and FIRE crept (docs/models.md)."""
+    at a relaxed glass grew to 8-26x the reference's, and FIRE crept (docs/models.md)."""
     if s.weight_decay == 0:
         return torch.optim.Adam(params, lr=s.lr)
     groups = [{"params": [q for q in params if q.dim() > 1], "weight_decay": s.weight_decay},

@@ -54,8 +54,8 @@ def test_pushing_any_pair_together_raises_the_energy(name, glass):
 
 
 def test_the_same_network_without_its_baseline_fails(tmp_path, glass):
-    # the force-trained BP: the energy-trained one's weight decay keeps its bare network
-    # monotonic on this glass, but with a rise of 4-9 eV where its wall gives 120-290
+    # the force-trained BP: the energy-trained one's bare network, trained with a weight
+    # decay, no longer fails on this glass (its wall still gives the rise of the approach)
     from lammps_adv.models.export import reexport
     closest = card_closest_pairs(read_model_card(POTENTIALS / "bp_bks_dsf_forces.pt"))
     bare = reexport(POTENTIALS / "bp_bks_dsf_forces.pt", tmp_path / "bare.pt", repulsion=None)
