@@ -744,10 +744,15 @@ def _train_options(p):
                    f"(default {d.repulsion_width:g})")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default OUT.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    p.add_argument("--warm-start", default=None, metavar="CKPT",
-                   help="start from the best weights of an earlier training's checkpoint "
-                   "(its architecture, baseline and normalisation; e.g. a force-trained model "
+    p.add_argument("--warm-start", default=None, metavar="CKPT|MODEL.pt",
+                   help="start from the best weights of an earlier training's checkpoint, or "
+                   "from an exported model file such as potentials/bp_bks_dsf.pt (its "
+                   "architecture, baseline and normalisation; e.g. a force-trained model "
                    "from an energy-trained one); optimiser and schedule start afresh")
+    p.add_argument("--transfer", action="store_true",
+                   help="with --warm-start: the model started from was trained on another reference "
+                   "(e.g. bks-dsf, fine-tuned here on GFN1-xTB energies); the per-species "
+                   "energy shift is refitted to this training split before the first epoch")
     _add_quiet(p)
     p.set_defaults(func=_run_train)
 
@@ -766,7 +771,8 @@ def _run_train(args):
                       schedule=args.schedule, lr_factor=args.lr_factor,
                       lr_patience=args.lr_patience, patience=args.patience, seed=args.seed,
                       max_minutes=args.max_minutes, threads=args.threads,
-                      repulsion=args.repulsion, repulsion_width=args.repulsion_width)
+                      repulsion=args.repulsion, repulsion_width=args.repulsion_width,
+                      transfer=args.transfer)
     train(args.dataset, args.out, s, checkpoint=args.checkpoint, resume=args.resume,
           warm_start=args.warm_start, progress=not args.quiet, log=_say)
 

@@ -51,6 +51,12 @@ def write_model_card(out: str | Path, card: dict) -> tuple[Path, Path]:
     return js, md
 
 
+def optimizer_words(settings: dict) -> str:
+    """'Adam', or 'AdamW (weight decay W)' for a training with a weight decay."""
+    wd = settings.get("weight_decay") or 0
+    return f"AdamW (weight decay {wd:g})," if wd > 0 else "Adam"
+
+
 def baseline_words(params: dict | None) -> str:
     """The repulsive baseline of a model (hyper-parameter ``repulsion``) in words."""
     if not params or params.get("form") == "none":
@@ -81,9 +87,12 @@ def card_markdown(card: dict) -> str:
              *(["- closest pair in the training split (A): " + ", ".join(
                  f"{p} {d:g}" for p, d in t["closest_pair_A"].items())]
                if t.get("closest_pair_A") else []),
-             f"- settings: Adam lr {st['lr']}, schedule {st['schedule']}, batch "
-             f"{st['batch_size']}, epochs {st['epochs']}, patience {st['patience']}, "
+             f"- settings: {optimizer_words(st)} lr {st['lr']}, schedule {st['schedule']}, "
+             f"batch {st['batch_size']}, epochs {st['epochs']}, patience {st['patience']}, "
              f"seed {st['seed']}",
+             *([f"- started from: `{st['warm_start']}`"
+                + (" (another reference: its energy shift refitted to this data first)"
+                   if st.get("transfer") else "")] if st.get("warm_start") else []),
              f"- run: {card['metrics']['epochs_run']} epochs (stopped: "
              f"{card['metrics']['stopped']}), best epoch {card['metrics']['best_epoch']}, "
              f"{card['performance']['training_time_s']} s, "

@@ -65,6 +65,20 @@ def export(model: torch.nn.Module, path: str | Path) -> Path:
 KEEP = "keep"
 
 
+def eager_copy(sm: torch.jit.ScriptModule, repulsion: dict | None | str = KEEP) -> torch.nn.Module:
+    """The eager model with the weights of an exported one (``load``ed), e.g. to train on
+    from a shipped file; ``repulsion`` as for ``reexport``."""
+    hp = json.loads(sm.hparams)
+    if repulsion != KEEP:
+        hp["repulsion"] = repulsion
+    model = model_from_hparams(hp)
+    # a scripted module lists the baseline's (non-persistent) buffers in its state dict: they
+    # come from the hyper-parameters instead
+    model.load_state_dict({k: v for k, v in sm.state_dict().items()
+                           if not k.startswith("repulsion.")})
+    return model
+
+
 def reexport(src: str | Path, dst: str | Path, repulsion: dict | None | str = KEEP) -> Path:
     """Export the model in file ``src`` again with this version's code (same weights and
     hyper-parameters), e.g. a Behler-Parrinello file from before the fused kernel, which
@@ -72,15 +86,8 @@ def reexport(src: str | Path, dst: str | Path, repulsion: dict | None | str = KE
     new file (``models.repulsion.baseline_hparams``; None: none; default: the source's).
     The network's weights are never changed. Updates the model card next to ``dst``
     (``.card.json`` and ``.card.md``: file hash, size, hyper-parameters) when there is one."""
-    old = load(src)
-    hp = json.loads(old.hparams)
-    if repulsion != KEEP:
-        hp["repulsion"] = repulsion
-    model = model_from_hparams(hp)
-    # a scripted module lists the baseline's (non-persistent) buffers in its state dict: they
-    # come from the hyper-parameters instead
-    model.load_state_dict({k: v for k, v in old.state_dict().items()
-                           if not k.startswith("repulsion.")})
+    model = eager_copy(load(src), repulsion)
+    hp = json.loads(model.hparams)
     out = export(model, dst)
     card = card_paths(out)[0]
     if card.is_file():

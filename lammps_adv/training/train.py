@@ -40,7 +40,7 @@ from lammps_adv.io.model_card import card_paths, write_model_card
 from lammps_adv.lammps.structures import closest_pairs_of_set
 from lammps_adv.models.contract import (PeriodicInput, energy_and_forces, has_periodic_call,
                                         load, periodic_input, species_indices)
-from lammps_adv.models.export import build_model, export, model_from_hparams
+from lammps_adv.models.export import build_model, eager_copy, export, model_from_hparams
 from lammps_adv.models.repulsion import DEFAULT_SWITCH_WIDTH, baseline_hparams
 from lammps_adv.models.repulsion import FORMS as REPULSION_FORMS
 
@@ -70,6 +70,7 @@ class TrainSettings:
     repulsion: str = "zbl"                  # the repulsive baseline (models/repulsion.py)
     repulsion_width: float = DEFAULT_SWITCH_WIDTH
     refit_shift: bool = True                # least-squares per-species shift after training
+    transfer: bool = False                  # warm start from another reference: shift first
 
     def check(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -323,6 +324,15 @@ def check_dataset(ds: Dataset, s: TrainSettings, species=None) -> None:
         species_indices(species, ds.species)
 
 
+def load_warm_start(path: str | Path) -> dict:
+    """{"hparams", "best_state"} of a training checkpoint, or of an exported model file
+    (.pt, e.g. a shipped potential): the weights a warm-started training begins from."""
+    if Path(path).suffix != ".pt":
+        return torch.load(path, map_location="cpu", weights_only=False)
+    model = eager_copy(load(path))
+    return {"hparams": model.hparams, "best_state": model.state_dict()}
+
+
 def default_checkpoint(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".ckpt")
@@ -358,6 +368,8 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
             raise TrainingError(f"cannot resume: {dataset} is not the dataset the checkpoint "
                                 f"{ckpt_path} was trained on")
     s.check()
+    if s.transfer and warm_start is None and not resume:
+        raise TrainingError("--transfer needs --warm-start (the checkpoint whose weights carry over)")
     if s.threads:
         torch.set_num_threads(int(s.threads))
     check_dataset(ds, s)
@@ -367,7 +379,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     if warm_start is not None and state is None:
         if not Path(warm_start).is_file():
             raise TrainingError(f"cannot warm-start: no checkpoint {warm_start}")
-        warm = torch.load(warm_start, map_location="cpu", weights_only=False)
+        warm = load_warm_start(warm_start)
         kind = json.loads(warm["hparams"])["kind"]
         if kind != s.model:
             raise TrainingError(f"cannot warm-start a {s.model} model from {warm_start}: it "
@@ -393,6 +405,10 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                 it.feats = _features(model, it)
     if state is None and warm is None:
         fit_normalisation(model, items["train"], use_forces=s.force_weight > 0)
+    if state is None and warm is not None and s.transfer:
+        # another reference has another energy zero: without this the first epochs would
+        # spend themselves (and the weights) on an offset of eV per atom
+        refit_energy_shift(model, items["train"])
     t_prep = time.time() - t_prep
 
     params = [q for q in model.parameters() if q.requires_grad]

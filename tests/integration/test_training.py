@@ -425,3 +425,34 @@ def test_weight_decay_shrinks_weight_matrices_only(tiny, tmp_path):
           log=None)
     card = json.loads(card_paths(out)[0].read_text())
     assert card["settings"]["weight_decay"] == 1e-2 and card["settings"]["optimizer"] == "AdamW"
+
+
+def test_transfer_from_a_model_file_to_another_reference(tiny, tmp_path):
+    """A training warm-starts from an exported model file (.pt) with its exact weights; with
+    --transfer it first refits the per-species energy shift to the new data, so a reference
+    whose energy zero lies 5 eV/atom away costs the first epoch nothing; --transfer without
+    --warm-start is refused."""
+    from lammps_adv.models.contract import load
+    from lammps_adv.training.train import load_warm_start
+    train(tiny, tmp_path / "e.pt", small("bp", epochs=2, patience=100), progress=False,
+          log=None)
+    warm = load_warm_start(tmp_path / "e.pt")
+    exported = load(tmp_path / "e.pt").state_dict()
+    assert all(torch.equal(v, exported[k]) for k, v in warm["best_state"].items())
+    shifted = tmp_path / "shifted.h5"
+    shifted.write_bytes(Path(tiny).read_bytes())
+    with h5py.File(shifted, "r+") as f:
+        f["configs/energy"][...] = f["configs/energy"][...] + 5.0 * f["configs/natoms"][...]
+    first = {}
+    for transfer in (False, True):
+        card = train(shifted, tmp_path / f"t{transfer}.pt",
+                     small("bp", epochs=1, lr=1e-12, patience=100, transfer=transfer),
+                     warm_start=tmp_path / "e.pt", progress=False, log=None)
+        first[transfer] = card["history"][0]["train_loss"]
+        assert card["settings"]["transfer"] is transfer
+    assert first[False] > 20.0                 # (5 eV/atom)^2: the offset
+    assert first[True] < 1e-2
+    r = subprocess.run([str(BIN / "lammps-adv"), "train", str(tiny), "-o",
+                        str(tmp_path / "x.pt"), "--transfer", "-q"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "--transfer needs --warm-start" in r.stderr, r.stderr
