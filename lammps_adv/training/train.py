@@ -369,7 +369,8 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
                                 f"{ckpt_path} was trained on")
     s.check()
     if s.transfer and warm_start is None and not resume:
-        raise TrainingError("--transfer needs --warm-start (the checkpoint whose weights carry over)")
+        raise TrainingError("--transfer needs --warm-start (the checkpoint or model file whose "
+                            "weights carry over)")
     if s.threads:
         torch.set_num_threads(int(s.threads))
     check_dataset(ds, s)
@@ -378,7 +379,7 @@ def train(dataset: str | Path, out: str | Path, settings: TrainSettings | None =
     warm = None
     if warm_start is not None and state is None:
         if not Path(warm_start).is_file():
-            raise TrainingError(f"cannot warm-start: no checkpoint {warm_start}")
+            raise TrainingError(f"cannot warm-start: no checkpoint or model file {warm_start}")
         warm = load_warm_start(warm_start)
         kind = json.loads(warm["hparams"])["kind"]
         if kind != s.model:
