@@ -175,6 +175,8 @@ MODELS_XTB_CONFIGS := $(MODELS_DIR)/xtb_configs.h5
 MODELS_XTB         := $(MODELS_DIR)/gfn1_silica.h5
 MODELS_XTB_VISITS  := $(MODELS_DIR)/gfn1_silica_visits.h5
 MODELS_XTB_VISITS2 := $(MODELS_DIR)/gfn1_silica_visits2.h5
+GFN1_LABEL         := OMP_NUM_THREADS=1 $(VENV)/bin/mpirun -np 2 $(LA) label --reference xtb:GFN1 \
+	--overwrite --quiet
 BP_XTB_TRANSFER    := $(LA) train --model bp --force-weight 0 --warm-start potentials/bp_bks_dsf.pt \
 	--transfer --epochs 400 --patience 60 --lr 1e-4 --weight-decay 5e-2 --batch-size 8 --seed 0 \
 	--threads 1 --max-minutes 10 --overwrite --quiet
@@ -182,20 +184,17 @@ models-xtb: $(STAMP)
 	$(VENV)/bin/lammps-adv dataset mixed -o $(MODELS_XTB_CONFIGS) --overwrite --sizes 72,96,192 --glasses 1 --quench-ps 5 \
 		--temps 300,1000,2000,3000 --quartz 2x2x2 --quartz-temps 300,900,1500 --frames 4 --stride 200 \
 		--equil 500 --relaxed 1 --split 0.8,0.1,0.1 --seed 41 --quiet
-	OMP_NUM_THREADS=1 $(VENV)/bin/mpirun -np 2 $(VENV)/bin/lammps-adv label $(MODELS_XTB_CONFIGS) \
-		-o $(MODELS_XTB) --overwrite --reference xtb:GFN1 --quiet
+	$(GFN1_LABEL) $(MODELS_XTB_CONFIGS) -o $(MODELS_XTB)
 	$(VENV)/bin/lammps-adv train $(MODELS_XTB) --model gnn --force-weight 1 -o potentials/gnn_xtb.pt --overwrite \
 		--checkpoint $(MODELS_DIR)/gnn_xtb.ckpt --width 32 --hidden 32,32 --epochs 120 --patience 120 \
 		--schedule cosine --lr 2e-3 --batch-size 4 --seed 0 --threads 1 --max-minutes 25 --quiet
 	$(BP_XTB_TRANSFER) $(MODELS_XTB) -o $(MODELS_DIR)/bp_xtb_stage1.pt \
 		--checkpoint $(MODELS_DIR)/bp_xtb_stage1.ckpt
-	OMP_NUM_THREADS=1 $(VENV)/bin/mpirun -np 2 $(LA) relax $(MODELS_XTB_CONFIGS) --split all \
-		--approx torchscript:$(MODELS_DIR)/bp_xtb_stage1.pt --reference bks-dsf --align none \
-		--steps 150 --frames-every 30 -o $(MODELS_DIR)/xtb_visits --overwrite --quiet
+	$(VISITS_RELAX) $(MODELS_XTB_CONFIGS) --approx torchscript:$(MODELS_DIR)/bp_xtb_stage1.pt \
+		-o $(MODELS_DIR)/xtb_visits
 	$(LA) dataset visits $(MODELS_XTB_CONFIGS) $(MODELS_DIR)/xtb_visits/relax_*.h5md --every 2 \
 		-o $(MODELS_DIR)/xtb_configs_visits.h5 --overwrite --quiet
-	OMP_NUM_THREADS=1 $(VENV)/bin/mpirun -np 2 $(VENV)/bin/lammps-adv label $(MODELS_DIR)/xtb_configs_visits.h5 \
-		-o $(MODELS_XTB_VISITS) --overwrite --reference xtb:GFN1 --quiet
+	$(GFN1_LABEL) $(MODELS_DIR)/xtb_configs_visits.h5 -o $(MODELS_XTB_VISITS)
 	$(BP_XTB_TRANSFER) $(MODELS_XTB_VISITS) -o $(MODELS_DIR)/bp_xtb_stage2.pt \
 		--checkpoint $(MODELS_DIR)/bp_xtb_stage2.ckpt
 	OMP_NUM_THREADS=1 $(VENV)/bin/mpirun -np 2 $(LA) relax $(MODELS_DIR)/xtb_configs_visits.h5 --split all \
@@ -203,8 +202,7 @@ models-xtb: $(STAMP)
 		--align none --steps 600 --frames-every 200 -o $(MODELS_DIR)/xtb_visits2 --overwrite --quiet
 	$(LA) dataset visits $(MODELS_DIR)/xtb_configs_visits.h5 $(MODELS_DIR)/xtb_visits2/relax_*.h5md \
 		--label visit2 -o $(MODELS_DIR)/xtb_configs_visits2.h5 --overwrite --quiet
-	OMP_NUM_THREADS=1 $(VENV)/bin/mpirun -np 2 $(VENV)/bin/lammps-adv label $(MODELS_DIR)/xtb_configs_visits2.h5 \
-		-o $(MODELS_XTB_VISITS2) --overwrite --reference xtb:GFN1 --quiet
+	$(GFN1_LABEL) $(MODELS_DIR)/xtb_configs_visits2.h5 -o $(MODELS_XTB_VISITS2)
 	$(BP_XTB_TRANSFER) $(MODELS_XTB_VISITS2) -o potentials/bp_xtb_energy.pt \
 		--checkpoint $(MODELS_DIR)/bp_xtb_energy.ckpt
 
