@@ -1,7 +1,7 @@
 """Behler-Parrinello energy+forces: the fused C++ kernel against the pure-torch path.
 
     .venv/bin/python bench/bench_bp_kernel.py [--sizes 324,3000,24000] [--threads 2]
-                                              [--rounds 3] [--baseline-upto 3000]
+                                              [--rounds 3] [--baseline-upto 3000] [--model-file F]
 
 For SiO2 glasses (out/bench/glassN.data, shared with the other benchmarks) one energy+forces
 evaluation of the default BP network (8 A cutoff, 82 symmetry functions, MLP 30-30, random
@@ -17,8 +17,11 @@ kernel) for sizes up to --baseline-upto. Then the scaling exponent of time with 
 kernel against the pure-torch path. Then the operators alone (no graph around them): the
 triplets whose r_jk < cutoff (exact count), torch.ops.lammps_adv.bp_features with its gradient
 pass (training's operator) and bp_energies with dE/dvec (inference's: features, MLPs and
-gradient in one scan), and ns per triplet per thread (issue #27's goal, inference: <= 10).
-Results also go to out/bench/bench_bp_kernel.json.
+gradient in one scan), and ns per triplet per thread (issue #27's goal, inference: <= 10);
+beside them the call of an exported model file (--model-file, default the shipped
+potentials/bp_bks_dsf.pt) as pair_style torchscript makes it (forward on the local atoms'
+edges sorted by centre, autograd forces) and its time outside the inference operator (edges,
+baseline, autograd). Results also go to out/bench/bench_bp_kernel.json.
 """
 import argparse
 import json
@@ -30,7 +33,7 @@ import time
 
 import numpy as np
 
-from common import OUT, bench_glass, cpu
+from common import OUT, REPO, bench_glass, cpu
 
 
 def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
@@ -59,7 +62,31 @@ def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
-def operator_only(data: str, threads: int, rounds: int) -> dict:
+def model_call(model_file: str, x, inp, rounds: int) -> float:
+    """Best time (s) of the exported model's call as the LAMMPS plugin makes it: forward on
+    the local atoms' edges (sorted by centre) of the periodic graph, forces by autograd."""
+    import torch
+    sm = torch.jit.load(model_file)
+    pos = torch.from_numpy(x[inp.image_of] + inp.offsets)
+    species = torch.from_numpy(inp.species[inp.image_of])
+    edges = torch.from_numpy(inp.edge_index)
+    edges = edges[:, edges[0] < inp.n]
+    edges = edges[:, torch.argsort(edges[0], stable=True)].contiguous()
+
+    def call():
+        p = pos.clone().requires_grad_(True)
+        return torch.autograd.grad(sm(p, species, edges, inp.n)[:inp.n].sum(), p)
+
+    call()                                                           # warm-up
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def operator_only(data: str, threads: int, rounds: int, model_file: str) -> dict:
     """The features operator alone on the glass: forward and gradient pass, best of rounds
     each, and the exact number of triplets (j < k of one centre) with r_jk < cutoff."""
     import torch
@@ -108,9 +135,11 @@ def operator_only(data: str, threads: int, rounds: int) -> dict:
         t = time.perf_counter()
         energies_and_gradient()
         infer = min(infer, time.perf_counter() - t)
+    call = model_call(model_file, x, inp, rounds)
     return {"passing_triplets": passing, "forward_s": fwd, "gradient_s": bwd,
             "ns_per_triplet_thread": (fwd + bwd) / passing * 1e9 * threads,
-            "inference_s": infer, "inference_ns_per_triplet_thread": infer / passing * 1e9 * threads}
+            "inference_s": infer, "inference_ns_per_triplet_thread": infer / passing * 1e9 * threads,
+            "model_call_s": call, "outside_s": call - infer}
 
 
 def training_step(fused: bool, batch: int, rounds: int) -> float:
@@ -160,15 +189,18 @@ def main():
     ap.add_argument("--train-batch", type=int, default=8,
                     help="configurations in the force-training step (default 8)")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
-    ap.add_argument("--operator-worker", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--model-file", default=str(REPO / "potentials" / "bp_bks_dsf.pt"),
+                    help="exported BP model whose call is timed beside the operators "
+                         "(default: the shipped potentials/bp_bks_dsf.pt)")
+    ap.add_argument("--operator-worker", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         data, fused, threads, rounds = a.worker
         print(json.dumps(worker(data, bool(int(fused)), int(threads), int(rounds))))
         return 0
     if a.operator_worker:
-        data, threads, rounds = a.operator_worker
-        print(json.dumps(operator_only(data, int(threads), int(rounds))))
+        data, threads, rounds, model_file = a.operator_worker
+        print(json.dumps(operator_only(data, int(threads), int(rounds), model_file)))
         return 0
     sizes = [int(s) for s in a.sizes.split(",")]
     rows = []
@@ -208,12 +240,12 @@ def main():
     ops = []
     print(f"\nthe operators alone: bp_features + its gradient pass (training), and bp_energies "
           f"+ dE/dvec (inference: what LAMMPS runs), {a.threads} threads, best of {a.rounds}; "
-          f"host CPU: {cpu()}")
+          f"host CPU: {cpu()}; model call: {a.model_file}")
     print(f"{'atoms':>6} {'triplets':>11} {'forward s':>10} {'gradient s':>11} {'ns/triplet/thr':>15} "
-          f"{'inference s':>12} {'ns/triplet/thr':>15}")
+          f"{'inference s':>12} {'ns/triplet/thr':>15} {'model call s':>13} {'outside s':>10}")
     for n in sizes:
         cmd = [sys.executable, __file__, "--operator-worker", str(bench_glass(n)), str(a.threads),
-               str(a.rounds)]
+               str(a.rounds), a.model_file]
         env = dict(os.environ, OMP_WAIT_POLICY="passive", OMP_NUM_THREADS=str(a.threads))
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
@@ -223,7 +255,8 @@ def main():
         ops.append(o)
         print(f"{n:>6} {o['passing_triplets']:11.4g} {o['forward_s']:10.3f} {o['gradient_s']:11.3f} "
               f"{o['ns_per_triplet_thread']:15.1f} {o['inference_s']:12.3f} "
-              f"{o['inference_ns_per_triplet_thread']:15.1f}", flush=True)
+              f"{o['inference_ns_per_triplet_thread']:15.1f} {o['model_call_s']:13.3f} "
+              f"{o['outside_s']:10.3f}", flush=True)
     if ops:
         worst = max(o["inference_ns_per_triplet_thread"] for o in ops)
         print(f"ns per triplet with r_jk < cutoff per thread, inference: {worst:.1f}   goal <= 10   "

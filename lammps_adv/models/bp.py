@@ -27,10 +27,11 @@ On CPU the features and their first derivatives come from the fused C++ operator
 force training included: the operator's gradient pass is differentiable in dE/dG, which is
 all the weights' gradient of a force loss needs (second derivatives with respect to the
 positions, Hessians, are refused with a clear error). In evaluation mode (not
-``self.training``: LAMMPS, relaxations, probes) one call of ``torch.ops.lammps_adv.bp_energies``
-gives the energies, and through autograd the forces: per centre one scan of its triplets, the
-features, its species' MLP and the gradient pass from the terms kept since (first derivatives
-with respect to the positions only; the weights' gradients need ``train()``).
+``self.training``: LAMMPS, relaxations, probes) one call of
+``torch.ops.lammps_adv.bp_energies_from_positions`` gives the energies, and through autograd
+the forces: per centre one scan of its triplets, the features, its species' MLP and the
+gradient pass from the terms kept since, added to the positions' gradient in one pass (first
+derivatives with respect to the positions only; the weights' gradients need ``train()``).
 ``fused = False`` (also on a loaded model) selects the pure-torch paths below, the reference
 the operators are tested against, and the path for CUDA tensors. Model files exported before the operator existed keep their own
 (pure-torch) code and still load. On the pure-torch path, when forces are asked for in
@@ -368,6 +369,26 @@ class BehlerParrinello(nn.Module):
             out = out.index_add(0, row, terms)
         return out.reshape(n_local, self.n_pairs * self.n_angular)
 
+    def _inference_edges(self, positions: torch.Tensor, edge_index: torch.Tensor,
+                         n_local: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What ``_local_edges`` gives, less the vectors, with no autograd graph: (centre,
+        neighbour, r^2) from the fused ``edge_r2`` (one pass, no [E, 3] tensor). The fused
+        inference operator takes the positions and the neighbours itself."""
+        ctr = edge_index[0]
+        nbr = edge_index[1]
+        r2 = torch.ops.lammps_adv.edge_r2(positions, ctr, nbr)
+        keep = (ctr < n_local) & (r2 < self.cutoff * self.cutoff) & (r2 > 0.0)
+        if not bool(keep.all()):
+            idx = keep.nonzero().squeeze(1)
+            ctr = ctr[idx]
+            nbr = nbr[idx]
+            r2 = r2[idx]
+        if ctr.numel() > 1 and not bool((ctr[1:] >= ctr[:-1]).all()):
+            ctr, order = torch.sort(ctr, stable=True)
+            nbr = nbr[order]
+            r2 = r2[order]
+        return ctr, nbr, r2
+
     def _use_fused(self, positions: torch.Tensor) -> bool:
         """The fused operator: on CPU (force training included)."""
         return self.fused and positions.device.type == "cpu"
@@ -396,16 +417,17 @@ class BehlerParrinello(nn.Module):
                     out.append(layer.bias)
         return out
 
-    def _fused_energies(self, vec: torch.Tensor, ctr: torch.Tensor, nbr: torch.Tensor,
+    def _fused_energies(self, positions: torch.Tensor, ctr: torch.Tensor, nbr: torch.Tensor,
                         species: torch.Tensor, n_local: int) -> torch.Tensor:
-        """Network energies of the local atoms from the fused inference operator: per centre
-        one scan of its triplets, the features, its species' MLP and the gradient pass
-        (first derivatives with respect to the positions only)."""
-        return torch.ops.lammps_adv.bp_energies(
-            vec, self._offsets(ctr, n_local), species[nbr], species[:n_local], self.radial_etas,
-            self.angular_etas, self.lambdas, self.zetas, self.pair_index, self.pair_weight,
-            self.cutoff, self.feature_mean, self.feature_std, self._linear_layers(),
-            self.activation_code, self.energy_scale, self.energy_shift)
+        """Network energies of the local atoms from the fused inference operator, given the
+        edges (sorted by centre): per centre one scan of its triplets, the features, its
+        species' MLP and the gradient pass, linked to the positions directly (first
+        derivatives with respect to the positions only)."""
+        return torch.ops.lammps_adv.bp_energies_from_positions(
+            positions, nbr, self._offsets(ctr, n_local), species[nbr], species[:n_local],
+            self.radial_etas, self.angular_etas, self.lambdas, self.zetas, self.pair_index,
+            self.pair_weight, self.cutoff, self.feature_mean, self.feature_std,
+            self._linear_layers(), self.activation_code, self.energy_scale, self.energy_shift)
 
     def _check_species(self, species: torch.Tensor) -> None:
         if species.numel() > 0:
@@ -445,11 +467,13 @@ class BehlerParrinello(nn.Module):
             return zeros_ghost + positions.sum() * 0.0
         local_sp = species[:n_local]
         if self._use_fused(positions) and not self.training:
-            # inference (LAMMPS, relaxations, probes): one operator call per evaluation
-            # the edges and their vectors once, for the network and the baseline
-            ctr, nbr, vec, r2 = self._local_edges(positions, edge_index, n_local)
-            e = self._fused_energies(vec, ctr, nbr, species, n_local) \
-                + self.repulsion.edge_energies(vec, r2, ctr, nbr, species, n_local)
+            # inference (LAMMPS, relaxations, probes): one operator call per evaluation.
+            # The edges once, without an autograd graph ([E, 3] indexing would cost a
+            # scatter per evaluation): the operator takes the positions and links its
+            # gradient to them, the baseline takes its few short edges' vectors
+            ctr, nbr, r2 = self._inference_edges(positions, edge_index, n_local)
+            e = self._fused_energies(positions, ctr, nbr, species, n_local) \
+                + self.repulsion.edge_energies(positions, r2, ctr, nbr, species, n_local)
             return torch.cat([e, zeros_ghost])
         lean = positions.requires_grad and torch.is_grad_enabled() and not self.training
         if not lean or self._use_fused(positions):

@@ -121,18 +121,19 @@ class PairRepulsion(nn.Module):
         ctr, nbr, _, r = local_edges(positions, edge_index, n_local, self.reach)
         return self._add_pairs(out, r, ctr, species[ctr], species[nbr])
 
-    def edge_energies(self, vec: torch.Tensor, r2: torch.Tensor, ctr: torch.Tensor,
+    def edge_energies(self, positions: torch.Tensor, r2: torch.Tensor, ctr: torch.Tensor,
                       nbr: torch.Tensor, species: torch.Tensor, n_local: int) -> torch.Tensor:
-        """The same energies from edges centred on local atoms, their vectors r_j - r_i
-        (differentiable) and squared lengths, for a model that has them already: no second
-        pass over the positions."""
-        out = torch.zeros(n_local, dtype=vec.dtype, device=vec.device)
+        """The same energies from edges centred on local atoms and their squared lengths
+        (not differentiable), for a model that has them already: only the few edges within
+        the baseline's reach take their vectors from the positions (differentiable)."""
+        out = torch.zeros(n_local, dtype=positions.dtype, device=positions.device)
         if not self.enabled or ctr.numel() == 0:
             return out
         near = ((r2 < self.reach * self.reach) & (r2 > 0.0)).nonzero().squeeze(1)
-        v = vec[near]
         c = ctr[near]
-        return self._add_pairs(out, torch.sqrt((v * v).sum(1)), c, species[c], species[nbr[near]])
+        n = nbr[near]
+        v = positions[n] - positions[c]
+        return self._add_pairs(out, torch.sqrt((v * v).sum(1)), c, species[c], species[n])
 
     def _add_pairs(self, out: torch.Tensor, r: torch.Tensor, ctr: torch.Tensor,
                    a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,12 @@ that calls them is scripted or loaded. Operators:
   feature_mean, feature_std, linear, activation, energy_scale, energy_shift)``: the BP
   network's per-atom energies for inference, features, MLPs and gradient pass per centre in
   one scan; first derivatives with respect to the edge vectors only (CPU).
+- ``bp_energies_from_positions(positions, nbr, offsets, nbr_species, centre_species, <the
+  same parameters and network>)``: the same for edges (centre i, neighbour nbr[e]) sorted by
+  centre, the vectors taken from the positions and the gradient added to the positions in one
+  pass (what the BP model runs in evaluation mode).
+- ``edge_r2(positions, ctr, nbr)``: the squared length of every edge, in one pass (the BP
+  model's inference path checks its edges with it).
 - ``bks_dsf_pairs(vec, pair_type, params, alpha, e_shift, f_shift, sqrt_pi, lammps_erfc,
   erfc)``: the BKS-DSF energy of each edge (half, the centre's share) with its first
   derivative, in one pass over the edges (CPU).

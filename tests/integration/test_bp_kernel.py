@@ -166,7 +166,7 @@ def test_fused_inference_equals_pure_torch(activation):
     features, MLP, gradient pass); every activation's value and derivative as torch's."""
     pos, cell, names = random_sio2(n_units=6, length=8.0, seed=11)
     m = small_bp(activation=activation, hidden=(12, 7, 5))
-    assert "bp_energies" in torch.jit.script(m)._fused_energies.code
+    assert "bp_energies_from_positions" in torch.jit.script(m)._fused_energies.code
     _close(*_both(m, pos, cell, names))
     e_only = evaluate(m, pos, cell, names, properties=("energy",))["energy"]
     assert abs(e_only - _both(m, pos, cell, names)[1][0]) <= 1e-10 * abs(e_only)
@@ -187,3 +187,51 @@ def test_fused_inference_refuses_weight_gradients():
     m.train()
     (g,) = torch.autograd.grad(m(ext, *args).sum(), [weight])
     assert torch.isfinite(g).all() and g.abs().max() > 0
+
+
+def _network_args(m, species, nbr, n):
+    """The arguments of both inference operators after the edges (BehlerParrinello's own)."""
+    return (species[nbr], species[:n], m.radial_etas, m.angular_etas, m.lambdas, m.zetas,
+            m.pair_index, m.pair_weight, m.cutoff, m.feature_mean, m.feature_std,
+            m._linear_layers(), m.activation_code, m.energy_scale, m.energy_shift)
+
+
+def test_position_operator_equals_edge_vector_operator():
+    """bp_energies_from_positions (what the model runs since #27) and bp_energies on the edge
+    vectors (what files exported before it run) give the same energies and, through autograd,
+    the same gradient with respect to the positions."""
+    pos, cell, names = random_sio2(n_units=6, length=8.0, seed=7)
+    m = small_bp()
+    inp = periodic_input(m, pos, cell, names)
+    ext = torch.from_numpy(pos[inp.image_of] + inp.offsets).requires_grad_(True)
+    species = torch.from_numpy(inp.species[inp.image_of])
+    ctr, nbr, vec, _ = m._local_edges(ext, torch.from_numpy(inp.edge_index), inp.n)
+    offsets = m._offsets(ctr, inp.n)
+    args = _network_args(m, species, nbr, inp.n)
+    e_vec = torch.ops.lammps_adv.bp_energies(vec, offsets, *args)
+    (g_vec,) = torch.autograd.grad(e_vec.sum(), ext)
+    e_pos = torch.ops.lammps_adv.bp_energies_from_positions(ext, nbr, offsets, *args)
+    (g_pos,) = torch.autograd.grad(e_pos.sum(), ext)
+    assert torch.equal(e_vec.detach(), e_pos.detach())
+    assert g_vec.abs().max() > 1e-3                      # a real test: forces are not zero
+    assert (g_vec - g_pos).abs().max() <= 1e-12 * g_vec.abs().max()
+    with torch.no_grad():                                # energies only: no gradient pass
+        e_only = torch.ops.lammps_adv.bp_energies_from_positions(ext, nbr, offsets, *args)
+    assert torch.equal(e_only, e_pos.detach())
+
+
+def test_edge_r2_and_indices_out_of_range():
+    """edge_r2 is |r_j - r_i|^2 of every edge; an index outside the atoms is an error naming
+    the operator, in it and in bp_energies_from_positions, never a read past the array."""
+    pos = torch.randn(10, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ctr, nbr = torch.tensor([0, 1, 2, 9]), torch.tensor([1, 2, 0, 3])
+    r2 = torch.ops.lammps_adv.edge_r2(pos, ctr, nbr)
+    torch.testing.assert_close(r2, ((pos[nbr] - pos[ctr]) ** 2).sum(1), rtol=1e-15, atol=0.0)
+    with pytest.raises(RuntimeError, match="edge_r2: atom index out of range"):
+        torch.ops.lammps_adv.edge_r2(pos, ctr, torch.tensor([1, 2, 0, 10]))
+    m = small_bp()
+    species = torch.zeros(10, dtype=torch.int64)
+    bad = torch.tensor([1, 10])
+    with pytest.raises(RuntimeError, match="bp_energies_from_positions: neighbour index out"):
+        torch.ops.lammps_adv.bp_energies_from_positions(
+            pos, bad, torch.tensor([0, 2]), *_network_args(m, species, torch.tensor([1, 1]), 1))

@@ -24,11 +24,14 @@
 // etas (of s: no per-edge exponentials to gather; etas that are integer multiples of one base
 // are powers of its exp, so the default six etas take two exps), the powers (1 + lambda cos)^zeta from one table
 // of squarings per distinct lambda (factors folded into the weights, no copies for powers of
-// two), and in the gradient pass the sums over the functions of one eta held in registers.
-// No square root per triplet: fc(r_jk) and fc'/(fc r) come from series in r_jk^2. With AVX-512
-// the scan compacts the partners of 8 candidates at once (vector compress); the gradient pass
-// writes g_j = a_j v_j + b v_k, g_k = a_k v_k + b v_j (three numbers per triplet, not six) and
-// keeps the sums of one first edge in registers. The loops are written for SIMD (polynomial
+// two, other powers in one pass); the features summed with the functions of one eta together
+// (X read once), and in the gradient pass the sums over the functions of two etas per pass
+// held in registers. No square root per triplet: fc(r_jk) and fc'/(fc r) come from series in
+// r_jk^2. With AVX-512 the scan compacts the partners of 8 candidates at once (vector
+// compress); the gradient pass writes g_j = a_j v_j + b v_k, g_k = a_k v_k + b v_j (three
+// numbers per triplet, not six), and in fused inference adds them to the gradient rows in
+// candidate order (the partners of one first edge are contiguous edges: vector loads and
+// stores, the compacted factors expanded by the scan's pass bits). The loops are written for SIMD (polynomial
 // exp and cos accurate to a few ulp); CMakeLists.txt compiles them for AVX-512 or AVX2 + FMA
 // when the building CPU has them, and the scalar compaction serves the others.
 //
@@ -46,6 +49,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -55,6 +59,25 @@
 namespace {
 
 using torch::Tensor;
+
+// One vector register of doubles as a value (GCC vector extension: 8 with AVX-512, 4 with
+// AVX, else 2), loaded and stored unaligned; the same code bodies serve double for tails.
+#if defined(__AVX512F__)
+constexpr int64_t kLanes = 8;
+#elif defined(__AVX__)
+constexpr int64_t kLanes = 4;
+#else
+constexpr int64_t kLanes = 2;
+#endif
+typedef double vnd __attribute__((vector_size(kLanes * sizeof(double))));
+template <class V> inline V load(const double* p) {
+  if constexpr (std::is_same_v<V, double>) return *p;
+  else { V v; std::memcpy(&v, p, sizeof(V)); return v; }
+}
+template <class V> inline void store(double* p, V v) {
+  if constexpr (std::is_same_v<V, double>) *p = v;
+  else std::memcpy(p, &v, sizeof(V));
+}
 
 // ----------------------------------------------------------------------------- parameters
 struct Params {
@@ -262,13 +285,22 @@ struct Triplets {
   std::vector<int64_t> j, k;           // edges, in the block's order
   std::vector<double> r3, cs, s, w0;   // r_jk^2, cos theta, r_ij^2 + r_ik^2 + r_jk^2,
                                        // fc(r_ij) fc(r_ik)
+  // Kept whole (fused inference): each first edge's candidates k = b0 .. b0 + m - 1 with the
+  // bits of those that passed (one byte per 8), and per triplet the chain-rule factors
+  // a_j, a_k, b; the gradient rows are then added in candidate order (scatter_runs).
+  struct Run { int64_t j, b0, m, t0; };
+  std::vector<Run> runs;
+  std::vector<uint8_t> bits;
+  std::vector<double> aj, ak, bb;
   // kPad slots beyond cap: the vector compaction stores whole vectors
   static constexpr int64_t kPad = 8;
   void resize(int64_t n) {
     cap = n;
     for (auto* v : {&j, &k}) v->resize(n + kPad);
-    for (auto* v : {&r3, &cs, &s, &w0}) v->resize(n + kPad);
+    for (auto* v : {&r3, &cs, &s, &w0, &aj, &ak, &bb}) v->resize(n + kPad);
   }
+  int64_t nruns = 0, nbits = 0;
+  void clear() { L = 0; nruns = 0; nbits = 0; }
 };
 
 // count triplets of a set from `begin`: what one processing step works on
@@ -291,7 +323,7 @@ struct Terms {
   const double* xu = nullptr;
   int64_t stride = 0;
   std::vector<const double*> a, d;
-  const double *fc3 = nullptr, *lf3 = nullptr;
+  const double* lf3 = nullptr;
 };
 
 // Where the terms of a span lie in one block of doubles, rows of `stride`: X_u [nu], the
@@ -404,7 +436,7 @@ struct Block {
       for (auto& t : sets) t.resize(std::max(want, t.cap));
       work.resize(p, std::max(want, work.cap));
     }
-    for (auto& t : sets) t.L = 0;
+    for (auto& t : sets) t.clear();
   }
 
   // Every triplet of the centre, handed to process(sa, sb, set) one set at a time: when a set
@@ -434,6 +466,9 @@ struct Block {
   template <class Full>
   void scan(const Params& p, bool keep, Full&& full) {
     const double rc2 = p.rc * p.rc;
+#if defined(__AVX512F__)
+    const bool keep_bits = keep;   // (the vector loop's pass mask is called keep)
+#endif
     for (int64_t a = 0; a + 1 < n; ++a) {
       const int64_t sa = sp[a];
       const double xa = x[a], ya = y[a], za = z[a], ia = inv_r[a], r2a = r2[a], fa = fc[a];
@@ -446,6 +481,11 @@ struct Block {
                      *__restrict zb = z.data() + b0;
         int64_t L = T.L, t = 0;
 #if defined(__AVX512F__)
+        if (keep) {                                // the run, for scatter_runs
+          if (T.nruns == int64_t(T.runs.size())) T.runs.resize(2 * T.nruns + 64);
+          if (T.nbits + (m + 7) / 8 > int64_t(T.bits.size())) T.bits.resize(2 * T.bits.size() + m + 64);
+          T.runs[T.nruns++] = {a, b0, m, L};
+        }
         // compaction by vector compress: the partners with r_jk < rc of 8 candidates at once
         {
           const __m512d vxa = _mm512_set1_pd(xa), vya = _mm512_set1_pd(ya), vza = _mm512_set1_pd(za),
@@ -473,10 +513,12 @@ struct Block {
             _mm512_storeu_pd(T.s.data() + L, _mm512_maskz_compress_pd(keep, sv));
             _mm512_storeu_pd(T.w0.data() + L, _mm512_maskz_compress_pd(keep, wv));
             L += __builtin_popcount(unsigned(keep));
+            if (keep_bits) T.bits[T.nbits++] = uint8_t(keep);
             kv = _mm512_add_epi64(kv, eight);
           }
         }
 #endif
+        unsigned byte = 0;
         for (; t < m; ++t) {                       // branch-free compaction
           const int64_t b = b0 + t;
           const double dx = xb[t] - xa, dy = yb[t] - ya, dz = zb[t] - za;
@@ -487,8 +529,12 @@ struct Block {
           T.cs[L] = cv < -1.0 ? -1.0 : (cv > 1.0 ? 1.0 : cv);
           T.s[L] = r2a + r2[b] + dd;
           T.w0[L] = fa * fc[b];
+          byte |= unsigned(dd < rc2) << (t & 7);
           L += dd < rc2;
         }
+#if defined(__AVX512F__)
+        if (keep_bits && (m & 7)) T.bits[T.nbits++] = uint8_t(byte);
+#endif
         std::fill(T.j.begin() + T.L, T.j.begin() + L, a);
         T.L = L;
       }
@@ -506,17 +552,30 @@ const double* power_row(int k, const double* table, int64_t stride, const double
   return (k >> (q + 1)) == 0 ? table + q * stride : product;
 }
 
-// out = base^k as the product of its squarings (k neither 0 nor a power of two)
-void power_product(int k, const double* table, int64_t stride, double* __restrict out, int64_t L) {
-  int q = 0;
-  while (!((k >> q) & 1)) ++q;
-  std::copy(table + q * stride, table + q * stride + L, out);
-  for (++q; (k >> q) > 0; ++q) {
-    if (!((k >> q) & 1)) continue;
-    const double* __restrict pq = table + q * stride;
+// out = the product of N rows, in one pass
+template <int N>
+void product_rows(const double* const* rows, double* __restrict out, int64_t L) {
+  const double* r[N];
+  for (int f = 0; f < N; ++f) r[f] = rows[f];
 #pragma omp simd
-    for (int64_t i = 0; i < L; ++i) out[i] *= pq[i];
+  for (int64_t i = 0; i < L; ++i) {
+    double v = r[0][i];
+    for (int f = 1; f < N; ++f) v *= r[f][i];
+    out[i] = v;
   }
+}
+using ProductRows = void (*)(const double* const*, double*, int64_t);
+constexpr ProductRows kProductRows[8] = {nullptr, product_rows<1>, product_rows<2>, product_rows<3>,
+                                         product_rows<4>, product_rows<5>, product_rows<6>,
+                                         product_rows<7>};
+
+// out = base^k as the product of its squarings (k neither 0 nor a power of two, k < 128)
+void power_product(int k, const double* table, int64_t stride, double* __restrict out, int64_t L) {
+  const double* rows[8];
+  int n = 0;
+  for (int q = 0; (k >> q) > 0; ++q)
+    if ((k >> q) & 1) rows[n++] = table + q * stride;
+  kProductRows[n](rows, out, L);
 }
 
 // The Terms of a span whose block (rows of `stride`) holds them: which row each A_l and
@@ -534,7 +593,6 @@ void terms_view(const Params& p, const TermsLayout& lay, double* b, int64_t stri
     t.d[l] = k > 0 ? power_row(k - 1, table, stride, ones, lay.dang(b, stride, l))
                    : lay.dang(b, stride, l);
   }
-  t.fc3 = lay.extra(b, stride, 0);
   t.lf3 = grad ? lay.extra(b, stride, 1) : nullptr;
 }
 
@@ -565,7 +623,7 @@ void triplet_terms(const Params& p, const TermsLayout& lay, const Span& sp, doub
                    int64_t stride, const double* ones, bool grad, Terms& t) {
   const int64_t L = sp.L;
   const double half_k = 0.5 * M_PI / p.rc;
-  double *__restrict f3 = lay.extra(b, stride, 0), *__restrict w = lay.extra(b, stride, 2);
+  double* __restrict w = lay.extra(b, stride, 2);
   const double *__restrict r3 = sp.r3, *__restrict w0 = sp.w0, *__restrict sv = sp.s,
                *__restrict cs = sp.cs;
   // fc(r_jk) = cos^2(h), h = half_k r_jk < pi/2, and with grad fc'(r) / (fc(r) r) =
@@ -576,7 +634,6 @@ void triplet_terms(const Params& p, const TermsLayout& lay, const Span& sp, doub
 #pragma omp simd
     for (int64_t i = 0; i < L; ++i) {
       const double z2 = k2 * r3[i], c = cos_sq(z2), f = c * c;
-      f3[i] = f;
       w[i] = w0[i] * f;
       lf[i] = c > 0.0 ? -2.0 * k2 * sinc_sq(z2) / c : 0.0;
     }
@@ -584,7 +641,6 @@ void triplet_terms(const Params& p, const TermsLayout& lay, const Span& sp, doub
 #pragma omp simd
     for (int64_t i = 0; i < L; ++i) {
       const double c = cos_sq(k2 * r3[i]), f = c * c;
-      f3[i] = f;
       w[i] = w0[i] * f;
     }
   }
@@ -641,16 +697,45 @@ static inline double radial_slope(double eta, const Block& B, int64_t a) {
   return exp_poly(-eta * B.r2[a]) * (B.dfc[a] * B.inv_r[a] - 2.0 * eta * B.fc[a]);
 }
 
-// The G4 row of a span (pair weight pw): row[k] += pw * sum_i A_l(k) X_u(k)
+// The G4 row of a span (pair weight pw): row[k] += pw * sum_i A_l(k) X_u(k), the functions of
+// one eta together (X_u read once for up to 8 of them)
+template <int C, class V>
+inline void dot_eta_at(int64_t i, const double* const* a, const double* xv, V* acc) {
+  const V x = load<V>(xv + i);
+  for (int f = 0; f < C; ++f) acc[f] += load<V>(a[f] + i) * x;
+}
+template <int C>
+void dot_eta(int64_t L, const double* const* a, const double* xv, double* out) {
+  vnd acc[C];
+  double tail[C];
+  for (int f = 0; f < C; ++f) { acc[f] = vnd{} ; tail[f] = 0.0; }
+  int64_t i = 0;
+  for (; i + kLanes <= L; i += kLanes) dot_eta_at<C, vnd>(i, a, xv, acc);
+  for (; i < L; ++i) dot_eta_at<C, double>(i, a, xv, tail);
+  for (int f = 0; f < C; ++f) {
+    double s = tail[f];
+    for (int q = 0; q < kLanes; ++q) s += acc[f][q];
+    out[f] = s;
+  }
+}
+using DotEta = void (*)(int64_t, const double* const*, const double*, double*);
+constexpr DotEta kDotEta[9] = {nullptr, dot_eta<1>, dot_eta<2>, dot_eta<3>, dot_eta<4>,
+                               dot_eta<5>, dot_eta<6>, dot_eta<7>, dot_eta<8>};
+
 void forward_span(const Params& p, const Terms& t, int64_t L, double* row, double pw) {
-  for (int64_t k = 0; k < p.A; ++k) {
-    const int l = p.lz_of[k];
-    const double* __restrict al = t.a[l];
-    const double* __restrict xv = t.xu + p.eta_of[k] * t.stride;
-    double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < L; ++i) acc += al[i] * xv[i];
-    row[k] += pw * p.a_fac[l] * acc;
+  const int nu = int(p.eta_u.size());
+  for (int u = 0; u < nu; ++u) {
+    int ks[64];
+    const double* a[8];
+    int n = 0;
+    for (int k = 0; k < p.A; ++k) if (p.eta_of[k] == u) ks[n++] = k;
+    for (int f0 = 0; f0 < n; f0 += 8) {
+      const int c = std::min(8, n - f0);
+      double out[8];
+      for (int f = 0; f < c; ++f) a[f] = t.a[p.lz_of[ks[f0 + f]]];
+      kDotEta[c](L, a, t.xu + u * t.stride, out);
+      for (int f = 0; f < c; ++f) row[ks[f0 + f]] += pw * p.a_fac[p.lz_of[ks[f0 + f]]] * out[f];
+    }
   }
 }
 
@@ -671,36 +756,60 @@ void forward_centre(const Params& p, Block& B, double* g) {
   });
 }
 
-// For the C functions of one eta: Y = sum_f wa_f A_f, D = sum_f wd_f dA_f/dcos per triplet,
-// then d/dlog(w) += X Y, d/ds -= eta X Y, d/dcos += X D.
-template <int C>
-inline void add_eta_terms(int64_t L, const double* const* ap, const double* const* dp,
-                          const double* wa, const double* wd, const double* __restrict xv,
-                          double eta, double* __restrict dw, double* __restrict ds,
-                          double* __restrict dc) {
-  const double* a[C];
-  const double* d[C];
-  for (int f = 0; f < C; ++f) { a[f] = ap[f]; d[f] = dp[f]; }
+// The functions of one eta in a chunk of at most 4 (a fixed count keeps the sums in
+// registers): their A and dA/dcos rows, weights (pair weight and factors folded in), X row.
+struct EtaChunk {
+  const double* const* a;
+  const double* const* d;
+  const double *wa, *wd, *x;
+  double eta;
+};
+
+// Two chunks (C2 = 0: one) per pass over the span: Y = sum_f wa_f A_f and D = sum_f wd_f
+// dA_f/dcos per chunk, then d/dlog(w) += X Y, d/ds -= eta X Y, d/dcos += X D (First: =).
+template <int C1, int C2, bool First>
+void add_eta_chunks(const EtaChunk& c1, const EtaChunk& c2, int64_t L, double* __restrict dw,
+                    double* __restrict ds, double* __restrict dc) {
+  const double* a1[C1 + 1];
+  const double* d1[C1 + 1];
+  const double* a2[C2 + 1];
+  const double* d2[C2 + 1];
+  double wa1[C1 + 1], wd1[C1 + 1], wa2[C2 + 1], wd2[C2 + 1];
+  for (int f = 0; f < C1; ++f) { a1[f] = c1.a[f]; d1[f] = c1.d[f]; wa1[f] = c1.wa[f]; wd1[f] = c1.wd[f]; }
+  for (int f = 0; f < C2; ++f) { a2[f] = c2.a[f]; d2[f] = c2.d[f]; wa2[f] = c2.wa[f]; wd2[f] = c2.wd[f]; }
+  const double *__restrict x1 = c1.x, *__restrict x2 = C2 > 0 ? c2.x : c1.x;
+  const double e1 = c1.eta, e2 = C2 > 0 ? c2.eta : 0.0;
 #pragma omp simd
   for (int64_t i = 0; i < L; ++i) {
-    double y = 0.0, dd = 0.0;
-    for (int f = 0; f < C; ++f) {
-      y += wa[f] * a[f][i];
-      dd += wd[f] * d[f][i];
+    double y1 = 0.0, q1 = 0.0, y2 = 0.0, q2 = 0.0;
+    for (int f = 0; f < C1; ++f) { y1 += wa1[f] * a1[f][i]; q1 += wd1[f] * d1[f][i]; }
+    for (int f = 0; f < C2; ++f) { y2 += wa2[f] * a2[f][i]; q2 += wd2[f] * d2[f][i]; }
+    double xy = x1[i] * y1, sy = e1 * xy, cd = x1[i] * q1;
+    if (C2 > 0) {
+      const double xy2 = x2[i] * y2;
+      xy += xy2;
+      sy += e2 * xy2;
+      cd += x2[i] * q2;
     }
-    const double xy = xv[i] * y;
-    dw[i] += xy;             // the derivative with respect to log w
-    ds[i] -= eta * xy;
-    dc[i] += xv[i] * dd;
+    if (First) { dw[i] = xy; ds[i] = -sy; dc[i] = cd; }
+    else { dw[i] += xy; ds[i] -= sy; dc[i] += cd; }
   }
 }
+using EtaChunks = void (*)(const EtaChunk&, const EtaChunk&, int64_t, double*, double*, double*);
+template <size_t... I>
+constexpr std::array<EtaChunks, sizeof...(I)> eta_chunk_table(std::index_sequence<I...>) {
+  return {&add_eta_chunks<int(I / 10) + 1, int(I / 2) % 5, I % 2 == 1>...};
+}
+// [C1 - 1][C2][First]
+constexpr auto kEtaChunks = eta_chunk_table(std::make_index_sequence<40>{});
 
 // dE/d(edge vectors) of a span, given the weights wrow = dE/dG of its row (pair weight pw).
 // Per triplet: d/dcos, d/ds and d/dlog(w) of sum_k W_k A_l(k) X_u(k), via Y_u = sum_{k: eta_k
 // = u} W_k A_l(k) and D_u = sum_{k: eta_k = u} W_k dA_l(k)/dcos; then the chain rule to the
 // two edge vectors, added to the block's gradient rows.
 void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
-                   const double* wrow, double pw) {
+                   const double* wrow, double pw, double* out_aj = nullptr,
+                   double* out_ak = nullptr, double* out_bb = nullptr) {
   Work& W = B.work;
   const int64_t L = sp.L;
   double *__restrict dwp = W.dw.data(), *__restrict dsp = W.ds.data(), *__restrict dcp = W.dcos.data();
@@ -724,26 +833,31 @@ void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
     }
   }
   first[nu] = nf;
-  std::fill(dwp, dwp + L, 0.0);
-  std::fill(dsp, dsp + L, 0.0);
-  std::fill(dcp, dcp + L, 0.0);
-  for (int64_t u = 0; u < nu; ++u) {
-    const double* xv = t.xu + u * t.stride;
+  // chunks of at most 4 functions of one eta (a fixed count keeps the sums in registers),
+  // two per pass over the span; the first pass stores, the others add
+  EtaChunk chunks[64];
+  int size[64], nc = 0;
+  for (int64_t u = 0; u < nu; ++u)
     for (int64_t f = first[u]; f < first[u + 1]; f += 4) {
-      // chunks of at most 4 functions of one eta (a fixed count keeps Y_u and D_u in
-      // registers); the sums are linear in the functions
-      const int64_t c = std::min<int64_t>(4, first[u + 1] - f);
-      if (c == 4) add_eta_terms<4>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
-      else if (c == 3) add_eta_terms<3>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
-      else if (c == 2) add_eta_terms<2>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
-      else add_eta_terms<1>(L, ap + f, dpp + f, wa + f, wd + f, xv, p.eta_u[u], dwp, dsp, dcp);
+      size[nc] = int(std::min<int64_t>(4, first[u + 1] - f));
+      chunks[nc++] = {ap + f, dpp + f, wa + f, wd + f, t.xu + u * t.stride, p.eta_u[u]};
     }
+  if (nc == 0) {
+    std::fill(dwp, dwp + L, 0.0);
+    std::fill(dsp, dsp + L, 0.0);
+    std::fill(dcp, dcp + L, 0.0);
+  }
+  for (int c = 0; c < nc; c += 2) {
+    const bool pair = c + 1 < nc;
+    kEtaChunks[(size[c] - 1) * 10 + (pair ? size[c + 1] : 0) * 2 + (c == 0 ? 1 : 0)](
+        chunks[c], chunks[pair ? c + 1 : c], L, dwp, dsp, dcp);
   }
   // the chain rule to the two edge vectors: g_j = a_j v_j + b v_k, g_k = a_k v_k + b v_j
   const int64_t *__restrict tj = sp.j, *__restrict tk = sp.k;
   const double *__restrict inv = B.inv_r.data(), *__restrict lfc = B.lfc.data();
   const double *__restrict cs = sp.cs, *__restrict lf3 = t.lf3;
-  double *__restrict aj = W.aj.data(), *__restrict ak = W.ak.data(), *__restrict bb = W.bb.data();
+  double *__restrict aj = out_aj ? out_aj : W.aj.data(), *__restrict ak = out_ak ? out_ak : W.ak.data(),
+         *__restrict bb = out_bb ? out_bb : W.bb.data();
 #pragma omp simd
   for (int64_t i = 0; i < L; ++i) {
     const int64_t j = tj[i], k = tk[i];
@@ -753,6 +867,7 @@ void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
     ak[i] = d_s2 + xw * lfc[k] + q3 - dc * ik * ik;
     bb[i] = d_cos * ij * ik - q3;
   }
+  if (out_aj) return;   // added later in candidate order (scatter_runs)
   // added to the block's gradient rows; the triplets come in runs of one first edge j, whose
   // sums stay in registers until the run ends
   const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
@@ -773,6 +888,53 @@ void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
   }
   if (L > 0) { gx[jc] += sa * x[jc] + sx; gy[jc] += sa * y[jc] + sy; gz[jc] += sa * z[jc] + sz; }
 }
+
+#if defined(__AVX512F__)
+// The chain-rule factors of a whole set added to the block's gradient rows in candidate
+// order: per first edge j its candidates k are contiguous edges, so x[k] and g[k] are plain
+// vector loads and stores; the factors, compacted, are expanded back by the pass bits.
+// the sum of the 8 lanes (GCC 12 warns about its own _mm512_reduce_add_pd)
+inline double lane_sum(__m512d v) {
+  alignas(64) double a[8];
+  _mm512_store_pd(a, v);
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+void scatter_runs(Block& B, const Triplets& T) {
+  const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
+  double *__restrict gx = B.gx.data(), *__restrict gy = B.gy.data(), *__restrict gz = B.gz.data();
+  const double *__restrict ak = T.ak.data(), *__restrict bb = T.bb.data(), *__restrict aj = T.aj.data();
+  const uint8_t* bits = T.bits.data();
+  for (int64_t q = 0; q < T.nruns; ++q) {
+    const Triplets::Run& r = T.runs[q];
+    const int64_t j = r.j;
+    int64_t off = r.t0;
+    const __m512d xj = _mm512_set1_pd(x[j]), yj = _mm512_set1_pd(y[j]), zj = _mm512_set1_pd(z[j]);
+    __m512d sx = _mm512_setzero_pd(), sy = sx, sz = sx, sa = sx;
+    for (int64_t t = 0; t < r.m; t += 8) {
+      const __mmask8 keep = *bits++;
+      if (!keep) continue;
+      const int64_t k0 = r.b0 + t;
+      const __m512d a = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(ak + off));
+      const __m512d b = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(bb + off));
+      sa = _mm512_add_pd(sa, _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(aj + off)));
+      off += __builtin_popcount(unsigned(keep));
+      const __m512d xk = _mm512_maskz_loadu_pd(keep, x + k0), yk = _mm512_maskz_loadu_pd(keep, y + k0),
+                    zk = _mm512_maskz_loadu_pd(keep, z + k0);
+      sx = _mm512_fmadd_pd(b, xk, sx);
+      sy = _mm512_fmadd_pd(b, yk, sy);
+      sz = _mm512_fmadd_pd(b, zk, sz);
+      _mm512_mask_storeu_pd(gx + k0, keep, _mm512_fmadd_pd(a, xk, _mm512_fmadd_pd(b, xj, _mm512_maskz_loadu_pd(keep, gx + k0))));
+      _mm512_mask_storeu_pd(gy + k0, keep, _mm512_fmadd_pd(a, yk, _mm512_fmadd_pd(b, yj, _mm512_maskz_loadu_pd(keep, gy + k0))));
+      _mm512_mask_storeu_pd(gz + k0, keep, _mm512_fmadd_pd(a, zk, _mm512_fmadd_pd(b, zj, _mm512_maskz_loadu_pd(keep, gz + k0))));
+    }
+    const double s_a = lane_sum(sa);
+    gx[j] += s_a * x[j] + lane_sum(sx);
+    gy[j] += s_a * y[j] + lane_sum(sy);
+    gz[j] += s_a * z[j] + lane_sum(sz);
+  }
+}
+#endif
 
 // radial: d/dv [exp(-eta r^2) fc(r)] = radial_slope v
 void radial_backward(const Params& p, Block& B, const double* wgt) {
@@ -867,15 +1029,23 @@ double energy_and_gradient_centre(const Params& p, Block& B, double* g, double* 
   radial_backward(p, B, dg);
   size_t index = 0;
   for (int64_t set = 0; set < p.S * p.S; ++set) {
-    const Triplets& T = B.sets[set];
+    Triplets& T = B.sets[set];
     const double* wrow = dg + p.S * p.R + p.pair_index[set] * p.A;
     for (int64_t b = 0; b < T.L; b += Block::kSpan) {
       const Span sp = span_of(T, b, std::min(Block::kSpan, T.L - b));
       const auto& at = B.tape.spans[index++];
       terms_view(p, lay, B.tape.data.data() + at.first, at.second, B.work.ones.data(), true,
                  B.tape.view);
+#if defined(__AVX512F__)
+      backward_span(p, B, sp, B.tape.view, wrow, p.pair_weight[set], T.aj.data() + b,
+                    T.ak.data() + b, T.bb.data() + b);
+#else
       backward_span(p, B, sp, B.tape.view, wrow, p.pair_weight[set]);
+#endif
     }
+#if defined(__AVX512F__)
+    scatter_runs(B, T);
+#endif
   }
   return energy;
 }
@@ -1207,29 +1377,69 @@ class EnergiesOfEdges : public torch::autograd::Function<EnergiesOfEdges> {
   }
 };
 
-Tensor bp_energies(const Tensor& vec_in, const Tensor& offsets_in, const Tensor& nbr_species,
-                   const Tensor& centre_species, const Tensor& radial_etas,
-                   const Tensor& angular_etas, const Tensor& lambdas, const Tensor& zetas,
-                   const Tensor& pair_index, const Tensor& pair_weight, double cutoff,
-                   const Tensor& feature_mean, const Tensor& feature_std,
-                   std::vector<Tensor> linear, int64_t activation, const Tensor& energy_scale,
-                   const Tensor& energy_shift) {
-  check_inputs(vec_in, offsets_in, nbr_species);
-  const Params p = make_params(radial_etas, angular_etas, lambdas, zetas, pair_index,
-                               pair_weight, cutoff);
-  const Edges e(vec_in.detach(), offsets_in, nbr_species);
+// Links the energies to the positions for autograd, from edges (centre i, neighbour nbr[e])
+// sorted by centre, vec = positions[nbr] - positions[i]: dE/dpositions from dE/dvec in one
+// pass (a centre receives minus its edges' sum, a neighbour each edge's), where indexing in
+// torch would keep an [E, 3] graph and scatter it twice. Parameters as for EnergiesOfEdges.
+class EnergiesOfPositions : public torch::autograd::Function<EnergiesOfPositions> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, Tensor positions, Tensor energies,
+                        Tensor dvec, Tensor offsets, Tensor nbr, Tensor parameters) {
+    ctx->save_for_backward({dvec, offsets, nbr});
+    ctx->saved_data["atoms"] = positions.size(0);
+    return energies;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!torch::GradMode::is_enabled() && !ctx->needs_input_grad(5),
+                "bp_energies_from_positions (fused inference) gives first derivatives with "
+                "respect to the positions only; for second derivatives or the weights' "
+                "gradients call model.train() or set the model's fused = False");
+    auto s = ctx->get_saved_variables();
+    const double* d = s[0].data_ptr<double>();
+    const int64_t* off = s[1].data_ptr<int64_t>();
+    const int64_t* nb = s[2].data_ptr<int64_t>();
+    auto ge = grads[0].to(torch::kFloat64).contiguous();
+    const double* g = ge.data_ptr<double>();
+    auto out = torch::zeros({ctx->saved_data["atoms"].toInt(), 3}, s[0].options());
+    double* o = out.data_ptr<double>();
+    // one thread: the neighbours' rows are shared between centres (about a millisecond per
+    // 10^5 edges)
+    for (int64_t i = 0; i + 1 < s[1].size(0); ++i) {
+      double cx = 0.0, cy = 0.0, cz = 0.0;
+      for (int64_t e = off[i]; e < off[i + 1]; ++e) {
+        const double dx = g[i] * d[3 * e], dy = g[i] * d[3 * e + 1], dz = g[i] * d[3 * e + 2];
+        double* on = o + 3 * nb[e];
+        on[0] += dx; on[1] += dy; on[2] += dz;
+        cx += dx; cy += dy; cz += dz;
+      }
+      o[3 * i] -= cx; o[3 * i + 1] -= cy; o[3 * i + 2] -= cz;
+    }
+    return {out, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+// The network's energies of the centres of edge vectors vec (detached) and, with grad,
+// dE/dvec; the parameters that require gradients, in one tensor (for the autograd links).
+struct FusedResult {
+  Tensor energies, dvec, parameters;
+};
+
+FusedResult fused_energies(const Tensor& vec, bool grad, const Tensor& offsets_in,
+                           const Tensor& nbr_species, const Tensor& centre_species,
+                           const Params& p, const Readout& r, const std::vector<Tensor>& linear) {
+  const Edges e(vec, offsets_in, nbr_species);
   auto csp = centre_species.to(torch::kCPU, torch::kInt64).contiguous();
   TORCH_CHECK(csp.numel() == e.n_centres, "bp_energies: one species per centre expected");
   const int64_t* cs = csp.data_ptr<int64_t>();
   for (int64_t i = 0; i < e.n_centres; ++i)
     TORCH_CHECK(cs[i] >= 0 && cs[i] < p.S, "bp_energies: centre species out of range");
-  const Readout r = make_readout(feature_mean, feature_std, linear, activation, energy_scale,
-                                 energy_shift, p.S, p.n_features);
-  auto energies = torch::empty({e.n_centres}, e.vec.options());
-  auto dvec = torch::empty_like(e.vec);
-  double* en = energies.data_ptr<double>();
-  double* dv = dvec.data_ptr<double>();
-  const bool grad = vec_in.requires_grad() && torch::GradMode::is_enabled();
+  FusedResult out;
+  out.energies = torch::empty({e.n_centres}, e.vec.options());
+  out.dvec = grad ? torch::empty_like(e.vec) : torch::zeros_like(e.vec);
+  double* en = out.energies.data_ptr<double>();
+  double* dv = out.dvec.data_ptr<double>();
   e.each_centre(p, [&](Block& B, int64_t i) {
     thread_local std::vector<double> g, dg, work;
     g.assign(p.n_features, 0.0);
@@ -1253,10 +1463,112 @@ Tensor bp_energies(const Tensor& vec_in, const Tensor& offsets_in, const Tensor&
   std::vector<Tensor> trainable;
   for (const auto& t : linear)
     if (t.requires_grad()) trainable.push_back(t.reshape(-1));
-  if (!grad && trainable.empty()) return energies;
-  if (!grad) dvec.zero_();
-  const Tensor parameters = trainable.empty() ? torch::zeros({0}, e.vec.options()) : torch::cat(trainable);
-  return EnergiesOfEdges::apply(vec_in, energies, dvec, e.offsets, parameters);
+  if (!trainable.empty()) out.parameters = torch::cat(trainable);
+  return out;
+}
+
+Tensor bp_energies(const Tensor& vec_in, const Tensor& offsets_in, const Tensor& nbr_species,
+                   const Tensor& centre_species, const Tensor& radial_etas,
+                   const Tensor& angular_etas, const Tensor& lambdas, const Tensor& zetas,
+                   const Tensor& pair_index, const Tensor& pair_weight, double cutoff,
+                   const Tensor& feature_mean, const Tensor& feature_std,
+                   std::vector<Tensor> linear, int64_t activation, const Tensor& energy_scale,
+                   const Tensor& energy_shift) {
+  check_inputs(vec_in, offsets_in, nbr_species);
+  const Params p = make_params(radial_etas, angular_etas, lambdas, zetas, pair_index,
+                               pair_weight, cutoff);
+  const Readout r = make_readout(feature_mean, feature_std, linear, activation, energy_scale,
+                                 energy_shift, p.S, p.n_features);
+  const bool grad = vec_in.requires_grad() && torch::GradMode::is_enabled();
+  FusedResult f = fused_energies(vec_in.detach(), grad, offsets_in, nbr_species, centre_species,
+                                 p, r, linear);
+  if (!grad && !f.parameters.defined()) return f.energies;
+  if (!f.parameters.defined()) f.parameters = torch::zeros({0}, f.energies.options());
+  return EnergiesOfEdges::apply(vec_in, f.energies, f.dvec, offsets_in.contiguous(), f.parameters);
+}
+
+// bp_energies of the centres 0 .. n-1 (n = offsets.size(0) - 1) with the edges' vectors taken
+// from the positions, vec = positions[nbr] - positions[centre], and the gradient linked to the
+// positions directly (EnergiesOfPositions).
+Tensor bp_energies_from_positions(const Tensor& positions, const Tensor& nbr_in,
+                                  const Tensor& offsets_in, const Tensor& nbr_species,
+                                  const Tensor& centre_species, const Tensor& radial_etas,
+                                  const Tensor& angular_etas, const Tensor& lambdas,
+                                  const Tensor& zetas, const Tensor& pair_index,
+                                  const Tensor& pair_weight, double cutoff,
+                                  const Tensor& feature_mean, const Tensor& feature_std,
+                                  std::vector<Tensor> linear, int64_t activation,
+                                  const Tensor& energy_scale, const Tensor& energy_shift) {
+  TORCH_CHECK(positions.device().is_cpu() && positions.dim() == 2 && positions.size(1) == 3 &&
+                  positions.scalar_type() == torch::kFloat64,
+              "bp_energies_from_positions: positions must be a float64 [N, 3] CPU tensor");
+  TORCH_CHECK(nbr_in.dim() == 1 && nbr_in.scalar_type() == torch::kInt64,
+              "bp_energies_from_positions: nbr must be an int64 [E] tensor");
+  const Tensor pos = positions.detach().contiguous(), nbr = nbr_in.contiguous(),
+               offsets = offsets_in.contiguous();
+  const int64_t n_atoms = pos.size(0), n_centres = offsets.size(0) - 1, n_edges = nbr.size(0);
+  TORCH_CHECK(offsets.scalar_type() == torch::kInt64 && offsets.dim() == 1 &&
+                  offsets.size(0) >= 1 && n_centres <= n_atoms &&
+                  offsets.data_ptr<int64_t>()[n_centres] == n_edges,
+              "bp_energies_from_positions: offsets [n_centres + 1] over the edges expected, "
+              "n_centres <= atoms");
+  auto vec = torch::empty({n_edges, 3}, pos.options());
+  const double* x = pos.data_ptr<double>();
+  const int64_t* nb = nbr.data_ptr<int64_t>();
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  double* v = vec.data_ptr<double>();
+  bool in_range = true;
+  for (int64_t e = 0; e < n_edges; ++e) in_range &= nb[e] >= 0 && nb[e] < n_atoms;
+  TORCH_CHECK(in_range, "bp_energies_from_positions: neighbour index out of range");
+  at::parallel_for(0, n_centres, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t e = off[i]; e < off[i + 1]; ++e)
+        for (int c = 0; c < 3; ++c) v[3 * e + c] = x[3 * nb[e] + c] - x[3 * i + c];
+  });
+  check_inputs(vec, offsets, nbr_species);
+  const Params p = make_params(radial_etas, angular_etas, lambdas, zetas, pair_index,
+                               pair_weight, cutoff);
+  const Readout r = make_readout(feature_mean, feature_std, linear, activation, energy_scale,
+                                 energy_shift, p.S, p.n_features);
+  const bool grad = positions.requires_grad() && torch::GradMode::is_enabled();
+  FusedResult f = fused_energies(vec, grad, offsets, nbr_species, centre_species, p, r, linear);
+  if (!grad && !f.parameters.defined()) return f.energies;
+  if (!f.parameters.defined()) f.parameters = torch::zeros({0}, f.energies.options());
+  return EnergiesOfPositions::apply(positions, f.energies, f.dvec, offsets, nbr, f.parameters);
+}
+
+// |positions[nbr] - positions[ctr]|^2 of every edge, in one parallel pass (no [E, 3]
+// tensor): what the model's inference path checks its edges with (within the cutoff, not
+// zero) and finds its baseline's short edges by.
+Tensor edge_r2(const Tensor& positions_in, const Tensor& ctr_in, const Tensor& nbr_in) {
+  TORCH_CHECK(positions_in.device().is_cpu() && positions_in.dim() == 2 &&
+                  positions_in.size(1) == 3 && positions_in.scalar_type() == torch::kFloat64,
+              "edge_r2: positions must be a float64 [N, 3] CPU tensor");
+  TORCH_CHECK(ctr_in.dim() == 1 && nbr_in.dim() == 1 && ctr_in.size(0) == nbr_in.size(0) &&
+                  ctr_in.scalar_type() == torch::kInt64 && nbr_in.scalar_type() == torch::kInt64,
+              "edge_r2: ctr and nbr must be int64 [E] tensors");
+  const Tensor pos = positions_in.detach().contiguous(), ctr = ctr_in.contiguous(),
+               nbr = nbr_in.contiguous();
+  const int64_t n = pos.size(0), E = ctr.size(0);
+  auto out = torch::empty({E}, pos.options());
+  const double* x = pos.data_ptr<double>();
+  const int64_t *c = ctr.data_ptr<int64_t>(), *b = nbr.data_ptr<int64_t>();
+  double* r2 = out.data_ptr<double>();
+  std::atomic<bool> in_range{true};
+  at::parallel_for(0, E, 4096, [&](int64_t e0, int64_t e1) {
+    bool ok = true;
+    for (int64_t e = e0; e < e1; ++e) {
+      ok &= c[e] >= 0 && c[e] < n && b[e] >= 0 && b[e] < n;
+      if (!ok) break;
+      const double* xi = x + 3 * c[e];
+      const double* xj = x + 3 * b[e];
+      const double dx = xj[0] - xi[0], dy = xj[1] - xi[1], dz = xj[2] - xi[2];
+      r2[e] = dx * dx + dy * dy + dz * dz;
+    }
+    if (!ok) in_range = false;
+  });
+  TORCH_CHECK(in_range.load(), "edge_r2: atom index out of range");
+  return out;
 }
 
 }  // namespace
@@ -1270,9 +1582,17 @@ TORCH_LIBRARY(lammps_adv, m) {
         "Tensor pair_index, Tensor pair_weight, float cutoff, Tensor feature_mean, "
         "Tensor feature_std, Tensor[] linear, int activation, Tensor energy_scale, "
         "Tensor energy_shift) -> Tensor");
+  m.def("edge_r2(Tensor positions, Tensor ctr, Tensor nbr) -> Tensor");
+  m.def("bp_energies_from_positions(Tensor positions, Tensor nbr, Tensor offsets, "
+        "Tensor nbr_species, Tensor centre_species, Tensor radial_etas, Tensor angular_etas, "
+        "Tensor lambdas, Tensor zetas, Tensor pair_index, Tensor pair_weight, float cutoff, "
+        "Tensor feature_mean, Tensor feature_std, Tensor[] linear, int activation, "
+        "Tensor energy_scale, Tensor energy_shift) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(lammps_adv, CompositeImplicitAutograd, m) {
   m.impl("bp_features", bp_features_autograd);
   m.impl("bp_energies", bp_energies);
+  m.impl("bp_energies_from_positions", bp_energies_from_positions);
+  m.impl("edge_r2", edge_r2);
 }
