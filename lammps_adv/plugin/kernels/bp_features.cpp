@@ -61,7 +61,7 @@ namespace {
 using torch::Tensor;
 
 // One vector register of doubles as a value (GCC vector extension: 8 with AVX-512, 4 with
-// AVX, else 2), loaded and stored unaligned; the same code bodies serve double for tails.
+// AVX, else 2), loaded unaligned; the same code bodies serve double for tails.
 #if defined(__AVX512F__)
 constexpr int64_t kLanes = 8;
 #elif defined(__AVX__)
@@ -73,10 +73,6 @@ typedef double vnd __attribute__((vector_size(kLanes * sizeof(double))));
 template <class V> inline V load(const double* p) {
   if constexpr (std::is_same_v<V, double>) return *p;
   else { V v; std::memcpy(&v, p, sizeof(V)); return v; }
-}
-template <class V> inline void store(double* p, V v) {
-  if constexpr (std::is_same_v<V, double>) *p = v;
-  else std::memcpy(p, &v, sizeof(V));
 }
 
 // ----------------------------------------------------------------------------- parameters
@@ -155,6 +151,7 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
   auto eta = as_doubles(angular_etas), lam = as_doubles(lambdas), zeta = as_doubles(zetas);
   TORCH_CHECK(eta.size() == lam.size() && eta.size() == zeta.size(),
               "bp_features: angular_etas, lambdas and zetas differ in length");
+  TORCH_CHECK(eta.size() <= 64, "bp_features: at most 64 angular functions");
   TORCH_CHECK(pair_index.dim() == 2 && pair_index.size(0) == pair_index.size(1) &&
               pair_weight.sizes() == pair_index.sizes(),
               "bp_features: pair_index and pair_weight must be [S, S]");
@@ -806,7 +803,8 @@ constexpr auto kEtaChunks = eta_chunk_table(std::make_index_sequence<40>{});
 // dE/d(edge vectors) of a span, given the weights wrow = dE/dG of its row (pair weight pw).
 // Per triplet: d/dcos, d/ds and d/dlog(w) of sum_k W_k A_l(k) X_u(k), via Y_u = sum_{k: eta_k
 // = u} W_k A_l(k) and D_u = sum_{k: eta_k = u} W_k dA_l(k)/dcos; then the chain rule to the
-// two edge vectors, added to the block's gradient rows.
+// two edge vectors, added to the block's gradient rows, or with out_aj, out_ak, out_bb kept
+// there per triplet for scatter_runs.
 void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
                    const double* wrow, double pw, double* out_aj = nullptr,
                    double* out_ak = nullptr, double* out_bb = nullptr) {
@@ -819,7 +817,7 @@ void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
   const double* ap[64];
   const double* dpp[64];
   double wa[64], wd[64];
-  TORCH_CHECK(nu <= 16 && p.A <= 64, "bp_features: at most 16 angular etas and 64 functions");
+  TORCH_CHECK(nu <= 16, "bp_features: at most 16 distinct angular etas");
   for (int64_t u = 0; u < nu; ++u) {
     first[u] = nf;
     for (int64_t k = 0; k < p.A; ++k) {
@@ -890,9 +888,6 @@ void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
 }
 
 #if defined(__AVX512F__)
-// The chain-rule factors of a whole set added to the block's gradient rows in candidate
-// order: per first edge j its candidates k are contiguous edges, so x[k] and g[k] are plain
-// vector loads and stores; the factors, compacted, are expanded back by the pass bits.
 // the sum of the 8 lanes (GCC 12 warns about its own _mm512_reduce_add_pd)
 inline double lane_sum(__m512d v) {
   alignas(64) double a[8];
@@ -900,6 +895,9 @@ inline double lane_sum(__m512d v) {
   return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
+// The chain-rule factors of a whole set added to the block's gradient rows in candidate
+// order: per first edge j its candidates k are contiguous edges, so x[k] and g[k] are plain
+// vector loads and stores; the factors, compacted, are expanded back by the pass bits.
 void scatter_runs(Block& B, const Triplets& T) {
   const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
   double *__restrict gx = B.gx.data(), *__restrict gy = B.gy.data(), *__restrict gz = B.gz.data();
