@@ -44,7 +44,7 @@ path (training mode) keeps the full graph and supports second derivatives (force
 
 import json
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -202,19 +202,24 @@ class BehlerParrinello(nn.Module):
         vec = positions[nbr] - positions[ctr]
         vd = vec.detach()
         r2 = (vd * vd).sum(1)
+        idx = self._kept_in_order(ctr, r2, n_local)
+        if idx is not None:
+            return ctr[idx], nbr[idx], vec[idx], r2[idx]
+        return ctr, nbr, vec, r2
+
+    def _kept_in_order(self, ctr: torch.Tensor, r2: torch.Tensor,
+                       n_local: int) -> Optional[torch.Tensor]:
+        """Which edges to keep (centre local, 0 < r < cutoff), in centre order (stable), as
+        indices; None when every edge is kept and already in order."""
         keep = (ctr < n_local) & (r2 < self.cutoff * self.cutoff) & (r2 > 0.0)
+        idx: Optional[torch.Tensor] = None
         if not bool(keep.all()):
             idx = keep.nonzero().squeeze(1)
             ctr = ctr[idx]
-            nbr = nbr[idx]
-            vec = vec[idx]
-            r2 = r2[idx]
         if ctr.numel() > 1 and not bool((ctr[1:] >= ctr[:-1]).all()):
-            ctr, order = torch.sort(ctr, stable=True)
-            nbr = nbr[order]
-            vec = vec[order]
-            r2 = r2[order]
-        return ctr, nbr, vec, r2
+            order = torch.sort(ctr, stable=True)[1]
+            idx = order if idx is None else idx[order]
+        return idx
 
     def _radial(self, vec: torch.Tensor, ctr: torch.Tensor, nbr_sp: torch.Tensor,
                 n_local: int) -> torch.Tensor:
@@ -377,16 +382,9 @@ class BehlerParrinello(nn.Module):
         ctr = edge_index[0]
         nbr = edge_index[1]
         r2 = torch.ops.lammps_adv.edge_r2(positions, ctr, nbr)
-        keep = (ctr < n_local) & (r2 < self.cutoff * self.cutoff) & (r2 > 0.0)
-        if not bool(keep.all()):
-            idx = keep.nonzero().squeeze(1)
-            ctr = ctr[idx]
-            nbr = nbr[idx]
-            r2 = r2[idx]
-        if ctr.numel() > 1 and not bool((ctr[1:] >= ctr[:-1]).all()):
-            ctr, order = torch.sort(ctr, stable=True)
-            nbr = nbr[order]
-            r2 = r2[order]
+        idx = self._kept_in_order(ctr, r2, n_local)
+        if idx is not None:
+            return ctr[idx], nbr[idx], r2[idx]
         return ctr, nbr, r2
 
     def _use_fused(self, positions: torch.Tensor) -> bool:
