@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from common import OUT, REPO, bench_glass, cpu
+from common import OUT, REPO, bench_glass, best, cpu
 
 
 def worker(data: str, fused: bool, threads: int, rounds: int) -> dict:
@@ -78,12 +78,7 @@ def model_call(model_file: str, x, inp, rounds: int) -> float:
         return torch.autograd.grad(sm(p, species, edges, inp.n)[:inp.n].sum(), p)
 
     call()                                                           # warm-up
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return best(call, rounds)
 
 
 def operator_only(data: str, threads: int, rounds: int, model_file: str) -> dict:
@@ -130,11 +125,7 @@ def operator_only(data: str, threads: int, rounds: int, model_file: str) -> dict
             m._linear_layers(), m.activation_code, m.energy_scale, m.energy_shift)
         return torch.autograd.grad(e.sum(), vec)
     energies_and_gradient()                                          # warm-up
-    infer = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        energies_and_gradient()
-        infer = min(infer, time.perf_counter() - t)
+    infer = best(energies_and_gradient, rounds)
     call = model_call(model_file, x, inp, rounds)
     return {"passing_triplets": passing, "forward_s": fwd, "gradient_s": bwd,
             "ns_per_triplet_thread": (fwd + bwd) / passing * 1e9 * threads,
