@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lammps_adv.models.bp import BehlerParrinello
+from lammps_adv.models.bp import LAMBDAS, ZETAS, BehlerParrinello, default_angular_etas
 from lammps_adv.models.contract import evaluate, load, periodic_input
 from lammps_adv.models.export import export, reexport
 from lammps_adv.lammps.structures import read_lammps_data
@@ -61,6 +61,10 @@ def test_glass_energy_forces_equal_pure_torch(glass_192):
     # etas as powers of a common exp (the kernel's ladders): 1 and 64 x 0.001, and one alone
     {"angular_etas": [0.001, 0.064, 0.0371], "lambdas": [1.0, -1.0, 1.0],
      "zetas": [1.0, 2.0, 4.0]},
+    # the default 22 functions in reverse order and at half the etas: the kernel's registers
+    # path for the default set maps them back
+    {"angular_etas": [e / 2 for e in default_angular_etas()][::-1], "lambdas": LAMBDAS[::-1],
+     "zetas": ZETAS[::-1]},
 ])
 def test_parameters_and_triclinic_cell_equal_pure_torch(params):
     pos, cell, names = random_sio2(n_units=4, length=6.0, seed=5)   # triclinic, < 2 cutoffs

@@ -49,6 +49,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <type_traits>
 #include <vector>
 #if defined(__AVX512F__)
@@ -75,6 +76,19 @@ template <class V> inline V load(const double* p) {
   if constexpr (std::is_same_v<V, double>) return *p;
   else { V v; std::memcpy(&v, p, sizeof(V)); return v; }
 }
+template <class V> inline void store(double* p, const V& v) { std::memcpy(p, &v, sizeof(V)); }
+
+// std::vector storage aligned to 64 bytes (a cache line, one AVX-512 vector)
+template <class T> struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U> Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U> bool operator==(const Aligned64<U>&) const { return true; }
+  template <class U> bool operator!=(const Aligned64<U>&) const { return false; }
+};
+using dvec = std::vector<double, Aligned64<double>>;
 
 // ----------------------------------------------------------------------------- parameters
 struct Params {
@@ -98,7 +112,23 @@ struct Params {
   // and 1e-3 bohr^-2, instead of six exps); eta_u[u] = power[u] * base of its ladder
   struct Ladder { double base; std::vector<int> us, powers; };
   std::vector<Ladder> ladders;
+  // The default 22 angular functions (bp.py's): inference runs them in registers
+  // (default_forward, default_backward). Slots u of the etas: e = exp(-base s) and (e^10)^{3,
+  // 8, 15, 25, 45}; slots l of (lambda, zeta): (-1, 1), (1, 1), (-1, 2), (1, 2), (1, 4), (1,
+  // 16); fn: the function of each pattern slot (kDefaultU/L). For a cutoff with base 3 rc^2 <=
+  // 0.2 (the default etas: rc <= 13.6 A), so that exp(-base s) is a short series.
+  struct DefaultSet {
+    bool on = false;
+    double base = 0.0, eta[6] = {}, a_fac[6] = {}, d_fac[6] = {};
+    int fn[22] = {};
+  } fast;
 };
+
+// The (eta slot, (lambda, zeta) slot) of each default function, grouped by eta.
+constexpr int kDefaultU[22] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5};
+constexpr int kDefaultL[22] = {0, 1, 2, 3, 0, 1, 2, 3, 1, 3, 1, 3, 4, 5, 1, 3, 4, 5, 1, 3, 4, 5};
+constexpr int kDefaultPowers[6] = {1, 3, 8, 15, 25, 45};         // of exp(-base s), per u
+constexpr double kDefaultLambda[6] = {-1, 1, -1, 1, 1, 1}, kDefaultZeta[6] = {1, 1, 2, 2, 4, 16};
 
 // The highest bit of an integer power (0 for 1), i.e. the squarings it needs.
 int top_bit(int k) {
@@ -136,6 +166,51 @@ std::vector<Params::Ladder> eta_ladders(const std::vector<double>& eta) {
     for (int u : best.us) done[u] = true;
     out.push_back(best);
   }
+}
+
+// The default function set's slots if the parameters are the default 22 functions (any eta
+// scale that keeps their ladders), else off.
+Params::DefaultSet default_set(const Params& p) {
+  Params::DefaultSet d;
+  if (p.A != 22 || p.eta_u.size() != 6 || p.lam_u.size() != 6 || p.ladders.size() != 2 ||
+      p.ladders[0].us.size() * p.ladders[1].us.size() != 5)
+    return d;
+  int u_slot[6], l_slot[6];
+  for (const Params::Ladder& lad : p.ladders)
+    for (size_t m = 0; m < lad.us.size(); ++m) {
+      const bool alone = lad.us.size() == 1;
+      int slot = -1;
+      for (int v = alone ? 0 : 1; v < (alone ? 1 : 6); ++v)
+        if (kDefaultPowers[v] == lad.powers[m]) slot = v;
+      if (slot < 0) return d;
+      u_slot[lad.us[m]] = slot;
+      d.eta[slot] = p.eta_u[lad.us[m]];
+    }
+  const Params::Ladder& a = p.ladders[p.ladders[0].us.size() == 1 ? 0 : 1];
+  const Params::Ladder& b = p.ladders[p.ladders[0].us.size() == 1 ? 1 : 0];
+  d.base = a.base;
+  if (std::abs(b.base - 10.0 * a.base) > 1e-12 * b.base || a.base * 3.0 * p.rc * p.rc > 0.2)
+    return d;
+  for (size_t l = 0; l < 6; ++l) {
+    int slot = -1;
+    for (int v = 0; v < 6; ++v)
+      if (kDefaultLambda[v] == p.lam_u[l] && kDefaultZeta[v] == p.zeta_u[l]) slot = v;
+    if (slot < 0) return d;
+    l_slot[l] = slot;
+    d.a_fac[slot] = p.a_fac[l];
+    d.d_fac[slot] = p.d_fac[l];
+  }
+  bool taken[22] = {};
+  for (int k = 0; k < 22; ++k) {
+    int n = 0;
+    while (n < 22 && (taken[n] || kDefaultU[n] != u_slot[p.eta_of[k]] ||
+                      kDefaultL[n] != l_slot[p.lz_of[k]])) ++n;
+    if (n == 22) return d;
+    taken[n] = true;
+    d.fn[n] = k;
+  }
+  d.on = true;
+  return d;
 }
 
 std::vector<double> as_doubles(const Tensor& t) {
@@ -190,6 +265,7 @@ Params make_params(const Tensor& radial_etas, const Tensor& angular_etas, const 
     p.d_fac.push_back(p.a_fac[l] * p.zeta_u[l] * p.lam_u[l]);
   }
   p.ladders = eta_ladders(p.eta_u);
+  p.fast = default_set(p);
   return p;
 }
 
@@ -201,22 +277,38 @@ constexpr double inverse_factorial(int k) {
   return 1.0 / f;
 }
 
+// A double or a vnd holding v in every lane; the larger of x and v (v a double).
+template <class T> inline T splat(double v) {
+  if constexpr (std::is_same_v<T, double>) return v;
+  else return T{} + v;
+}
+template <class T> inline T max_with(T x, double v) {
+  if constexpr (std::is_same_v<T, double>) return std::max(x, v);
+  else return x > v ? x : splat<T>(v);
+}
+
+// The unsigned 64-bit integers of a double or of a vnd's lanes (the same size).
+template <class T> struct Bits { using type = uint64_t; };
+template <> struct Bits<vnd> {
+  typedef uint64_t type __attribute__((vector_size(sizeof(vnd))));
+};
+
 // exp(x) for x in [-708, 708] (normal doubles): x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor
-// series to r^Degree, 2^n from the exponent bits.
-template <int Degree>
-static inline double exp_series(double x) {
+// series to r^Degree, 2^n from the exponent bits. T: double, or vnd (lane by lane).
+template <int Degree, class T>
+static inline T exp_series(T x) {
   const double shift = 6755399441055744.0;               // 1.5 * 2^52: rounds to integer
-  const double t = x * 1.4426950408889634 + shift;
-  const double n = t - shift;
-  const double r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
+  const T t = x * 1.4426950408889634 + shift;
+  const T n = t - shift;
+  const T r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
   constexpr double top = inverse_factorial(Degree);
-  double q = top;
+  T q = splat<T>(top);
 #pragma GCC unroll 16
   for (int k = Degree - 1; k >= 0; --k) q = q * r + inverse_factorial(k);
-  uint64_t bits;
+  typename Bits<T>::type bits;
   std::memcpy(&bits, &t, sizeof bits);
   bits = (bits + 1023u) << 52;                            // (n + 1023) << 52 = 2^n
-  double scale;
+  T scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return q * scale;
 }
@@ -226,16 +318,27 @@ static inline double exp_poly(double x) {
   return exp_series<13>(std::min(std::max(x, -708.0), 708.0));
 }
 
+// exp(x) for -0.2 <= x <= 0 by its Taylor series to x^10: error < 5e-16 relative
+template <class T>
+static inline T exp_small(T x) {
+  T q = splat<T>(inverse_factorial(10));
+#pragma GCC unroll 10
+  for (int k = 9; k >= 0; --k) q = q * x + inverse_factorial(k);
+  return q;
+}
+
 // exp(x) for x <= 0 (the triplet terms' exp(-eta s)): error < 1e-14 relative (the kernel is
 // held to 1e-10) with two terms fewer, and no upper clamp
-static inline double exp_neg(double x) {
-  return exp_series<11>(std::max(x, -708.0));
+template <class T>
+static inline T exp_neg(T x) {
+  return exp_series<11>(max_with(x, -708.0));
 }
 
 // cos(z) and sin(z) / z for z in [0, pi/2] by Taylor series in z2 = z^2 (error < 1e-16):
 // no square root where only r^2 is known
-static inline double cos_sq(double z2) {
-  double q = 1.0 / 2432902008176640000.0;                 // 1/20!
+template <class T>
+static inline T cos_sq(T z2) {
+  T q = splat<T>(1.0 / 2432902008176640000.0);           // 1/20!
   q = q * z2 - 1.0 / 6402373705728000.0;                  // 1/18!
   q = q * z2 + 1.0 / 20922789888000.0;
   q = q * z2 - 1.0 / 87178291200.0;
@@ -248,8 +351,9 @@ static inline double cos_sq(double z2) {
   return q * z2 + 1.0;
 }
 
-static inline double sinc_sq(double z2) {
-  double q = -1.0 / 51090942171709440000.0;               // -1/21!
+template <class T>
+static inline T sinc_sq(T z2) {
+  T q = splat<T>(-1.0 / 51090942171709440000.0);         // -1/21!
   q = q * z2 + 1.0 / 121645100408832000.0;
   q = q * z2 - 1.0 / 355687428096000.0;
   q = q * z2 + 1.0 / 1307674368000.0;
@@ -281,7 +385,7 @@ static inline double dfc_of(double r, double half_k) {
 struct Triplets {
   int64_t L = 0, cap = 0;
   std::vector<int64_t> j, k;           // edges, in the block's order
-  std::vector<double> r3, cs, s, w0;   // r_jk^2, cos theta, r_ij^2 + r_ik^2 + r_jk^2,
+  dvec r3, cs, s, w0;                  // r_jk^2, cos theta, r_ij^2 + r_ik^2 + r_jk^2,
                                        // fc(r_ij) fc(r_ik)
   // Kept whole (fused inference): each first edge's candidates k = b0 .. b0 + m - 1 with the
   // bits of those that passed (one byte per 8), and per triplet the chain-rule factors
@@ -289,13 +393,16 @@ struct Triplets {
   struct Run { int64_t j, b0, m, t0; };
   std::vector<Run> runs;
   std::vector<uint8_t> bits;
-  std::vector<double> aj, ak, bb;
+  dvec aj, ak, bb;
+  // the same for the default set (default_backward): d/dlog(w), 2 d/ds + q3, q3 = 2 d/ds +
+  // d/dlog(w) fc'(r_jk) / (fc(r_jk) r_jk), d/dcos, d/dcos cos
+  dvec xw, t2, q3, dc, dcc;
   // kPad slots beyond cap: the vector compaction stores whole vectors
   static constexpr int64_t kPad = 8;
   void resize(int64_t n) {
     cap = n;
     for (auto* v : {&j, &k}) v->resize(n + kPad);
-    for (auto* v : {&r3, &cs, &s, &w0, &aj, &ak, &bb}) v->resize(n + kPad);
+    for (auto* v : {&r3, &cs, &s, &w0, &aj, &ak, &bb, &xw, &t2, &q3, &dc, &dcc}) v->resize(n + kPad);
   }
   int64_t nruns = 0, nbits = 0;
   void clear() { L = 0; nruns = 0; nbits = 0; }
@@ -359,7 +466,7 @@ struct Work {
 // The terms of the spans of one centre, kept for its gradient pass (fused inference): each
 // span's block of rows, written in place by triplet_terms (the buffer only grows).
 struct Tape {
-  std::vector<double> data;
+  dvec data;
   std::vector<std::pair<int64_t, int64_t>> spans;   // offset, length
   int64_t used = 0;
   Terms view;
@@ -382,8 +489,10 @@ struct Block {
   static constexpr int64_t kSpan = 256;   // triplets per processing step: work arrays in L1
   int64_t n = 0;
   std::vector<int64_t> edge, sp, start;                // original edge, species, [S+1] ranges
-  std::vector<double> x, y, z, r2, inv_r, fc, dfc, lfc;   // lfc = fc'(r) / (fc(r) r)
-  std::vector<double> gx, gy, gz;                      // dE/d(edge vector), this block
+  // kLanes zeros beyond n: the scan reads whole aligned vectors
+  dvec x, y, z, r2, inv_r, fc, dfc, lfc;               // lfc = fc'(r) / (fc(r) r)
+  dvec gx, gy, gz;                                     // dE/d(edge vector), this block
+  dvec rexp;                                           // exp(-eta_k r^2), [R][n] (radial_exps)
   std::vector<int64_t> fill;                           // species slots while loading
   std::vector<double> ux, uy, uz, vu;                  // jvp: edge perturbation u, v . u
   std::vector<Triplets> sets;                          // [S * S]: (species of j, of k)
@@ -407,7 +516,7 @@ struct Block {
     for (int64_t s = 0; s < p.S; ++s) start[s + 1] += start[s];
     fill.assign(start.begin(), start.end() - 1);
     for (auto* vv : {&x, &y, &z, &r2, &inv_r, &fc, &dfc, &lfc, &gx, &gy, &gz})
-      vv->assign(n, 0.0);
+      vv->assign(n + kLanes, 0.0);
     edge.resize(n);
     sp.resize(n);
     for (int64_t a = 0; a < n; ++a) {
@@ -441,7 +550,7 @@ struct Block {
   // could not take the next first edge's partners, and at the end.
   template <class Process>
   void each_triplet_set(const Params& p, Process&& process) {
-    scan(p, false, [&](int64_t sa, int64_t sb, Triplets& T) {
+    scan(p, false, true, [&](int64_t sa, int64_t sb, Triplets& T) {
       process(sa, sb, T);
       T.L = 0;
     });
@@ -454,15 +563,16 @@ struct Block {
   }
 
   // Every triplet of the centre kept in the sets (they grow as needed).
-  void collect_triplets(const Params& p) {
-    scan(p, true, [](int64_t, int64_t, Triplets& T) { T.resize(2 * T.cap); });
+  // Without indices the triplets' edges j, k are not stored (the runs and pass bits give them).
+  void collect_triplets(const Params& p, bool indices = true) {
+    scan(p, true, indices, [](int64_t, int64_t, Triplets& T) { T.resize(2 * T.cap); });
   }
 
   // The scan over the first edges; full(sa, sb, set) when a set cannot take the next first
   // edge's partners (it must empty or grow the set): beyond the work arrays' length, or with
   // keep beyond the set's own capacity.
   template <class Full>
-  void scan(const Params& p, bool keep, Full&& full) {
+  void scan(const Params& p, bool keep, bool indices, Full&& full) {
     const double rc2 = p.rc * p.rc;
 #if defined(__AVX512F__)
     const bool keep_bits = keep;   // (the vector loop's pass mask is called keep)
@@ -475,37 +585,41 @@ struct Block {
         if (m <= 0) continue;
         Triplets& T = sets[sa * p.S + sb];
         while (T.L + m > (keep ? T.cap : work.cap)) full(sa, sb, T);
-        const double *__restrict xb = x.data() + b0, *__restrict yb = y.data() + b0,
-                     *__restrict zb = z.data() + b0;
-        int64_t L = T.L, t = 0;
+        int64_t L = T.L;
 #if defined(__AVX512F__)
+        // compaction by vector compress, 8 candidates at once in blocks aligned to 8 edges
+        // (aligned loads: the edge arrays are 64-byte aligned and padded), the lanes outside
+        // [b0, end) masked
+        const int64_t end = start[sb + 1], a0 = b0 & ~int64_t(7), lanes = end - a0;
         if (keep) {                                // the run, for scatter_runs
           if (T.nruns == int64_t(T.runs.size())) T.runs.resize(2 * T.nruns + 64);
-          if (T.nbits + (m + 7) / 8 > int64_t(T.bits.size())) T.bits.resize(2 * T.bits.size() + m + 64);
-          T.runs[T.nruns++] = {a, b0, m, L};
+          if (T.nbits + (lanes + 7) / 8 > int64_t(T.bits.size())) T.bits.resize(2 * T.bits.size() + lanes + 64);
+          T.runs[T.nruns++] = {a, a0, lanes, L};
         }
-        // compaction by vector compress: the partners with r_jk < rc of 8 candidates at once
         {
           const __m512d vxa = _mm512_set1_pd(xa), vya = _mm512_set1_pd(ya), vza = _mm512_set1_pd(za),
                         via = _mm512_set1_pd(ia), vr2a = _mm512_set1_pd(r2a), vfa = _mm512_set1_pd(fa),
                         vrc2 = _mm512_set1_pd(rc2), lo = _mm512_set1_pd(-1.0), hi = _mm512_set1_pd(1.0);
-          __m512i kv = _mm512_add_epi64(_mm512_set1_epi64(b0), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+          __m512i kv = _mm512_add_epi64(_mm512_set1_epi64(a0), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
           const __m512i eight = _mm512_set1_epi64(8);
-          for (; t + 8 <= m; t += 8) {
-            const __m512d bx = _mm512_loadu_pd(xb + t), by = _mm512_loadu_pd(yb + t),
-                          bz = _mm512_loadu_pd(zb + t);
+          for (int64_t t = 0; t < lanes; t += 8) {
+            __mmask8 valid = t == 0 ? __mmask8(0xFF << (b0 - a0)) : __mmask8(0xFF);
+            if (lanes - t < 8) valid &= __mmask8((1u << (lanes - t)) - 1);
+            const int64_t e = a0 + t;
+            const __m512d bx = _mm512_load_pd(x.data() + e), by = _mm512_load_pd(y.data() + e),
+                          bz = _mm512_load_pd(z.data() + e);
             const __m512d dx = _mm512_sub_pd(bx, vxa), dy = _mm512_sub_pd(by, vya),
                           dz = _mm512_sub_pd(bz, vza);
             const __m512d d = _mm512_fmadd_pd(dz, dz, _mm512_fmadd_pd(dy, dy, _mm512_mul_pd(dx, dx)));
             const __m512d dotv = _mm512_fmadd_pd(vza, bz, _mm512_fmadd_pd(vya, by, _mm512_mul_pd(vxa, bx)));
-            const __mmask8 keep = _mm512_cmp_pd_mask(d, vrc2, _CMP_LT_OQ);
-            const __m512d cv = _mm512_mul_pd(_mm512_mul_pd(dotv, via), _mm512_loadu_pd(inv_r.data() + b0 + t));
+            const __mmask8 keep = _mm512_mask_cmp_pd_mask(valid, d, vrc2, _CMP_LT_OQ);
+            const __m512d cv = _mm512_mul_pd(_mm512_mul_pd(dotv, via), _mm512_load_pd(inv_r.data() + e));
             // masked forms with all lanes set: the plain min/max make GCC 12 warn about its own
             // undefined source vector
             const __m512d cl = _mm512_mask_min_pd(cv, 0xFF, _mm512_mask_max_pd(cv, 0xFF, cv, lo), hi);
-            const __m512d sv = _mm512_add_pd(_mm512_add_pd(vr2a, _mm512_loadu_pd(r2.data() + b0 + t)), d);
-            const __m512d wv = _mm512_mul_pd(vfa, _mm512_loadu_pd(fc.data() + b0 + t));
-            _mm512_storeu_si512(T.k.data() + L, _mm512_maskz_compress_epi64(keep, kv));
+            const __m512d sv = _mm512_add_pd(_mm512_add_pd(vr2a, _mm512_load_pd(r2.data() + e)), d);
+            const __m512d wv = _mm512_mul_pd(vfa, _mm512_load_pd(fc.data() + e));
+            if (indices) _mm512_storeu_si512(T.k.data() + L, _mm512_maskz_compress_epi64(keep, kv));
             _mm512_storeu_pd(T.r3.data() + L, _mm512_maskz_compress_pd(keep, d));
             _mm512_storeu_pd(T.cs.data() + L, _mm512_maskz_compress_pd(keep, cl));
             _mm512_storeu_pd(T.s.data() + L, _mm512_maskz_compress_pd(keep, sv));
@@ -515,9 +629,10 @@ struct Block {
             kv = _mm512_add_epi64(kv, eight);
           }
         }
-#endif
-        unsigned byte = 0;
-        for (; t < m; ++t) {                       // branch-free compaction
+#else
+        const double *__restrict xb = x.data() + b0, *__restrict yb = y.data() + b0,
+                     *__restrict zb = z.data() + b0;
+        for (int64_t t = 0; t < m; ++t) {          // branch-free compaction
           const int64_t b = b0 + t;
           const double dx = xb[t] - xa, dy = yb[t] - ya, dz = zb[t] - za;
           const double dd = dx * dx + dy * dy + dz * dz;
@@ -527,13 +642,10 @@ struct Block {
           T.cs[L] = cv < -1.0 ? -1.0 : (cv > 1.0 ? 1.0 : cv);
           T.s[L] = r2a + r2[b] + dd;
           T.w0[L] = fa * fc[b];
-          byte |= unsigned(dd < rc2) << (t & 7);
           L += dd < rc2;
         }
-#if defined(__AVX512F__)
-        if (keep_bits && (m & 7)) T.bits[T.nbits++] = uint8_t(byte);
 #endif
-        std::fill(T.j.begin() + T.L, T.j.begin() + L, a);
+        if (indices) std::fill(T.j.begin() + T.L, T.j.begin() + L, a);
         T.L = L;
       }
     }
@@ -737,11 +849,29 @@ void forward_span(const Params& p, const Terms& t, int64_t L, double* row, doubl
   }
 }
 
-void radial_forward(const Params& p, const Block& B, double* g) {
-  for (int64_t a = 0; a < B.n; ++a) {
-    double* row = g + B.sp[a] * p.R;
-    for (int64_t k = 0; k < p.R; ++k) row[k] += exp_poly(-p.radial_etas[k] * B.r2[a]) * B.fc[a];
+// exp(-eta_k r^2) of every edge, row k of B.n (vectorised over the edges), for both passes
+void radial_exps(const Params& p, Block& B) {
+  B.rexp.resize(p.R * B.n);
+  for (int64_t k = 0; k < p.R; ++k) {
+    const double eta = p.radial_etas[k], *__restrict r2 = B.r2.data();
+    double* __restrict row = B.rexp.data() + k * B.n;
+#pragma omp simd
+    for (int64_t a = 0; a < B.n; ++a) row[a] = exp_poly(-eta * r2[a]);
   }
+}
+
+// G2[s, k] = sum over the edges of species s of exp(-eta_k r^2) fc(r); the exps are kept
+void radial_forward(const Params& p, Block& B, double* g) {
+  radial_exps(p, B);
+  const double* __restrict fc = B.fc.data();
+  for (int64_t s = 0; s < p.S; ++s)
+    for (int64_t k = 0; k < p.R; ++k) {
+      const double* __restrict e = B.rexp.data() + k * B.n;
+      double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t a = B.start[s]; a < B.start[s + 1]; ++a) sum += e[a] * fc[a];
+      g[s * p.R + k] += sum;
+    }
 }
 
 void forward_centre(const Params& p, Block& B, double* g) {
@@ -801,6 +931,50 @@ constexpr std::array<EtaChunks, sizeof...(I)> eta_chunk_table(std::index_sequenc
 // [C1 - 1][C2][First]
 constexpr auto kEtaChunks = eta_chunk_table(std::make_index_sequence<40>{});
 
+// The chain rule from d/dlog(w), d/ds and d/dcos of L triplets to their two edge vectors:
+// g_j = a_j v_j + b v_k, g_k = a_k v_k + b v_j, the factors into aj, ak, bb. The r_jk part of
+// d/dlog(w), d/dlog(w) fc'(r_jk) / (fc(r_jk) r_jk), from lf3 = fc'(r_jk) / (fc(r_jk) r_jk), or
+// given as x3 (lf3 null).
+void chain_rule(const Block& B, const int64_t* __restrict tj, const int64_t* __restrict tk,
+                const double* __restrict cs, const double* __restrict lf3,
+                const double* __restrict dwp, const double* __restrict dsp,
+                const double* __restrict dcp, int64_t L, double* __restrict aj,
+                double* __restrict ak, double* __restrict bb, const double* __restrict x3 = nullptr) {
+  const double *__restrict inv = B.inv_r.data(), *__restrict lfc = B.lfc.data();
+#pragma omp simd
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t j = tj[i], k = tk[i];
+    const double ij = inv[j], ik = inv[k], d_cos = dcp[i], xw = dwp[i];
+    const double d_s2 = 2.0 * dsp[i], q3 = d_s2 + (lf3 ? xw * lf3[i] : x3[i]), dc = d_cos * cs[i];
+    aj[i] = d_s2 + xw * lfc[j] + q3 - dc * ij * ij;
+    ak[i] = d_s2 + xw * lfc[k] + q3 - dc * ik * ik;
+    bb[i] = d_cos * ij * ik - q3;
+  }
+}
+
+// The chain-rule factors of L triplets added to the block's gradient rows; the triplets come
+// in runs of one first edge j, whose sums stay in registers until the run ends.
+void scatter_triplets(Block& B, const int64_t* tj, const int64_t* tk, int64_t L,
+                      const double* aj, const double* ak, const double* bb) {
+  const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
+  double *__restrict gx = B.gx.data(), *__restrict gy = B.gy.data(), *__restrict gz = B.gz.data();
+  int64_t jc = L > 0 ? tj[0] : 0;
+  double sa = 0.0, sx = 0.0, sy = 0.0, sz = 0.0;
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t j = tj[i], k = tk[i];
+    if (j != jc) {
+      gx[jc] += sa * x[jc] + sx; gy[jc] += sa * y[jc] + sy; gz[jc] += sa * z[jc] + sz;
+      jc = j;
+      sa = sx = sy = sz = 0.0;
+    }
+    const double b = bb[i], a = ak[i];
+    sa += aj[i];
+    sx += b * x[k]; sy += b * y[k]; sz += b * z[k];
+    gx[k] += a * x[k] + b * x[j]; gy[k] += a * y[k] + b * y[j]; gz[k] += a * z[k] + b * z[j];
+  }
+  if (L > 0) { gx[jc] += sa * x[jc] + sx; gy[jc] += sa * y[jc] + sy; gz[jc] += sa * z[jc] + sz; }
+}
+
 // dE/d(edge vectors) of a span, given the weights wrow = dE/dG of its row (pair weight pw).
 // Per triplet: d/dcos, d/ds and d/dlog(w) of sum_k W_k A_l(k) X_u(k), via Y_u = sum_{k: eta_k
 // = u} W_k A_l(k) and D_u = sum_{k: eta_k = u} W_k dA_l(k)/dcos; then the chain rule to the
@@ -851,41 +1025,10 @@ void backward_span(const Params& p, Block& B, const Span& sp, const Terms& t,
     kEtaChunks[(size[c] - 1) * 10 + (pair ? size[c + 1] : 0) * 2 + (c == 0 ? 1 : 0)](
         chunks[c], chunks[pair ? c + 1 : c], L, dwp, dsp, dcp);
   }
-  // the chain rule to the two edge vectors: g_j = a_j v_j + b v_k, g_k = a_k v_k + b v_j
-  const int64_t *__restrict tj = sp.j, *__restrict tk = sp.k;
-  const double *__restrict inv = B.inv_r.data(), *__restrict lfc = B.lfc.data();
-  const double *__restrict cs = sp.cs, *__restrict lf3 = t.lf3;
   double *__restrict aj = out_aj ? out_aj : W.aj.data(), *__restrict ak = out_ak ? out_ak : W.ak.data(),
          *__restrict bb = out_bb ? out_bb : W.bb.data();
-#pragma omp simd
-  for (int64_t i = 0; i < L; ++i) {
-    const int64_t j = tj[i], k = tk[i];
-    const double ij = inv[j], ik = inv[k], d_cos = dcp[i], xw = dwp[i];
-    const double d_s2 = 2.0 * dsp[i], q3 = d_s2 + xw * lf3[i], dc = d_cos * cs[i];
-    aj[i] = d_s2 + xw * lfc[j] + q3 - dc * ij * ij;
-    ak[i] = d_s2 + xw * lfc[k] + q3 - dc * ik * ik;
-    bb[i] = d_cos * ij * ik - q3;
-  }
-  if (out_aj) return;   // added later in candidate order (scatter_runs)
-  // added to the block's gradient rows; the triplets come in runs of one first edge j, whose
-  // sums stay in registers until the run ends
-  const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
-  double *__restrict gx = B.gx.data(), *__restrict gy = B.gy.data(), *__restrict gz = B.gz.data();
-  int64_t jc = L > 0 ? tj[0] : 0;
-  double sa = 0.0, sx = 0.0, sy = 0.0, sz = 0.0;
-  for (int64_t i = 0; i < L; ++i) {
-    const int64_t j = tj[i], k = tk[i];
-    if (j != jc) {
-      gx[jc] += sa * x[jc] + sx; gy[jc] += sa * y[jc] + sy; gz[jc] += sa * z[jc] + sz;
-      jc = j;
-      sa = sx = sy = sz = 0.0;
-    }
-    const double b = bb[i], a = ak[i];
-    sa += aj[i];
-    sx += b * x[k]; sy += b * y[k]; sz += b * z[k];
-    gx[k] += a * x[k] + b * x[j]; gy[k] += a * y[k] + b * y[j]; gz[k] += a * z[k] + b * z[j];
-  }
-  if (L > 0) { gx[jc] += sa * x[jc] + sx; gy[jc] += sa * y[jc] + sy; gz[jc] += sa * z[jc] + sz; }
+  chain_rule(B, sp.j, sp.k, sp.cs, t.lf3, dwp, dsp, dcp, L, aj, ak, bb);
+  if (!out_aj) scatter_triplets(B, sp.j, sp.k, L, aj, ak, bb);  // else later, scatter_runs
 }
 
 #if defined(__AVX512F__)
@@ -899,24 +1042,27 @@ inline double lane_sum(__m512d v) {
 // The chain-rule factors of a whole set added to the block's gradient rows in candidate
 // order: per first edge j its candidates k are contiguous edges, so x[k] and g[k] are plain
 // vector loads and stores; the factors, compacted, are expanded back by the pass bits.
-void scatter_runs(Block& B, const Triplets& T) {
+// Factors gives, for the run of first edge j (run(j)) and 8 candidates from k0 (at), a_j,
+// a_k and b of each (zero where not kept).
+template <class Factors>
+void scatter_runs(Block& B, const Triplets& T, Factors&& factors) {
   const double *__restrict x = B.x.data(), *__restrict y = B.y.data(), *__restrict z = B.z.data();
   double *__restrict gx = B.gx.data(), *__restrict gy = B.gy.data(), *__restrict gz = B.gz.data();
-  const double *__restrict ak = T.ak.data(), *__restrict bb = T.bb.data(), *__restrict aj = T.aj.data();
   const uint8_t* bits = T.bits.data();
   for (int64_t q = 0; q < T.nruns; ++q) {
     const Triplets::Run& r = T.runs[q];
     const int64_t j = r.j;
     int64_t off = r.t0;
+    factors.run(j);
     const __m512d xj = _mm512_set1_pd(x[j]), yj = _mm512_set1_pd(y[j]), zj = _mm512_set1_pd(z[j]);
     __m512d sx = _mm512_setzero_pd(), sy = sx, sz = sx, sa = sx;
     for (int64_t t = 0; t < r.m; t += 8) {
       const __mmask8 keep = *bits++;
       if (!keep) continue;
       const int64_t k0 = r.b0 + t;
-      const __m512d a = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(ak + off));
-      const __m512d b = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(bb + off));
-      sa = _mm512_add_pd(sa, _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(aj + off)));
+      __m512d aj, a, b;
+      factors.at(keep, off, k0, aj, a, b);
+      sa = _mm512_add_pd(sa, aj);
       off += __builtin_popcount(unsigned(keep));
       const __m512d xk = _mm512_maskz_loadu_pd(keep, x + k0), yk = _mm512_maskz_loadu_pd(keep, y + k0),
                     zk = _mm512_maskz_loadu_pd(keep, z + k0);
@@ -933,21 +1079,73 @@ void scatter_runs(Block& B, const Triplets& T) {
     gz[j] += s_a * z[j] + lane_sum(sz);
   }
 }
+
+// The factors kept per triplet (backward_span's out_aj, out_ak, out_bb).
+struct KeptFactors {
+  const double *aj, *ak, *bb;
+  explicit KeptFactors(const Triplets& T) : aj(T.aj.data()), ak(T.ak.data()), bb(T.bb.data()) {}
+  void run(int64_t) {}
+  void at(__mmask8 keep, int64_t off, int64_t, __m512d& a_j, __m512d& a_k, __m512d& b) const {
+    a_j = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(aj + off));
+    a_k = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(ak + off));
+    b = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(bb + off));
+  }
+};
+
+// The chain rule itself for the default set (default_backward's rows): j's 1/r and fc'/(fc r)
+// per run, k's as vector loads (no gathers, as chain_rule needs in compacted order).
+struct DefaultFactors {
+  const double *xw, *t2, *q3, *dc, *dcc, *inv, *lfc;
+  __m512d ij, ij2, lj;
+  DefaultFactors(const Block& B, const Triplets& T)
+      : xw(T.xw.data()), t2(T.t2.data()), q3(T.q3.data()), dc(T.dc.data()), dcc(T.dcc.data()),
+        inv(B.inv_r.data()), lfc(B.lfc.data()) {}
+  void run(int64_t j) {
+    ij = _mm512_set1_pd(inv[j]);
+    ij2 = _mm512_mul_pd(ij, ij);
+    lj = _mm512_set1_pd(lfc[j]);
+  }
+  void at(__mmask8 keep, int64_t off, int64_t k0, __m512d& a_j, __m512d& a_k, __m512d& b) const {
+    const __m512d w = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(xw + off)),
+                  t = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(t2 + off)),
+                  q = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(q3 + off)),
+                  c = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(dc + off)),
+                  cc = _mm512_maskz_expand_pd(keep, _mm512_loadu_pd(dcc + off)),
+                  ik = _mm512_maskz_loadu_pd(keep, inv + k0), lk = _mm512_maskz_loadu_pd(keep, lfc + k0);
+    a_j = _mm512_fnmadd_pd(cc, ij2, _mm512_fmadd_pd(w, lj, t));
+    a_k = _mm512_fnmadd_pd(cc, _mm512_mul_pd(ik, ik), _mm512_fmadd_pd(w, lk, t));
+    b = _mm512_fmsub_pd(_mm512_mul_pd(c, ij), ik, q);
+  }
+};
 #endif
 
-// radial: d/dv [exp(-eta r^2) fc(r)] = radial_slope v
+// radial: d/dv [exp(-eta r^2) fc(r)] = exp(-eta r^2) (fc'(r) / r - 2 eta fc) v, from the
+// exps radial_exps kept
 void radial_backward(const Params& p, Block& B, const double* wgt) {
+  const double *__restrict fc = B.fc.data(), *__restrict dfc = B.dfc.data(),
+               *__restrict inv = B.inv_r.data();
+  double* __restrict c = B.work.dw.data();                // dE/dr / r per edge
+  std::fill(c, c + B.n, 0.0);
+  for (int64_t s = 0; s < p.S; ++s) {
+    const double* row = wgt + s * p.R;
+    for (int64_t k = 0; k < p.R; ++k) {
+      const double w = row[k], w_eta = 2.0 * p.radial_etas[k] * row[k];
+      const double* __restrict e = B.rexp.data() + k * B.n;
+#pragma omp simd
+      for (int64_t a = B.start[s]; a < B.start[s + 1]; ++a)
+        c[a] += e[a] * (w * dfc[a] * inv[a] - w_eta * fc[a]);
+    }
+  }
+#pragma omp simd
   for (int64_t a = 0; a < B.n; ++a) {
-    const double* row = wgt + B.sp[a] * p.R;
-    double c = 0.0;
-    for (int64_t k = 0; k < p.R; ++k) c += row[k] * radial_slope(p.radial_etas[k], B, a);
-    B.gx[a] += c * B.x[a];
-    B.gy[a] += c * B.y[a];
-    B.gz[a] += c * B.z[a];
+    B.gx[a] += c[a] * B.x[a];
+    B.gy[a] += c[a] * B.y[a];
+    B.gz[a] += c[a] * B.z[a];
   }
 }
 
 void backward_centre(const Params& p, Block& B, const double* wgt) {
+  radial_exps(p, B);
   radial_backward(p, B, wgt);
   const double* w4 = wgt + p.S * p.R;
   B.each_triplet_set(p, [&](int64_t sa, int64_t sb, Triplets& T) {
@@ -1004,6 +1202,133 @@ void jvp_centre(const Params& p, Block& B, double* dg) {
   });
 }
 
+// ----------------------------------------------------------------------------- default set
+// Fused inference for the default 22 functions (Params::DefaultSet) with every per-triplet
+// term in registers, kLanes triplets at a time: the 6 X_u = w exp(-eta_u s) from two exps
+// (the second's powers 3, 8, 15, 25, 45 by one chain of products), the A_l and dA_l/dcos from
+// 1 +- cos and the squarings of 1 + cos, the 22 feature sums as vector accumulators. The
+// gradient pass recomputes them from a tape of 4 rows per triplet (the two exps, fc(r_jk) and
+// fc'(r_jk) / r_jk: no division) where the general path writes and reads back about 17 rows
+// per triplet.
+
+constexpr int64_t padded(int64_t L) { return (L + kLanes - 1) / kLanes * kLanes; }
+
+// The lanes beyond a set's last triplet carry no weight (w0 = 0) and finite terms.
+void pad_set(Triplets& T) {
+  for (int64_t i = T.L; i < padded(T.L); ++i) T.r3[i] = T.cs[i] = T.s[i] = T.w0[i] = 0.0;
+}
+
+// X_u for the slots u of DefaultSet from w, ea = exp(-base s), eb = ea^10 (w = 1: the powers
+// alone)
+inline void default_x(vnd w, vnd ea, vnd eb, vnd* x) {
+  const vnd e2 = eb * eb, e4 = e2 * e2, e8 = e4 * e4, e16 = e8 * e8, e32 = e16 * e16;
+  const vnd e3 = e2 * eb, e12 = e8 * e4;
+  x[0] = w * ea;
+  x[1] = w * e3;
+  x[2] = w * e8;
+  x[3] = w * (e12 * e3);
+  x[4] = w * (e16 * (e8 * eb));
+  x[5] = w * (e32 * (e12 * eb));
+}
+
+// A_l / a_fac and, with d, dA_l/dcos / d_fac for the slots l: (1 -+ cos)^zeta and
+// (1 -+ cos)^(zeta - 1)
+inline void default_a(vnd c, vnd* a, vnd* d = nullptr) {
+  const vnd p = 1.0 + c, m = 1.0 - c, p2 = p * p, p4 = p2 * p2, p8 = p4 * p4;
+  a[0] = m; a[1] = p; a[2] = m * m; a[3] = p2; a[4] = p4; a[5] = p8 * p8;
+  if (!d) return;
+  d[0] = d[1] = splat<vnd>(1.0);
+  d[2] = m; d[3] = p; d[4] = p2 * p; d[5] = (p8 * p4) * (p2 * p);
+}
+
+// The G4 row of set T (pair weight pw) and its tape: rows ea, eb, fc(r_jk), fc'(r_jk) / r_jk
+// of Lp = padded(L).
+void default_forward(const Params& p, Triplets& T, double* tape, int64_t Lp, double* row,
+                     double pw) {
+  const Params::DefaultSet& D = p.fast;
+  const double half_k = 0.5 * M_PI / p.rc, k2 = half_k * half_k;
+  vnd acc[22];
+  for (vnd& v : acc) v = vnd{};
+  for (int64_t i = 0; i < Lp; i += kLanes) {
+    const vnd z2 = k2 * load<vnd>(T.r3.data() + i), c = cos_sq(z2), s = load<vnd>(T.s.data() + i);
+    const vnd f3 = c * c, w = load<vnd>(T.w0.data() + i) * f3;
+    const vnd ea = exp_small(-D.base * s), ea2 = ea * ea, ea8 = (ea2 * ea2) * (ea2 * ea2),
+              eb = ea8 * ea2;
+    store(tape + i, ea);
+    store(tape + Lp + i, eb);
+    store(tape + 2 * Lp + i, f3);
+    store(tape + 3 * Lp + i, (-2.0 * k2) * sinc_sq(z2) * c);
+    vnd x[6], a[6];
+    default_x(w, ea, eb, x);
+    default_a(load<vnd>(T.cs.data() + i), a);
+#pragma GCC unroll 22
+    for (int n = 0; n < 22; ++n) acc[n] += a[kDefaultL[n]] * x[kDefaultU[n]];
+  }
+  for (int n = 0; n < 22; ++n) {
+    double sum = 0.0;
+    for (int q = 0; q < kLanes; ++q) sum += acc[n][q];
+    row[D.fn[n]] += pw * D.a_fac[kDefaultL[n]] * sum;
+  }
+}
+
+// The chain-rule factors aj, ak, bb of set T from its tape, given wrow = dE/dG of its row:
+// per triplet Y_u = sum wa A_l, Q_u = sum wd dA_l/dcos over the functions of eta u, then with
+// X_u = w P_u: d/dlog(w) = w sum P_u Y_u, d/ds = -w sum eta_u P_u Y_u, d/dcos = w sum P_u Q_u,
+// and d/dlog(w) fc'(r_jk) / (fc(r_jk) r_jk) without the division; span by span.
+void default_backward(const Params& p, Block& B, Triplets& T, const double* tape, int64_t Lp,
+                      const double* wrow, double pw) {
+  const Params::DefaultSet& D = p.fast;
+  double wa[22], wd[22], q0[6] = {};   // q0: zeta 1, dA/dcos constant
+  for (int n = 0; n < 22; ++n) {
+    const int l = kDefaultL[n];
+    wa[n] = wrow[D.fn[n]] * pw * D.a_fac[l];
+    wd[n] = wrow[D.fn[n]] * pw * D.d_fac[l];
+    if (l < 2) q0[kDefaultU[n]] += wd[n];
+  }
+  [[maybe_unused]] Work& W = B.work;
+  for (int64_t b = 0; b < Lp; b += Block::kSpan) {
+    const int64_t end = std::min(Lp, b + Block::kSpan);
+    for (int64_t i = b; i < end; i += kLanes) {
+      vnd x[6], a[6], d[6], y[6], q[6];
+      default_x(splat<vnd>(1.0), load<vnd>(tape + i), load<vnd>(tape + Lp + i), x);
+      default_a(load<vnd>(T.cs.data() + i), a, d);
+      for (int u = 0; u < 6; ++u) { y[u] = vnd{}; q[u] = splat<vnd>(q0[u]); }
+#pragma GCC unroll 22
+      for (int n = 0; n < 22; ++n) {
+        y[kDefaultU[n]] += wa[n] * a[kDefaultL[n]];
+        if (kDefaultL[n] >= 2) q[kDefaultU[n]] += wd[n] * d[kDefaultL[n]];
+      }
+      vnd sy = vnd{}, se = vnd{}, sq = vnd{};
+      for (int u = 0; u < 6; ++u) {
+        const vnd xy = x[u] * y[u];
+        sy += xy;
+        se += D.eta[u] * xy;
+        sq += x[u] * q[u];
+      }
+      const vnd w0 = load<vnd>(T.w0.data() + i), w = w0 * load<vnd>(tape + 2 * Lp + i);
+      const vnd x3 = (w0 * sy) * load<vnd>(tape + 3 * Lp + i);   // d/dlog(w) fc'/(fc r) of r_jk
+#if defined(__AVX512F__)
+      // for scatter_runs (DefaultFactors): per triplet only what needs no edge's own terms
+      const vnd xw = w * sy, ds2 = -2.0 * (w * se), q3 = ds2 + x3, dc = w * sq;
+      store(T.xw.data() + i, xw);
+      store(T.t2.data() + i, ds2 + q3);
+      store(T.q3.data() + i, q3);
+      store(T.dc.data() + i, dc);
+      store(T.dcc.data() + i, dc * load<vnd>(T.cs.data() + i));
+    }
+#else
+      store(W.dw.data() + (i - b), w * sy);
+      store(W.ds.data() + (i - b), -(w * se));
+      store(W.dcos.data() + (i - b), w * sq);
+      store(W.aj.data() + (i - b), x3);
+    }
+    chain_rule(B, T.j.data() + b, T.k.data() + b, T.cs.data() + b, nullptr, W.dw.data(),
+               W.ds.data(), W.dcos.data(), std::min(end, T.L) - b, T.aj.data() + b,
+               T.ak.data() + b, T.bb.data() + b, W.aj.data());
+#endif
+  }
+}
+
 // Features and dE/d(edge vectors) of one centre from one scan (fused inference): the centre's
 // triplets are kept whole, their terms computed once, span by span, and kept on the tape for
 // the gradient pass; energy_and_dg(g, dg) turns the features g into the energy and dE/dG.
@@ -1011,12 +1336,28 @@ template <class EnergyAndDg>
 double energy_and_gradient_centre(const Params& p, Block& B, double* g, double* dg,
                                   EnergyAndDg&& energy_and_dg) {
   const TermsLayout lay(p);
+  const bool fast = p.fast.on;
   radial_forward(p, B, g);
+#if defined(__AVX512F__)
+  B.collect_triplets(p, !fast);  // the default set's pass reads no edge indices (scatter_runs)
+#else
   B.collect_triplets(p);
+#endif
   B.tape.clear();
-  for (int64_t set = 0; set < p.S * p.S; ++set) {
-    const Triplets& T = B.sets[set];
+  if (fast) {                  // the default set's tape: 4 rows of padded(L) per set
+    int64_t total = 0;
+    for (const Triplets& T : B.sets) total += 4 * padded(T.L);
+    if (int64_t(B.tape.data.size()) < total) B.tape.data.resize(total);
+  }
+  for (int64_t set = 0, off = 0; set < p.S * p.S; ++set) {
+    Triplets& T = B.sets[set];
     double* row = g + p.S * p.R + p.pair_index[set] * p.A;
+    if (fast) {
+      pad_set(T);
+      default_forward(p, T, B.tape.data.data() + off, padded(T.L), row, p.pair_weight[set]);
+      off += 4 * padded(T.L);
+      continue;
+    }
     for (int64_t b = 0; b < T.L; b += Block::kSpan) {
       const Span sp = span_of(T, b, std::min(Block::kSpan, T.L - b));
       triplet_terms(p, lay, sp, B.tape.next(lay, sp.L), sp.L, B.work.ones.data(), true,
@@ -1027,10 +1368,17 @@ double energy_and_gradient_centre(const Params& p, Block& B, double* g, double* 
   const double energy = energy_and_dg(g, dg);
   radial_backward(p, B, dg);
   size_t index = 0;
-  for (int64_t set = 0; set < p.S * p.S; ++set) {
+  for (int64_t set = 0, off = 0; set < p.S * p.S; ++set) {
     Triplets& T = B.sets[set];
     const double* wrow = dg + p.S * p.R + p.pair_index[set] * p.A;
-    for (int64_t b = 0; b < T.L; b += Block::kSpan) {
+    if (fast) {
+      default_backward(p, B, T, B.tape.data.data() + off, padded(T.L), wrow, p.pair_weight[set]);
+      off += 4 * padded(T.L);
+#if !defined(__AVX512F__)
+      scatter_triplets(B, T.j.data(), T.k.data(), T.L, T.aj.data(), T.ak.data(), T.bb.data());
+#endif
+    }
+    for (int64_t b = 0; !fast && b < T.L; b += Block::kSpan) {
       const Span sp = span_of(T, b, std::min(Block::kSpan, T.L - b));
       const auto& at = B.tape.spans[index++];
       terms_view(p, lay, B.tape.data.data() + at.first, at.second, B.work.ones.data(), true,
@@ -1043,7 +1391,8 @@ double energy_and_gradient_centre(const Params& p, Block& B, double* g, double* 
 #endif
     }
 #if defined(__AVX512F__)
-    scatter_runs(B, T);
+    if (fast) scatter_runs(B, T, DefaultFactors(B, T));
+    else scatter_runs(B, T, KeptFactors(T));
 #endif
   }
   return energy;
