@@ -33,7 +33,9 @@
 // candidate order (the partners of one first edge are contiguous edges: vector loads and
 // stores, the compacted factors expanded by the scan's pass bits). The loops are written for SIMD (polynomial
 // exp and cos accurate to a few ulp); CMakeLists.txt compiles them for AVX-512 or AVX2 + FMA
-// when the building CPU has them, and the scalar compaction serves the others.
+// when the building CPU has them, and the scalar compaction serves the others. For the default
+// 22 angular functions, fused inference keeps every per-triplet term in registers instead of
+// rows (section "default set": default_forward, default_backward, DefaultFactors).
 //
 // Inputs: vec [E,3] float64 edge vectors (neighbour - centre), edges sorted by centre with
 // offsets [n_centres + 1]; nbr_species [E] int64. CPU only; the model uses its pure-torch
@@ -277,38 +279,28 @@ constexpr double inverse_factorial(int k) {
   return 1.0 / f;
 }
 
-// A double or a vnd holding v in every lane; the larger of x and v (v a double).
+// A double or a vnd holding v in every lane (the series below serve both).
 template <class T> inline T splat(double v) {
   if constexpr (std::is_same_v<T, double>) return v;
   else return T{} + v;
 }
-template <class T> inline T max_with(T x, double v) {
-  if constexpr (std::is_same_v<T, double>) return std::max(x, v);
-  else return x > v ? x : splat<T>(v);
-}
-
-// The unsigned 64-bit integers of a double or of a vnd's lanes (the same size).
-template <class T> struct Bits { using type = uint64_t; };
-template <> struct Bits<vnd> {
-  typedef uint64_t type __attribute__((vector_size(sizeof(vnd))));
-};
 
 // exp(x) for x in [-708, 708] (normal doubles): x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor
-// series to r^Degree, 2^n from the exponent bits. T: double, or vnd (lane by lane).
-template <int Degree, class T>
-static inline T exp_series(T x) {
+// series to r^Degree, 2^n from the exponent bits.
+template <int Degree>
+static inline double exp_series(double x) {
   const double shift = 6755399441055744.0;               // 1.5 * 2^52: rounds to integer
-  const T t = x * 1.4426950408889634 + shift;
-  const T n = t - shift;
-  const T r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
+  const double t = x * 1.4426950408889634 + shift;
+  const double n = t - shift;
+  const double r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
   constexpr double top = inverse_factorial(Degree);
-  T q = splat<T>(top);
+  double q = top;
 #pragma GCC unroll 16
   for (int k = Degree - 1; k >= 0; --k) q = q * r + inverse_factorial(k);
-  typename Bits<T>::type bits;
+  uint64_t bits;
   std::memcpy(&bits, &t, sizeof bits);
   bits = (bits + 1023u) << 52;                            // (n + 1023) << 52 = 2^n
-  T scale;
+  double scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return q * scale;
 }
@@ -329,9 +321,8 @@ static inline T exp_small(T x) {
 
 // exp(x) for x <= 0 (the triplet terms' exp(-eta s)): error < 1e-14 relative (the kernel is
 // held to 1e-10) with two terms fewer, and no upper clamp
-template <class T>
-static inline T exp_neg(T x) {
-  return exp_series<11>(max_with(x, -708.0));
+static inline double exp_neg(double x) {
+  return exp_series<11>(std::max(x, -708.0));
 }
 
 // cos(z) and sin(z) / z for z in [0, pi/2] by Taylor series in z2 = z^2 (error < 1e-16):
@@ -387,14 +378,15 @@ struct Triplets {
   std::vector<int64_t> j, k;           // edges, in the block's order
   dvec r3, cs, s, w0;                  // r_jk^2, cos theta, r_ij^2 + r_ik^2 + r_jk^2,
                                        // fc(r_ij) fc(r_ik)
-  // Kept whole (fused inference): each first edge's candidates k = b0 .. b0 + m - 1 with the
-  // bits of those that passed (one byte per 8), and per triplet the chain-rule factors
+  // Kept whole (fused inference): each first edge's candidate lanes k = b0 .. b0 + m - 1 (with
+  // AVX-512 from the aligned block that holds its first candidate) with the bits of those
+  // that passed (one byte per 8), and per triplet the chain-rule factors
   // a_j, a_k, b; the gradient rows are then added in candidate order (scatter_runs).
   struct Run { int64_t j, b0, m, t0; };
   std::vector<Run> runs;
   std::vector<uint8_t> bits;
   dvec aj, ak, bb;
-  // the same for the default set (default_backward): d/dlog(w), 2 d/ds + q3, q3 = 2 d/ds +
+  // the same for the default set (default_gradient): d/dlog(w), 2 d/ds + q3, q3 = 2 d/ds +
   // d/dlog(w) fc'(r_jk) / (fc(r_jk) r_jk), d/dcos, d/dcos cos
   dvec xw, t2, q3, dc, dcc;
   // kPad slots beyond cap: the vector compaction stores whole vectors
@@ -1092,7 +1084,7 @@ struct KeptFactors {
   }
 };
 
-// The chain rule itself for the default set (default_backward's rows): j's 1/r and fc'/(fc r)
+// The chain rule itself for the default set (default_gradient's rows): j's 1/r and fc'/(fc r)
 // per run, k's as vector loads (no gathers, as chain_rule needs in compacted order).
 struct DefaultFactors {
   const double *xw, *t2, *q3, *dc, *dcc, *inv, *lfc;
@@ -1270,12 +1262,14 @@ void default_forward(const Params& p, Triplets& T, double* tape, int64_t Lp, dou
   }
 }
 
-// The chain-rule factors aj, ak, bb of set T from its tape, given wrow = dE/dG of its row:
-// per triplet Y_u = sum wa A_l, Q_u = sum wd dA_l/dcos over the functions of eta u, then with
-// X_u = w P_u: d/dlog(w) = w sum P_u Y_u, d/ds = -w sum eta_u P_u Y_u, d/dcos = w sum P_u Q_u,
-// and d/dlog(w) fc'(r_jk) / (fc(r_jk) r_jk) without the division; span by span.
-void default_backward(const Params& p, Block& B, Triplets& T, const double* tape, int64_t Lp,
-                      const double* wrow, double pw) {
+// The gradient pass of set T from its tape, given wrow = dE/dG of its row: per triplet Y_u =
+// sum wa A_l and Q_u = sum wd dA_l/dcos over the functions of eta u, then with X_u = w P_u:
+// d/dlog(w) = w sum P_u Y_u, d/ds = -w sum eta_u P_u Y_u, d/dcos = w sum P_u Q_u, and x3 =
+// d/dlog(w) fc'(r_jk) / (fc(r_jk) r_jk) without the division; kLanes triplets at a time from
+// c0 to c1 (padded), handed to out(i, d/dlog(w), d/ds, d/dcos, x3).
+template <class Out>
+void default_backward(const Params& p, const Triplets& T, const double* tape, int64_t Lp,
+                      const double* wrow, double pw, int64_t c0, int64_t c1, Out&& out) {
   const Params::DefaultSet& D = p.fast;
   double wa[22], wd[22], q0[6] = {};   // q0: zeta 1, dA/dcos constant
   for (int n = 0; n < 22; ++n) {
@@ -1284,48 +1278,59 @@ void default_backward(const Params& p, Block& B, Triplets& T, const double* tape
     wd[n] = wrow[D.fn[n]] * pw * D.d_fac[l];
     if (l < 2) q0[kDefaultU[n]] += wd[n];
   }
-  [[maybe_unused]] Work& W = B.work;
+  for (int64_t i = c0; i < c1; i += kLanes) {
+    vnd x[6], a[6], d[6], y[6], q[6];
+    default_powers(load<vnd>(tape + i), x);
+    default_a(load<vnd>(T.cs.data() + i), a, d);
+    for (int u = 0; u < 6; ++u) { y[u] = vnd{}; q[u] = splat<vnd>(q0[u]); }
+#pragma GCC unroll 22
+    for (int n = 0; n < 22; ++n) {
+      y[kDefaultU[n]] += wa[n] * a[kDefaultL[n]];
+      if (kDefaultL[n] >= 2) q[kDefaultU[n]] += wd[n] * d[kDefaultL[n]];
+    }
+    vnd sy = vnd{}, se = vnd{}, sq = vnd{};
+    for (int u = 0; u < 6; ++u) {
+      const vnd xy = x[u] * y[u];
+      sy += xy;
+      se += D.eta[u] * xy;
+      sq += x[u] * q[u];
+    }
+    const vnd w0 = load<vnd>(T.w0.data() + i), w = w0 * load<vnd>(tape + Lp + i);
+    out(i, w * sy, -(w * se), w * sq, (w0 * sy) * load<vnd>(tape + 2 * Lp + i));
+  }
+}
+
+// The gradient pass of set T added to the block's gradient rows.
+void default_gradient(const Params& p, Block& B, Triplets& T, const double* tape, int64_t Lp,
+                      const double* wrow, double pw) {
+#if defined(__AVX512F__)
+  // per triplet what needs no edge's own terms, for scatter_runs (DefaultFactors)
+  default_backward(p, T, tape, Lp, wrow, pw, 0, Lp, [&](int64_t i, vnd xw, vnd ds, vnd dc, vnd x3) {
+    const vnd ds2 = 2.0 * ds, q3 = ds2 + x3;
+    store(T.xw.data() + i, xw);
+    store(T.t2.data() + i, ds2 + q3);
+    store(T.q3.data() + i, q3);
+    store(T.dc.data() + i, dc);
+    store(T.dcc.data() + i, dc * load<vnd>(T.cs.data() + i));
+  });
+  scatter_runs(B, T, DefaultFactors(B, T));
+#else
+  // span by span: chain_rule in compacted order, then the scalar scatter
+  Work& W = B.work;
   for (int64_t b = 0; b < Lp; b += Block::kSpan) {
     const int64_t end = std::min(Lp, b + Block::kSpan);
-    for (int64_t i = b; i < end; i += kLanes) {
-      vnd x[6], a[6], d[6], y[6], q[6];
-      default_powers(load<vnd>(tape + i), x);
-      default_a(load<vnd>(T.cs.data() + i), a, d);
-      for (int u = 0; u < 6; ++u) { y[u] = vnd{}; q[u] = splat<vnd>(q0[u]); }
-#pragma GCC unroll 22
-      for (int n = 0; n < 22; ++n) {
-        y[kDefaultU[n]] += wa[n] * a[kDefaultL[n]];
-        if (kDefaultL[n] >= 2) q[kDefaultU[n]] += wd[n] * d[kDefaultL[n]];
-      }
-      vnd sy = vnd{}, se = vnd{}, sq = vnd{};
-      for (int u = 0; u < 6; ++u) {
-        const vnd xy = x[u] * y[u];
-        sy += xy;
-        se += D.eta[u] * xy;
-        sq += x[u] * q[u];
-      }
-      const vnd w0 = load<vnd>(T.w0.data() + i), w = w0 * load<vnd>(tape + Lp + i);
-      const vnd x3 = (w0 * sy) * load<vnd>(tape + 2 * Lp + i);   // d/dlog(w) fc'/(fc r) of r_jk
-#if defined(__AVX512F__)
-      // for scatter_runs (DefaultFactors): per triplet only what needs no edge's own terms
-      const vnd xw = w * sy, ds2 = -2.0 * (w * se), q3 = ds2 + x3, dc = w * sq;
-      store(T.xw.data() + i, xw);
-      store(T.t2.data() + i, ds2 + q3);
-      store(T.q3.data() + i, q3);
-      store(T.dc.data() + i, dc);
-      store(T.dcc.data() + i, dc * load<vnd>(T.cs.data() + i));
-    }
-#else
-      store(W.dw.data() + (i - b), w * sy);
-      store(W.ds.data() + (i - b), -(w * se));
-      store(W.dcos.data() + (i - b), w * sq);
+    default_backward(p, T, tape, Lp, wrow, pw, b, end, [&](int64_t i, vnd xw, vnd ds, vnd dc, vnd x3) {
+      store(W.dw.data() + (i - b), xw);
+      store(W.ds.data() + (i - b), ds);
+      store(W.dcos.data() + (i - b), dc);
       store(W.aj.data() + (i - b), x3);
-    }
+    });
     chain_rule(B, T.j.data() + b, T.k.data() + b, T.cs.data() + b, nullptr, W.dw.data(),
                W.ds.data(), W.dcos.data(), std::min(end, T.L) - b, T.aj.data() + b,
                T.ak.data() + b, T.bb.data() + b, W.aj.data());
-#endif
   }
+  scatter_triplets(B, T.j.data(), T.k.data(), T.L, T.aj.data(), T.ak.data(), T.bb.data());
+#endif
 }
 
 // Features and dE/d(edge vectors) of one centre from one scan (fused inference): the centre's
@@ -1371,13 +1376,11 @@ double energy_and_gradient_centre(const Params& p, Block& B, double* g, double* 
     Triplets& T = B.sets[set];
     const double* wrow = dg + p.S * p.R + p.pair_index[set] * p.A;
     if (fast) {
-      default_backward(p, B, T, B.tape.data.data() + off, padded(T.L), wrow, p.pair_weight[set]);
+      default_gradient(p, B, T, B.tape.data.data() + off, padded(T.L), wrow, p.pair_weight[set]);
       off += 3 * padded(T.L);
-#if !defined(__AVX512F__)
-      scatter_triplets(B, T.j.data(), T.k.data(), T.L, T.aj.data(), T.ak.data(), T.bb.data());
-#endif
+      continue;
     }
-    for (int64_t b = 0; !fast && b < T.L; b += Block::kSpan) {
+    for (int64_t b = 0; b < T.L; b += Block::kSpan) {
       const Span sp = span_of(T, b, std::min(Block::kSpan, T.L - b));
       const auto& at = B.tape.spans[index++];
       terms_view(p, lay, B.tape.data.data() + at.first, at.second, B.work.ones.data(), true,
@@ -1390,8 +1393,7 @@ double energy_and_gradient_centre(const Params& p, Block& B, double* g, double* 
 #endif
     }
 #if defined(__AVX512F__)
-    if (fast) scatter_runs(B, T, DefaultFactors(B, T));
-    else scatter_runs(B, T, KeptFactors(T));
+    scatter_runs(B, T, KeptFactors(T));
 #endif
   }
   return energy;
