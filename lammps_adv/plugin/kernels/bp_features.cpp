@@ -129,7 +129,8 @@ struct Params {
 // The (eta slot, (lambda, zeta) slot) of each default function, grouped by eta.
 constexpr int kDefaultU[22] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5};
 constexpr int kDefaultL[22] = {0, 1, 2, 3, 0, 1, 2, 3, 1, 3, 1, 3, 4, 5, 1, 3, 4, 5, 1, 3, 4, 5};
-constexpr int kDefaultPowers[6] = {1, 3, 8, 15, 25, 45};         // of exp(-base s), per u
+// the ladder power of each eta slot u: 1 of the lone ladder's base, 3..45 of the other's (10x)
+constexpr int kDefaultPowers[6] = {1, 3, 8, 15, 25, 45};
 constexpr double kDefaultLambda[6] = {-1, 1, -1, 1, 1, 1}, kDefaultZeta[6] = {1, 1, 2, 2, 4, 16};
 
 // The highest bit of an integer power (0 for 1), i.e. the squarings it needs.
